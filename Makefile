@@ -1,0 +1,51 @@
+# Two commands do all set-up:  `make book` builds the executed HTML book;  `make test` runs every test.
+# Everything runs inside .venv, made here from requirements.txt on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+SUBMISSIONS ?= submissions
+
+.PHONY: help install book test lab chapters grade timings screenshot clean
+
+help:
+	@echo "make book        build the executed book into _build/html (book scale, cached)"
+	@echo "make test        run the whole test suite (utils, checks, sync, nbval on every notebook)"
+	@echo "make lab         open JupyterLab on chapters/"
+	@echo "make chapters    regenerate the student notebooks in chapters/ from solutions/"
+	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted notebooks into grades.csv"
+	@echo "make timings     re-measure every chapter at book and test scale; rewrites the README table"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/python -m tools.book_assets
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters/
+
+chapters: $(STAMP)
+	$(BIN)/python -m tools.make_chapters
+
+grade: $(STAMP)
+	$(BIN)/python -m tools.grade $(SUBMISSIONS) --out grades.csv
+
+timings: $(STAMP)
+	$(BIN)/python -m tools.timings --write README.md
+
+clean:
+	rm -rf _build

@@ -1,0 +1,354 @@
+"""Grade a folder of submitted notebooks with nbval and write a per-student, per-exercise table.
+
+    python -m tools.grade SUBMISSIONS [--out grades.csv] [--release-dir chapters]
+                          [--cell-timeout 60] [--timeout 600] [--jobs 2]
+
+Who is who: a file inside a subfolder belongs to the student named by the subfolder (``alice/01_attention.ipynb``
+→ alice); a file directly in SUBMISSIONS belongs to its name minus any chapter slug (``bob.ipynb`` and
+``bob_01_attention.ipynb`` → bob). Hidden files and ``.ipynb_checkpoints`` are skipped. ``.ipynb`` and jupytext
+``.md`` notebooks are graded; any other file gets a row that says so.
+
+What is graded: the chapter is found from the notebook's ``course.chapter`` metadata, else a chapter slug in the
+file name, else the exercise tags it holds. The graded notebook is the RELEASED student notebook
+(``chapters/<slug>.ipynb``) with only the ``exercise-N.M`` cells' sources taken from the submission, cut after
+the last ``check-N.M`` cell, run by ``pytest --nbval-lax`` at ``COURSE_SCALE=test``. Exercise N.M passes iff its
+check cell runs without an error, so editing or deleting a check cell changes nothing.
+
+Output: one CSV row per student, chapter and exercise (``passed`` is 1 or 0, ``message`` is the check's
+diagnosis); a file that cannot be graded gets one row with exercise ``-``. A summary grid goes to stdout.
+Exit status 0 whatever the submissions hold; 2 when the arguments are wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_SUFFIXES = (".ipynb", ".md")
+TAG = re.compile(r"^(exercise|check)-(\d+\.\d+)$")
+DIAGNOSES = ("AssertionError", "CheckFailure", "LearnerError")  # a check's own verdict, see utils.checks.core
+COLUMNS = ("student", "chapter", "exercise", "passed", "message")
+
+# Loaded by the pytest that runs one graded notebook: one JSON line per executed cell (cell number, the error's
+# "Name: value" or the nbval failure text, and the last line the cell printed).
+RECORDER = '''
+import json, pathlib
+LOG = pathlib.Path(__file__).with_name("cells.jsonl")
+
+def pytest_runtest_makereport(item, call):
+    if call.when != "call" and call.excinfo is None:
+        return
+    outputs = getattr(item, "test_outputs", None) or []
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream").strip()
+    record = {"cell": getattr(item, "cell_num", -1), "error": None, "timeout": False, "ename": None,
+              "printed": printed.splitlines()[-1] if printed else ""}
+    if call.excinfo is not None:
+        text = str(call.excinfo.value)
+        record["timeout"] = text.startswith("Timeout of")
+        if errors and not record["timeout"]:
+            record["ename"] = errors[-1]["ename"]
+            record["error"] = errors[-1]["ename"] + ": " + errors[-1]["evalue"]
+        else:
+            record["error"] = text
+    with LOG.open("a") as log:
+        log.write(json.dumps(record) + "\\n")
+'''
+
+
+@dataclass
+class Submission:
+    path: Path
+    student: str
+    chapter: str = "-"
+    rows: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- finding files
+def find_submissions(folder: Path, slugs: list[str]) -> list[Submission]:
+    """Every file in ``folder`` and one level of per-student subfolders, with the student it belongs to."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name == "__pycache__":
+            continue
+        if path.is_dir():
+            found += [Submission(p, path.name) for p in sorted(path.iterdir())
+                      if p.is_file() and not p.name.startswith(".")]
+        elif path.is_file():
+            found.append(Submission(path, student_from_name(path.stem, slugs)))
+    return found
+
+
+def student_from_name(stem: str, slugs: list[str]) -> str:
+    """``bob_01_attention`` → ``bob``: the file name without the chapter slug and the separators around it."""
+    name = stem
+    for slug in slugs:
+        name = name.replace(slug, " ")
+    name = re.sub(r"[\s_.-]+", "_", name).strip("_")
+    return name or stem
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    if path.suffix.lower() == ".md":
+        import jupytext
+
+        return jupytext.read(path, fmt="md:myst")
+    notebook = nbformat.read(path, as_version=4)
+    cells = notebook.get("cells")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and isinstance(c.get("source", ""), str)
+                                              and isinstance(c.get("metadata", {}), dict) for c in cells):
+        raise ValueError("its 'cells' are not a list of notebook cells")
+    return notebook
+
+
+def tags(cell) -> list[str]:
+    found = cell.get("metadata", {}).get("tags", [])
+    return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
+
+
+def exercise_tags(notebook) -> set[str]:
+    return {t for cell in notebook.cells for t in tags(cell) if TAG.match(t)}
+
+
+def identify_chapter(notebook, path: Path, releases: dict[str, nbformat.NotebookNode]) -> str | None:
+    """The chapter slug: from the metadata, else the file name, else the most exercise tags in common."""
+    course = notebook.get("metadata", {}).get("course", {})
+    chapter = course.get("chapter") if isinstance(course, dict) else None
+    if chapter in releases:
+        return chapter
+    named = [slug for slug in releases if slug in path.name]
+    if named:
+        return max(named, key=len)
+    mine = exercise_tags(notebook)
+    overlap = {slug: len(mine & exercise_tags(release)) for slug, release in releases.items()}
+    best = max(overlap, key=overlap.get, default=None)
+    return best if best and overlap[best] else None
+
+
+# ------------------------------------------------------------------------------------------------ restoring
+def restore(release, submission):
+    """The released notebook up to its last check cell, with the submission's ``exercise-N.M`` cell sources."""
+    answers: dict[str, list[str]] = {}
+    for cell in submission.cells:
+        for tag in tags(cell):
+            if cell.get("cell_type") == "code" and tag.startswith("exercise-"):
+                answers.setdefault(tag, []).append(cell.get("source") or "")
+    graded = copy.deepcopy(release)
+    checks = [i for i, cell in enumerate(graded.cells) if any(t.startswith("check-") for t in tags(cell))]
+    graded.cells = graded.cells[: checks[-1] + 1] if checks else []
+    for cell in graded.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs, cell.execution_count = [], None
+        for tag in tags(cell):
+            if tag.startswith("exercise-") and tag in answers:
+                cell.source = "\n\n".join(answers[tag])
+    return graded
+
+
+# -------------------------------------------------------------------------------------------------- running
+def run_notebook(notebook, cell_timeout: int, timeout: int) -> tuple[dict[int, dict], str | None]:
+    """Run a notebook under nbval; return ``{code cell number: record}`` and a problem (None when it finished)."""
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        folder = Path(tmp)
+        nbformat.write(notebook, folder / "graded.ipynb")
+        (folder / "conftest.py").write_text(RECORDER)
+        (folder / "pytest.ini").write_text("[pytest]\n")  # keeps pytest from finding any other configuration
+        command = [sys.executable, "-m", "pytest", "graded.ipynb", "--nbval-lax", "--nbval-current-env",
+                   f"--nbval-cell-timeout={cell_timeout}", "-p", "no:cacheprovider", "-q", "--no-header"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env.update(COURSE_SCALE="test", MPLBACKEND="Agg", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        problem = None
+        try:
+            output, _ = process.communicate(timeout=timeout)
+            if process.returncode not in (0, 1):  # 1: some cells failed; anything else: pytest itself failed
+                lines = [line for line in output.splitlines() if line.strip()]
+                problem = f"pytest exited with {process.returncode}: {lines[-1] if lines else 'no output'}"
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the kernel exits by itself once its parent is gone
+            process.communicate()
+            problem = f"the notebook timed out after {timeout} s (--timeout)"
+        log = folder / "cells.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+    records = [json.loads(line) for line in lines if line.endswith("}")]  # a killed run may cut the last line
+    return {record["cell"]: record for record in records}, problem
+
+
+def grade(submission: Submission, releases, cell_timeout: int, timeout: int) -> Submission:
+    path = submission.path
+    if path.suffix.lower() not in NOTEBOOK_SUFFIXES:
+        return _problem(submission, f"not a notebook ({path.suffix or 'no extension'})")
+    try:
+        notebook = read_notebook(path)
+    except Exception as error:  # any unreadable file is the student's problem, never the grader's crash
+        named = [slug for slug in releases if slug in path.name]
+        submission.chapter = named[0] if named else "-"
+        return _problem(submission, f"malformed notebook: {one_line(error)}")
+    chapter = identify_chapter(notebook, path, releases)
+    if chapter is None:
+        return _problem(submission, "unknown chapter")
+    submission.chapter = chapter
+    graded = restore(releases[chapter], notebook)
+    results, problem = run_notebook(graded, cell_timeout, timeout)
+    submission.rows = score(graded, results, problem, cell_timeout)
+    for row in submission.rows:
+        row.update(student=submission.student, chapter=chapter)
+    return submission
+
+
+def _problem(submission: Submission, message: str) -> Submission:
+    submission.rows = [dict(student=submission.student, chapter=submission.chapter, exercise="-", passed=0,
+                            message=message)]
+    return submission
+
+
+# -------------------------------------------------------------------------------------------------- scoring
+def score(graded, results: dict[int, dict], problem: str | None, cell_timeout: int) -> list[dict]:
+    """One row per check cell, from the per-cell records of one run."""
+    code_cells = [cell for cell in graded.cells if cell.cell_type == "code"]
+    roles = [{t for t in tags(cell) if TAG.match(t)} for cell in code_cells]
+    rows = []
+    for number, role in enumerate(roles):
+        for exercise in sorted(t.split("-", 1)[1] for t in role if t.startswith("check-")):
+            work = [i for i, r in enumerate(roles) if f"exercise-{exercise}" in r]
+            setup = [i for i in range(number) if not roles[i]]  # release cells that are neither
+            rows.append(dict(exercise=exercise,
+                             **verdict(exercise, results.get(number), [results.get(i) for i in work],
+                                       [results.get(i) for i in setup], problem, cell_timeout)))
+    return rows
+
+
+def verdict(exercise, check, work, setup, problem, cell_timeout) -> dict:
+    if check is None:
+        return dict(passed=0, message=f"not run: {problem or 'grading stopped before this cell'}")
+    if check["error"] is None:
+        return dict(passed=1, message=check["printed"] or "passed")
+    failed = lambda message: dict(passed=0, message=message)  # noqa: E731
+    work = [w for w in work if w and w["error"]]
+    for record, where in [(w, "the cell") for w in work] + [(check, "the check cell")]:
+        if record["timeout"]:
+            why = ("the kernel stopped answering: an endless loop, or code that killed it?"
+                   if "Failed to interrupt" in record["error"] else "an endless loop?")
+            return failed(f"timed out after {cell_timeout} s in {where} of exercise {exercise} ({why})")
+    if "Kernel dead" in check["error"]:
+        return failed("not run: the kernel died in an earlier cell")
+    for record in [check] + work:
+        if record["ename"] == "NotImplementedError":
+            other = re.search(r"Exercise (\d+\.\d+)", record["error"])
+            if other and other.group(1) != exercise:
+                return failed(f"not attempted: needs exercise {other.group(1)}, which still raises "
+                              f"NotImplementedError")
+            return failed("not attempted: still raises NotImplementedError")
+    if check["ename"] in DIAGNOSES:
+        return failed(one_line(check["error"]))
+    if work:
+        return failed(f"your exercise cell raised {one_line(work[0]['error'])}")
+    broken = [s for s in setup if s and s["error"]]
+    if broken:
+        return failed(f"not run: an earlier cell failed (cell {broken[0]['cell']}: {one_line(broken[0]['error'])})")
+    return failed(one_line(check["error"]))
+
+
+def one_line(text, limit: int = 400) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -------------------------------------------------------------------------------------------------- reports
+def exercise_key(exercise: str):
+    return tuple(int(part) for part in exercise.split(".")) if exercise != "-" else (0,)
+
+
+def write_csv(rows: list[dict], out: Path) -> None:
+    with out.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summary(rows: list[dict]) -> str:
+    """A students × exercises grid of ✓/✗ per chapter with totals, then the files that could not be graded."""
+    lines = []
+    for chapter in sorted({row["chapter"] for row in rows} - {"-"}):
+        mine = [row for row in rows if row["chapter"] == chapter]
+        exercises = sorted({r["exercise"] for r in mine if r["exercise"] != "-"}, key=exercise_key)
+        students = list(dict.fromkeys(row["student"] for row in mine))
+        width = max(len(s) for s in students + [chapter, "passed"]) + 2
+        lines.append(f"{chapter:<{width}}" + "".join(f"{e:>6}" for e in exercises) + "   total")
+        for student in students:
+            theirs = [r for r in mine if r["student"] == student]
+            problems = [r["message"] for r in theirs if r["exercise"] == "-"]
+            marks = {r["exercise"]: "✓" if r["passed"] else "✗" for r in theirs}
+            done = sum(r["passed"] for r in theirs)
+            lines.append(f"{student:<{width}}" + ("; ".join(problems) if problems else
+                         "".join(f"{marks.get(e, '?'):>6}" for e in exercises) + f"   {done}/{len(theirs)}"))
+        totals = [sum(r["passed"] for r in mine if r["exercise"] == e) for e in exercises]
+        if exercises:
+            lines.append(f"{'passed':<{width}}" + "".join(f"{t:>6}" for t in totals)
+                         + f"   of {len(students)} student(s)")
+        lines.append("")
+    ungraded = [row for row in rows if row["chapter"] == "-"]
+    if ungraded:
+        lines.append("not graded")
+        lines += [f"  {row['student']}: {row['message']}" for row in ungraded]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write (grades.csv)")
+    parser.add_argument("--release-dir", type=Path, default=ROOT / "chapters",
+                        help="folder of released student notebooks NN_slug.ipynb (chapters/)")
+    parser.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (60)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per notebook (600)")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (2)")
+    args = parser.parse_args(argv)
+    if not args.submissions.is_dir():
+        parser.error(f"{args.submissions} is not a folder of submissions")
+    releases = {p.stem: read_notebook(p) for p in sorted(args.release_dir.glob("[0-9][0-9]_*.ipynb"))}
+    if not releases:
+        parser.error(f"no released notebooks NN_slug.ipynb in {args.release_dir} (run `make chapters`)")
+    submissions = find_submissions(args.submissions, list(releases))
+    if not submissions:
+        parser.error(f"{args.submissions} holds no files to grade")
+
+    def one(submission):
+        try:
+            graded = grade(submission, releases, args.cell_timeout, args.timeout)
+        except Exception as error:  # a bug here must cost one row, not the whole class's grades
+            graded = _problem(submission, f"grader error: {one_line(repr(error))}")
+        done = sum(row["passed"] for row in graded.rows)
+        print(f"graded {submission.path.relative_to(args.submissions)}: {submission.student}, "
+              f"{submission.chapter}, {done}/{len(graded.rows)}", file=sys.stderr, flush=True)
+        return graded
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        graded = list(pool.map(one, submissions))
+    rows = sorted((row for s in graded for row in s.rows),
+                  key=lambda r: (r["student"], r["chapter"], exercise_key(r["exercise"])))
+    write_csv(rows, args.out)
+    print(summary(rows))
+    print(f"wrote {args.out} ({len(rows)} rows, {len(submissions)} file(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

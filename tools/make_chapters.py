@@ -1,0 +1,145 @@
+"""Write the student notebooks in chapters/ from the single source in solutions/.
+
+Each region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers) is replaced by a
+``raise NotImplementedError("Exercise 1.3: ...")`` stub at the marker's indentation. A region must sit inside
+one code cell tagged ``exercise-N.M``; unmatched or misplaced markers are an error naming the file and line.
+
+    python -m tools.make_chapters            # write chapters/NN_slug.md and chapters/NN_slug.ipynb
+    python -m tools.make_chapters --check    # exit 1 and name the stale files, writing nothing
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CELL_START = re.compile(r"^```\{code-cell\}")
+FENCE = re.compile(r"^```\s*$")
+EXERCISE_TAG = re.compile(r"exercise-(\d+\.\d+)")
+DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
+
+
+class MarkerError(ValueError):
+    """A solution region that cannot be turned into a stub; the message names the file and line."""
+
+
+def _stub(indent: str, exercise: str, name: str | None) -> str:
+    what = f"write the body of `{name}`" if name else "write your code here"
+    return f'{indent}raise NotImplementedError("Exercise {exercise}: {what}, then run the check cell below.")'
+
+
+def strip_solutions(text: str, source: str = "<text>") -> str:
+    """Return ``text`` (a MyST notebook) with every solution region replaced by a stub."""
+    out: list[str] = []
+    in_cell = False  # inside a ```{code-cell} ... ``` block
+    cell_header: list[str] = []  # the cell's first lines, where its tags live
+    cell_lines: list[str] = []  # the cell's code so far, to find the enclosing def
+    region_start = 0  # line number of the open BEGIN marker, 0 when none is open
+    region_indent = ""
+    header_state = "code"  # where we are in a cell: "start", "yaml" (inside its --- block) or "code"
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        where = f"{source}:{number}"
+        if not in_cell and CELL_START.match(line):
+            in_cell, cell_header, cell_lines, header_state = True, [line], [], "start"
+            out.append(line)
+            continue
+        if in_cell and FENCE.match(line):
+            if region_start:
+                raise MarkerError(f"{source}:{region_start}: '{BEGIN}' has no '{END}' before its cell ends "
+                                  f"at line {number}.")
+            in_cell = False
+            out.append(line)
+            continue
+        if stripped == BEGIN:
+            if not in_cell:
+                raise MarkerError(f"{where}: '{BEGIN}' outside a code cell.")
+            if region_start:
+                raise MarkerError(f"{where}: '{BEGIN}' inside the region opened at line {region_start}.")
+            tags = EXERCISE_TAG.findall("\n".join(cell_header))
+            if not tags:
+                raise MarkerError(f"{where}: a solution region in a cell without an 'exercise-N.M' tag; "
+                                  f"add ':tags: [exercise-N.M]' to the cell.")
+            region_start, region_indent = number, line[: len(line) - len(line.lstrip())]
+            enclosing = [m for m in map(DEFINITION.match, cell_lines)
+                         if m and len(m.group(1)) < len(region_indent)]
+            out.append(_stub(region_indent, tags[0], enclosing[-1].group(2) if enclosing else None))
+            continue
+        if stripped == END:
+            if not region_start:
+                raise MarkerError(f"{where}: '{END}' without a '{BEGIN}' before it.")
+            region_start = 0
+            continue
+        if region_start:
+            continue  # a solution line: dropped
+        if in_cell:
+            header_state = _header_state(header_state, line)
+            (cell_header if header_state != "code" else cell_lines).append(line)
+        out.append(line)
+    if region_start:
+        raise MarkerError(f"{source}:{region_start}: '{BEGIN}' is never closed.")
+    return "\n".join(out) + "\n"
+
+
+def _header_state(state: str, line: str) -> str:
+    """Advance through a code cell's option block: ``:key: value`` lines or one ``---`` YAML block."""
+    if state == "start" and line.strip() == "---":
+        return "yaml"
+    if state == "yaml":
+        return "start" if line.strip() == "---" else "yaml"  # after the closing ---, options may not follow
+    if state == "start" and line.startswith(":"):
+        return "start"
+    return "code"
+
+
+def student_files(solution: Path) -> dict[Path, str]:
+    """The student notebook for one solution file: ``{path: content}`` for its .md and its paired .ipynb."""
+    text = strip_solutions(solution.read_text(encoding="utf-8"), source=str(solution.relative_to(ROOT)))
+    notebook = jupytext.reads(text, fmt="md:myst")
+    notebook.metadata["course"] = {"chapter": solution.stem}
+    notebook.metadata.pop("jupytext", None)
+    target = ROOT / "chapters" / solution.name
+    return {target: text, target.with_suffix(".ipynb"): jupytext.writes(notebook, fmt="ipynb")}
+
+
+def all_student_files() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for solution in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.md")):
+        files.update(student_files(solution))
+    return files
+
+
+def stale_files() -> list[Path]:
+    """Student notebooks that are missing or differ from what the generator writes now."""
+    return [path for path, content in all_student_files().items()
+            if not path.exists() or path.read_text(encoding="utf-8") != content]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only report stale student notebooks")
+    args = parser.parse_args(argv)
+    try:
+        files = all_student_files()
+    except MarkerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stale = [p for p, c in files.items() if not p.exists() or p.read_text(encoding="utf-8") != c]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)} (run `make chapters`)")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(files[path], encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
+    print(f"{len(files) // 2} chapter(s) up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

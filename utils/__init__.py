@@ -1,0 +1,13 @@
+"""The small package behind the exercises of *Deep Learning Architectures from Scratch*.
+
+Importing `utils` does no work: each helper lives in a small module that is imported where it is used::
+
+    import utils
+    from utils import checks, data, bench, plots, train
+    utils.scale()          # "book", "test" or "full", from the COURSE_SCALE environment variable
+    utils.seed_everything(0)
+    device = utils.device()
+"""
+from utils.core import by_scale, device, scale, seed_everything
+
+__all__ = ["by_scale", "device", "scale", "seed_everything"]

@@ -1,0 +1,54 @@
+"""Scale, seeding and device choice: the three things every chapter needs first."""
+from __future__ import annotations
+
+import os
+import random
+
+SCALE_VARIABLE = "COURSE_SCALE"
+SCALES = ("book", "test", "full")
+
+
+def scale() -> str:
+    """The scale every chapter runs at, read from ``$COURSE_SCALE``.
+
+    - ``book`` (default): what a learner runs and the rendered book shows, at most 3 minutes on 2 CPU cores;
+    - ``test``: what CI runs, every check at full strength but experiments shrunk, at most 60 s;
+    - ``full``: the paper-scale run, meant for a GPU.
+    """
+    value = os.environ.get(SCALE_VARIABLE, "book").strip().lower() or "book"
+    if value not in SCALES:
+        raise ValueError(
+            f"{SCALE_VARIABLE}={value!r} is not a scale this course knows; "
+            f"set it to one of {', '.join(SCALES)} (or unset it for 'book')."
+        )
+    return value
+
+
+def by_scale(book, test=None, full=None):
+    """Pick a setting by scale: ``by_scale(book=2000, test=200, full=50_000)``.
+
+    ``test`` and ``full`` default to the ``book`` value, so a setting that should not change is written once.
+    """
+    choice = {"book": book, "test": book if test is None else test, "full": book if full is None else full}
+    return choice[scale()]
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a cell gives the same numbers every run."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def device() -> "torch.device":
+    """The best device here: CUDA if present, else Apple's MPS, else the CPU. Code stays device-agnostic."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

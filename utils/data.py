@@ -1,0 +1,138 @@
+"""Datasets: the real one from the Hugging Face hub when online, an offline stand-in otherwise. Same API.
+
+Offline is detected within a couple of seconds (a TCP connection to the hub, in a thread so a hanging DNS
+lookup cannot block), then ``HF_HUB_OFFLINE=1`` and ``HF_DATASETS_OFFLINE=1`` are set: without them a hub call
+can retry for minutes. The choice is announced in one line.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+HUB_HOST = "huggingface.co"
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True if the Hugging Face hub answers within ``timeout`` seconds; False sets the offline variables."""
+    if any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in OFFLINE_VARIABLES):
+        return False
+    answer = []
+
+    def connect():
+        try:
+            socket.create_connection((HUB_HOST, 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)  # getaddrinfo ignores socket timeouts
+    thread.start()
+    thread.join(timeout)
+    if answer:
+        return True
+    for name in OFFLINE_VARIABLES:
+        os.environ[name] = "1"
+    try:  # `datasets` reads these at import; if it is already imported, tell it too
+        import datasets.config
+        datasets.config.HF_HUB_OFFLINE = True
+        datasets.config.HF_DATASETS_OFFLINE = True
+    except (ImportError, AttributeError):
+        pass
+    return False
+
+
+@dataclass
+class DigitSequences:
+    """Handwritten digits as sequences of 64 tokens: 8×8 pixels in reading order, each an intensity 0..16."""
+
+    train_tokens: torch.Tensor  # (N_train, 64) int64 in 0..16
+    train_labels: torch.Tensor  # (N_train,) int64 in 0..9
+    test_tokens: torch.Tensor  # (N_test, 64)
+    test_labels: torch.Tensor  # (N_test,)
+    source: str  # where the data came from, in words
+
+    vocab_size = 17
+    n_classes = 10
+    seq_len = 64
+
+
+def _pool_to_8x8(images: np.ndarray) -> np.ndarray:
+    """28×28 grey images → 8×8 counts 0..16, the UCI optdigits preprocessing behind scikit-learn's digits:
+    pad to 32×32, binarise, count the ink pixels in each 4×4 block."""
+    padded = np.pad(images > 127, ((0, 0), (2, 2), (2, 2)))  # (N, 32, 32) bool
+    return padded.reshape(-1, 8, 4, 8, 4).sum(axis=(2, 4))  # (N, 8, 8) in 0..16
+
+
+def _split(tokens: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(len(tokens))
+    n_test = int(round(len(tokens) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
+    return as_tensor(tokens[train]), as_tensor(labels[train]), as_tensor(tokens[test]), as_tensor(labels[test])
+
+
+def digit_sequences(max_train: int = 10_000, max_test: int = 2_000, seed: int = 0) -> DigitSequences:
+    """MNIST from the hub pooled to 8×8 when online; scikit-learn's 1,797 real 8×8 digits offline.
+
+    Both are real handwritten digits with the same 0..16 encoding, so every model and cell works on either.
+    """
+    if hub_reachable():
+        try:
+            import datasets
+
+            mnist = datasets.load_dataset("ylecun/mnist")
+            def convert(split, limit):
+                rows = mnist[split].select(range(min(limit, len(mnist[split]))))
+                images = np.stack([np.asarray(image) for image in rows["image"]])
+                return _pool_to_8x8(images).reshape(len(images), 64), np.asarray(rows["label"])
+            train_x, train_y = convert("train", max_train)
+            test_x, test_y = convert("test", max_test)
+            print(f"utils.data: MNIST from the Hugging Face hub, pooled to 8×8 ({len(train_x)} train, "
+                  f"{len(test_x)} test).")
+            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
+            return DigitSequences(as_tensor(train_x), as_tensor(train_y), as_tensor(test_x), as_tensor(test_y),
+                                  "MNIST (hub), pooled to 8×8")
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+            print(f"utils.data: MNIST could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+    from sklearn.datasets import load_digits  # ships inside scikit-learn: no network
+
+    digits = load_digits()
+    train_x, train_y, test_x, test_y = _split(digits.data.astype(np.int64), digits.target, 0.2, seed)
+    print(f"utils.data: offline, so scikit-learn's 8×8 handwritten digits stand in for MNIST "
+          f"({len(train_x)} train, {len(test_x)} test).")
+    return DigitSequences(train_x[:max_train], train_y[:max_train], test_x[:max_test], test_y[:max_test],
+                          "scikit-learn's 8×8 digits (offline stand-in)")
+
+
+@dataclass
+class RecallBatch:
+    """Associative recall: a sequence of (key, value) pair tokens, then a query key; the label is its value."""
+
+    tokens: torch.Tensor  # (N, n_pairs + 1) int64: pair tokens key·n_values + value, then query n_keys·n_values + key
+    labels: torch.Tensor  # (N,) int64 in 0..n_values-1
+
+
+def associative_recall(n: int, n_pairs: int = 8, n_keys: int = 16, n_values: int = 10, seed: int = 0) -> RecallBatch:
+    """``n`` associative-recall sequences, generated deterministically from ``seed`` (synthetic, no download).
+
+    Each sequence holds ``n_pairs`` distinct keys, each paired with a random value, as single tokens; the last
+    token asks for one of the keys. Answering needs a lookup by *content* (which pair has this key?), the thing
+    attention does and a fixed mixing such as a Fourier transform cannot. Vocabulary: n_keys · (n_values + 1).
+    """
+    if n_pairs > n_keys:
+        raise ValueError(f"n_pairs={n_pairs} needs at least as many distinct keys, but n_keys={n_keys}.")
+    generator = torch.Generator().manual_seed(seed)
+    keys = torch.rand(n, n_keys, generator=generator).argsort(dim=-1)[:, :n_pairs]  # (N, n_pairs) distinct
+    values = torch.randint(0, n_values, (n, n_pairs), generator=generator)  # (N, n_pairs)
+    asked = torch.randint(0, n_pairs, (n,), generator=generator)  # which pair the query asks for
+    rows = torch.arange(n)
+    query = n_keys * n_values + keys[rows, asked]  # (N,) query tokens come after all pair tokens
+    return RecallBatch(torch.cat([keys * n_values + values, query[:, None]], dim=1), values[rows, asked])
