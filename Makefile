@@ -32,8 +32,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
+# Unit tests, the sync test, the student-notebook test, the grader's tests, the book build, and nbval over
+# every solution notebook at test scale; two workers, one notebook per worker at a time (--dist loadfile).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+	COURSE_SCALE=test $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=120 tests solutions
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters/

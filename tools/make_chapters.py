@@ -66,9 +66,7 @@ def strip_solutions(text: str, source: str = "<text>") -> str:
                 raise MarkerError(f"{where}: a solution region in a cell without an 'exercise-N.M' tag; "
                                   f"add ':tags: [exercise-N.M]' to the cell.")
             region_start, region_indent = number, line[: len(line) - len(line.lstrip())]
-            enclosing = [m for m in map(DEFINITION.match, cell_lines)
-                         if m and len(m.group(1)) < len(region_indent)]
-            out.append(_stub(region_indent, tags[0], enclosing[-1].group(2) if enclosing else None))
+            out.append(_stub(region_indent, tags[0], _enclosing_name(cell_lines, len(region_indent))))
             continue
         if stripped == END:
             if not region_start:
@@ -84,6 +82,16 @@ def strip_solutions(text: str, source: str = "<text>") -> str:
     if region_start:
         raise MarkerError(f"{source}:{region_start}: '{BEGIN}' is never closed.")
     return "\n".join(out) + "\n"
+
+
+def _enclosing_name(lines: list[str], indent: int) -> str | None:
+    """The dotted name of the def (and class) around a line indented by ``indent``: "AttentionFunction.forward"."""
+    names = []
+    for match in map(DEFINITION.match, reversed(lines)):
+        if match and len(match.group(1)) < indent:
+            names.insert(0, match.group(2))
+            indent = len(match.group(1))
+    return ".".join(names) or None
 
 
 def _header_state(state: str, line: str) -> str:
@@ -103,6 +111,8 @@ def student_files(solution: Path) -> dict[Path, str]:
     notebook = jupytext.reads(text, fmt="md:myst")
     notebook.metadata["course"] = {"chapter": solution.stem}
     notebook.metadata.pop("jupytext", None)
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"  # stable ids, so regenerating an unchanged chapter changes nothing
     target = ROOT / "chapters" / solution.name
     return {target: text, target.with_suffix(".ipynb"): jupytext.writes(notebook, fmt="ipynb")}
 
