@@ -76,3 +76,9 @@ def test_student_notebook_keeps_tags_and_names_its_chapter():
     for exercise in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6"):
         assert f"exercise-{exercise}" in tags and f"check-{exercise}" in tags
     assert "### BEGIN SOLUTION" not in ipynb
+
+
+def test_book_only_directive_is_dropped_from_student_notebooks():
+    files = make_chapters.all_student_files()
+    for path, content in files.items():
+        assert "{student-notebook}" not in content, path

@@ -22,6 +22,7 @@ CELL_START = re.compile(r"^```\{code-cell\}")
 FENCE = re.compile(r"^```\s*$")
 EXERCISE_TAG = re.compile(r"exercise-(\d+\.\d+)")
 DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
+BOOK_ONLY = re.compile(r"^```\{student-notebook\}[^\n]*\n```\n\n?", re.MULTILINE)  # links to itself: dropped
 
 
 class MarkerError(ValueError):
@@ -108,6 +109,7 @@ def _header_state(state: str, line: str) -> str:
 def student_files(solution: Path) -> dict[Path, str]:
     """The student notebook for one solution file: ``{path: content}`` for its .md and its paired .ipynb."""
     text = strip_solutions(solution.read_text(encoding="utf-8"), source=str(solution.relative_to(ROOT)))
+    text = BOOK_ONLY.sub("", text)
     notebook = jupytext.reads(text, fmt="md:myst")
     notebook.metadata["course"] = {"chapter": solution.stem}
     notebook.metadata.pop("jupytext", None)

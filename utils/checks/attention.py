@@ -29,7 +29,7 @@ def causal_mask(t: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.1 — attention weights, eq. (1)
+# Exercise 1.1 — attention weights, eqs. (1.1), (1.2)
 # ---------------------------------------------------------------------------------------------------------------
 
 def reference_attention_weights(q, k, mask=None, *, scale=None, softmax_dim=-1, fill=-math.inf,
@@ -72,9 +72,9 @@ def check_attention_weights(attention_weights) -> None:
         d_k = q.shape[-1]
         mistakes = [
             Mistake(reference_attention_weights(q, k, mask, scale=1.0),
-                    "did you forget to divide the scores by √d_k (eq. 1)?"),
+                    "did you forget to divide the scores by √d_k (eq. 1.1)?"),
             Mistake(reference_attention_weights(q, k, mask, scale=1 / d_k),
-                    "you divided the scores by d_k; divide by √d_k, the standard deviation of q·k (eq. 3)."),
+                    "you divided the scores by d_k; divide by √d_k, the standard deviation of q·k (eq. 1.3)."),
             Mistake(reference_attention_weights(q, k, mask, scale=math.sqrt(d_k)),
                     "you multiplied the scores by √d_k; divide by it instead."),
             Mistake(reference_attention_weights(q, k, mask, softmax_dim=-2),
@@ -107,7 +107,7 @@ def check_attention_weights(attention_weights) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.2 — the softmax backward pass, eq. (4)
+# Exercise 1.2 — the softmax backward pass, eq. (1.5)
 # ---------------------------------------------------------------------------------------------------------------
 
 def check_softmax_backward(softmax_backward) -> None:
@@ -124,7 +124,7 @@ def check_softmax_backward(softmax_backward) -> None:
         dot = (grad_p * p).sum(-1, keepdim=True)
         mistakes = (
             Mistake(p * grad_p, "you kept only the diagonal of the Jacobian, p_i·g_i; the off-diagonal terms "
-                                "−p_i·p_j subtract p_i·Σ_j p_j·g_j (eq. 4)."),
+                                "−p_i·p_j subtract p_i·Σ_j p_j·g_j (eq. 1.5)."),
             Mistake(grad_p - dot, "you forgot to multiply by p: dL/ds_i = p_i (g_i − Σ_j p_j g_j)."),
             Mistake(p * (dot - grad_p), "the sign is flipped: dL/ds_i = p_i (g_i − Σ_j p_j g_j)."),
             Mistake(p * (grad_p - grad_p.sum(-1, keepdim=True)),
@@ -137,7 +137,7 @@ def check_softmax_backward(softmax_backward) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.3 — attention as a torch.autograd.Function, eqs. (5)–(8)
+# Exercise 1.3 — attention as a torch.autograd.Function, eqs. (1.7)–(1.9)
 # ---------------------------------------------------------------------------------------------------------------
 
 def _reference_gradients(q, k, v, grad_out):
@@ -170,17 +170,17 @@ def check_attention_function(AttentionFunction) -> None:
         square = q.shape == k.shape == v.shape  # some mistakes only keep the shapes right when Tq = Tk
         for name, leaf, expected, mistakes in (
             ("dL/dV", leaves[2], dv, (
-                Mistake(p @ grad_out, "dV = Pᵀ · dO (eq. 5): the attention weights need a transpose.")
+                Mistake(p @ grad_out, "dV = Pᵀ · dO (eq. 1.7): the attention weights need a transpose.")
                 if square else None,)),
             ("dL/dQ", leaves[0], dq, (
-                Mistake(dq / scale, "dQ is missing the 1/√d_k that the forward pass applied to the scores (eq. 8)."),
+                Mistake(dq / scale, "dQ is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."),
                 Mistake(d_scores_diagonal_only @ k * scale,
                         "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."),
                 None if not square else Mistake(dk,
                         "you returned dK where dQ belongs: backward returns gradients in the order forward took "
                         "its inputs, (q, k, v)."),)),
             ("dL/dK", leaves[1], dk, (
-                Mistake(dk / scale, "dK is missing the 1/√d_k that the forward pass applied to the scores (eq. 8)."),
+                Mistake(dk / scale, "dK is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."),
                 Mistake(d_scores_diagonal_only.transpose(-2, -1) @ q * scale,
                         "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."),
                 None if not square else Mistake(dq,
