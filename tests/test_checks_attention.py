@@ -107,7 +107,7 @@ def test_attention_weights_large_negative_fill_also_passes():
     (weights_fill_zero, "filled masked scores with 0"),
     (weights_ignore_mask, "mask was not applied"),
     (weights_keys_on_rows, "K·Qᵀ"),
-    (weights_float32, "dtype torch.float32, expected torch.float64"),
+    (weights_float32, "dtype torch.float32 but expected torch.float64"),
     (weights_forgot_return, "not a torch.Tensor. Did you forget to return it?"),
 ])
 def test_attention_weights_names_the_mistake(wrong, hint):
@@ -139,7 +139,7 @@ def softmax_backward_ok(p, grad_p):
     (lambda p, g: p * ((g * p).sum(-1, keepdim=True) - g), "sign is flipped"),
     (lambda p, g: p * (g - g.sum(-1, keepdim=True)), "weighted by p"),
     (lambda p, g: p * (g - (g * p).sum(0, keepdim=True)), "wrong axis"),
-    (lambda p, g: 2 * softmax_backward_ok(p, g), "2 × the expected one everywhere"),
+    (lambda p, g: 2 * softmax_backward_ok(p, g), "2 × the expected values everywhere"),
     (lambda p, g: softmax_backward_ok(p, g).float(), "dtype"),
 ])
 def test_softmax_backward_names_the_mistake(wrong, hint):

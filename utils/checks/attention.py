@@ -101,7 +101,7 @@ def check_attention_weights(attention_weights) -> None:
         diagnose(got, expected, exercise="1.1", case=case, mistakes=tuple(mistakes), atol=1e-6, name="weights")
         library = F.scaled_dot_product_attention(q, k, k, attn_mask=mask)  # values = keys: any V would do
         if not torch.allclose(got @ k, library, atol=1e-5):
-            raise CheckFailure(f"Exercise 1.1, {case}: weights @ V differs from F.scaled_dot_product_attention.")
+            raise CheckFailure(f"Exercise 1.1 ({case}): weights @ V differs from F.scaled_dot_product_attention.")
     passed("1.1", f"{len(_weights_cases())} cases (cross-attention, causal, padding and random masks, T=1, "
                   "float64) match softmax(QKᵀ/√d_k), and weights @ V matches F.scaled_dot_product_attention.")
 
@@ -188,7 +188,7 @@ def check_attention_function(AttentionFunction) -> None:
                         "its inputs, (q, k, v)."),)),
         ):
             if leaf.grad is None:
-                raise CheckFailure(f"Exercise 1.3, {case}: backward returned None for {name}; return a gradient "
+                raise CheckFailure(f"Exercise 1.3 ({case}): backward returned None for {name}; return a gradient "
                                    f"for each input of forward, in order (q, k, v).")
             diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5)
     small = tuple(_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
@@ -368,7 +368,7 @@ def check_tiled_attention(tiled_attention) -> None:
                     "the last, shorter block of keys was skipped (T is not a multiple of block_size)."),
         )
         if size > 1 and not torch.isfinite(got).all() and torch.isfinite(expected).all():
-            raise CheckFailure(f"Exercise 1.5, {case}: your output has NaN or inf: exp() overflowed. Subtract the "
+            raise CheckFailure(f"Exercise 1.5 ({case}): your output has NaN or inf: exp() overflowed. Subtract the "
                                f"running maximum m from the scores before exponentiating.")
         diagnose(got, expected, exercise="1.5", case=case, mistakes=mistakes, atol=1e-5, rtol=1e-4)
     short, long = 512, 1024
@@ -402,7 +402,7 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
     for n in (1, 2, 5, 8):
         got = call(dft_matrix, n, exercise="1.6", what="dft_matrix")
         if not isinstance(got, torch.Tensor) or not got.is_complex():
-            raise CheckFailure(f"Exercise 1.6, n={n}: dft_matrix must return a complex tensor (torch.complex64), "
+            raise CheckFailure(f"Exercise 1.6 (n={n}): dft_matrix must return a complex tensor (torch.complex64), "
                                f"got {type(got).__name__}{'' if not isinstance(got, torch.Tensor) else ' ' + str(got.dtype)}.")
         expected = torch.fft.fft(torch.eye(n, dtype=torch.complex64), dim=0)  # columns: DFTs of unit vectors
         mistakes = (Mistake(torch.view_as_real(reference_dft_matrix(n, sign=+1.0)),

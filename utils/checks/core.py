@@ -67,16 +67,16 @@ def diagnose(
     The order matters: type, shape, dtype, a match, a match with a known mistake (NaNs included), NaN/inf, a
     constant factor, and last a plain "differs by" with the worst entry.
     """
-    where = f"Exercise {exercise}, {case}: your {name}"
+    where = f"Exercise {exercise} ({case}), your {name}"
     if not isinstance(got, torch.Tensor):
-        raise CheckFailure(f"{where} is a {type(got).__name__}, not a torch.Tensor. Did you forget to return it?")
+        raise CheckFailure(f"{where}: got a {type(got).__name__}, not a torch.Tensor. Did you forget to return it?")
     if got.shape != expected.shape:
         hint = ""
         if got.dim() >= 2 and got.transpose(-1, -2).shape == expected.shape:
             hint = " That is the expected shape with its last two axes swapped: is it transposed?"
-        raise CheckFailure(f"{where} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}.{hint}")
+        raise CheckFailure(f"{where}: shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{hint}")
     if got.dtype != expected.dtype:
-        raise CheckFailure(f"{where} has dtype {got.dtype}, expected {expected.dtype} (the inputs' dtype). "
+        raise CheckFailure(f"{where}: dtype {got.dtype} but expected {expected.dtype} (the inputs' dtype). "
                            f"Avoid hard-coded dtypes such as torch.float32 or .float().")
     got, expected = got.detach(), expected.detach()
     if torch.allclose(got, expected, atol=atol, rtol=rtol):
@@ -84,18 +84,18 @@ def diagnose(
     for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
         wrong = mistake.output.detach()
         if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
-            raise CheckFailure(f"{where} is wrong: {mistake.hint}")
+            raise CheckFailure(f"{where}: {mistake.hint}")
     if not torch.isfinite(got).all():
         bad = (~torch.isfinite(got)).nonzero()[0].tolist()
-        raise CheckFailure(f"{where} contains NaN or inf (first at index {bad}). A row whose scores are all "
+        raise CheckFailure(f"{where}: contains NaN or inf (first at index {bad}). A row whose scores are all "
                            f"-inf gives NaN after softmax; a division by zero gives inf.")
     factor = constant_factor(got, expected)
     if factor is not None:
-        raise CheckFailure(f"{where} is {factor:.4g} × the expected one everywhere: a constant factor is off "
+        raise CheckFailure(f"{where}: {factor:.4g} × the expected values everywhere: a constant factor is off "
                            f"(a scale such as √d or 1/n applied twice, or missing).")
     worst = (got - expected).abs().flatten().argmax()
     index = list(torch.unravel_index(worst, got.shape))
-    raise CheckFailure(f"{where} differs from the reference: at index {[int(i) for i in index]} you have "
+    raise CheckFailure(f"{where}: differs from the reference: at index {[int(i) for i in index]} you have "
                        f"{got.flatten()[worst].item():.6g}, expected {expected.flatten()[worst].item():.6g} "
                        f"(max abs difference {(got - expected).abs().max().item():.3g}).")
 
