@@ -219,7 +219,7 @@ def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh
             if key_padding_mask is not None:
                 keep = key_padding_mask if invert_padding else ~key_padding_mask
                 allowed = allowed & (keep[:, None, :, None] if pad_queries else keep[:, None, None, :])
-            d = q.shape[-1] if scale_by_head else D
+            d = {True: q.shape[-1], False: D, None: 1}[scale_by_head]
             scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~allowed, float("-inf"))
             heads = rearrange(scores.softmax(-1) @ v, merge)  # (B, T, D)
             return self.out(heads) if project else heads
@@ -330,3 +330,17 @@ def test_fourier_reference_passes(capsys):
 def test_fourier_names_the_mistake(dft, mixing, hint):
     with pytest.raises(CheckFailure, match=hint):
         checks.check_fourier_mixing(dft, mixing)
+
+
+def test_later_checks_point_back_to_a_wrong_exercise_1_1():
+    """An unscaled attention_weights also breaks 1.3 and 1.4; their checks say where to look."""
+    class Unscaled(make_attention_function()):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            p = weights_no_scale(q, k)
+            ctx.save_for_backward(q, k, v, p)
+            return p @ v
+    with pytest.raises(CheckFailure, match="check of Exercise 1.1"):
+        checks.check_attention_function(Unscaled)
+    with pytest.raises(CheckFailure, match="passes Exercise 1.1"):
+        checks.check_multi_head_attention(make_multi_head(scale_by_head=None))

@@ -162,7 +162,11 @@ def check_attention_function(AttentionFunction) -> None:
         expected_out, (dq, dk, dv) = _reference_gradients(q, k, v, grad_out)
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
         out = call(AttentionFunction.apply, *leaves, exercise="1.3", what="AttentionFunction.forward")
-        diagnose(out, expected_out, exercise="1.3", case=case, name="forward output", atol=1e-5)
+        unscaled = Mistake(reference_attention_weights(q, k, scale=1.0) @ v,
+                           "it equals attention without the 1/√d_k scale: does your attention_weights pass the "
+                           "check of Exercise 1.1?")
+        diagnose(out, expected_out, exercise="1.3", case=case, name="forward output", atol=1e-5,
+                 mistakes=(unscaled,))
         call(out.backward, grad_out, exercise="1.3", what="AttentionFunction.backward")
         scale = 1 / math.sqrt(q.shape[-1])
         p = reference_attention_weights(q, k)
@@ -212,7 +216,7 @@ def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads:
     B, T, D = x.shape
     parts = qkv(x).chunk(3, dim=-1)  # 3 × (B, T, D)
     q, k, v = (rearrange(parts[i], split, H=n_heads) for i in order)  # (B, H, T, Dh)
-    d = D if scale_by == "model" else D // n_heads
+    d = {"model": D, "head": D // n_heads, "none": 1}[scale_by]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
     allowed = torch.ones(T, T, dtype=torch.bool, device=x.device)
     if causal:
@@ -273,6 +277,9 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
                         "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'."),
                 Mistake(reference_multi_head(**same, scale_by="model"),
                         "you scaled by √D (the model width); each head's scores are scaled by √Dh = √(D/H)."),
+                Mistake(reference_multi_head(**same, scale_by="none"),
+                        "the scores are not scaled at all: divide by √Dh — or, if you call your attention, check "
+                        "that it passes Exercise 1.1."),
                 Mistake(reference_multi_head(**same, project=False),
                         "the output projection self.out is missing after merging the heads."),
                 Mistake(reference_multi_head(**same, order=(1, 0, 2)),
