@@ -35,7 +35,7 @@ def train(model: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, ...]], l
     model.train()
     result = TrainResult()
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not progress)  # kept when done: the book shows it
     for step in bar:
         loss = loss_fn(model, *next(batches))
         if not torch.isfinite(loss):
