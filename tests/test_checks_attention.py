@@ -344,3 +344,16 @@ def test_later_checks_point_back_to_a_wrong_exercise_1_1():
         checks.check_attention_function(Unscaled)
     with pytest.raises(CheckFailure, match="passes Exercise 1.1"):
         checks.check_multi_head_attention(make_multi_head(scale_by_head=None))
+
+
+def test_attention_function_points_back_to_a_wrong_softmax_backward():
+    class WithWrongSoftmaxBackward(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            q, k, v, p = ctx.saved_tensors
+            scale = 1 / math.sqrt(q.shape[-1])
+            grad_p = grad_out @ v.transpose(-2, -1)
+            grad_s = p * (grad_p - grad_p.sum(-1, keepdim=True))  # the unweighted sum of Exercise 1.2
+            return grad_s @ k * scale, grad_s.transpose(-2, -1) @ q * scale, p.transpose(-2, -1) @ grad_out
+    with pytest.raises(CheckFailure, match="does it pass the check of Exercise 1.2"):
+        checks.check_attention_function(WithWrongSoftmaxBackward)

@@ -194,7 +194,9 @@ def check_attention_function(AttentionFunction) -> None:
             if leaf.grad is None:
                 raise CheckFailure(f"Exercise 1.3 ({case}): backward returned None for {name}; return a gradient "
                                    f"for each input of forward, in order (q, k, v).")
-            diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5)
+            diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5,
+                     otherwise="" if name == "dL/dV" else "dQ and dK go through your softmax_backward: does it "
+                                                          "pass the check of Exercise 1.2?")
     small = tuple(_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
     try:
         torch.autograd.gradcheck(AttentionFunction.apply, small, eps=1e-6, atol=1e-5)

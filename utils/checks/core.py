@@ -61,11 +61,12 @@ def diagnose(
     atol: float = 1e-5,
     rtol: float = 1e-4,
     name: str = "output",
+    otherwise: str = "",
 ) -> None:
     """Raise :class:`CheckFailure` unless ``got`` matches ``expected``; the message names the likely mistake.
 
     The order matters: type, shape, dtype, a match, a match with a known mistake (NaNs included), NaN/inf, a
-    constant factor, and last a plain "differs by" with the worst entry.
+    constant factor, and last a plain "differs" with the worst entry, followed by ``otherwise`` (where else to look).
     """
     where = f"Exercise {exercise} ({case}), your {name}"
     if not isinstance(got, torch.Tensor):
@@ -97,7 +98,7 @@ def diagnose(
     index = list(torch.unravel_index(worst, got.shape))
     raise CheckFailure(f"{where}: differs from the reference: at index {[int(i) for i in index]} you have "
                        f"{got.flatten()[worst].item():.6g}, expected {expected.flatten()[worst].item():.6g} "
-                       f"(max abs difference {(got - expected).abs().max().item():.3g}).")
+                       f"(max abs difference {(got - expected).abs().max().item():.3g}).{' ' + otherwise if otherwise else ''}")
 
 
 def constant_factor(got: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-3) -> float | None:
