@@ -39,7 +39,7 @@ test: $(STAMP)
 		--nbval-cell-timeout=120 tests solutions
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters/
+	$(BIN)/jupyter lab chapters/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. inside a container
 
 chapters: $(STAMP)
 	$(BIN)/python -m tools.make_chapters
