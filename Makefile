@@ -1,6 +1,6 @@
 # Two commands do all set-up:  `make book` builds the executed HTML book;  `make test` runs every test.
 # Everything runs inside .venv, made here from requirements.txt on first use.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)  # the course is tested on 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

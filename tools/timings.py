@@ -26,9 +26,8 @@ START, END = "<!-- timings:start -->", "<!-- timings:end -->"
 def run_notebook(path: Path, scale: str, timeout: int = 600):
     """Execute one solution notebook at ``scale``; return (seconds, executed notebook)."""
     notebook = jupytext.read(path)
-    environment = {"COURSE_SCALE": scale, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}
-    old = {key: os.environ.get(key) for key in environment}
-    os.environ.update({k: v for k, v in environment.items() if v})
+    previous = os.environ.get("COURSE_SCALE")
+    os.environ["COURSE_SCALE"] = scale  # the kernel inherits this process's environment
     try:
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
@@ -36,11 +35,10 @@ def run_notebook(path: Path, scale: str, timeout: int = 600):
         client.execute()
         return time.perf_counter() - start, notebook
     finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if previous is None:
+            os.environ.pop("COURSE_SCALE")
+        else:
+            os.environ["COURSE_SCALE"] = previous
 
 
 def table(rows: dict[str, dict[str, float]], scales: list[str]) -> str:
