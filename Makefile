@@ -1,6 +1,7 @@
 # Two commands do all set-up:  `make book` builds the executed HTML book;  `make test` runs every test.
 # Everything runs inside .venv, made here from requirements.txt on first use.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)  # the course is tested on 3.11
+# The course is tested on Python 3.11; another python3 is used only when 3.11 is missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
