@@ -81,7 +81,14 @@ class StudentNotebook(SphinxDirective):
         text += nodes.Text(" in a clone of the repository and open ")
         text += nodes.literal("", notebook)
         text += nodes.Text(".")
-        box = nodes.admonition("", nodes.title("", "Do the exercises yourself"), text,
+        repository = self.config.html_theme_options.get("repository_url", "").rstrip("/")
+        colab_setup = nodes.paragraph()
+        colab_setup += nodes.Text("In Colab, first run ")
+        colab_setup += nodes.literal("", f"!pip install git+{repository}")
+        colab_setup += nodes.Text(" in a new cell: it installs the course's ")
+        colab_setup += nodes.literal("", "utils")
+        colab_setup += nodes.Text(" package, which the checks live in.")
+        box = nodes.admonition("", nodes.title("", "Do the exercises yourself"), text, colab_setup,
                                classes=["tip", "student-notebook"])
         self.set_source_info(box)
         return [box]
