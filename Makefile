@@ -17,6 +17,7 @@ help:
 	@echo "make chapters    regenerate the student notebooks in chapters/ from solutions/"
 	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted notebooks into grades.csv"
 	@echo "make timings     re-measure every chapter at book and test scale; rewrites the README table"
+	@echo "make screenshot CHAPTER=01_attention   a PNG of a built chapter page (needs Debian's chromium)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,10 @@ grade: $(STAMP)
 
 timings: $(STAMP)
 	$(BIN)/python -m tools.timings --write README.md
+
+CHAPTER ?= 01_attention
+screenshot: $(STAMP)
+	$(BIN)/python -m tools.screenshot _build/html/solutions/$(CHAPTER).html _build/$(CHAPTER).png --height 30000
 
 clean:
 	rm -rf _build

@@ -300,14 +300,14 @@ def test_naive_attention_fails_the_memory_check():
 
 # ----- Exercise 1.6 ------------------------------------------------------------------------------------------
 
-def dft_ok(n, sign=-1, denominator=None):
+def dft_ok(n, sign=-1, denominator=None, dtype=torch.complex64):
     j = torch.arange(n, dtype=torch.float64)
-    return torch.exp(sign * 2j * math.pi * torch.outer(j, j) / (denominator or n)).to(torch.complex64)
+    return torch.exp(sign * 2j * math.pi * torch.outer(j, j) / (denominator or n)).to(dtype)
 
 
 def mixing_ok(x):
     T, D = x.shape[-2:]
-    W_T, W_D = dft_ok(T).to(torch.complex128), dft_ok(D).to(torch.complex128)
+    W_T, W_D = dft_ok(T, dtype=torch.complex128), dft_ok(D, dtype=torch.complex128)
     return (W_T @ x.to(torch.complex128) @ W_D).real.to(x.dtype)
 
 
@@ -326,6 +326,8 @@ def test_fourier_reference_passes(capsys):
     (dft_ok, lambda x: torch.fft.fft2(x).imag, "imaginary part"),
     (dft_ok, lambda x: torch.fft.fftn(x).real, "batch axis too"),
     (dft_ok, lambda x: torch.fft.fft2(x, norm="ortho").real, "constant factor"),
+    (dft_ok, lambda x: (dft_ok(x.shape[-2]) @ x.to(torch.complex64) @ dft_ok(x.shape[-1])).real.to(x.dtype),
+     "float32 precision only"),
 ])
 def test_fourier_names_the_mistake(dft, mixing, hint):
     with pytest.raises(CheckFailure, match=hint):

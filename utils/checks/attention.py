@@ -406,8 +406,8 @@ def reference_dft_matrix(n: int, sign: float = -1.0, denominator: int | None = N
 
 
 def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
-    """Exercise 1.6: ``dft_matrix(n)`` (complex64, W[j, k] = exp(-2πi jk/n)) and ``fourier_mixing(x)`` =
-    Re(W_T · x · W_D), checked against ``torch.fft``."""
+    """Exercise 1.6: ``dft_matrix(n)`` (complex64 by default, W[j, k] = exp(-2πi jk/n)) and ``fourier_mixing(x)``
+    = Re(W_T · x · W_D), checked against ``torch.fft``; float64 inputs must keep float64 precision."""
     for n in (1, 2, 5, 8):
         got = call(dft_matrix, n, exercise="1.6", what="dft_matrix")
         if not isinstance(got, torch.Tensor) or not got.is_complex():
@@ -436,7 +436,12 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
             Mistake(torch.fft.fftn(x).real, "you transformed over every axis, the batch axis too; only the "
                                             "sequence and hidden axes are mixed."),
         )
-        diagnose(got, spectrum.real.to(dtype), exercise="1.6", case=case, mistakes=mistakes, atol=1e-4, rtol=1e-4)
+        expected = spectrum.real.to(dtype)
+        if dtype == torch.float64 and isinstance(got, torch.Tensor) and got.shape == expected.shape and \
+                torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, expected, rtol=1e-9, atol=1e-9):
+            raise CheckFailure(f"Exercise 1.6 ({case}), your output: right to float32 precision only; for a float64 "
+                               f"input build complex128 DFT matrices (dft_matrix(n, torch.complex128)).")
+        diagnose(got, expected, exercise="1.6", case=case, mistakes=mistakes, atol=1e-4, rtol=1e-4)
     passed("1.6", "dft_matrix matches torch.fft on n = 1, 2, 5, 8 and fourier_mixing matches "
                   f"torch.fft.fft2(x).real on {len(cases)} cases (odd sizes, T=1, float64).")
 
