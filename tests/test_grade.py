@@ -218,6 +218,8 @@ def test_grades_three_chapter_01_submissions(tmp_path):
     nbformat.write(submission_of_chapter_1(answers), submissions / "complete.ipynb")
     nbformat.write(submission_of_chapter_1({}), submissions / "blank.ipynb")
     nbformat.write(submission_of_chapter_1({**answers, "exercise-1.1": unscaled}), submissions / "unscaled.ipynb")
+    silenced = answers["exercise-1.1"] + "\n\nchecks.check_attention_weights = lambda function: None  # cheating"
+    nbformat.write(submission_of_chapter_1({"exercise-1.1": silenced}), submissions / "silenced.ipynb")
     out = tmp_path / "grades.csv"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -226,9 +228,12 @@ def test_grades_three_chapter_01_submissions(tmp_path):
     rows = read_rows(out)
     exercises = [f"1.{n}" for n in range(1, 7)]
     assert [(r[0], r[1], r[2]) for r in rows] == [(student, "01_attention", e) for student in
-                                                  ("blank", "complete", "unscaled") for e in exercises]
+                                                  ("blank", "complete", "silenced", "unscaled")
+                                                  for e in exercises]
     by_student = {student: {r[2]: (r[3], r[4]) for r in rows if r[0] == student} for student in
-                  ("blank", "complete", "unscaled")}
+                  ("blank", "complete", "silenced", "unscaled")}
+    assert by_student["silenced"]["1.1"] == ("0", "the check ran without its 'Exercise 1.1 passed' line: was it "
+                                                  "replaced or silenced from an exercise cell? Look at this notebook.")
     assert by_student["blank"] == {e: ("0", "not attempted: still raises NotImplementedError") for e in exercises}
     for exercise, (passed, message) in by_student["complete"].items():
         assert passed == "1" and f"Exercise {exercise} passed" in message, (exercise, message)

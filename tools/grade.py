@@ -237,7 +237,10 @@ def verdict(exercise, check, work, setup, problem, cell_timeout) -> dict:
     if check is None:
         return dict(passed=0, message=f"not run: {problem or 'grading stopped before this cell'}")
     if check["error"] is None:
-        return dict(passed=1, message=check["printed"] or "passed")
+        if f"Exercise {exercise} passed" not in check["printed"]:  # every check prints this line on success
+            return dict(passed=0, message=f"the check ran without its 'Exercise {exercise} passed' line: was it "
+                                          f"replaced or silenced from an exercise cell? Look at this notebook.")
+        return dict(passed=1, message=check["printed"])
     failed = lambda message: dict(passed=0, message=message)  # noqa: E731
     work = [w for w in work if w and w["error"]]
     for record, where in [(w, "the cell") for w in work] + [(check, "the check cell")]:
