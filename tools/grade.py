@@ -41,6 +41,8 @@ NOTEBOOK_SUFFIXES = (".ipynb", ".md")
 TAG = re.compile(r"^(exercise|check)-(\d+\.\d+)$")
 DIAGNOSES = ("AssertionError", "CheckFailure", "LearnerError")  # a check's own verdict, see utils.checks.core
 COLUMNS = ("student", "chapter", "exercise", "passed", "message")
+# What nbval reports when a kernel dies as it starts (e.g. two kernels racing for the same ports on a busy machine)
+KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
 
 # Loaded by the pytest that runs one graded notebook: one JSON line per executed cell (cell number, the error's
 # "Name: value" or the nbval failure text, and the last line the cell printed).
@@ -204,7 +206,10 @@ def grade(submission: Submission, releases, cell_timeout: int, timeout: int) -> 
         return _problem(submission, "unknown chapter")
     submission.chapter = chapter
     graded = restore(releases[chapter], notebook)
-    results, problem = run_notebook(graded, cell_timeout, timeout)
+    for attempt in range(3):  # a kernel that dies while starting is the machine's fault, not the student's
+        results, problem = run_notebook(graded, cell_timeout, timeout)
+        if not any(KERNEL_START_FAILED in (record["error"] or "") for record in results.values()):
+            break
     submission.rows = score(graded, results, problem, cell_timeout)
     for row in submission.rows:
         row.update(student=submission.student, chapter=chapter)
