@@ -70,7 +70,7 @@ def _write(url: str, attributes: str = "") -> str:  # for the widget scripts: pl
 
 PACKAGES = [
     Package(
-        spec="mathjax@3",
+        spec="mathjax@3.2.2",  # exact versions: the book is built the same way every time
         tarball_glob="mathjax-3.*.tgz",
         source="es5",
         target="mathjax/es5",
@@ -78,7 +78,7 @@ PACKAGES = [
         fallback_js=_inject("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"),
     ),
     Package(
-        spec="requirejs@2",
+        spec="requirejs@2.3.8",
         tarball_glob="requirejs-2.*.tgz",
         source="require.js",
         target="require",
@@ -86,7 +86,7 @@ PACKAGES = [
         fallback_js=_write("https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js"),
     ),
     Package(
-        spec="@jupyter-widgets/html-manager@1",
+        spec="@jupyter-widgets/html-manager@1.0.15",
         tarball_glob="jupyter-widgets-html-manager-1.*.tgz",
         source="dist/embed-amd.js",
         target="html-manager",
