@@ -147,6 +147,31 @@ def _reference_gradients(q, k, v, grad_out):
     return out.detach(), torch.autograd.grad(out, (q, k, v), grad_out)
 
 
+def _gradient_mistakes(q, k, v, grad_out, leaves, gradients):
+    """(name, learner's leaf, expected gradient, known mistakes) for dV, dQ and dK, eqs. (1.7)–(1.9)."""
+    dq, dk, dv = gradients
+    scale = 1 / math.sqrt(q.shape[-1])
+    p = reference_attention_weights(q, k)
+    d_scores_diagonal_only = p * (grad_out @ v.transpose(-2, -1))  # the softmax backward without its sum
+    square = q.shape == k.shape == v.shape  # some mistakes only keep the shapes right when Tq = Tk
+    partial_softmax = "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."
+    order = "backward returns gradients in the order forward took its inputs, (q, k, v)."
+    missing_scale = "is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."
+    return [
+        ("dL/dV", leaves[2], dv, (
+            Mistake(p @ grad_out, "dV = Pᵀ · dO (eq. 1.7): the attention weights need a transpose.") if square
+            else None,)),
+        ("dL/dQ", leaves[0], dq, (
+            Mistake(dq / scale, f"dQ {missing_scale}"),
+            Mistake(d_scores_diagonal_only @ k * scale, partial_softmax),
+            Mistake(dk, f"you returned dK where dQ belongs: {order}") if square else None)),
+        ("dL/dK", leaves[1], dk, (
+            Mistake(dk / scale, f"dK {missing_scale}"),
+            Mistake(d_scores_diagonal_only.transpose(-2, -1) @ q * scale, partial_softmax),
+            Mistake(dq, f"you returned dQ where dK belongs: {order}") if square else None)),
+    ]
+
+
 def check_attention_function(AttentionFunction) -> None:
     """Exercise 1.3: forward and backward of attention as a ``torch.autograd.Function``, then ``gradcheck``."""
     cases = [("B=2, H=2, T=5, d=4", (2, 2, 5, 4), (2, 2, 5, 4), torch.float64),
@@ -168,35 +193,14 @@ def check_attention_function(AttentionFunction) -> None:
         diagnose(out, expected_out, exercise="1.3", case=case, name="forward output", atol=1e-5,
                  mistakes=(unscaled,))
         call(out.backward, grad_out, exercise="1.3", what="AttentionFunction.backward")
-        scale = 1 / math.sqrt(q.shape[-1])
-        p = reference_attention_weights(q, k)
-        d_scores_diagonal_only = p * (grad_out @ v.transpose(-2, -1))  # the softmax backward without its sum
-        square = q.shape == k.shape == v.shape  # some mistakes only keep the shapes right when Tq = Tk
-        for name, leaf, expected, mistakes in (
-            ("dL/dV", leaves[2], dv, (
-                Mistake(p @ grad_out, "dV = Pᵀ · dO (eq. 1.7): the attention weights need a transpose.")
-                if square else None,)),
-            ("dL/dQ", leaves[0], dq, (
-                Mistake(dq / scale, "dQ is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."),
-                Mistake(d_scores_diagonal_only @ k * scale,
-                        "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."),
-                None if not square else Mistake(dk,
-                        "you returned dK where dQ belongs: backward returns gradients in the order forward took "
-                        "its inputs, (q, k, v)."),)),
-            ("dL/dK", leaves[1], dk, (
-                Mistake(dk / scale, "dK is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."),
-                Mistake(d_scores_diagonal_only.transpose(-2, -1) @ q * scale,
-                        "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."),
-                None if not square else Mistake(dq,
-                        "you returned dQ where dK belongs: backward returns gradients in the order forward took "
-                        "its inputs, (q, k, v)."),)),
-        ):
+        for name, leaf, expected, mistakes in _gradient_mistakes(q, k, v, grad_out, leaves, (dq, dk, dv)):
             if leaf.grad is None:
                 raise CheckFailure(f"Exercise 1.3 ({case}): backward returned None for {name}; return a gradient "
                                    f"for each input of forward, in order (q, k, v).")
+            upstream = "" if name == "dL/dV" else \
+                "dQ and dK go through your softmax_backward: does it pass the check of Exercise 1.2?"
             diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5,
-                     otherwise="" if name == "dL/dV" else "dQ and dK go through your softmax_backward: does it "
-                                                          "pass the check of Exercise 1.2?")
+                     otherwise=upstream)
     small = tuple(_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
     try:
         torch.autograd.gradcheck(AttentionFunction.apply, small, eps=1e-6, atol=1e-5)
@@ -411,8 +415,9 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
     for n in (1, 2, 5, 8):
         got = call(dft_matrix, n, exercise="1.6", what="dft_matrix")
         if not isinstance(got, torch.Tensor) or not got.is_complex():
+            kind = str(got.dtype) if isinstance(got, torch.Tensor) else type(got).__name__
             raise CheckFailure(f"Exercise 1.6 (n={n}): dft_matrix must return a complex tensor (torch.complex64), "
-                               f"got {type(got).__name__}{'' if not isinstance(got, torch.Tensor) else ' ' + str(got.dtype)}.")
+                               f"got {kind}.")
         expected = torch.fft.fft(torch.eye(n, dtype=torch.complex64), dim=0)  # columns: DFTs of unit vectors
         mistakes = (Mistake(torch.view_as_real(reference_dft_matrix(n, sign=+1.0)),
                             "the exponent's sign is +; the forward DFT uses exp(−2πi jk/n) (+ is the inverse's)."),

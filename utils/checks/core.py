@@ -96,9 +96,10 @@ def diagnose(
                            f"(a scale such as √d or 1/n applied twice, or missing).")
     worst = (got - expected).abs().flatten().argmax()
     index = list(torch.unravel_index(worst, got.shape))
-    raise CheckFailure(f"{where}: differs from the reference: at index {[int(i) for i in index]} you have "
-                       f"{got.flatten()[worst].item():.6g}, expected {expected.flatten()[worst].item():.6g} "
-                       f"(max abs difference {(got - expected).abs().max().item():.3g}).{' ' + otherwise if otherwise else ''}")
+    message = (f"{where}: differs from the reference: at index {[int(i) for i in index]} you have "
+               f"{got.flatten()[worst].item():.6g}, expected {expected.flatten()[worst].item():.6g} "
+               f"(max abs difference {(got - expected).abs().max().item():.3g}).")
+    raise CheckFailure(f"{message} {otherwise}" if otherwise else message)
 
 
 def constant_factor(got: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-3) -> float | None:
