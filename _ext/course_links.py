@@ -13,10 +13,6 @@
 
 2. The header's Colab launch button of a chapter page opens that same student notebook (sphinx-book-theme
    would point Colab at ``solutions/NN_slug.md``, which Colab cannot open).
-
-3. Chapter numbers come from the file name: ``solutions/05_diffusion.md`` numbers its equations and captioned
-   figures (5.1), (5.2), … (and its sections 5.1, 5.2, … if a part is ``numbered``), whatever else is listed
-   in ``_toc.yml``.
 """
 from __future__ import annotations
 
@@ -26,7 +22,6 @@ from pathlib import Path
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
-from sphinx.environment import BuildEnvironment
 from sphinx.util.docutils import SphinxDirective
 
 COLAB = "https://colab.research.google.com/github"
@@ -106,36 +101,7 @@ def colab_button_opens_student_notebook(app: Sphinx, pagename: str, templatename
                 button["tooltip"] = "Open the student notebook in Colab"
 
 
-def number_chapters_by_file_name(app: Sphinx, env: BuildEnvironment) -> list[str]:
-    """Number each chapter's equations and figures (NN.1), (NN.2), … and, if the toc is numbered, its sections
-    NN.1, NN.2, …, where NN comes from the file name (solutions/NN_slug.md). Without this Sphinx would number
-    them by position in the toc, or (toc not numbered) continue one count across the whole book."""
-    for docname in env.found_docs:
-        match = CHAPTER_DOC.match(docname)
-        if not match:
-            continue
-        chapter = int(match[1])
-        for by_id in env.toc_fignumbers.get(docname, {}).values():  # figtype -> {node id: number}, in page order
-            for index, id_ in enumerate(by_id, start=1):
-                by_id[id_] = (chapter, index)
-        sections = env.toc_secnumbers.get(docname, {})
-        if not sections.get("") or sections[""][0] == chapter:
-            continue
-
-        def shift(number: tuple, chapter: int = chapter) -> tuple:
-            return (chapter, *number[1:]) if number else number
-
-        env.toc_secnumbers[docname] = {anchor: shift(number) for anchor, number in sections.items()}
-        for reference in env.tocs[docname].findall(nodes.reference):  # the numbers the sidebar shows
-            if reference.get("secnumber"):
-                reference["secnumber"] = shift(tuple(reference["secnumber"]))
-        if env.titles.get(docname) is not None and env.titles[docname].get("secnumber"):
-            env.titles[docname]["secnumber"] = shift(tuple(env.titles[docname]["secnumber"]))
-    return []
-
-
 def setup(app: Sphinx) -> dict:
     app.add_directive("student-notebook", StudentNotebook)
     app.connect("html-page-context", colab_button_opens_student_notebook, priority=600)  # after the theme's 501
-    app.connect("env-get-updated", number_chapters_by_file_name, priority=900)  # after Sphinx numbers the toc
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

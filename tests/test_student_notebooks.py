@@ -33,7 +33,7 @@ def test_student_notebook_fails_only_at_its_stubs(chapter, monkeypatch):
                             resources={"metadata": {"path": str(ROOT / "chapters")}})
     seen_stubs = []
     with client.setup_kernel():
-        def run(source, index):
+        def run(source):
             cell = nbformat.v4.new_code_cell(source)
             client.nb.cells.append(cell)
             client.execute_cell(cell, len(client.nb.cells) - 1)
@@ -41,7 +41,7 @@ def test_student_notebook_fails_only_at_its_stubs(chapter, monkeypatch):
 
         for index, cell in enumerate(cells):
             exercise = exercise_tag(cell, "check")
-            error = run(cell.source, index)
+            error = run(cell.source)
             if exercise is None:
                 assert error is None or (error.ename == "NotImplementedError" and exercise_tag(cell, "exercise")), \
                     f"cell {index} of the student notebook failed before its stub: {error.ename}: {error.evalue}"
@@ -50,7 +50,7 @@ def test_student_notebook_fails_only_at_its_stubs(chapter, monkeypatch):
                 f"the check of Exercise {exercise} should raise the stub's NotImplementedError, got {error}"
             assert f"Exercise {exercise}" in error.evalue, error.evalue
             seen_stubs.append(exercise)
-            assert run(solved[exercise], index) is None, f"the solution of Exercise {exercise} failed"
-            error = run(cell.source, index)
+            assert run(solved[exercise]) is None, f"the solution of Exercise {exercise} failed"
+            error = run(cell.source)
             assert error is None, f"check {exercise} failed on the solution: {error.ename}: {error.evalue}"
     assert seen_stubs == sorted(solved, key=lambda e: tuple(map(int, e.split(".")))), seen_stubs

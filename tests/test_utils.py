@@ -1,5 +1,6 @@
 """utils: scale, seeding, data (offline detection and stand-ins), benchmark and memory helpers, training loop."""
 import math
+import os
 import time
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_offline_is_detected_fast_and_sets_hub_variables(monkeypatch):
     finally:
         data.hub_reachable.cache_clear()
     assert time.perf_counter() - start < 3
-    assert all(__import__("os").environ[name] == "1" for name in data.OFFLINE_VARIABLES)
+    assert all(os.environ[name] == "1" for name in data.OFFLINE_VARIABLES)
 
 
 def test_offline_variables_short_circuit_the_probe(monkeypatch):

@@ -71,12 +71,15 @@ def _pool_to_8x8(images: np.ndarray) -> np.ndarray:
     return padded.reshape(-1, 8, 4, 8, 4).sum(axis=(2, 4))  # (N, 8, 8) in 0..16
 
 
+def _long(array) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=torch.long)
+
+
 def _split(tokens: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(len(tokens))
     n_test = int(round(len(tokens) * test_fraction))
     test, train = order[:n_test], order[n_test:]
-    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
-    return as_tensor(tokens[train]), as_tensor(labels[train]), as_tensor(tokens[test]), as_tensor(labels[test])
+    return _long(tokens[train]), _long(labels[train]), _long(tokens[test]), _long(labels[test])
 
 
 def digit_sequences(max_train: int = 10_000, max_test: int = 2_000, seed: int = 0) -> DigitSequences:
@@ -97,8 +100,7 @@ def digit_sequences(max_train: int = 10_000, max_test: int = 2_000, seed: int = 
             test_x, test_y = convert("test", max_test)
             print(f"utils.data: MNIST from the Hugging Face hub, pooled to 8×8 ({len(train_x)} train, "
                   f"{len(test_x)} test).")
-            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
-            return DigitSequences(as_tensor(train_x), as_tensor(train_y), as_tensor(test_x), as_tensor(test_y),
+            return DigitSequences(_long(train_x), _long(train_y), _long(test_x), _long(test_y),
                                   "MNIST (hub), pooled to 8×8")
         except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
             print(f"utils.data: MNIST could not be loaded ({type(error).__name__}: {error}); using the stand-in.")

@@ -315,8 +315,8 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
                             "you masked padded *queries* (rows); key_padding_mask hides padded *keys* (columns)."),
                 ]
         diagnose(got, expected, exercise="1.4", case=case, mistakes=tuple(mistakes), atol=1e-5)
-        via_sdpa = reference_multi_head(**same)
-        assert torch.allclose(via_sdpa, expected, atol=1e-5), "internal: the reference disagrees with nn.MHA"
+        assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
+            "internal: the check's own reference disagrees with nn.MultiheadAttention"
     passed("1.4", f"{len(cases)} cases (causal, key padding, both, T=1, one head) match nn.MultiheadAttention "
                   "with copied weights.")
 
@@ -326,7 +326,7 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def reference_tiled_attention(q, k, v, block_size, *, rescale_output=True, rescale_sum=True,
-                              normalise_per_block=False, drop_last_block=False, subtract_max=True):
+                              normalise_per_block=False, drop_last_block=False):
     """Attention computed over blocks of keys with a running max and sum; the keywords build known mistakes."""
     T = k.shape[-2]
     scale = 1 / math.sqrt(q.shape[-1])
@@ -337,9 +337,8 @@ def reference_tiled_attention(q, k, v, block_size, *, rescale_output=True, resca
     for start in range(0, stop, block_size):
         k_block, v_block = k[..., start:start + block_size, :], v[..., start:start + block_size, :]
         scores = q @ k_block.transpose(-2, -1) * scale  # (..., Tq, block)
-        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)) if subtract_max \
-            else torch.zeros_like(running_max)
-        correction = torch.exp(running_max - new_max) if subtract_max else torch.ones_like(running_max)
+        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True))
+        correction = torch.exp(running_max - new_max)
         exp_scores = torch.exp(scores - new_max)
         if normalise_per_block:
             output = output + exp_scores @ v_block / exp_scores.sum(-1, keepdim=True)
