@@ -128,3 +128,51 @@ def test_train_fits_a_tiny_classifier():
                          optimizer=torch.optim.Adam(model.parameters(), lr=0.05), progress=False)
     assert len(result.losses) == 100 and result.seconds > 0
     assert train.accuracy(model, x, y) > 0.95
+
+
+def test_train_can_record_divergence_and_evaluate():
+    model = torch.nn.Linear(2, 1)
+    batches = train.random_batches(torch.randn(8, 2), batch_size=4)
+    blow_up_at_step_3 = iter([1.0, 1.0, 1.0, math.inf, 1.0])
+    result = train.train(model, batches, lambda m, x: m(x).sum() * next(blow_up_at_step_3), steps=5,
+                         optimizer=torch.optim.SGD(model.parameters(), lr=0.0), progress=False,
+                         on_divergence="stop", evaluate=lambda m: float(m.training), evaluate_every=2)
+    assert result.diverged_at == 3 and len(result.losses) == 3
+    assert result.evaluations == [(2, 0.0)]  # evaluated in eval mode, once before the divergence
+
+
+def test_small_images_offline_stand_in(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    images = data.small_images("cifar10", size=16)
+    assert "offline" in capsys.readouterr().out
+    assert images.train_images.shape == (1438, 1, 16, 16) and images.test_images.shape == (359, 1, 16, 16)
+    assert images.train_images.dtype == torch.float32
+    assert 0 <= images.train_images.min() and images.train_images.max() <= 1
+    assert (images.channels, images.size, images.n_classes) == (1, 16, 10)
+    assert set(images.test_labels.tolist()) == set(range(10))
+    with pytest.raises(ValueError, match="knows cifar10"):
+        data.small_images("imagenet")
+
+
+def test_small_images_hub_path_converts_and_caches(monkeypatch, tmp_path):
+    """The online code path, with `datasets.load_dataset` answered by a tiny in-memory CIFAR-like dataset."""
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    def split(n):
+        return datasets.Dataset.from_dict({"img": [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+                                                   for _ in range(n)], "label": list(range(n))})
+    calls = []
+    def fake_load_dataset(repo):
+        calls.append(repo)
+        return {"train": split(6), "test": split(3)}
+    monkeypatch.setattr(data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = data.small_images("cifar10", size=16)
+    assert first.train_images.shape == (6, 3, 16, 16) and first.test_images.shape == (3, 3, 16, 16)
+    assert 0 <= first.train_images.min() and first.train_images.max() <= 1
+    assert first.class_names[0] == "airplane" and calls == ["uoft-cs/cifar10"]
+    second = data.small_images("cifar10", size=16)  # converted tensors come from the cache
+    assert calls == ["uoft-cs/cifar10"] and torch.equal(first.train_images, second.train_images)

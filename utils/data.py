@@ -138,3 +138,117 @@ def associative_recall(n: int, n_pairs: int = 8, n_keys: int = 16, n_values: int
     rows = torch.arange(n)
     query = n_keys * n_values + keys[rows, asked]  # (N,) query tokens come after all pair tokens
     return RecallBatch(torch.cat([keys * n_values + values, query[:, None]], dim=1), values[rows, asked])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small labelled images (Chapters 02 and 05)
+# ---------------------------------------------------------------------------------------------------------------
+
+# name → (hub dataset, image column, class names); all have a "label" column and "train"/"test" splits
+HUB_IMAGE_DATASETS = {
+    "cifar10": ("uoft-cs/cifar10", "img", ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                           "horse", "ship", "truck")),
+    "mnist": ("ylecun/mnist", "image", tuple(str(d) for d in range(10))),
+    "fashion_mnist": ("zalando-datasets/fashion_mnist", "image", ("T-shirt", "trouser", "pullover", "dress",
+                                                                  "coat", "sandal", "shirt", "sneaker", "bag",
+                                                                  "boot")),
+}
+
+
+@dataclass
+class ImageDataset:
+    """Labelled images as float tensors in [0, 1], batch first: (N, C, H, W)."""
+
+    train_images: torch.Tensor  # (N_train, C, H, W) float32 in [0, 1]
+    train_labels: torch.Tensor  # (N_train,) int64
+    test_images: torch.Tensor  # (N_test, C, H, W)
+    test_labels: torch.Tensor  # (N_test,)
+    class_names: tuple[str, ...]
+    source: str  # where the data came from, in words
+
+    @property
+    def channels(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.train_images.shape[-1]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, h, w) in [0, 1] → (N, C, size, size); antialiased when shrinking, bilinear when growing."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    shrinking = images.shape[-1] > size
+    resized = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                              antialias=shrinking)
+    return resized.clamp(0, 1)
+
+
+def _cache_path(name: str, size: int, max_train: int, max_test: int):
+    from pathlib import Path
+
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dl-from-scratch"
+    return root / f"{name}-{size}px-{max_train}-{max_test}.pt"
+
+
+def _hub_images(name: str, size: int, max_train: int, max_test: int) -> dict:
+    """Download (once, then cached by `datasets`) and convert to tensors (cached by us: converting is slow)."""
+    cache = _cache_path(name, size, max_train, max_test)
+    if cache.exists():
+        return torch.load(cache)
+    import datasets
+
+    repo, column, _ = HUB_IMAGE_DATASETS[name]
+    loaded = datasets.load_dataset(repo)
+    tensors = {}
+    for split, limit in (("train", max_train), ("test", max_test)):
+        rows = loaded[split].select(range(min(limit, len(loaded[split]))))
+        pixels = np.stack([np.asarray(image) for image in rows[column]])  # (N, h, w) or (N, h, w, 3) uint8
+        images = torch.from_numpy(pixels).float().div(255)
+        images = images.permute(0, 3, 1, 2) if images.dim() == 4 else images[:, None]  # (N, C, h, w)
+        tensors[split] = (_resize(images, size), _long(rows["label"]))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tensors, cache)
+    return tensors
+
+
+def small_images(name: str = "cifar10", size: int = 16, max_train: int = 50_000, max_test: int = 10_000,
+                 seed: int = 0) -> ImageDataset:
+    """A real labelled image dataset at ``size``×``size`` pixels: ``name`` from the hub when online
+    ("cifar10", "mnist" or "fashion_mnist"), scikit-learn's 8×8 handwritten digits upsampled offline.
+
+    The offline stand-in is real data but small (1,438 train and 359 test images, one channel), so a model
+    should read its input channels and classes from the dataset (``data.channels``, ``data.n_classes``).
+    """
+    if name not in HUB_IMAGE_DATASETS:
+        raise ValueError(f"small_images knows {', '.join(HUB_IMAGE_DATASETS)}, not {name!r}.")
+    if size < 4:
+        raise ValueError(f"size={size} is too small to be an image; use at least 4 pixels.")
+    repo, _, class_names = HUB_IMAGE_DATASETS[name]
+    if hub_reachable():
+        try:
+            tensors = _hub_images(name, size, max_train, max_test)
+            (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
+            print(f"utils.data: {repo} from the Hugging Face hub at {size}×{size} "
+                  f"({len(train_x)} train, {len(test_x)} test).")
+            return ImageDataset(train_x, train_y, test_x, test_y, class_names, f"{repo} (hub), {size}×{size}")
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+            print(f"utils.data: {repo} could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+    from sklearn.datasets import load_digits  # ships inside scikit-learn: no network
+
+    digits = load_digits()
+    train_x, train_y, test_x, test_y = _split(digits.images.astype(np.int64), digits.target, 0.2, seed)
+
+    def as_images(counts):  # (N, 8, 8) ink counts 0..16 → (N, 1, size, size) in [0, 1]
+        return _resize(counts[:, None].float() / 16, size)
+
+    print(f"utils.data: offline, so scikit-learn's 8×8 handwritten digits, upsampled to {size}×{size}, stand in "
+          f"for {name} ({len(train_x[:max_train])} train, {len(test_x[:max_test])} test).")
+    return ImageDataset(as_images(train_x[:max_train]), train_y[:max_train], as_images(test_x[:max_test]),
+                        test_y[:max_test], tuple(str(d) for d in range(10)),
+                        f"scikit-learn's 8×8 digits upsampled to {size}×{size} (offline stand-in for {name})")

@@ -24,20 +24,30 @@ def random_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> It
 class TrainResult:
     losses: list[float] = field(default_factory=list)  # one per step
     seconds: float = 0.0  # wall time of the training steps alone
+    diverged_at: int | None = None  # the step whose loss was NaN or inf, when on_divergence="stop"
+    evaluations: list[tuple[int, float]] = field(default_factory=list)  # (steps done, evaluate(model)) pairs
 
 
 def train(model: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, ...]], loss_fn: Callable, *,
-          steps: int, optimizer: torch.optim.Optimizer, desc: str = "training", progress: bool = True) -> TrainResult:
+          steps: int, optimizer: torch.optim.Optimizer, desc: str = "training", progress: bool = True,
+          on_divergence: str = "raise", evaluate: Callable | None = None, evaluate_every: int = 100) -> TrainResult:
     """Run ``steps`` optimisation steps of ``loss_fn(model, *batch)`` and return the losses and the wall time.
 
-    A NaN or infinite loss stops training with a message, rather than silently producing a broken model.
+    A NaN or infinite loss stops training: with a message (``on_divergence="raise"``, the default), or quietly
+    with ``result.diverged_at`` set (``"stop"``), for experiments that count divergences. ``evaluate(model)``,
+    if given, is called every ``evaluate_every`` steps and at the end (in eval mode, outside the timed steps).
     """
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', not {on_divergence!r}.")
     model.train()
     result = TrainResult()
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc, disable=not progress)  # kept when done: the book shows it
     for step in bar:
         loss = loss_fn(model, *next(batches))
+        if not torch.isfinite(loss) and on_divergence == "stop":
+            result.diverged_at = step
+            break
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning "
                                      f"rate or look for a division by zero / log of zero in the model.")
@@ -47,7 +57,13 @@ def train(model: torch.nn.Module, batches: Iterator[tuple[torch.Tensor, ...]], l
         result.losses.append(loss.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    result.seconds = time.perf_counter() - start
+        if evaluate is not None and ((step + 1) % evaluate_every == 0 or step + 1 == steps):
+            result.seconds += time.perf_counter() - start
+            model.eval()
+            result.evaluations.append((step + 1, evaluate(model)))
+            model.train()
+            start = time.perf_counter()
+    result.seconds += time.perf_counter() - start
     model.eval()
     return result
 
