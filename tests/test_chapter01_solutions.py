@@ -3,32 +3,22 @@
 The checks try a handful of fixed cases; these tests sweep shapes, masks and block sizes, so a solution that only
 works on the check's cases (or a reference in the checks that drifted) shows up here.
 """
-from pathlib import Path
 
-import jupytext
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.checks import attention as checks
+from tests.solution_code import solution_namespace
 
-SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "01_attention.md"
+from utils.checks import attention as checks
 
 
 @pytest.fixture(scope="module")
 def solved():
-    """The names the solution notebook defines in its setup cell, its exercise cells and `attention`."""
-    notebook = jupytext.read(SOLUTION)
-    code = [c.source for c in notebook.cells if c.cell_type == "code"]
-    wanted = [code[0]] + [c.source for c in notebook.cells
-                          if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))]
-    wanted += [source.split("\n\n\n")[0] for source in code if source.startswith("def attention(")]
-    namespace = {}
-    for source in wanted:
-        exec(compile(source, str(SOLUTION), "exec"), namespace)  # noqa: S102 - our own notebook
-    return namespace
+    """The names defined by the notebook's setup cell, its exercise cells and the definitions named here."""
+    return solution_namespace("01_attention", ("def attention(",))
 
 
 shapes = st.fixed_dictionaries({"B": st.integers(1, 3), "H": st.integers(1, 3), "Tq": st.integers(1, 9),

@@ -3,9 +3,7 @@
 The checks try a handful of fixed cases; these tests sweep shapes, groups, momenta and eps, so a solution that only
 works on the check's cases (or a reference in the checks that drifted) shows up here.
 """
-from pathlib import Path
 
-import jupytext
 import pytest
 import torch
 import torch.nn as nn
@@ -13,20 +11,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "02_normalization.md"
+from tests.solution_code import solution_namespace
 
 
 @pytest.fixture(scope="module")
 def solved():
-    """The names the solution notebook defines in its setup cell and its exercise cells."""
-    notebook = jupytext.read(SOLUTION)
-    code = [c.source for c in notebook.cells if c.cell_type == "code"]
-    wanted = [code[0]] + [c.source for c in notebook.cells
-                          if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))]
-    namespace = {}
-    for source in wanted:
-        exec(compile(source, str(SOLUTION), "exec"), namespace)  # noqa: S102 - our own notebook
-    return namespace
+    """The names defined by the notebook's setup cell, its exercise cells and the definitions named here."""
+    return solution_namespace("02_normalization")
 
 
 images = st.fixed_dictionaries({"N": st.integers(1, 4), "C": st.integers(1, 5), "H": st.integers(1, 4),

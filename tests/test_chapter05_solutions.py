@@ -6,31 +6,21 @@ The checks try a handful of fixed cases; these tests sweep schedules, timesteps 
 check's cases, or a reference in the checks that drifted, shows up here.
 """
 import math
-from pathlib import Path
 
-import jupytext
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.checks import diffusion as checks
+from tests.solution_code import solution_namespace
 
-SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "05_diffusion.md"
+from utils.checks import diffusion as checks
 
 
 @pytest.fixture(scope="module")
 def solved():
-    """The names the solution notebook defines in its setup cell, its `Schedule` cell and its exercise cells."""
-    notebook = jupytext.read(SOLUTION)
-    code = [c.source for c in notebook.cells if c.cell_type == "code"]
-    wanted = [code[0]] + [source.split("\n\n\ntoy_schedule")[0] for source in code
-                          if source.startswith("@dataclass\nclass Schedule")]
-    wanted += [c.source for c in notebook.cells if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))]
-    namespace = {}
-    for source in wanted:
-        exec(compile(source, str(SOLUTION), "exec"), namespace)  # noqa: S102 - our own notebook
-    return namespace
+    """The names defined by the notebook's setup cell, its exercise cells and the definitions named here."""
+    return solution_namespace("05_diffusion", ("@dataclass\nclass Schedule",))
 
 
 def make_schedule(solved, kind, T):

@@ -15,12 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from utils.bench import peak_memory
-from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed
-
-
-def _randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=generator, dtype=dtype)
+from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed, seeded_randn
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -65,8 +60,8 @@ def _weights_cases():
 def check_attention_weights(attention_weights) -> None:
     """Exercise 1.1: ``attention_weights(q, k, mask=None)`` returns softmax(Q Kᵀ / √d_k) with the mask applied."""
     for number, (case, q_shape, k_shape, mask, dtype) in enumerate(_weights_cases()):
-        q = _randn(*q_shape, seed=number, dtype=dtype)
-        k = _randn(*k_shape, seed=100 + number, dtype=dtype)
+        q = seeded_randn(*q_shape, seed=number, dtype=dtype)
+        k = seeded_randn(*k_shape, seed=100 + number, dtype=dtype)
         got = call(attention_weights, q.clone(), k.clone(), mask, exercise="1.1", what="attention_weights")
         expected = reference_attention_weights(q, k, mask)
         d_k = q.shape[-1]
@@ -115,9 +110,9 @@ def check_softmax_backward(softmax_backward) -> None:
     cases = [("a vector of 6", (6,), torch.float64), ("shape (2, 3, 5)", (2, 3, 5), torch.float32),
              ("a single entry (1, 1)", (1, 1), torch.float32), ("float64 (4, 7)", (4, 7), torch.float64)]
     for number, (case, shape, dtype) in enumerate(cases):
-        scores = _randn(*shape, seed=10 + number, dtype=dtype).requires_grad_()
+        scores = seeded_randn(*shape, seed=10 + number, dtype=dtype).requires_grad_()
         p = scores.softmax(dim=-1)
-        grad_p = _randn(*shape, seed=20 + number, dtype=dtype)
+        grad_p = seeded_randn(*shape, seed=20 + number, dtype=dtype)
         (expected,) = torch.autograd.grad(p, scores, grad_p)  # PyTorch's own softmax backward
         p = p.detach()
         got = call(softmax_backward, p.clone(), grad_p.clone(), exercise="1.2", what="softmax_backward")
@@ -179,11 +174,11 @@ def check_attention_function(AttentionFunction) -> None:
              ("T=1", (1, 1, 1, 3), (1, 1, 1, 3), torch.float64),
              ("float32, T=8, d=16", (2, 1, 8, 16), (2, 1, 8, 16), torch.float32)]
     for number, (case, q_shape, k_shape, dtype) in enumerate(cases):
-        q = _randn(*q_shape, seed=30 + number, dtype=dtype)
-        k = _randn(*k_shape, seed=40 + number, dtype=dtype)
+        q = seeded_randn(*q_shape, seed=30 + number, dtype=dtype)
+        k = seeded_randn(*k_shape, seed=40 + number, dtype=dtype)
         v_shape = k_shape[:-1] + ((5,) if "d_v=5" in case else k_shape[-1:])
-        v = _randn(*v_shape, seed=50 + number, dtype=dtype)
-        grad_out = _randn(*(q_shape[:-1] + v_shape[-1:]), seed=60 + number, dtype=dtype)
+        v = seeded_randn(*v_shape, seed=50 + number, dtype=dtype)
+        grad_out = seeded_randn(*(q_shape[:-1] + v_shape[-1:]), seed=60 + number, dtype=dtype)
         expected_out, (dq, dk, dv) = _reference_gradients(q, k, v, grad_out)
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
         out = call(AttentionFunction.apply, *leaves, exercise="1.3", what="AttentionFunction.forward")
@@ -201,7 +196,7 @@ def check_attention_function(AttentionFunction) -> None:
                 "dQ and dK go through your softmax_backward: does it pass the check of Exercise 1.2?"
             diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5,
                      otherwise=upstream)
-    small = tuple(_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
+    small = tuple(seeded_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
     try:
         torch.autograd.gradcheck(AttentionFunction.apply, small, eps=1e-6, atol=1e-5)
     except torch.autograd.gradcheck.GradcheckError as error:
@@ -267,7 +262,7 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
                 not isinstance(getattr(module, "out", None), torch.nn.Linear):
             raise CheckFailure("Exercise 1.4: keep the given __init__: the check copies weights through "
                                "`self.qkv` (Linear D → 3D) and `self.out` (Linear D → D).")
-        x = _randn(B, T, D, seed=90 + number)
+        x = seeded_randn(B, T, D, seed=90 + number)
         with torch.no_grad():
             got = call(module, x, causal=causal, key_padding_mask=pad, exercise="1.4",
                        what="MultiHeadSelfAttention.forward")
@@ -359,7 +354,7 @@ def check_tiled_attention(tiled_attention) -> None:
              ("large scores (inputs × 12)", (1, 2, 40, 16), 8, 12.0, torch.float32),
              ("float64, T=33, block 8", (1, 1, 33, 4), 8, 1.0, torch.float64)]
     for number, (case, shape, block, size, dtype) in enumerate(cases):
-        q, k, v = (_randn(*shape, seed=110 + 3 * number + i, dtype=dtype) * (size if i < 2 else 1)
+        q, k, v = (seeded_randn(*shape, seed=110 + 3 * number + i, dtype=dtype) * (size if i < 2 else 1)
                    for i in range(3))
         got = call(tiled_attention, q.clone(), k.clone(), v.clone(), block_size=block, exercise="1.5",
                    what="tiled_attention")
@@ -386,7 +381,7 @@ def check_tiled_attention(tiled_attention) -> None:
     short, long = 512, 1024
     memory = []
     for t in (short, long):
-        q = _randn(1, 1, t, 32, seed=t)
+        q = seeded_randn(1, 1, t, 32, seed=t)
         memory.append(peak_memory(lambda q: tiled_attention(q, q, q, block_size=64), q))
     growth = memory[1] / max(memory[0], 1)
     if growth > 3:
@@ -427,7 +422,7 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
     cases = [("B=2, T=8, D=16", (2, 8, 16), torch.float32), ("odd sizes T=7, D=5", (3, 7, 5), torch.float32),
              ("T=1", (1, 1, 4), torch.float32), ("float64", (2, 6, 4), torch.float64)]
     for number, (case, shape, dtype) in enumerate(cases):
-        x = _randn(*shape, seed=130 + number, dtype=dtype)
+        x = seeded_randn(*shape, seed=130 + number, dtype=dtype)
         got = call(fourier_mixing, x.clone(), exercise="1.6", what="fourier_mixing")
         spectrum = torch.fft.fft2(x, dim=(-2, -1))
         mistakes = (

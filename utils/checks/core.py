@@ -7,6 +7,11 @@ from typing import Callable
 import torch
 
 
+def seeded_randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal numbers that depend only on ``seed``, not on the global generator the learner's code uses."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
 class CheckFailure(AssertionError):
     """A check found a mistake in the learner's code; the message says which and what to try."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed
+from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed, seeded_randn
 
 
 @dataclass
@@ -37,10 +37,6 @@ class Schedule:
 
     def to(self, dtype) -> "Schedule":
         return Schedule(self.betas.to(dtype), self.alphas.to(dtype), self.alpha_bars.to(dtype))
-
-
-def _randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def _call(fn, *args, exercise: str, what: str, **kwargs):
@@ -195,8 +191,8 @@ def check_q_sample(q_sample) -> None:
     """Exercise 5.2: ``q_sample(x0, t, noise, schedule)`` returns √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
     for number, (case, shape, T, steps, dtype) in enumerate(_IMAGE_CASES):
         schedule = _schedule(T, dtype)
-        x0 = _randn(*shape, seed=number, dtype=dtype).clamp(-1, 1)
-        noise = _randn(*shape, seed=50 + number, dtype=dtype)
+        x0 = seeded_randn(*shape, seed=number, dtype=dtype).clamp(-1, 1)
+        noise = seeded_randn(*shape, seed=50 + number, dtype=dtype)
         t = _timesteps(steps, shape[0], T, seed=number)
         got = _call(q_sample, x0.clone(), t.clone(), noise.clone(), schedule, exercise="5.2", what="q_sample")
         expected = reference_q_sample(x0, t, noise, schedule)
@@ -258,8 +254,8 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
     the mean shaped like x_t and the variance (B, 1, 1, 1) (or shaped like x_t)."""
     for number, (case, shape, T, steps, dtype) in enumerate(_IMAGE_CASES):
         schedule = _schedule(T, dtype)
-        x0 = _randn(*shape, seed=number, dtype=dtype).clamp(-1, 1)
-        x_t = _randn(*shape, seed=70 + number, dtype=dtype)
+        x0 = seeded_randn(*shape, seed=number, dtype=dtype).clamp(-1, 1)
+        x_t = seeded_randn(*shape, seed=70 + number, dtype=dtype)
         t = _timesteps(steps, shape[0], T, seed=number)
         got = _call(posterior_mean_variance, x0.clone(), x_t.clone(), t.clone(), schedule, exercise="5.3",
                     what="posterior_mean_variance")
@@ -336,9 +332,9 @@ def reference_ddpm_step(eps, x_t, t, schedule, noise, clip=True, *, no_clip=Fals
 def _step_inputs(number, case, shape, T, steps, dtype):
     """Seeded (schedule, x_t, ε̂, noise, t) for a reverse-step case; ε̂ is large enough that x̂_0 leaves [−1, 1]."""
     schedule = _schedule(T, dtype)
-    x_t = _randn(*shape, seed=90 + number, dtype=dtype)
-    eps = 1.5 * _randn(*shape, seed=110 + number, dtype=dtype)
-    noise = _randn(*shape, seed=130 + number, dtype=dtype)
+    x_t = seeded_randn(*shape, seed=90 + number, dtype=dtype)
+    eps = 1.5 * seeded_randn(*shape, seed=110 + number, dtype=dtype)
+    noise = seeded_randn(*shape, seed=130 + number, dtype=dtype)
     t = _timesteps(steps, shape[0], T, seed=number)
     return schedule, x_t, eps, noise, t
 

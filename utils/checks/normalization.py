@@ -13,11 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed
-
-
-def _randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed, seeded_randn
 
 
 def _call(fn, *args, exercise: str, what: str, **kwargs):
@@ -66,9 +62,9 @@ def normalize(x, dims, eps, *, unbiased=False, eps_outside=False, center=True):
 
 def _batch_norm_inputs(shape, seed, dtype=torch.float64, scale=1.0):
     N, C, H, W = shape
-    x = _randn(*shape, seed=seed, dtype=dtype) * scale + _randn(1, C, 1, 1, seed=seed + 1, dtype=dtype)
-    weight = _randn(C, seed=seed + 2, dtype=dtype) + 1.5
-    bias = _randn(C, seed=seed + 3, dtype=dtype)
+    x = seeded_randn(*shape, seed=seed, dtype=dtype) * scale + seeded_randn(1, C, 1, 1, seed=seed + 1, dtype=dtype)
+    weight = seeded_randn(C, seed=seed + 2, dtype=dtype) + 1.5
+    bias = seeded_randn(C, seed=seed + 3, dtype=dtype)
     return x, weight, bias
 
 
@@ -130,7 +126,7 @@ def check_batch_norm_backward(batch_norm_backward) -> None:
     """Exercise 2.1: ``batch_norm_backward(grad_out, x_hat, weight, inv_std)`` returns (dL/dx, dL/dγ, dL/dβ)."""
     for number, (case, shape, eps, scale) in enumerate(BACKWARD_CASES):
         x, weight, bias = _batch_norm_inputs(shape, seed=10 * number, scale=scale)
-        grad_out = _randn(*shape, seed=10 * number + 5, dtype=torch.float64)
+        grad_out = seeded_randn(*shape, seed=10 * number + 5, dtype=torch.float64)
         _, expected = _reference_batch_norm_gradients(x, weight, bias, eps, grad_out)
         var = x.var(dim=(0, 2, 3), unbiased=False)  # (C,)
         inv_std = 1 / torch.sqrt(var + eps)
@@ -211,7 +207,7 @@ def check_batch_norm_function(BatchNormFunction) -> None:
     its output and its gradients, and passes ``torch.autograd.gradcheck``."""
     for number, (case, shape, eps, scale, dtype) in enumerate(FORWARD_CASES):
         x, weight, bias = (t.to(dtype) for t in _batch_norm_inputs(shape, seed=50 + 10 * number, scale=scale))
-        grad_out = _randn(*shape, seed=55 + 10 * number, dtype=dtype)
+        grad_out = seeded_randn(*shape, seed=55 + 10 * number, dtype=dtype)
         expected, expected_grads = _reference_batch_norm_gradients(x, weight, bias, eps, grad_out)
         leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
         got = _call(BatchNormFunction.apply, *leaves, eps, exercise="2.2", what="BatchNormFunction.forward")
@@ -271,10 +267,10 @@ def simulate_running(batches, momentum, *, unbiased=True, backwards=False, cumul
 
 def _copy_affine(module, library, seed):
     with torch.no_grad():
-        library.weight.copy_(_randn(*library.weight.shape, seed=seed) + 1.0)
+        library.weight.copy_(seeded_randn(*library.weight.shape, seed=seed) + 1.0)
         module.weight.copy_(library.weight)
         if getattr(library, "bias", None) is not None:
-            library.bias.copy_(_randn(*library.bias.shape, seed=seed + 1))
+            library.bias.copy_(seeded_randn(*library.bias.shape, seed=seed + 1))
             module.bias.copy_(library.bias)
 
 
@@ -337,9 +333,9 @@ def check_batch_norm_module(BatchNorm2d) -> None:
         module.train()
         batches = []
         for step in range(3):  # batches with different means and spreads, so the running statistics move
-            x = _randn(*shape, seed=210 + 10 * number + step) * (1 + step) + 2 * step - 1
+            x = seeded_randn(*shape, seed=210 + 10 * number + step) * (1 + step) + 2 * step - 1
             batches.append(x)
-            grad_out = _randn(*shape, seed=300 + 10 * number + step)
+            grad_out = seeded_randn(*shape, seed=300 + 10 * number + step)
             step_case = f"{case}, training step {step + 1}"
             got, got_grads = _forward_backward(module, x, grad_out, exercise="2.3")
             expected, expected_grads = _forward_backward(library, x, grad_out, exercise="2.3")
@@ -351,8 +347,8 @@ def check_batch_norm_module(BatchNorm2d) -> None:
             _check_buffers(module, library, batches, momentum, exercise="2.3", case=step_case)
         module.eval()
         library.eval()
-        x = _randn(*shape, seed=400 + number) * 2 + 1
-        grad_out = _randn(*shape, seed=410 + number)
+        x = seeded_randn(*shape, seed=400 + number) * 2 + 1
+        grad_out = seeded_randn(*shape, seed=410 + number)
         got, got_grads = _forward_backward(module, x, grad_out, exercise="2.3")
         expected, expected_grads = _forward_backward(library, x, grad_out, exercise="2.3")
         rm, rv = library.running_mean, library.running_var
@@ -421,7 +417,7 @@ def _check_module(exercise, module, library, x, case, mistakes, *, modes=("train
     for mode in modes:
         module.train(mode == "train")
         library.train(mode == "train")
-        grad_out = _randn(*x.shape, seed=7, dtype=x.dtype)
+        grad_out = seeded_randn(*x.shape, seed=7, dtype=x.dtype)
         got, got_grads = _forward_backward(module, x, grad_out, exercise=exercise)
         expected, expected_grads = _forward_backward(library, x, grad_out, exercise=exercise)
         atol = 1e-9 if x.dtype == torch.float64 else 1e-5
@@ -447,7 +443,7 @@ def check_layer_norm(LayerNorm) -> None:
              ("float64, one example (1, 7)", (1, 7), 7, 1e-5)]
     for number, (case, shape, normalized_shape, eps) in enumerate(cases):
         dtype = torch.float64 if "float64" in case else torch.float32
-        x = _randn(*shape, seed=500 + number, dtype=dtype) * (0.01 if "small" in case else 2.0) + 0.5
+        x = seeded_randn(*shape, seed=500 + number, dtype=dtype) * (0.01 if "small" in case else 2.0) + 0.5
         module = _call(LayerNorm, normalized_shape, eps=eps, exercise="2.4", what="LayerNorm(...)").to(dtype)
         library = nn.LayerNorm(normalized_shape, eps=eps).to(dtype)
         _check_parameters(module, library, exercise="2.4", shape_hint="LayerNorm has one γ and one β per element of "
@@ -485,7 +481,7 @@ def check_instance_norm(InstanceNorm2d) -> None:
     cases = [("C = W = 4", (3, 4, 2, 4), 1e-5), ("N=2, C=3, H=W=5", (2, 3, 5, 5), 1e-5),
              ("batch of 1", (1, 2, 3, 3), 1e-5), ("small inputs (×0.01), eps=1e-3", (2, 2, 4, 4), 1e-3)]
     for number, (case, shape, eps) in enumerate(cases):
-        x = _randn(*shape, seed=600 + number) * (0.01 if "small" in case else 2.0) + 0.5
+        x = seeded_randn(*shape, seed=600 + number) * (0.01 if "small" in case else 2.0) + 0.5
         C = shape[1]
         module = _call(InstanceNorm2d, C, eps=eps, exercise="2.5", what="InstanceNorm2d(...)")
         library = nn.InstanceNorm2d(C, eps=eps, affine=True)
@@ -544,7 +540,7 @@ def check_group_norm(GroupNorm) -> None:
              ("batch of 1, C=8, G=4, eps=0.1", (1, 8, 2, 2), 4, 0.1),
              ("small inputs (×0.01)", (2, 6, 3, 3), 2, 1e-5)]
     for number, (case, shape, groups, eps) in enumerate(cases):
-        x = _randn(*shape, seed=700 + number) * (0.01 if "small" in case else 2.0) + channel_view(
+        x = seeded_randn(*shape, seed=700 + number) * (0.01 if "small" in case else 2.0) + channel_view(
             torch.arange(shape[1], dtype=torch.float32), 4) * (0.0 if "small" in case else 0.5)
         C = shape[1]
         module = _call(GroupNorm, groups, C, eps=eps, exercise="2.6", what="GroupNorm(...)")
@@ -599,7 +595,7 @@ def check_rms_norm(RMSNorm) -> None:
              ("float64, eps=None (finfo(float64).eps)", (2, 3, 5), 5, None, torch.float64),
              ("large eps=0.5, inputs with a mean", (4, 6), 6, 0.5, torch.float32)]
     for number, (case, shape, normalized_shape, eps, dtype) in enumerate(cases):
-        x = _randn(*shape, seed=800 + number, dtype=dtype)
+        x = seeded_randn(*shape, seed=800 + number, dtype=dtype)
         x = x * 1e-3 if "small" in case else x * 1.5 + 1.0  # a nonzero mean, so subtracting it is visible
         if "float64" in case:
             x = x * 1e-7  # finfo(float64).eps ≈ 2e-16 vs finfo(float32).eps ≈ 1e-7: only tiny inputs tell them apart

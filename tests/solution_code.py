@@ -1,0 +1,22 @@
+"""Run a solution notebook's teaching code (setup cell, exercise cells, chosen definitions) outside Jupyter, so
+hypothesis can test it against PyTorch on many shapes."""
+from pathlib import Path
+
+import jupytext
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
+
+
+def solution_namespace(chapter: str, definitions: tuple[str, ...] = ()) -> dict:
+    """The names defined by ``solutions/<chapter>.md``'s setup cell, its ``exercise-N.M`` cells, and the first
+    block (up to a double blank line) of each other code cell that starts with one of ``definitions``."""
+    path = SOLUTIONS / f"{chapter}.md"
+    notebook = jupytext.read(path)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    wanted = [code[0]]
+    wanted += [source.split("\n\n\n")[0] for source in code if definitions and source.startswith(definitions)]
+    wanted += [c.source for c in notebook.cells if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))]
+    namespace = {}
+    for source in wanted:
+        exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 - our own notebook
+    return namespace
