@@ -3,14 +3,14 @@
 nbval only collects .ipynb files; our single source is solutions/NN_slug.md. ``MystNotebook`` is nbval's own
 collector with the notebook read by jupytext instead of nbformat, so nothing is converted on disk.
 """
-import re
 import types
 from unittest import mock
 
 import jupytext
 import nbval.plugin
 
-SOLUTION = re.compile(r"^\d\d_\w+\.md$")
+from utils import conventions
+
 collect_ignore_glob = ["chapters/*", "_build/*", ".venv/*"]  # student notebooks have their own test
 
 
@@ -25,6 +25,6 @@ class MystNotebook(nbval.plugin.IPyNbFile):
 
 def pytest_collect_file(file_path, parent):
     option = parent.config.option
-    if getattr(option, "nbval_lax", False) and file_path.parent.name == "solutions" and SOLUTION.match(file_path.name):
+    if getattr(option, "nbval_lax", False) and file_path.parent.name == "solutions" and conventions.CHAPTER_FILE.match(file_path.name):
         return MystNotebook.from_parent(parent, path=file_path)
     return None

@@ -1,10 +1,11 @@
 """Run a solution notebook's teaching code (setup cell, exercise cells, chosen definitions) outside Jupyter, so
 hypothesis can test it against PyTorch on many shapes."""
-from pathlib import Path
 
 import jupytext
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
+from utils import conventions
+
+SOLUTIONS = conventions.ROOT / "solutions"
 
 
 def solution_namespace(chapter: str, definitions: tuple[str, ...] = ()) -> dict:
@@ -15,7 +16,7 @@ def solution_namespace(chapter: str, definitions: tuple[str, ...] = ()) -> dict:
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     wanted = [code[0]]
     wanted += [source.split("\n\n\n")[0] for source in code if definitions and source.startswith(definitions)]
-    wanted += [c.source for c in notebook.cells if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))]
+    wanted += [c.source for c in notebook.cells if conventions.cell_exercise(c, conventions.EXERCISE)]
     namespace = {}
     for source in wanted:
         exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 - our own notebook

@@ -2,19 +2,17 @@
 own exercise, and once that exercise is solved (the solution's cell is run in its place) the check passes and the
 notebook carries on. Nothing else may fail before the last check cell.
 """
-from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted(p.stem for p in (ROOT / "solutions").glob("[0-9][0-9]_*.md"))
+from utils import conventions
+from utils.conventions import cell_exercise as exercise_tag
 
-
-def exercise_tag(cell, kind):
-    return next((t.split("-", 1)[1] for t in cell.metadata.get("tags", []) if t.startswith(f"{kind}-")), None)
+ROOT = conventions.ROOT
+CHAPTERS = conventions.chapters()
 
 
 def error_of(cell):
@@ -43,14 +41,14 @@ def test_student_notebook_fails_only_at_its_stubs(chapter, monkeypatch):
             exercise = exercise_tag(cell, "check")
             error = run(cell.source)
             if exercise is None:
-                assert error is None or (error.ename == "NotImplementedError" and exercise_tag(cell, "exercise")), \
+                assert error is None or (error.ename == conventions.STUB_ERROR and exercise_tag(cell, "exercise")), \
                     f"cell {index} of the student notebook failed before its stub: {error.ename}: {error.evalue}"
                 continue
-            assert error is not None and error.ename == "NotImplementedError", \
+            assert error is not None and error.ename == conventions.STUB_ERROR, \
                 f"the check of Exercise {exercise} should raise the stub's NotImplementedError, got {error}"
             assert f"Exercise {exercise}" in error.evalue, error.evalue
             seen_stubs.append(exercise)
             assert run(solved[exercise]) is None, f"the solution of Exercise {exercise} failed"
             error = run(cell.source)
             assert error is None, f"check {exercise} failed on the solution: {error.ename}: {error.evalue}"
-    assert seen_stubs == sorted(solved, key=lambda e: tuple(map(int, e.split(".")))), seen_stubs
+    assert seen_stubs == sorted(solved, key=conventions.exercise_key), seen_stubs

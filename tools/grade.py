@@ -36,9 +36,12 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from utils import conventions
+from utils.conventions import cell_tags as tags
+
+ROOT = conventions.ROOT
 NOTEBOOK_SUFFIXES = (".ipynb", ".md")
-TAG = re.compile(r"^(exercise|check)-(\d+\.\d+)$")
+TAG = conventions.TAG
 DIAGNOSES = ("AssertionError", "CheckFailure", "LearnerError")  # a check's own verdict, see utils.checks.core
 COLUMNS = ("student", "chapter", "exercise", "passed", "message")
 # What nbval reports when a kernel dies as it starts (e.g. two kernels racing for the same ports on a busy machine)
@@ -116,11 +119,6 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def tags(cell) -> list[str]:
-    found = cell.get("metadata", {}).get("tags", [])
-    return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
-
-
 def exercise_tags(notebook) -> set[str]:
     return {t for cell in notebook.cells for t in tags(cell) if TAG.match(t)}
 
@@ -146,17 +144,17 @@ def restore(release, submission):
     answers: dict[str, list[str]] = {}
     for cell in submission.cells:
         for tag in tags(cell):
-            if cell.get("cell_type") == "code" and tag.startswith("exercise-"):
+            if cell.get("cell_type") == "code" and tag.startswith(f"{conventions.EXERCISE}-"):
                 answers.setdefault(tag, []).append(cell.get("source") or "")
     graded = copy.deepcopy(release)
-    checks = [i for i, cell in enumerate(graded.cells) if any(t.startswith("check-") for t in tags(cell))]
+    checks = [i for i, cell in enumerate(graded.cells) if conventions.cell_exercise(cell, conventions.CHECK)]
     graded.cells = graded.cells[: checks[-1] + 1] if checks else []
     for cell in graded.cells:
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
         for tag in tags(cell):
-            if tag.startswith("exercise-") and tag in answers:
+            if tag in answers:
                 cell.source = "\n\n".join(answers[tag])
     return graded
 
@@ -229,8 +227,8 @@ def score(graded, results: dict[int, dict], problem: str | None, cell_timeout: i
     roles = [{t for t in tags(cell) if TAG.match(t)} for cell in code_cells]
     rows = []
     for number, role in enumerate(roles):
-        for exercise in sorted(t.split("-", 1)[1] for t in role if t.startswith("check-")):
-            work = [i for i, r in enumerate(roles) if f"exercise-{exercise}" in r]
+        for exercise in sorted(TAG.match(t).group(2) for t in role if t.startswith(f"{conventions.CHECK}-")):
+            work = [i for i, r in enumerate(roles) if conventions.tag(conventions.EXERCISE, exercise) in r]
             setup = [i for i in range(number) if not roles[i]]  # release cells that are neither
             rows.append(dict(exercise=exercise,
                              **verdict(exercise, results.get(number), [results.get(i) for i in work],
@@ -242,7 +240,7 @@ def verdict(exercise, check, work, setup, problem, cell_timeout) -> dict:
     if check is None:
         return dict(passed=0, message=f"not run: {problem or 'grading stopped before this cell'}")
     if check["error"] is None:
-        if f"Exercise {exercise} passed" not in check["printed"]:  # every check prints this line on success
+        if conventions.success_marker(exercise) not in check["printed"]:  # every check prints it on success
             return dict(passed=0, message=f"the check ran without its 'Exercise {exercise} passed' line: was it "
                                           f"replaced or silenced from an exercise cell? Look at this notebook.")
         return dict(passed=1, message=check["printed"])
@@ -256,8 +254,8 @@ def verdict(exercise, check, work, setup, problem, cell_timeout) -> dict:
     if "Kernel dead" in check["error"]:
         return failed("not run: the kernel died in an earlier cell")
     for record in [check] + work:
-        if record["ename"] == "NotImplementedError":
-            other = re.search(r"Exercise (\d+\.\d+)", record["error"])
+        if record["ename"] == conventions.STUB_ERROR:
+            other = conventions.STUB_EXERCISE.search(record["error"])
             if other and other.group(1) != exercise:
                 return failed(f"not attempted: needs exercise {other.group(1)}, which still raises "
                               f"NotImplementedError")
@@ -280,7 +278,7 @@ def one_line(text, limit: int = 400) -> str:
 
 # -------------------------------------------------------------------------------------------------- reports
 def exercise_key(exercise: str):
-    return tuple(int(part) for part in exercise.split(".")) if exercise != "-" else (0,)
+    return conventions.exercise_key(exercise) if exercise != "-" else (0,)
 
 
 def write_csv(rows: list[dict], out: Path) -> None:

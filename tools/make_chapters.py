@@ -16,11 +16,13 @@ from pathlib import Path
 
 import jupytext
 
-ROOT = Path(__file__).resolve().parent.parent
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+from utils import conventions
+from utils.conventions import BEGIN, END
+
+ROOT = conventions.ROOT
 CELL_START = re.compile(r"^```\{code-cell\}")
 FENCE = re.compile(r"^```\s*$")
-EXERCISE_TAG = re.compile(r"exercise-(\d+\.\d+)")
+EXERCISE_TAG = re.compile(r"exercise-(\d+\.\d+)")  # in a cell header's raw text
 DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
 BOOK_ONLY = re.compile(r"^```\{student-notebook\}[^\n]*\n```\n\n?", re.MULTILINE)  # links to itself: dropped
 
@@ -30,8 +32,7 @@ class MarkerError(ValueError):
 
 
 def _stub(indent: str, exercise: str, name: str | None) -> str:
-    what = f"write the body of `{name}`" if name else "write your code here"
-    return f'{indent}raise NotImplementedError("Exercise {exercise}: {what}, then run the check cell below.")'
+    return indent + conventions.stub(exercise, name)
 
 
 def strip_solutions(text: str, source: str = "<text>") -> str:
@@ -121,7 +122,7 @@ def student_files(solution: Path) -> dict[Path, str]:
 
 def all_student_files() -> dict[Path, str]:
     files: dict[Path, str] = {}
-    for solution in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.md")):
+    for solution in conventions.solution_files(ROOT):
         files.update(student_files(solution))
     return files
 

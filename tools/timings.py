@@ -21,6 +21,8 @@ from pathlib import Path
 import jupytext
 from nbclient import NotebookClient
 
+from utils import conventions
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- timings:start -->", "<!-- timings:end -->"
 
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     scales = [scale.strip() for scale in args.scales.split(",") if scale.strip()]
     unknown = [scale for scale in scales if scale not in ("book", "test", "full")]
-    paths = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.md"))
+    paths = conventions.solution_files(ROOT)
     missing = sorted(set(args.chapters) - {p.stem for p in paths})
     if unknown:
         print(f"error: unknown scale(s) {', '.join(unknown)}; the scales are book, test and full", file=sys.stderr)
