@@ -82,3 +82,17 @@ def chapter_of(slug_or_number: str, root: Path = ROOT) -> str:
         if wanted in (slug, slug[:2]) or (wanted.isdigit() and int(wanted) == int(slug[:2])):
             return slug
     raise ValueError(f"no chapter {slug_or_number!r}; the chapters are {', '.join(chapters(root))}")
+
+
+def exercises(chapter: str, root: Path = ROOT) -> list[str]:
+    """The exercise ids of one chapter, in order, read from its solution's ``exercise-N.M`` cell tags."""
+    text = (root / "solutions" / f"{chapter}.md").read_text(encoding="utf-8")
+    found = set(re.findall(r"^:tags:.*\bexercise-(\d+\.\d+)", text, re.MULTILINE))
+    return sorted(found, key=exercise_key)
+
+
+def marker(exercise_or_chapter: str) -> str:
+    """The pytest marker of an exercise ("2.4" → "ex2_4") or a chapter ("02_normalization" → "chapter02")."""
+    if re.fullmatch(r"\d+\.\d+", exercise_or_chapter):
+        return "ex" + exercise_or_chapter.replace(".", "_")
+    return f"chapter{exercise_or_chapter[:2]}"

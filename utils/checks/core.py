@@ -1,15 +1,36 @@
-"""What every chapter's checks share: running the learner's code and diagnosing a wrong tensor."""
+"""What every chapter's checks share: the exercise, its cases, calling the learner's code, and diagnosis.
+
+A chapter's check module holds what is specific to it (references, cases, probes, classic mistakes). This module
+holds the machinery, so that a check reads as a list of *properties the right answer must have*:
+
+    EX = Exercise("1.1", "attention_weights")
+    for case in CASES:                                      # Case objects with explicit fields
+        got = EX.call(attention_weights, q, k, mask, case=case)
+        EX.compare(got, expected, case=case, equation="eq. (1.1)",
+                   probes=[rows_sum_to_one, ...],            # each returns a message or None
+                   mistakes=[Mistake(...), ...])            # classic mistakes, optional
+    EX.passed("7 cases match softmax(QKᵀ/√d_k) ...")
+
+:meth:`Exercise.compare` goes from the cheapest, surest diagnosis to the vaguest: type, shape (transposed? a
+lost ``keepdim``?), dtype, then a match; then the classic mistakes (exact matches), NaN/inf, the chapter's
+property probes, float32 precision on float64 input, a constant factor named from the chapter's constants,
+where the difference is concentrated, and last the equation to compare with. The tools that probes are built
+from — least-squares recovery of a formula's coefficients (:func:`fit_linear`), a softmax's temperature
+(:func:`fit_temperature`), naming a number (:func:`name_value`) — are here too.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import linecache
+import math
+import re
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
 
 import torch
 
-
-def seeded_randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
-    """Standard normal numbers that depend only on ``seed``, not on the global generator the learner's code uses."""
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+from utils import conventions
 
 
 class CheckFailure(AssertionError):
@@ -20,9 +41,129 @@ class LearnerError(RuntimeError):
     """The learner's code raised an exception inside a check (its traceback is chained above this one)."""
 
 
-def call(fn: Callable, *args, exercise: str, what: str, **kwargs):
+def seeded_randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal numbers that depend only on ``seed``, not on the global generator the learner's code uses."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------- cases
+def tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    """(atol, rtol) for a comparison in ``dtype``: tight enough that float32 arithmetic fails a float64 case."""
+    if dtype == torch.float64:
+        return 1e-9, 1e-7
+    if dtype in (torch.float16, torch.bfloat16):
+        return 1e-2, 1e-2
+    return 1e-5, 1e-4
+
+
+@dataclass(frozen=True)
+class Case:
+    """One seeded input configuration. Chapters subclass it with explicit fields (shapes, masks, eps, …)."""
+
+    label: str  # what the learner reads: "cross-attention, Tq=4, Tk=7, d_k=16"
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def tolerance(self) -> tuple[float, float]:
+        return tolerance(self.dtype)
+
+
+# ---------------------------------------------------------------------------------------------- exercises
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise's check: its id, the learner's object's name, seeds, messages and the success line."""
+
+    id: str  # "1.4"
+    name: str  # the learner's object, as the prompt names it: "MultiHeadSelfAttention"
+
+    # ---- seeds: derived from the exercise id, so no two exercises share inputs and nobody allocates bands
+    def seed(self, *keys) -> int:
+        return zlib.crc32(f"{self.id}/{'/'.join(map(str, keys))}".encode())
+
+    def randn(self, *shape, key, dtype=torch.float32) -> torch.Tensor:
+        """``seeded_randn`` with a seed derived from this exercise and ``key`` (e.g. ``(case.label, "q")``)."""
+        return seeded_randn(*shape, seed=self.seed(*(key if isinstance(key, tuple) else (key,))), dtype=dtype)
+
+    # ---- messages
+    def where(self, case: Case | str | None = None, name: str | None = None) -> str:
+        label = case.label if isinstance(case, Case) else case
+        text = f"Exercise {self.id}" + (f" ({label})" if label else "")
+        return text + (f", your {name}" if name else "")
+
+    def fail(self, message: str, *, case: Case | str | None = None, name: str | None = None) -> CheckFailure:
+        """The exception to raise: ``raise EX.fail("...", case=case, name="weights")``."""
+        return CheckFailure(f"{self.where(case, name)}: {message}")
+
+    def passed(self, summary: str) -> None:
+        """The one line a check prints on success."""
+        print(conventions.success_line(self.id, summary))
+
+    # ---- running the learner's code
+    def call(self, fn: Callable, *args, what: str | None = None, case: Case | str | None = None, **kwargs):
+        """``fn(*args, **kwargs)``; an exception it raises is reported as the learner's (see :func:`call`)."""
+        return call(fn, *args, exercise=self.id, what=what or self.name, case=case, **kwargs)
+
+    # ---- comparing
+    def compare(self, got, expected: torch.Tensor, *, case: Case, equation: str, name: str = "output",
+                probes: Iterable[Callable[[torch.Tensor], str | None]] = (),
+                mistakes: Iterable[Mistake | None] = (), factors: dict[str, float] | None = None,
+                axes: Sequence[str] | None = None, atol: float | None = None, rtol: float | None = None,
+                otherwise: str = "") -> None:
+        """Raise :class:`CheckFailure` unless ``got`` matches ``expected``; the message says what to change.
+
+        ``probes`` test properties of the right answer, in order, on ``got`` (after type, shape, dtype, the classic
+        ``mistakes`` and NaN); the first that returns a message wins. ``factors`` names the constants of the chapter's
+        equations (``{"√d_k": 2.83, "d_k": 8.0}``) so a constant factor is named. ``axes`` names the axes of
+        ``expected`` (``("B", "H", "Tq", "Tk")``) for saying where the difference sits. ``equation`` is what
+        to compare with when nothing narrower could be said.
+        """
+        default_atol, default_rtol = tolerance(expected.dtype)
+        atol, rtol = atol or default_atol, rtol or default_rtol
+        where = self.where(case, name)
+        problem = structure_problem(got, expected)
+        if problem:
+            raise CheckFailure(f"{where}: {problem}")
+        got, expected = got.detach(), expected.detach()
+        if torch.allclose(got, expected, atol=atol, rtol=rtol):
+            return
+        for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
+            wrong = mistake.output.detach()
+            if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
+                raise CheckFailure(f"{where}: {mistake.hint}")
+        if not torch.isfinite(got).all() and torch.isfinite(expected).all():
+            raise CheckFailure(f"{where}: {nonfinite_problem(got, axes)}")
+        for probe in probes:
+            message = probe(got)
+            if message:
+                raise CheckFailure(f"{where}: {message}")
+        if expected.dtype == torch.float64 and torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+            raise CheckFailure(f"{where}: right only to float32 precision (max difference "
+                               f"{(got - expected).abs().max().item():.2g}) on a float64 input: somewhere you "
+                               f"compute in float32 (.float(), torch.float32, a float32 constant tensor). Keep "
+                               f"every step in the input's dtype.")
+        factor = constant_factor(got, expected)
+        if factor is not None:
+            raise CheckFailure(f"{where}: {factor_message(factor, factors or {})} Compare with {equation}.")
+        located = locate_difference(got, expected, axes, atol=atol, rtol=rtol)
+        message = f"{where}: {located} " if located else f"{where}: "
+        worst = (got - expected).abs().flatten().argmax()
+        index = [int(i) for i in torch.unravel_index(worst, got.shape)]
+        message += (f"Compare your code with {equation} term by term{': ' + otherwise if otherwise else '.'} "
+                    f"(largest difference at index {index}: you have {got.flatten()[worst].item():.6g}, "
+                    f"expected {expected.flatten()[worst].item():.6g}.)")
+        raise CheckFailure(message)
+
+
+# ---------------------------------------------------------------------------------------------- calling
+# Frames from these files are the course's or a library's, not the learner's.
+_NOT_LEARNER = re.compile(r"[/\\](torch|einops|utils[/\\]checks|nbclient|IPython|ipykernel|site-packages)[/\\]")
+
+
+def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
     """Call the learner's ``fn``; an exception it raises is reported as theirs, not the check's.
 
+    The message names the exception, reads it (a broadcast, a matmul, an einops pattern, an index past the end,
+    mixed dtypes, in-place autograd errors, …) and quotes the line of *their* code that raised it.
     ``NotImplementedError`` (an untouched stub) passes through unchanged, so a learner sees the stub's own
     message, "Exercise 1.3: write the body of ...".
     """
@@ -31,82 +172,122 @@ def call(fn: Callable, *args, exercise: str, what: str, **kwargs):
     except NotImplementedError:
         raise
     except Exception as error:  # noqa: BLE001 - any error in the learner's code is reported as theirs
-        hint = _hint_for_exception(error)
-        raise LearnerError(
-            f"Exercise {exercise}: your {what} raised {type(error).__name__}: {str(error).rstrip('.')}."
-            f"{hint} The traceback above ends at the line in your code."
-        ) from error
+        label = case.label if isinstance(case, Case) else case
+        where = f"Exercise {exercise}" + (f" ({label})" if label else "")
+        text = " ".join(str(error).split()).rstrip(".")
+        raise LearnerError(f"{where}: your {what} raised {type(error).__name__}: {text}."
+                           f"{learner_line(error)}{exception_hint(error)} The traceback above ends at the line "
+                           f"in your code.") from error
 
 
-def _hint_for_exception(error: Exception) -> str:
+def learner_line(error: BaseException) -> str:
+    """`` At line 7 of your code: `scores = q @ k`.`` for the innermost frame that is not a library's."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not _NOT_LEARNER.search(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+    return f" At line {frame.lineno} of your code: `{line}`." if line else f" At line {frame.lineno} of your code."
+
+
+_BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton "
+                        r"dimension (-?\d+)")
+_MATMUL = ("cannot be multiplied", "mat1 and mat2", "batch2 tensor", "Expected size for first two dimensions",
+           "size mismatch")
+
+
+def exception_hint(error: BaseException) -> str:
+    """What a PyTorch / einops error message means for the learner's code, as one or two sentences."""
     text = str(error)
-    matmul_errors = ("must match the size", "cannot be multiplied", "mat1 and mat2", "batch2 tensor")
-    if any(message in text for message in matmul_errors):
-        return " These shapes don't fit a matmul: is a transpose missing, or on the wrong axes?"
+    match = _BROADCAST.search(text)
+    if match:
+        a, b, dim = match.groups()
+        return (f" Two tensors did not broadcast: one has {a} entries and the other {b} along dimension {dim}. "
+                f"Is a reduction missing keepdim=True, or a per-channel/per-item tensor lined up with the wrong "
+                f"axis (view it so its entries sit on the axis they belong to)?")
+    if any(message in text for message in _MATMUL):
+        return (" The shapes don't fit a matrix product (…, n, k) @ (…, k, m): is a transpose missing, or on the "
+                "wrong axes?")
     if "einops" in type(error).__module__:
-        return " Check the einops pattern's axis names against the tensor's shape."
+        return " Check the einops pattern's axis names and sizes against the tensor's shape."
+    if "out of bounds" in text or "out of range" in text:
+        return (" An index is past the end: check the offsets (the chapter's indices start at 1 where the "
+                "tensors' start at 0?).")
+    if re.search(r"(expected|found).*(Double|Float|Half|Long|dtype)", text, re.IGNORECASE):
+        return (" Two tensors have different dtypes: avoid hard-coded dtypes (torch.float32, .float()); build new "
+                "tensors with the input's dtype (torch.zeros_like, dtype=x.dtype).")
+    if "incorrect number of gradients" in text:
+        return " backward must return one gradient per input of forward, in the same order (None for non-tensors)."
+    if "inplace operation" in text or "in-place operation" in text:
+        return (" An in-place operation (+=, [...] =, .add_) changed a tensor autograd still needs: write "
+                "x = x + … instead, or clone first.")
+    if "does not require grad" in text or "element 0 of tensors does not require grad" in text:
+        return (" Nothing you returned is connected to the inputs in the autograd graph: don't detach, use .data, "
+                "or compute under torch.no_grad().")
+    if "size of" in text and "view" in text or "view size is not compatible" in text:
+        return " .view needs contiguous memory: use .reshape, or call .contiguous() after a transpose."
     return ""
 
 
-@dataclass
-class Mistake:
-    """A known wrong answer: what it computes (a tensor) and the hint to give when the learner's matches it."""
-
-    output: torch.Tensor
-    hint: str
-
-
-def diagnose(
-    got,
-    expected: torch.Tensor,
-    *,
-    exercise: str,
-    case: str,
-    mistakes: tuple[Mistake | None, ...] = (),
-    atol: float = 1e-5,
-    rtol: float = 1e-4,
-    name: str = "output",
-    otherwise: str = "",
-) -> None:
-    """Raise :class:`CheckFailure` unless ``got`` matches ``expected``; the message names the likely mistake.
-
-    The order matters: type, shape, dtype, a match, a match with a known mistake (NaNs included), NaN/inf, a
-    constant factor, and last a plain "differs" with the worst entry, followed by ``otherwise`` (where else to look).
-    """
-    where = f"Exercise {exercise} ({case}), your {name}"
+# ---------------------------------------------------------------------------------------------- structure
+def structure_problem(got, expected: torch.Tensor) -> str | None:
+    """What is wrong with ``got``'s type, shape or dtype, said so the learner knows what to change; else None."""
     if not isinstance(got, torch.Tensor):
-        raise CheckFailure(f"{where}: got a {type(got).__name__}, not a torch.Tensor. Did you forget to return it?")
+        if got is None:
+            return "got None. Did you forget to return it?"
+        return f"got a {type(got).__name__}, not a torch.Tensor."
     if got.shape != expected.shape:
-        hint = ""
-        if got.dim() >= 2 and got.transpose(-1, -2).shape == expected.shape:
-            hint = " That is the expected shape with its last two axes swapped: is it transposed?"
-        raise CheckFailure(f"{where}: shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{hint}")
+        return f"shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{shape_hint(got.shape, expected.shape)}"
     if got.dtype != expected.dtype:
-        raise CheckFailure(f"{where}: dtype {got.dtype} but expected {expected.dtype} (the inputs' dtype). "
-                           f"Avoid hard-coded dtypes such as torch.float32 or .float().")
-    got, expected = got.detach(), expected.detach()
-    if torch.allclose(got, expected, atol=atol, rtol=rtol):
-        return
-    for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
-        wrong = mistake.output.detach()
-        if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
-            raise CheckFailure(f"{where}: {mistake.hint}")
-    if not torch.isfinite(got).all():
-        bad = (~torch.isfinite(got)).nonzero()[0].tolist()
-        raise CheckFailure(f"{where}: contains NaN or inf (first at index {bad}). A row whose scores are all "
-                           f"-inf gives NaN after softmax; a division by zero gives inf.")
-    factor = constant_factor(got, expected)
-    if factor is not None:
-        raise CheckFailure(f"{where}: {factor:.4g} × the expected values everywhere: a constant factor is off "
-                           f"(a scale such as √d or 1/n applied twice, or missing).")
-    worst = (got - expected).abs().flatten().argmax()
-    index = list(torch.unravel_index(worst, got.shape))
-    message = (f"{where}: differs from the reference: at index {[int(i) for i in index]} you have "
-               f"{got.flatten()[worst].item():.6g}, expected {expected.flatten()[worst].item():.6g} "
-               f"(max abs difference {(got - expected).abs().max().item():.3g}).")
-    raise CheckFailure(f"{message} {otherwise}" if otherwise else message)
+        return (f"dtype {got.dtype} but expected {expected.dtype} (the inputs' dtype). Avoid hard-coded dtypes "
+                f"such as torch.float32 or .float().")
+    return None
 
 
+def shape_hint(got: torch.Size, expected: torch.Size) -> str:
+    """Why a shape might be off: transposed, a lost or extra singleton axis, reshaped, or broadcast too far."""
+    got, expected = tuple(got), tuple(expected)
+    if len(got) >= 2 and got[:-2] + got[-2:][::-1] == expected:
+        return " That is the expected shape with its last two axes swapped: is it transposed?"
+    if sorted(got) == sorted(expected):
+        return " The same sizes in another order: are two axes swapped (a transpose or a wrong rearrange)?"
+    if len(got) == len(expected) + 1 and 1 in got:
+        for i, size in enumerate(got):
+            if size == 1 and got[:i] + got[i + 1:] == expected:
+                return f" An extra axis of size 1 at position {i}: a keepdim=True too many, or a missing squeeze?"
+    if len(got) + 1 == len(expected):
+        for i, size in enumerate(expected):
+            if size == 1 and expected[:i] + expected[i + 1:] == got:
+                return f" The axis of size 1 at position {i} is missing: a reduction without keepdim=True?"
+            if expected[:i] + expected[i + 1:] == got:
+                return f" Axis {i} (size {size}) is missing: did a sum, mean or indexing remove it?"
+    if math.prod(got) == math.prod(expected):
+        return " Same number of entries, other shape: a reshape or rearrange with the wrong axes?"
+    if len(got) == len(expected) and all(g == e or e == 1 for g, e in zip(got, expected)):
+        axes = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+        return f" Axes {axes} should have size 1: a reduction over them is missing (or broadcast too early)."
+    if len(got) > len(expected) and got[-len(expected):] == expected:
+        return f" Your result has extra leading axes {got[:-len(expected)]}: something broadcast against a batch."
+    return ""
+
+
+def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None) -> str:
+    bad = ~torch.isfinite(got)
+    first = [int(i) for i in bad.nonzero()[0]]
+    kinds = "NaN" if torch.isnan(got).any() else "inf"
+    share = bad.float().mean().item()
+    return (f"{kinds} in {share:.0%} of the entries (first at {describe_index(first, axes)}) where the answer is "
+            f"finite. exp() of a large score overflows unless the maximum is subtracted first; a row whose entries "
+            f"are all -inf gives NaN after softmax; 0/0 or a division by a zero variance gives NaN/inf.")
+
+
+def describe_index(index: Sequence[int], axes: Sequence[str] | None) -> str:
+    if axes and len(axes) == len(index):
+        return ", ".join(f"{name}={i}" for name, i in zip(axes, index))
+    return f"index {list(index)}"
+
+
+# ---------------------------------------------------------------------------------------------- numbers
 def constant_factor(got: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-3) -> float | None:
     """The constant c with got ≈ c · expected, if there is one (and it is not 1)."""
     big = expected.abs() > 1e-3 * expected.abs().max().clamp_min(1e-12)
@@ -119,6 +300,228 @@ def constant_factor(got: torch.Tensor, expected: torch.Tensor, tolerance: float 
     return factor
 
 
+def name_value(value: float, named: dict[str, float], rtol: float = 2e-3) -> str | None:
+    """The name of ``value`` among ``named`` constants, their reciprocals and negatives: "1/√d_k"; else None."""
+    for name, constant in named.items():
+        for shown, candidate in ((name, constant), (f"1/{name}", 1 / constant if constant else math.inf),
+                                 (f"−{name}", -constant), (f"−1/{name}", -1 / constant if constant else math.inf)):
+            if math.isfinite(candidate) and abs(value - candidate) <= rtol * max(abs(candidate), 1e-12):
+                return shown
+    return None
+
+
+def factor_message(factor: float, named: dict[str, float]) -> str:
+    """"your values are 2.828 (= √d_k) × the right ones everywhere: ..." with the factor named if possible."""
+    name = name_value(factor, named)
+    label = f"{factor:.4g}" + (f" (= {name})" if name else "")
+    if name:
+        return (f"your values are {label} × the right ones everywhere: a factor {name} too many — remove it, or "
+                f"apply its inverse.")
+    if factor < 0:
+        return f"your values are {label} × the right ones everywhere: a sign is flipped (and maybe a scale is off)."
+    return (f"your values are {label} × the right ones everywhere: a constant factor is off (a scale applied "
+            f"twice, missing, or inverted).")
+
+
+@dataclass
+class Fit:
+    """``got ≈ Σ coefficients[name] · basis[name]``, with the relative residual of the least-squares fit."""
+
+    coefficients: dict[str, float]
+    residual: float  # ‖got − fit‖ / ‖got‖: near 0 when got really is such a combination
+
+    @property
+    def exact(self) -> bool:
+        return self.residual < 1e-3
+
+    def formula(self, names: dict[str, str] | None = None) -> str:
+        """"0.97·x₀ + 0.25·ε" with the basis' display names."""
+        names = names or {}
+        terms = [f"{value:.4g}·{names.get(key, key)}" for key, value in self.coefficients.items()]
+        return " + ".join(terms).replace("+ -", "− ")
+
+
+def fit_linear(got: torch.Tensor, basis: dict[str, torch.Tensor], *, per: int | None = None) -> Fit | list[Fit]:
+    """Least-squares coefficients c with ``got ≈ Σ c[name] · basis[name]``.
+
+    With ``per=k`` one fit per index of axis ``k`` (e.g. one per batch item, when each item has its own t).
+    The basis tensors broadcast against ``got``. Solved in float64.
+    """
+    if per is not None:
+        return [fit_linear(got.select(per, i), {k: v.expand_as(got).select(per, i) for k, v in basis.items()})
+                for i in range(got.shape[per])]
+    target = got.detach().double().reshape(-1)
+    columns = torch.stack([b.detach().double().expand_as(got).reshape(-1) for b in basis.values()], dim=1)
+    solution = torch.linalg.lstsq(columns, target[:, None], driver="gelsd").solution[:, 0]
+    residual = (columns @ solution - target).norm() / target.norm().clamp_min(1e-300)
+    return Fit(dict(zip(basis, solution.tolist())), residual.item())
+
+
+def compare_coefficients(fit: Fit, expected: dict[str, float], *, names: dict[str, str] | None = None,
+                         named: dict[str, float] | None = None, rtol: float = 1e-3) -> str | None:
+    """Which recovered coefficients differ from the equation's, and what each equals instead; None if all agree.
+
+    ``named`` are the chapter's constants, so a wrong coefficient is named ("your coefficient of ε is 0.25 = √β_t;
+    expected 0.31 = √(1 − ᾱ_t)").
+    """
+    names, named = names or {}, named or {}
+    if not fit.exact:
+        return None
+    wrong = []
+    for key, want in expected.items():
+        have = fit.coefficients.get(key, 0.0)
+        if abs(have - want) > rtol * max(abs(want), 1e-6) + 1e-9:
+            have_name, want_name = name_value(have, named), name_value(want, named)
+            wrong.append(f"the coefficient of {names.get(key, key)} is {have:.4g}"
+                         + (f" (= {have_name})" if have_name else "") + f" but should be {want:.4g}"
+                         + (f" (= {want_name})" if want_name else ""))
+    if not wrong:
+        return None
+    return f"yours is {fit.formula(names)}: " + "; ".join(wrong) + "."
+
+
+def fit_temperature(probabilities: torch.Tensor, scores: torch.Tensor, dim: int = -1) -> float | None:
+    """The a with ``probabilities ≈ softmax(a · scores, dim)``, from log-ratios; None when it is not such a softmax.
+
+    log p_i − mean_j log p_j = a · (s_i − mean_j s_j) over every row with finite, positive entries.
+    """
+    p, s = probabilities.detach().double(), scores.detach().double()
+    usable = (p > 1e-30) & torch.isfinite(s)
+    if not usable.all():
+        return None
+    log_p = p.log()
+    centred_log = log_p - log_p.mean(dim, keepdim=True)
+    centred_s = s - s.mean(dim, keepdim=True)
+    denominator = (centred_s * centred_s).sum()
+    if denominator < 1e-12:
+        return None
+    a = ((centred_log * centred_s).sum() / denominator).item()
+    residual = (centred_log - a * centred_s).norm() / centred_log.norm().clamp_min(1e-300)
+    return a if residual < 1e-3 else None
+
+
+def locate_difference(got: torch.Tensor, expected: torch.Tensor, axes: Sequence[str] | None = None, *,
+                      atol: float, rtol: float) -> str | None:
+    """Where the wrong entries sit, when they are confined to part of an axis: "only at Tk = 3, 4 (2 of 5)"."""
+    wrong = ~torch.isclose(got, expected, atol=atol, rtol=rtol)
+    if not wrong.any() or got.dim() == 0:
+        return None
+    share = wrong.float().mean().item()
+    parts = []
+    for axis in range(got.dim()):
+        size = got.shape[axis]
+        if size < 2:
+            continue
+        hit = wrong.movedim(axis, 0).reshape(size, -1).any(dim=1)  # (size,): any wrong entry at this index
+        if 0 < hit.sum() < size:
+            indices = hit.nonzero().flatten().tolist()
+            shown = ", ".join(map(str, indices[:6])) + (", …" if len(indices) > 6 else "")
+            name = axes[axis] if axes and len(axes) == got.dim() else f"axis {axis}"
+            parts.append(f"{name} = {shown} ({len(indices)} of {size})")
+    if not parts:
+        return f"{share:.0%} of the entries are wrong, spread over every axis."
+    return f"{share:.0%} of the entries are wrong, all of them at " + " and ".join(parts) + "."
+
+
+# ---------------------------------------------------------------------------------------------- catalogue
+@dataclass
+class Mistake:
+    """A known wrong answer: what it computes (a tensor) and the hint to give when the learner's matches it."""
+
+    output: torch.Tensor
+    hint: str
+
+
+# ---------------------------------------------------------------------------------------------- modules
+@dataclass
+class ModuleRun:
+    """One forward and backward of a module: output, gradients of the input and of each parameter, buffers."""
+
+    output: torch.Tensor
+    input_grad: torch.Tensor | None
+    parameter_grads: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def run_module(exercise: Exercise, module: torch.nn.Module, x: torch.Tensor, grad_out: torch.Tensor | None = None,
+               *, case: Case | None = None, **kwargs) -> ModuleRun:
+    """Forward ``x`` (a fresh leaf) through ``module``, backward ``grad_out`` (seeded if None); collect everything."""
+    x = x.detach().clone().requires_grad_()
+    for parameter in module.parameters():
+        parameter.grad = None
+    out = exercise.call(module, x, what=f"{type(module).__name__}.forward", case=case, **kwargs)
+    if not isinstance(out, torch.Tensor):
+        raise exercise.fail(f"forward returned a {type(out).__name__}, not a tensor. Did you forget to return it?",
+                            case=case)
+    if not out.requires_grad:
+        raise exercise.fail(f"the output of your {type(module).__name__} is not connected to the autograd graph: "
+                            f"compute it from x and the parameters, without torch.no_grad() or .detach().",
+                            case=case)
+    if grad_out is None:
+        grad_out = exercise.randn(*out.shape, key=("grad_out", case.label if case else ""), dtype=out.dtype)
+    if out.shape == grad_out.shape:
+        exercise.call(out.backward, grad_out, what=f"{type(module).__name__} (its backward pass)", case=case)
+    return ModuleRun(out.detach(), x.grad,
+                     {name: p.grad for name, p in module.named_parameters()},
+                     {name: b.detach().clone() for name, b in module.named_buffers()})
+
+
+def copy_parameters(source: torch.nn.Module, target: torch.nn.Module, exercise: Exercise,
+                    names: dict[str, str] | None = None) -> None:
+    """Copy ``source``'s parameters into ``target``'s (``names`` maps target name → source name where they differ).
+
+    A missing parameter or a wrong shape is the learner's mistake, reported with the shape expected.
+    """
+    names = names or {}
+    theirs = dict(target.named_parameters())
+    with torch.no_grad():
+        for name, parameter in source.named_parameters():
+            mine = names.get(name, name)
+            if mine not in theirs:
+                raise exercise.fail(f"your module has no parameter `{mine}` (expected shape "
+                                    f"{tuple(parameter.shape)}): create it in __init__ with nn.Parameter, or keep "
+                                    f"the given __init__.")
+            if theirs[mine].shape != parameter.shape:
+                raise exercise.fail(f"`{mine}` has shape {tuple(theirs[mine].shape)} but should have "
+                                    f"{tuple(parameter.shape)}.{shape_hint(theirs[mine].shape, parameter.shape)}")
+            theirs[mine].copy_(parameter)
+
+
+def compare_runs(exercise: Exercise, got: ModuleRun, expected: ModuleRun, *, case: Case, equation: str,
+                 output_probes=(), output_mistakes=(), buffers: Sequence[str] = (), grad_equation: str | None = None,
+                 axes: Sequence[str] | None = None, grad_tolerance: tuple[float, float] | None = None) -> None:
+    """Compare a learner's module run with a library module's: output, input gradient, parameter gradients and
+    the named buffers, in that order (the first difference is the message)."""
+    exercise.compare(got.output, expected.output, case=case, equation=equation, probes=output_probes,
+                     mistakes=output_mistakes, axes=axes)
+    atol, rtol = grad_tolerance or tuple(10 * t for t in case.tolerance)
+    where = grad_equation or f"the backward of {equation} (autograd computes it from your forward)"
+    if expected.input_grad is not None:
+        exercise.compare(got.input_grad, expected.input_grad, case=case, name="dL/dx", equation=where,
+                         atol=atol, rtol=rtol, axes=axes)
+    for name, expected_grad in expected.parameter_grads.items():
+        if expected_grad is None:
+            continue
+        exercise.compare(got.parameter_grads.get(name), expected_grad, case=case, name=f"dL/d{name}",
+                         equation=where, atol=atol, rtol=rtol)
+    for name in buffers:
+        if name not in got.buffers:
+            raise exercise.fail(f"your module has no buffer `{name}`: register it with self.register_buffer (or "
+                                f"keep the given __init__).", case=case)
+        exercise.compare(got.buffers[name], expected.buffers[name], case=case, name=name, equation=equation)
+
+
+# ---------------------------------------------------------------------------------------------- compatibility
+def diagnose(got, expected: torch.Tensor, *, exercise: str, case: str, mistakes=(), atol: float = 1e-5,
+             rtol: float = 1e-4, name: str = "output", otherwise: str = "", equation: str = "the chapter's equation",
+             probes=(), factors=None, axes=None) -> None:
+    """:meth:`Exercise.compare` for code that has an exercise id and a case label as strings."""
+    dtype = expected.dtype if isinstance(expected, torch.Tensor) else torch.float32
+    Exercise(exercise, name).compare(got, expected, case=Case(case, dtype), equation=equation, name=name,
+                                     probes=probes, mistakes=mistakes, factors=factors, axes=axes, atol=atol,
+                                     rtol=rtol, otherwise=otherwise)
+
+
 def passed(exercise: str, summary: str) -> None:
     """The one line a check prints on success."""
-    print(f"✓ Exercise {exercise} passed: {summary}")
+    print(conventions.success_line(exercise, summary))
