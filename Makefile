@@ -7,17 +7,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 SUBMISSIONS ?= submissions
+CHAPTER ?=
+# CHAPTER=2, 02 or 02_normalization → 02
+CHAPTER_NUMBER = $(if $(CHAPTER),$(shell printf '%02d' "$$(expr $(firstword $(subst _, ,$(CHAPTER))) + 0)"))
 
 .PHONY: help install book test lab chapters grade timings screenshot clean
 
 help:
 	@echo "make book        build the executed book into _build/html (book scale, cached)"
-	@echo "make test        run the whole test suite (utils, checks, sync, nbval on every notebook)"
+	@echo "make test        run the whole test suite (lint, utils, checks, sync, nbval on every notebook)"
+	@echo "make test CHAPTER=02   only chapter 02's tests and notebook (or: pytest -m ex2_4 for one exercise)"
 	@echo "make lab         open JupyterLab on chapters/"
 	@echo "make chapters    regenerate the student notebooks in chapters/ from solutions/"
 	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted notebooks into grades.csv"
 	@echo "make timings     re-measure every chapter at book and test scale; rewrites the README table"
-	@echo "make screenshot CHAPTER=01_attention   a PNG of a built chapter page (needs Debian's chromium)"
+	@echo "make screenshot PAGE=01_attention   a PNG of a built chapter page (needs Debian's chromium)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +38,13 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-# Unit tests, the sync test, the student-notebook test, the grader's tests, the book build, and nbval over
-# every solution notebook at test scale; two workers, one notebook per worker at a time (--dist loadfile).
+# The linter, then unit tests, the sync test, the student-notebook test, the grader's tests, the book build, and
+# nbval over every solution notebook at test scale; two workers, one notebook per worker at a time (--dist
+# loadfile). `make test CHAPTER=02` runs only chapter 02's tests and notebook (its pytest marker, chapter02).
 test: $(STAMP)
+	$(BIN)/ruff check .
 	COURSE_SCALE=test $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=120 tests solutions
+		--nbval-cell-timeout=120 $(if $(CHAPTER),-m chapter$(CHAPTER_NUMBER)) tests solutions
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. inside a container
@@ -52,9 +58,9 @@ grade: $(STAMP)
 timings: $(STAMP)
 	$(BIN)/python -m tools.timings --write README.md
 
-CHAPTER ?= 01_attention
+PAGE ?= 01_attention
 screenshot: $(STAMP)
-	$(BIN)/python -m tools.screenshot _build/html/solutions/$(CHAPTER).html _build/$(CHAPTER).png --height 30000
+	$(BIN)/python -m tools.screenshot _build/html/solutions/$(PAGE).html _build/$(PAGE).png --height 30000
 
 clean:
 	rm -rf _build

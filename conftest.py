@@ -28,12 +28,13 @@ class MystNotebook(nbval.plugin.IPyNbFile):
 
 def pytest_collect_file(file_path, parent):
     option = parent.config.option
-    if getattr(option, "nbval_lax", False) and file_path.parent.name == "solutions" and conventions.CHAPTER_FILE.match(file_path.name):
+    is_solution = file_path.parent.name == "solutions" and conventions.CHAPTER_FILE.match(file_path.name)
+    if getattr(option, "nbval_lax", False) and is_solution:
         return MystNotebook.from_parent(parent, path=file_path)
     return None
 
 
-# ----- markers: one per exercise (`pytest -m ex2_4`) and one per chapter (`pytest -m chapter02`, `make test CHAPTER=02`)
+# ----- markers: one per exercise (`pytest -m ex2_4`), one per chapter (`pytest -m chapter02`, `make test CHAPTER=02`)
 def pytest_configure(config):
     config.addinivalue_line("markers", "heldout: wrong answers written after the checks, never tuned on")
     for chapter in conventions.chapters():

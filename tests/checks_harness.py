@@ -24,6 +24,7 @@ import pytest
 from utils import conventions
 from utils.checks import CheckFailure, LearnerError
 
+
 def exercise(exercise_id: str):
     """The pytest marker of one exercise: ``@exercise("2.4")`` is ``@pytest.mark.ex2_4`` (see tests/conftest.py)."""
     return getattr(pytest.mark, conventions.marker(exercise_id))

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time: `import utils` does no work
+    import torch
 
 SCALE_VARIABLE = "COURSE_SCALE"
 SCALES = ("book", "test", "full")
