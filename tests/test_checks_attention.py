@@ -1,7 +1,8 @@
-"""Every check of Chapter 01 passes on a correct answer and names each known-wrong answer.
+"""Every check of Chapter 01 passes on the solution and names each wrong answer in words a learner can act on.
 
-The wrong answers are written the way a learner writes them, not built from the checker's own references,
-so these tests would notice a checker whose diagnosis drifted away from real mistakes.
+The wrong answers are written the way a learner writes them (functions and classes with the exercise's
+signature), never built from the checks' own references. Each test carries its exercise's marker:
+``pytest -m ex1_4`` runs the tests of Exercise 1.4.
 """
 import math
 
@@ -10,61 +11,68 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from utils.checks import CheckFailure, LearnerError
+from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_passes_through, exercise
+from tests.solution_code import solution_namespace
+from utils.checks import CheckFailure, LearnerError, core
 from utils.checks import attention as checks
 
+CHAPTER = "01_attention"
 
-# ----- Exercise 1.1 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def solved():
+    """The reference answers: the names defined by the solution notebook's exercise cells."""
+    return solution_namespace(CHAPTER, ("def attention(",))
+
+
+def stub(exercise_id, name):
+    def untouched(*args, **kwargs):
+        raise NotImplementedError(f"Exercise {exercise_id}: write the body of `{name}`, then run the check cell.")
+    return untouched
+
+
+# ===== Exercise 1.1 — attention weights ========================================================================
+
+def scores_of(q, k, scale=None):
+    return q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale is None else scale)
+
 
 def weights_ok(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores_of(q, k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1)
 
 
-def weights_no_scale(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1)
+def weights_own_softmax(q, k, mask=None):  # a correct softmax written out: subtract the max, exp, normalise
+    scores = scores_of(q, k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1)
+    e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
 
 
-def weights_divide_by_d(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / q.shape[-1]
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, -1)
+def weights_fill_minus_1e9(q, k, mask=None):
+    scores = scores_of(q, k)
+    return (scores if mask is None else scores.masked_fill(~mask, -1e9)).softmax(-1)
 
 
-def weights_wrong_axis(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-2)
+def weights_fill_finfo_min(q, k, mask=None):
+    scores = scores_of(q, k)
+    return (scores if mask is None else scores.masked_fill(~mask, torch.finfo(q.dtype).min)).softmax(-1)
 
 
-def weights_mask_after_softmax(q, k, mask=None):
-    weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
-    return weights if mask is None else weights.masked_fill(~mask, 0.0)
-
-
-def weights_inverted_mask(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf"))
-    return scores.softmax(dim=-1)
-
-
-def weights_fill_zero(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, 0.0)
-    return scores.softmax(dim=-1)
-
-
-def weights_ignore_mask(q, k, mask=None):
-    return (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+def weights_with(scale=None, dim=-1, fill=float("-inf"), invert=False, after_softmax=False, use_mask=True):
+    """A learner's attention_weights with one thing changed."""
+    def attention_weights(q, k, mask=None):
+        scores = scores_of(q, k, scale(q, k) if scale else None)
+        if mask is not None and use_mask and not after_softmax:
+            scores = scores.masked_fill(mask if invert else ~mask, fill)
+        weights = scores.softmax(dim=dim)
+        if mask is not None and after_softmax:
+            weights = weights.masked_fill(~mask, 0.0)
+        return weights
+    return attention_weights
 
 
 def weights_keys_on_rows(q, k, mask=None):
@@ -74,93 +82,213 @@ def weights_keys_on_rows(q, k, mask=None):
     return scores.softmax(dim=-1)
 
 
-def weights_float32(q, k, mask=None):
-    return weights_ok(q.float(), k.float(), mask)
+def weights_keys_on_rows_transposed_back(q, k, mask=None):  # K Qᵀ, then transposed to get the shape right
+    scores = (k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1).transpose(-2, -1)
+    return scores if mask is None else scores.masked_fill(~mask, 0.0)
 
 
-def weights_forgot_return(q, k, mask=None):
-    weights_ok(q, k, mask)
+def weights_no_max_subtracted(q, k, mask=None):
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores)
+    return e / e.sum(dim=-1, keepdim=True)
 
 
-def weights_crash(q, k, mask=None):
-    return (q @ k).softmax(-1)  # no transpose: a shape error inside the learner's code
+def weights_sum_without_keepdim(q, k, mask=None):
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1)
 
 
-def test_attention_weights_reference_passes(capsys):
-    checks.check_attention_weights(weights_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 1.1 passed")
+def weights_float32_inside(q, k, mask=None):
+    return weights_ok(q.float(), k.float(), mask).to(q.dtype)
 
 
-def test_attention_weights_large_negative_fill_also_passes():
-    def weights_fill_minus_1e9(q, k, mask=None):
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        return (scores if mask is None else scores.masked_fill(~mask, -1e9)).softmax(-1)
-    checks.check_attention_weights(weights_fill_minus_1e9)
+def weights_additive_mask(q, k, mask=None):
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores - 10.0 * (~mask)
+    return scores.softmax(-1)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (weights_no_scale, "forget to divide the scores by √d_k"),
-    (weights_divide_by_d, "divided the scores by d_k"),
-    (weights_wrong_axis, "softmax over the wrong axis"),
-    (weights_mask_after_softmax, "applied the mask after the softmax"),
-    (weights_inverted_mask, "mask is inverted"),
-    (weights_fill_zero, "filled masked scores with 0"),
-    (weights_ignore_mask, "mask was not applied"),
-    (weights_keys_on_rows, "K·Qᵀ"),
-    (weights_float32, "dtype torch.float32 but expected torch.float64"),
-    (weights_forgot_return, "not a torch.Tensor. Did you forget to return it?"),
-])
-def test_attention_weights_names_the_mistake(wrong, hint):
-    with pytest.raises(CheckFailure, match=hint.replace("(", r"\(").replace("?", r"\?").replace(".", r"\.")):
-        checks.check_attention_weights(wrong)
+def weights_index_assignment(q, k, mask=None):
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores[~mask] = float("-inf")  # works only when the mask has the scores' full shape
+    return scores.softmax(-1)
 
 
-def test_learner_exception_is_reported_as_theirs():
-    with pytest.raises(LearnerError, match=r"your attention_weights raised RuntimeError.*transpose"):
-        checks.check_attention_weights(weights_crash)
+def weights_no_softmax(q, k, mask=None):
+    return scores_of(q, k)
 
 
-def test_untouched_stub_raises_not_implemented_unchanged():
-    def stub(q, k, mask=None):
-        raise NotImplementedError("Exercise 1.1: write the body of `attention_weights`")
-    with pytest.raises(NotImplementedError, match="Exercise 1.1"):
-        checks.check_attention_weights(stub)
+def weights_wrong_mask_axes(q, k, mask=None):
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask.transpose(-2, -1), float("-inf"))  # "the mask is (Tk, Tq)"
+    return scores.softmax(-1)
 
 
-# ----- Exercise 1.2 ------------------------------------------------------------------------------------------
+ATTENTION_WEIGHTS_WRONG = [
+    (weights_with(scale=lambda q, k: 1.0), ["forget to divide the scores by √d_k", "a = 1"]),
+    (weights_with(scale=lambda q, k: q.shape[-1]), ["divided the scores by d_k", "1/d_k"]),
+    (weights_with(scale=lambda q, k: 1 / math.sqrt(q.shape[-1])), ["multiplied the scores by √d_k"]),
+    (weights_with(scale=lambda q, k: -math.sqrt(q.shape[-1])), ["sign is flipped"]),
+    (weights_with(scale=lambda q, k: math.sqrt(k.shape[-2])), ["number of keys", "1/√d_k"]),
+    (weights_with(dim=-2), ["softmax over the wrong axis", "dim=-1"]),
+    (weights_with(after_softmax=True), ["zeroed the forbidden weights after the softmax", "renormalise"]),
+    (weights_with(invert=True), ["inverted"]),
+    (weights_with(fill=0.0), ["filled the forbidden scores with 0", "-inf"]),
+    (weights_with(fill=-1e4), ["finite fill value", "float('-inf')"]),
+    (weights_with(fill=-100.0), ["take all the weight", "finite fill value", "eq. (1.2)"]),
+    (weights_with(fill=-10.0), ["finite fill value of -10", "eq. (1.2)"]),
+    (weights_with(use_mask=False), ["mask was not applied"]),
+    (weights_additive_mask, ["you added -10 to the forbidden scores"]),
+    (weights_keys_on_rows, ["last two axes swapped", "transposed", "Tq=5, Tk=7"]),
+    (weights_keys_on_rows_transposed_back, ["softmax over the wrong axis"]),
+    (weights_no_max_subtracted, ["NaN/inf on large scores", "subtract each row's maximum"]),
+    (weights_float32_inside, ["float32 precision"]),
+    (lambda q, k, mask=None: weights_ok(q.float(), k.float(), mask), ["dtype torch.float32 but expected "
+                                                                      "torch.float64"]),
+    (weights_no_softmax, ["the scores themselves", "softmax over the keys"]),
+    (weights_wrong_mask_axes, ["give weight", "where the mask is False there", "query 0, key 1"]),
+    (lambda q, k, mask=None: None, ["got None", "forget to return"]),
+    (lambda q, k, mask=None: weights_ok(q, k, mask).numpy(), ["got a ndarray, not a torch.Tensor"]),
+    (lambda q, k, mask=None: weights_ok(q, k, mask)[..., 0], ["shape (2, 3, 5) but expected (2, 3, 5, 7)",
+                                                              "re:missing|removed"]),
+]
+
+
+@exercise("1.1")
+def test_attention_weights_solution_passes(solved):
+    assert "Exercise 1.1 passed" in assert_passes(checks.check_attention_weights, solved["attention_weights"])
+
+
+@exercise("1.1")
+@pytest.mark.parametrize("right", [weights_ok, weights_own_softmax, weights_fill_minus_1e9, weights_fill_finfo_min])
+def test_attention_weights_other_right_answers_pass(right):
+    assert_passes(checks.check_attention_weights, right)
+
+
+@exercise("1.1")
+@pytest.mark.parametrize("wrong, words", ATTENTION_WEIGHTS_WRONG)
+def test_attention_weights_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_attention_weights, wrong, *words)
+
+
+@exercise("1.1")
+def test_attention_weights_reads_the_learners_exceptions():
+    message = assert_diagnoses(checks.check_attention_weights, lambda q, k, mask=None: (q @ k).softmax(-1),
+                               "raised RuntimeError", "transpose", "8 = d_k, 7 = Tk", error=LearnerError)
+    assert "At line" in message
+    assert_diagnoses(checks.check_attention_weights, weights_sum_without_keepdim, "did not broadcast",
+                     "7 (= Tk)", "5 (= Tq)", "keepdim=True", error=LearnerError)
+    assert_diagnoses(checks.check_attention_weights, weights_index_assignment, "boolean mask used as an index",
+                     "masked_fill", error=LearnerError)
+
+
+@exercise("1.1")
+def test_attention_weights_stub_passes_through():
+    assert_stub_passes_through(checks.check_attention_weights, stub("1.1", "attention_weights"))
+
+
+@exercise("1.1")
+def test_attention_weights_nan_rows_are_read_against_the_mask():
+    def hides_everything_but_the_future(q, k, mask=None):  # an inverted causal mask leaves the last row empty
+        scores = scores_of(q, k)
+        return (scores if mask is None else scores.masked_fill(mask, float("-inf"))).softmax(-1)
+    assert_diagnoses(checks.check_attention_weights, hides_everything_but_the_future, "NaN exactly in the rows",
+                     "inverted")
+
+    def hides_key_zero_too(q, k, mask=None):
+        scores = scores_of(q, k)
+        if mask is not None:
+            mask = mask.clone()
+            mask[..., 0] = False
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(-1)
+    assert_diagnoses(checks.check_attention_weights, hides_key_zero_too, "NaN in", "rows", "at least one key")
+
+
+@exercise("1.1")
+def test_attention_weights_hides_an_allowed_key():
+    def always_causal_too(q, k, mask=None):  # "a mask means causal": hides the future whatever the mask says
+        scores = scores_of(q, k)
+        if mask is not None:
+            causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+            scores = scores.masked_fill(~(mask & causal), float("-inf"))
+        return scores.softmax(-1)
+    assert_diagnoses(checks.check_attention_weights, always_causal_too, "are 0 at", "where attending is allowed",
+                     "padding mask", "query 0, key 1")
+
+
+# ===== Exercise 1.2 — the softmax backward pass =================================================================
 
 def softmax_backward_ok(p, grad_p):
     return p * (grad_p - (grad_p * p).sum(-1, keepdim=True))
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda p, g: p * g, "only the diagonal of the Jacobian"),
-    (lambda p, g: g - (g * p).sum(-1, keepdim=True), "forgot to multiply by p"),
-    (lambda p, g: p * ((g * p).sum(-1, keepdim=True) - g), "sign is flipped"),
-    (lambda p, g: p * (g - g.sum(-1, keepdim=True)), "weighted by p"),
-    (lambda p, g: p * (g - (g * p).sum(0, keepdim=True)), "wrong axis"),
-    (lambda p, g: 2 * softmax_backward_ok(p, g), "2 × the expected values everywhere"),
-    (lambda p, g: softmax_backward_ok(p, g).float(), "dtype"),
-])
-def test_softmax_backward_names_the_mistake(wrong, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_softmax_backward(wrong)
+SOFTMAX_BACKWARD_WRONG = [
+    (lambda p, g: p * g, ["only the diagonal of the Jacobian"]),
+    (lambda p, g: p * (1 - p) * g, ["only the diagonal of the Jacobian", "p_j (1 − p_j)"]),
+    (lambda p, g: g - (g * p).sum(-1, keepdim=True), ["forgot to multiply by p"]),
+    (lambda p, g: p * ((g * p).sum(-1, keepdim=True) - g), ["sign is flipped"]),
+    (lambda p, g: p * (g - g.sum(-1, keepdim=True)), ["weighted by p"]),
+    (lambda p, g: p * (g - (g * p).sum(0, keepdim=True)), ["summed p⊙g over axis 0", "dim=-1"]),
+    (lambda p, g: p * (g - (g * p).sum()), ["every entry", "one number per row"]),
+    (lambda p, g: p * (g - (g * p).sum(-1)), ["lined up along the last axis", "keepdim=True"]),
+    (lambda p, g: p * (g - (g * p).mean(-1, keepdim=True)), ["0.25·p⊙⟨g,p⟩", "eq. (1.5)"]),
+    (lambda p, g: 2 * softmax_backward_ok(p, g), ["2 × the right ones everywhere"]),
+    (lambda p, g: torch.zeros_like(p), ["0 × the right ones"]),
+    (lambda p, g: softmax_backward_ok(p, g).float(), ["dtype torch.float32 but expected torch.float64"]),
+    (lambda p, g: p.clamp_min(1e-3) * (g - (g * p).sum(-1, keepdim=True)), ["where p = 0", "exactly 0"]),
+    (lambda p, g: p * (g - (g * p).sum(-1, keepdim=True)) + 0.1 * p * g * g, ["each row of dL/ds must sum to 0",
+                                                                             "eq. (1.4)"]),
+    (lambda p, g: softmax_backward_ok(p, g)[..., :-1], ["shape", "but expected"]),
+]
 
 
-def test_softmax_backward_reference_passes(capsys):
-    checks.check_softmax_backward(softmax_backward_ok)
-    assert "✓ Exercise 1.2 passed" in capsys.readouterr().out
+@exercise("1.2")
+def test_softmax_backward_solution_passes(solved):
+    assert_passes(checks.check_softmax_backward, solved["softmax_backward"])
 
 
-# ----- Exercise 1.3 ------------------------------------------------------------------------------------------
+@exercise("1.2")
+@pytest.mark.parametrize("wrong, words", SOFTMAX_BACKWARD_WRONG)
+def test_softmax_backward_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_softmax_backward, wrong, *words)
+
+
+@exercise("1.2")
+def test_softmax_backward_reads_a_broadcast_error_as_a_broadcast():
+    """A sum without keepdim=True that cannot broadcast is reported as a broadcast, not as a matmul problem."""
+    def sum_without_keepdim_on_a_batch(p, g):
+        if p.dim() == 2 and p.shape[0] == p.shape[1]:
+            return softmax_backward_ok(p, g)
+        return p * (g - (g * p).sum(dim=-1))
+    message = assert_diagnoses(checks.check_softmax_backward, sum_without_keepdim_on_a_batch, "did not broadcast",
+                               "keepdim=True", "5 (= T)", error=LearnerError)
+    assert "transpose" not in message
+
+
+@exercise("1.2")
+def test_softmax_backward_stub_passes_through():
+    assert_stub_passes_through(checks.check_softmax_backward, stub("1.2", "softmax_backward"))
+
+
+# ===== Exercise 1.3 — attention as an autograd.Function ========================================================
 
 def make_attention_function(dv_transposed=True, scale_dq=True, scale_dk=True, full_softmax=True, swap=False,
-                            drop_dk=False):
+                            drop_dk=False, forward_scale=True, dq_transposed=False, dv_from_scores=False,
+                            softmax_backward=softmax_backward_ok):
     """An autograd.Function for attention written as a learner would, with optional bugs."""
     class AttentionFunction(torch.autograd.Function):
         @staticmethod
         def forward(ctx, q, k, v):
-            p = weights_ok(q, k)
+            p = weights_ok(q, k) if forward_scale else (q @ k.transpose(-2, -1)).softmax(-1)
             ctx.save_for_backward(q, k, v, p)
             return p @ v
 
@@ -168,10 +296,12 @@ def make_attention_function(dv_transposed=True, scale_dq=True, scale_dk=True, fu
         def backward(ctx, grad_out):
             q, k, v, p = ctx.saved_tensors
             scale = 1 / math.sqrt(q.shape[-1])
-            grad_v = (p.transpose(-2, -1) if dv_transposed else p) @ grad_out
             grad_p = grad_out @ v.transpose(-2, -1)
-            grad_s = softmax_backward_ok(p, grad_p) if full_softmax else p * grad_p
-            grad_q = grad_s @ k * (scale if scale_dq else 1)
+            grad_s = softmax_backward(p, grad_p) if full_softmax else p * grad_p
+            grad_v = (p.transpose(-2, -1) if dv_transposed else p) @ grad_out
+            if dv_from_scores:
+                grad_v = grad_s.transpose(-2, -1) @ grad_out
+            grad_q = (grad_s.transpose(-2, -1) if dq_transposed else grad_s) @ k * (scale if scale_dq else 1)
             grad_k = grad_s.transpose(-2, -1) @ q * (scale if scale_dk else 1)
             if swap:
                 grad_q, grad_k = grad_k, grad_q
@@ -179,29 +309,144 @@ def make_attention_function(dv_transposed=True, scale_dq=True, scale_dk=True, fu
     return AttentionFunction
 
 
-def test_attention_function_reference_passes(capsys):
-    checks.check_attention_function(make_attention_function())
-    assert "gradcheck" in capsys.readouterr().out
+ATTENTION_FUNCTION_WRONG = [
+    (dict(dv_transposed=False), ["raised RuntimeError", "transpose", "Tq"]),
+    (dict(scale_dq=False), ["dQ is missing the 1/√d_k"]),
+    (dict(scale_dk=False), ["dK is missing the 1/√d_k"]),
+    (dict(full_softmax=False), ["full softmax backward", "P ⊙ ⟨dP, P⟩"]),
+    (dict(swap=True), ["gradient number 0", "swapped", "5 = Tq"]),
+    (dict(drop_dk=True), ["backward returned None for dL/dK"]),
+    (dict(forward_scale=False), ["a = 1", "check of Exercise 1.1"]),
+    (dict(dq_transposed=True), ["raised RuntimeError", "transpose", "5 = Tq, 3 = Tk"]),
+    (dict(dv_from_scores=True), ["rows of your dV do not add up", "eq. (1.7)"]),
+    (dict(softmax_backward=lambda p, g: p * (g - g.sum(-1, keepdim=True))), ["check of Exercise 1.2"]),
+]
 
 
-@pytest.mark.parametrize("bug, hint", [
-    (dict(dv_transposed=False), "need a transpose"),
-    (dict(scale_dq=False), "dQ is missing the 1/√d_k"),
-    (dict(scale_dk=False), "dK is missing the 1/√d_k"),
-    (dict(full_softmax=False), "full softmax backward"),
-    (dict(swap=True), "you returned dK where dQ belongs"),
-    (dict(drop_dk=True), "backward returned None for dL/dK"),
-])
-def test_attention_function_names_the_mistake(bug, hint):
-    with pytest.raises((CheckFailure, LearnerError), match=hint):
-        checks.check_attention_function(make_attention_function(**bug))
+@exercise("1.3")
+def test_attention_function_solution_passes(solved):
+    assert "gradcheck" in assert_passes(checks.check_attention_function, solved["AttentionFunction"])
 
 
-# ----- Exercise 1.4 ------------------------------------------------------------------------------------------
+@exercise("1.3")
+@pytest.mark.parametrize("bug, words", ATTENTION_FUNCTION_WRONG)
+def test_attention_function_names_the_mistake(bug, words):
+    assert_diagnoses(checks.check_attention_function, make_attention_function(**bug), *words)
 
-def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh)", scale_by_head=True,
+
+@exercise("1.3")
+def test_attention_function_square_case_mistakes():
+    """Mistakes that keep the shapes right only when Tq = Tk (the second case) are named there."""
+    class SwapsOnlyWhenSquare(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q, k, _, _ = ctx.saved_tensors
+            return (grad_k, grad_q, grad_v) if q.shape == k.shape else (grad_q, grad_k, grad_v)
+    assert_diagnoses(checks.check_attention_function, SwapsOnlyWhenSquare, "you returned dK where dQ belongs")
+
+    class DkWithoutTransposeWhenSquare(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q, k, v, p = ctx.saved_tensors
+            if q.shape == k.shape:
+                grad_s = softmax_backward_ok(p, grad_out @ v.transpose(-2, -1))
+                grad_k = grad_s @ q / math.sqrt(q.shape[-1])
+            return grad_q, grad_k, grad_v
+    assert_diagnoses(checks.check_attention_function, DkWithoutTransposeWhenSquare, "dS is not transposed",
+                     "dK = c·dSᵀ·Q")
+
+    class DqTransposedWhenSquare(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q, k, v, p = ctx.saved_tensors
+            if q.shape == k.shape:
+                grad_s = softmax_backward_ok(p, grad_out @ v.transpose(-2, -1))
+                grad_q = grad_s.transpose(-2, -1) @ k / math.sqrt(q.shape[-1])
+            return grad_q, grad_k, grad_v
+    assert_diagnoses(checks.check_attention_function, DqTransposedWhenSquare, "dS is transposed", "dQ = c·dS·K")
+
+
+@exercise("1.3")
+def test_attention_function_gradcheck_failure_is_a_diagnosis_not_a_crash():
+    """gradcheck's own verdict becomes the message (this line of the check used to raise AttributeError)."""
+    class WrongOnlyForThreeQueries(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            return grad_q, grad_k, grad_v * (1.01 if grad_out.shape[-2] == 3 else 1.0)
+    assert_diagnoses(checks.check_attention_function, WrongOnlyForThreeQueries, "gradcheck disagrees",
+                     "for dL/dV", "eqs. (1.7)–(1.9)", error=CheckFailure)
+
+
+@exercise("1.3")
+def test_attention_function_structure_and_exceptions():
+    class NotAFunction:
+        @staticmethod
+        def forward(ctx, q, k, v):
+            return q
+    assert_diagnoses(checks.check_attention_function, NotAFunction, "subclass of torch.autograd.Function")
+
+    class ReturnsNothing(make_attention_function()):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            ctx.save_for_backward(q, k, v)
+    assert_diagnoses(checks.check_attention_function, ReturnsNothing, "forward output: got None")
+
+    class ForgetsToSave(make_attention_function()):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            return weights_ok(q, k) @ v
+    assert_diagnoses(checks.check_attention_function, ForgetsToSave, "AttentionFunction.backward raised",
+                     error=LearnerError)
+
+    class ReturnsTwoGradients(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            return make_attention_function().backward(ctx, grad_out)[:2]
+    assert_diagnoses(checks.check_attention_function, ReturnsTwoGradients, "one gradient per input",
+                     error=LearnerError)
+
+    class ForwardUsesTheKeysAsValues(make_attention_function()):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            p = weights_ok(q, k)
+            ctx.save_for_backward(q, k, v, p)
+            return p @ k
+    assert_diagnoses(checks.check_attention_function, ForwardUsesTheKeysAsValues, "shape", "d_v=6")
+
+
+@exercise("1.3")
+def test_attention_function_forward_outside_the_span_of_v():
+    class AddsTheQueries(make_attention_function()):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            p = weights_ok(q, k)
+            ctx.save_for_backward(q, k, v, p)
+            return p @ v + 0.1 * q.sum(-1, keepdim=True)
+    assert_diagnoses(checks.check_attention_function, AddsTheQueries, "not a weighted sum of the rows of V")
+
+
+@exercise("1.3")
+def test_attention_function_stub_passes_through():
+    class Stub(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            raise NotImplementedError("Exercise 1.3: write the body of `AttentionFunction`, then run the check.")
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            raise NotImplementedError("Exercise 1.3: write the body of `AttentionFunction`, then run the check.")
+    assert_stub_passes_through(checks.check_attention_function, Stub)
+
+
+# ===== Exercise 1.4 — multi-head self-attention =================================================================
+
+def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh)", scale="head",
                     project=True, causal_diagonal=0, invert_padding=False, pad_queries=False, use_causal=True,
-                    order="qkv"):
+                    use_padding=True, order="qkv", softmax_dim=-1, project_twice=False):
     class MultiHeadSelfAttention(nn.Module):
         def __init__(self, d_model, n_heads):
             super().__init__()
@@ -216,146 +461,367 @@ def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh
             allowed = torch.ones(B, 1, T, T, dtype=torch.bool)
             if causal and use_causal:
                 allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril(causal_diagonal)
-            if key_padding_mask is not None:
+            if key_padding_mask is not None and use_padding:
                 keep = key_padding_mask if invert_padding else ~key_padding_mask
                 allowed = allowed & (keep[:, None, :, None] if pad_queries else keep[:, None, None, :])
-            d = {True: q.shape[-1], False: D, None: 1}[scale_by_head]
+            d = {"head": q.shape[-1], "model": D, "none": 1, "head, not squared": q.shape[-1] ** 2}[scale]
             scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~allowed, float("-inf"))
-            heads = rearrange(scores.softmax(-1) @ v, merge)  # (B, T, D)
+            heads = rearrange(scores.softmax(softmax_dim) @ v, merge)  # (B, T, D)
+            if project_twice:
+                return self.out(self.out(heads))
             return self.out(heads) if project else heads
     return MultiHeadSelfAttention
 
 
-def test_multi_head_reference_passes(capsys):
-    checks.check_multi_head_attention(make_multi_head())
-    assert "✓ Exercise 1.4 passed" in capsys.readouterr().out
+MULTI_HEAD_WRONG = [
+    (dict(split="B T (Dh H) -> B H T Dh"), ["heads split in the wrong order"]),
+    (dict(merge="B H T Dh -> B T (Dh H)"), ["heads merged in the wrong order"]),
+    (dict(scale="model"), ["scaled by √D", "√Dh"]),
+    (dict(scale="head, not squared"), ["1/Dh", "divided the scores by Dh", "√Dh"]),
+    (dict(scale="none"), ["passes Exercise 1.1"]),
+    (dict(project=False), ["output projection"]),
+    (dict(project_twice=True), ["apply self.out once"]),
+    (dict(causal_diagonal=-1), ["hides the diagonal"]),
+    (dict(use_causal=False), ["causal mask is missing"]),
+    (dict(use_padding=False), ["key_padding_mask was not applied"]),
+    (dict(invert_padding=True), ["key_padding_mask is inverted"]),
+    (dict(pad_queries=True), ["padded *queries*"]),
+    (dict(order="kqv"), ["q and k are swapped"]),
+    (dict(order="qvk"), ["k and v are swapped"]),
+    (dict(softmax_dim=-2), ["head 0's weights", "softmax over the wrong axis"]),
+]
 
 
-@pytest.mark.parametrize("bug, hint", [
-    (dict(split="B T (Dh H) -> B H T Dh"), "heads split in the wrong order"),
-    (dict(merge="B H T Dh -> B T (Dh H)"), "heads merged in the wrong order"),
-    (dict(scale_by_head=False), "scaled by √D"),
-    (dict(project=False), "output projection"),
-    (dict(causal_diagonal=-1), "hides the diagonal"),
-    (dict(use_causal=False), "causal mask is missing"),
-    (dict(invert_padding=True), "key_padding_mask is inverted"),
-    (dict(pad_queries=True), "padded \\*queries\\*"),
-    (dict(order="kqv"), "q and k are swapped"),
-])
-def test_multi_head_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_multi_head_attention(make_multi_head(**bug))
+@exercise("1.4")
+def test_multi_head_solution_passes(solved):
+    assert_passes(checks.check_multi_head_attention, solved["MultiHeadSelfAttention"])
 
 
-# ----- Exercise 1.5 ------------------------------------------------------------------------------------------
+@exercise("1.4")
+@pytest.mark.parametrize("bug, words", MULTI_HEAD_WRONG)
+def test_multi_head_names_the_mistake(bug, words):
+    assert_diagnoses(checks.check_multi_head_attention, make_multi_head(**bug), *words)
+
+
+@exercise("1.4")
+def test_multi_head_dividing_by_dh_is_not_called_root_d():
+    """Dh ≠ √D in the first case, so dividing by Dh is named as such (it used to be called "scaled by √D")."""
+    message = assert_diagnoses(checks.check_multi_head_attention, make_multi_head(scale="head, not squared"),
+                               "a = 0.125 = 1/Dh")
+    assert "scaled by √D" not in message
+
+
+@exercise("1.4")
+def test_multi_head_mask_probes_name_the_forbidden_entry():
+    class AttendsToTheNextTokenToo(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            B, T, D = x.shape
+            q, k, v = (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in self.qkv(x).chunk(3, -1))
+            allowed = torch.ones(T, T, dtype=torch.bool).tril(1) if causal else torch.ones(T, T, dtype=torch.bool)
+            if key_padding_mask is not None:
+                allowed = allowed & ~key_padding_mask[:, None, None, :]
+            scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+            return self.out(rearrange(scores.softmax(-1) @ v, "B H T Dh -> B T (H Dh)"))
+    assert_diagnoses(checks.check_multi_head_attention, AttendsToTheNextTokenToo, "head 0's weights",
+                     "key 1 comes after query 0 (causal)")
+
+
+@exercise("1.4")
+def test_multi_head_heads_that_are_not_averages_of_their_values():
+    class UsesTheQueriesAsValues(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            q, k, v = (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in self.qkv(x).chunk(3, -1))
+            weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+            return self.out(rearrange(weights @ q, "B H T Dh -> B T (H Dh)"))
+    assert_diagnoses(checks.check_multi_head_attention, UsesTheQueriesAsValues, "not a weighted average of head 0's "
+                     "values")
+
+
+@exercise("1.4")
+def test_multi_head_structure_and_exceptions():
+    class RenamedLayers(nn.Module):
+        def __init__(self, d_model, n_heads):
+            super().__init__()
+            self.in_proj = nn.Linear(d_model, 3 * d_model)
+
+        def forward(self, x, causal=False, key_padding_mask=None):
+            return x
+    assert_diagnoses(checks.check_multi_head_attention, RenamedLayers, "keep the given __init__", "self.qkv")
+
+    class NarrowQkv(make_multi_head()):
+        def __init__(self, d_model, n_heads):
+            super().__init__(d_model, n_heads)
+            self.qkv = nn.Linear(d_model, d_model)
+    assert_diagnoses(checks.check_multi_head_attention, NarrowQkv, "self.qkv must map D → 3D")
+
+    class WrongHeadCount(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            return rearrange(x, "B T (H Dh) -> B H T Dh", H=5)
+    assert_diagnoses(checks.check_multi_head_attention, WrongHeadCount, "einops", error=LearnerError)
+
+    class ReturnsWeightsToo(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            return super().forward(x, causal, key_padding_mask), None
+    assert_diagnoses(checks.check_multi_head_attention, ReturnsWeightsToo, "got a tuple, not a torch.Tensor")
+
+    def crashes_in_init(d_model, n_heads):
+        raise ValueError("no")
+    assert_diagnoses(checks.check_multi_head_attention, crashes_in_init, "raised ValueError", error=LearnerError)
+
+
+@exercise("1.4")
+def test_multi_head_keeps_the_learners_random_state():
+    torch.manual_seed(123)
+    before = torch.randn(3)
+    torch.manual_seed(123)
+    assert_passes(checks.check_multi_head_attention, make_multi_head())
+    assert torch.equal(torch.randn(3), before)
+
+
+@exercise("1.4")
+def test_multi_head_stub_passes_through():
+    class Stub(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            raise NotImplementedError("Exercise 1.4: write the body of `forward`, then run the check cell below.")
+    assert_stub_passes_through(checks.check_multi_head_attention, Stub)
+
+
+# ===== Exercise 1.5 — tiled attention ===========================================================================
 
 def make_tiled(rescale_output=True, rescale_sum=True, per_block=False, drop_last=False, subtract_max=True,
-               materialise=False):
+               materialise=False, loop_over_queries=False, accumulator_like_q=False, max_starts_at_zero=False,
+               scale=True, step=None):
     def tiled_attention(q, k, v, block_size=128):
         if materialise:  # computes the full T×T scores "to get the max", then tiles anyway
             _ = (q @ k.transpose(-2, -1)).amax(-1)
-        scale = 1 / math.sqrt(q.shape[-1])
-        T = k.shape[-2]
-        m = torch.full(q.shape[:-1] + (1,), float("-inf"), dtype=q.dtype)
-        l = torch.zeros_like(m)
-        acc = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+        c = 1 / math.sqrt(q.shape[-1]) if scale else 1.0
+        T = (q if loop_over_queries else k).shape[-2]
+        m = torch.full(q.shape[:-1] + (1,), 0.0 if max_starts_at_zero else float("-inf"), dtype=q.dtype)
+        running_sum = torch.zeros_like(m)
+        acc = torch.zeros_like(q) if accumulator_like_q else torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
         end = (T // block_size) * block_size if drop_last and T > block_size else T
-        for start in range(0, end, block_size):
-            s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * scale
+        for start in range(0, end, step or block_size):
+            s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * c
             m_new = torch.maximum(m, s.amax(-1, keepdim=True)) if subtract_max else torch.zeros_like(m)
             e = torch.exp(s - m_new)
-            c = torch.exp(m - m_new) if subtract_max else 1.0
+            correction = torch.exp(m - m_new) if subtract_max else 1.0
             if per_block:
                 acc = acc + e @ v[..., start:start + block_size, :] / e.sum(-1, keepdim=True)
             else:
-                l = (l * c if rescale_sum else l) + e.sum(-1, keepdim=True)
-                acc = (acc * c if rescale_output else acc) + e @ v[..., start:start + block_size, :]
+                running_sum = (running_sum * correction if rescale_sum else running_sum) + e.sum(-1, keepdim=True)
+                acc = (acc * correction if rescale_output else acc) + e @ v[..., start:start + block_size, :]
             m = m_new
-        return acc if per_block else acc / l
+        return acc if per_block else acc / running_sum
     return tiled_attention
 
 
-def test_tiled_reference_passes(capsys):
-    checks.check_tiled_attention(make_tiled())
-    assert "linear" in capsys.readouterr().out
+TILED_WRONG = [
+    (dict(rescale_output=False), ["whole block of keys", "multiply a by e^(m − m')"]),
+    (dict(rescale_sum=False), ["ℓ must be multiplied by e^(m − m')"]),
+    (dict(per_block=True), ["normalised each block by its own sum", "sum to 3"]),
+    (dict(drop_last=True), ["keys 32–39", "the last, shorter block"]),
+    (dict(loop_over_queries=True), ["keys 16–39", "Tq = 12", "k.shape[-2]"]),
+    (dict(subtract_max=False), ["NaN/inf on large scores", "running maximum"]),
+    (dict(max_starts_at_zero=True), ["m must start at −∞", "underflow"]),
+    (dict(scale=False), ["a = 1", "forget to divide the scores by √d_k"]),
+    (dict(step=12), ["count 2 times", "overlap"]),
+    (dict(materialise=True), ["peak memory grew", "Tq × Tk"]),
+]
 
 
-@pytest.mark.parametrize("bug, hint", [
-    (dict(rescale_output=False), "output accumulated so far must be multiplied"),
-    (dict(rescale_sum=False), "running sum ℓ must be multiplied"),
-    (dict(per_block=True), "normalised each block by its own sum"),
-    (dict(drop_last=True), "last, shorter block"),
-    (dict(subtract_max=False), "exp\\(\\) overflowed"),
-    (dict(materialise=True), "peak memory grew"),
-])
-def test_tiled_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_tiled_attention(make_tiled(**bug))
+@exercise("1.5")
+def test_tiled_solution_passes(solved):
+    assert "linear" in assert_passes(checks.check_tiled_attention, solved["tiled_attention"])
 
 
+@exercise("1.5")
+@pytest.mark.parametrize("bug, words", TILED_WRONG)
+def test_tiled_names_the_mistake(bug, words):
+    assert_diagnoses(checks.check_tiled_attention, make_tiled(**bug), *words)
+
+
+@exercise("1.5")
+def test_tiled_accumulator_of_the_queries_width_is_read_with_the_names():
+    """zeros_like(q) as the accumulator: d_v ≠ d_k in the first case, so it fails, naming both widths."""
+    assert_diagnoses(checks.check_tiled_attention, make_tiled(accumulator_like_q=True), "did not broadcast",
+                     "8 (= d_k)", "6 (= d_v)", error=LearnerError)
+
+
+@exercise("1.5")
 def test_naive_attention_fails_the_memory_check():
-    with pytest.raises(CheckFailure, match="materialised"):
-        checks.check_tiled_attention(lambda q, k, v, block_size: weights_ok(q, k) @ v)
+    assert_diagnoses(checks.check_tiled_attention, lambda q, k, v, block_size: weights_ok(q, k) @ v, "materialised")
 
 
-# ----- Exercise 1.6 ------------------------------------------------------------------------------------------
+@exercise("1.5")
+def test_tiled_other_failures():
+    assert_diagnoses(checks.check_tiled_attention, lambda q, k, v, block_size: None, "got None")
+    assert_stub_passes_through(checks.check_tiled_attention, stub("1.5", "tiled_attention"))
 
-def dft_ok(n, sign=-1, denominator=None, dtype=torch.complex64):
-    j = torch.arange(n, dtype=torch.float64)
+
+# ===== Exercise 1.6 — FNet's Fourier mixing =====================================================================
+
+def dft_ok(n, dtype=torch.complex64, sign=-1, denominator=None, start=0):
+    j = torch.arange(start, start + n, dtype=torch.float64)
     return torch.exp(sign * 2j * math.pi * torch.outer(j, j) / (denominator or n)).to(dtype)
 
 
 def mixing_ok(x):
     T, D = x.shape[-2:]
-    W_T, W_D = dft_ok(T, dtype=torch.complex128), dft_ok(D, dtype=torch.complex128)
-    return (W_T @ x.to(torch.complex128) @ W_D).real.to(x.dtype)
+    complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    return (dft_ok(T, complex_dtype) @ x.to(complex_dtype) @ dft_ok(D, complex_dtype)).real.to(x.dtype)
 
 
-def test_fourier_reference_passes(capsys):
-    checks.check_fourier_mixing(dft_ok, mixing_ok)
-    assert "✓ Exercise 1.6 passed" in capsys.readouterr().out
+def mixing_single_precision(x):
+    T, D = x.shape[-2:]
+    return (dft_ok(T) @ x.to(torch.complex64) @ dft_ok(D)).real.to(x.dtype)
 
 
-@pytest.mark.parametrize("dft, mixing, hint", [
-    (lambda n: dft_ok(n, sign=+1), mixing_ok, "sign is \\+"),
-    (lambda n: dft_ok(n, denominator=max(n - 1, 1)), mixing_ok, "not n − 1"),
-    (lambda n: dft_ok(n).real, mixing_ok, "must return a complex tensor"),
-    (dft_ok, lambda x: torch.fft.fft(x, dim=-2).real, "only along the sequence axis"),
-    (dft_ok, lambda x: torch.fft.fft(x, dim=-1).real, "only along the hidden axis"),
-    (dft_ok, lambda x: torch.fft.fft2(x).abs(), "magnitude"),
-    (dft_ok, lambda x: torch.fft.fft2(x).imag, "imaginary part"),
-    (dft_ok, lambda x: torch.fft.fftn(x).real, "batch axis too"),
-    (dft_ok, lambda x: torch.fft.fft2(x, norm="ortho").real, "constant factor"),
-    (dft_ok, lambda x: (dft_ok(x.shape[-2]) @ x.to(torch.complex64) @ dft_ok(x.shape[-1])).real.to(x.dtype),
-     "float32 precision only"),
-])
-def test_fourier_names_the_mistake(dft, mixing, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_fourier_mixing(dft, mixing)
+def mixing_real_part_too_early(x):
+    T, D = x.shape[-2:]
+    along_t = (dft_ok(T, torch.complex128) @ x.to(torch.complex128)).real
+    return (along_t.to(torch.complex128) @ dft_ok(D, torch.complex128)).real.to(x.dtype)
 
 
-def test_later_checks_point_back_to_a_wrong_exercise_1_1():
-    """An unscaled attention_weights also breaks 1.3 and 1.4; their checks say where to look."""
-    class Unscaled(make_attention_function()):
+def dft_squared_exponent(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    return torch.polar(torch.ones(n, n, dtype=torch.float64), -2 * math.pi * torch.outer(j, j) ** 2 / n).to(dtype)
+
+
+def mixing_flattened_batch(x):  # "a 2-D matrix product needs 2-D tensors": the batch joins the sequence axis
+    B, T, D = x.shape
+    flat = x.reshape(B * T, D).to(torch.complex64)
+    return (dft_ok(B * T) @ flat @ dft_ok(D)).real.reshape(B, T, D)
+
+
+DFT_WRONG = [
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, sign=+1), ["sign is +"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, denominator=max(n - 1, 1)), ["not n − 1"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, denominator=n * n), ["not n²"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype).real, ["must return a complex tensor", "real part"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype) / math.sqrt(n), ["modulus 1", "= 1/√n", "norm='ortho'"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, start=1), ["W[0, k] = W[j, 0] = e^0 = 1", "torch.arange(n)"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n), ["complex64", "asks for torch.complex128"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, torch.complex64).to(dtype), ["float32 precision",
+                                                                             "compute the angle", "float64"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, torch.complex128), ["complex128", "the default"]),
+    (lambda n, dtype=torch.complex64: torch.exp(-2j * math.pi * (torch.arange(n)[:, None] * n + torch.arange(n))
+                                                / n ** 2).to(dtype), ["symmetric"]),
+    (dft_squared_exponent, ["powers of W[1, 1]"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype).conj(), ["sign is +"]),
+    (lambda n, dtype=torch.complex64: [[1]], ["got a list, not a torch.Tensor"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype)[:, :1], ["shape", "(n, n)"]),
+]
+
+
+MIXING_WRONG = [
+    (lambda x: torch.fft.fft(x, dim=-2).real, ["only along the sequence axis"]),
+    (lambda x: torch.fft.fft(x, dim=-1).real, ["only along the hidden axis"]),
+    (lambda x: torch.fft.fft2(x).abs(), ["magnitude"]),
+    (lambda x: torch.fft.fft2(x).imag, ["imaginary part"]),
+    (lambda x: torch.fft.fftn(x).real, ["batch axis too"]),
+    (lambda x: torch.fft.fft2(x, norm="ortho").real, ["1/√(T·D)"]),
+    (lambda x: -torch.fft.fft2(x).real, ["sign is flipped"]),
+    (lambda x: torch.fft.fft2(x), ["complex", "real part"]),
+    (mixing_single_precision, ["float32 precision only", "complex128"]),
+    (mixing_real_part_too_early, ["real part too early"]),
+    (mixing_flattened_batch, ["changes when another item changes", "batch axis"]),
+    (lambda x: (dft_ok(x.shape[-1]) @ x.to(torch.complex64) @ dft_ok(x.shape[-2])).real, ["raised RuntimeError",
+                                                                                           "5 = D", "7 = T"]),
+]
+
+
+@exercise("1.6")
+def test_fourier_solution_passes(solved):
+    assert_passes(checks.check_fourier_mixing, (solved["dft_matrix"], solved["fourier_mixing"]))
+
+
+@exercise("1.6")
+@pytest.mark.parametrize("dft, words", DFT_WRONG)
+def test_dft_matrix_names_the_mistake(dft, words):
+    assert_diagnoses(checks.check_fourier_mixing, (dft, mixing_ok), *words)
+
+
+@exercise("1.6")
+@pytest.mark.parametrize("mixing, words", MIXING_WRONG)
+def test_fourier_mixing_names_the_mistake(mixing, words):
+    assert_diagnoses(checks.check_fourier_mixing, (dft_ok, mixing), *words)
+
+
+@exercise("1.6")
+def test_fourier_stubs_pass_through():
+    with pytest.raises(NotImplementedError, match="Exercise 1.6"):
+        checks.check_fourier_mixing(stub("1.6", "dft_matrix"), mixing_ok)
+    with pytest.raises(NotImplementedError, match="Exercise 1.6"):
+        checks.check_fourier_mixing(dft_ok, stub("1.6", "fourier_mixing"))
+
+
+# ===== What this chapter added to utils.checks.core =============================================================
+
+def raised(fn):
+    try:
+        fn()
+    except Exception as error:  # noqa: BLE001
+        return error
+    raise AssertionError("expected an exception")
+
+
+def test_core_names_the_sizes_of_a_case_in_a_shape_error():
+    class Sized(core.Case):
+        @property
+        def sizes(self):
+            return {"Tq": 5, "Tk": 7, "d_k": 8}
+    with pytest.raises(LearnerError, match=r"Here 5 = Tq, 8 = d_k, 7 = Tk\."):
+        core.Exercise("9.9", "f").call(lambda: torch.randn(5, 8) @ torch.randn(7, 8), case=Sized("a case"))
+    assert core.Case("plain").sizes == {}
+    assert core.named_size(6, {"T": 6, "D": 6}) == "6 (= T = D)" and core.named_size(3, {}) == "3"
+    assert core.named_sizes_in("mat1 and mat2 shapes cannot be multiplied (5x8 and 7x8)", {}) == ""
+
+
+def test_core_reads_mask_indexing_invalid_gradients_dimensions_and_complex_products():
+    scores, mask = torch.randn(2, 2, 6, 6), torch.ones(6, 6, dtype=torch.bool)
+
+    def index():
+        scores[~mask] = 0.0
+    assert "masked_fill" in core.exception_hint(raised(index))
+
+    class WrongShapedGradient(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v):
-            p = weights_no_scale(q, k)
-            ctx.save_for_backward(q, k, v, p)
-            return p @ v
-    with pytest.raises(CheckFailure, match="check of Exercise 1.1"):
-        checks.check_attention_function(Unscaled)
-    with pytest.raises(CheckFailure, match="passes Exercise 1.1"):
-        checks.check_multi_head_attention(make_multi_head(scale_by_head=None))
+        def forward(ctx, a, b):
+            return a * b.sum()
 
-
-def test_attention_function_points_back_to_a_wrong_softmax_backward():
-    class WithWrongSoftmaxBackward(make_attention_function()):
         @staticmethod
-        def backward(ctx, grad_out):
-            q, k, v, p = ctx.saved_tensors
-            scale = 1 / math.sqrt(q.shape[-1])
-            grad_p = grad_out @ v.transpose(-2, -1)
-            grad_s = p * (grad_p - grad_p.sum(-1, keepdim=True))  # the unweighted sum of Exercise 1.2
-            return grad_s @ k * scale, grad_s.transpose(-2, -1) @ q * scale, p.transpose(-2, -1) @ grad_out
-    with pytest.raises(CheckFailure, match="does it pass the check of Exercise 1.2"):
-        checks.check_attention_function(WithWrongSoftmaxBackward)
+        def backward(ctx, grad):
+            return grad, grad
+    error = raised(lambda: WrongShapedGradient.apply(torch.randn(3, requires_grad=True),
+                                                     torch.randn(4, requires_grad=True)).sum().backward())
+    assert "gradient number 1" in core.exception_hint(error, {"n": 4})
+    assert "4 = n" in core.exception_hint(error, {"n": 4})
+    assert "dim=-1" in core.exception_hint(raised(lambda: torch.randn(2, 3).softmax(dim=2)))
+    assert "x.to(torch.complex64)" in core.exception_hint(
+        raised(lambda: torch.randn(3, dtype=torch.complex64) @ torch.randn(3, 3)))
+
+
+# ===== The shared probes on their own ===========================================================================
+
+def test_softmax_temperature_recovers_the_scale_and_refuses_what_is_not_a_softmax():
+    scores = torch.randn(4, 6, dtype=torch.float64)
+    assert checks.softmax_temperature((0.3 * scores).softmax(-1), scores) == pytest.approx(0.3)
+    assert checks.softmax_temperature(scores.abs() / scores.abs().sum(-1, keepdim=True), scores) is None
+    mask = torch.rand(4, 6) > 0.3
+    mask[:, 0] = True
+    weights = (0.3 * scores).masked_fill(~mask, -math.inf).softmax(-1)
+    assert checks.softmax_temperature(weights, scores, mask) == pytest.approx(0.3)
+
+
+def test_recover_weights_needs_independent_values():
+    values = torch.randn(3, 6, dtype=torch.float64)
+    weights = torch.rand(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(checks.recover_weights(weights @ values, values), weights)
+    assert checks.recover_weights(torch.randn(5, 6), values) is None  # not in the span of V's rows
+    assert checks.recover_weights(torch.randn(5, 2), torch.randn(3, 2)) is None  # Tk > d_v: not identifiable
+
+
+def test_independent_terms_drop_what_cannot_be_told_apart():
+    p = torch.rand(6, dtype=torch.float64)
+    terms = checks.independent_terms({"p": p, "2p": 2 * p, "p²": p * p}, p)
+    assert list(terms) == ["p", "p²"]

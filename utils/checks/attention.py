@@ -1,5 +1,24 @@
 """Checks for Chapter 01, The Anatomy of Attention.
 
+Each check runs the learner's code on seeded cases and, when an answer is wrong, tests the properties the right
+answer must have before comparing numbers, so that a mistake nobody listed still gets a message that says what
+is wrong:
+
+- **attention weights** (1.1, and the weights recovered inside 1.3, 1.4 and 1.5): non-negative; exactly 0 where
+  the mask forbids (the fill value of a finite fill is recovered); rows sum to 1 over the keys; a softmax of
+  a·QKᵀ whose temperature a is fitted from log-ratios and named (1/√d_k, 1/d_k, 1, 1/√D, …); a constant added to
+  every score of a row changes nothing (a case has scores ≈ −2·10⁴);
+- **weights recovered from outputs**: an attention output is a weighted average of the rows of V, so where V's
+  rows are independent the weights are solved for by least squares (1.3's forward, each head of 1.4) or read off
+  by passing V = I (1.5), and then diagnosed as weights;
+- **coefficients**: the softmax backward (1.2), dQ and dK (1.3) and the FNet mixing (1.6) are linear in known
+  terms; their coefficients are recovered and the wrong one named;
+- **invariants**: dL/ds sums to 0 in each row and ignores a constant added to g (1.2); the keys' gradients sum to
+  0 and the rows of dV add up to those of dO (1.3); items of a batch do not mix (1.6); W is symmetric, unitary up
+  to n and its angle step is −2π/n (1.6).
+
+Cases separate look-alikes: Tq ≠ Tk, d_v ≠ d_k, Dh ≠ √D, large and all-negative scores.
+
 Conventions the checks assume (the chapter states them too):
 - a boolean ``mask`` broadcastable to (..., Tq, Tk) with True = "this query may attend to this key", as in
   ``F.scaled_dot_product_attention``;
@@ -8,14 +27,39 @@ Conventions the checks assume (the chapter states them too):
 """
 from __future__ import annotations
 
+import copy
 import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
+from torch.autograd.gradcheck import GradcheckError
 
 from utils.bench import peak_memory
-from utils.checks.core import CheckFailure, LearnerError, Mistake, call, diagnose, passed, seeded_randn
+from utils.checks.core import (
+    Case,
+    CheckFailure,
+    Exercise,
+    LearnerError,
+    Mistake,
+    fit_linear,
+    name_value,
+    structure_problem,
+)
+
+EX_WEIGHTS = Exercise("1.1", "attention_weights")
+EX_SOFTMAX_BACKWARD = Exercise("1.2", "softmax_backward")
+EX_FUNCTION = Exercise("1.3", "AttentionFunction")
+EX_HEADS = Exercise("1.4", "MultiHeadSelfAttention")
+EX_TILED = Exercise("1.5", "tiled_attention")
+EX_DFT = Exercise("1.6", "dft_matrix")
+EX_MIXING = Exercise("1.6", "fourier_mixing")
+
+_BATCH_AXES = ("B", "H")
+FLOAT64_TOLERANCE = (1e-11, 1e-10)  # (atol, rtol): every float64 reference here is right to ~1e-14
+SHIFT = -2e4  # added to every score of a row in the cases that test invariance to a constant shift
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -23,203 +67,888 @@ def causal_mask(t: int) -> torch.Tensor:
     return torch.ones(t, t, dtype=torch.bool).tril()
 
 
+def reference_attention_weights(q, k, mask=None):
+    """softmax(Q Kᵀ / √d_k) over the keys, forbidden scores set to −∞ first: PyTorch's own softmax.  (..., Tq, Tk)"""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -math.inf)
+    return scores.softmax(dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared: comparing with shapes named, and reading NaN that a case was built to provoke
+# ---------------------------------------------------------------------------------------------------------------
+
+def _compare(exercise: Exercise, got, expected: torch.Tensor, case: Case, *, equation: str, name: str = "output",
+             axes: Sequence[str] | None = None, nonfinite: str | Callable | None = None, **kwargs) -> None:
+    """``exercise.compare`` with two additions: a wrong shape is spelled with the axes' names, and NaN/inf gets a
+    reading of its own where the check has one (``nonfinite``: a message, or a function of the answer that returns
+    one or None), e.g. in a case built to make e^s overflow."""
+    if expected.dtype == torch.float64:  # a single float32 rounding (≈ 6e-8) must not pass a float64 case
+        kwargs.setdefault("atol", FLOAT64_TOLERANCE[0])
+        kwargs.setdefault("rtol", FLOAT64_TOLERANCE[1])
+    if isinstance(got, torch.Tensor) and got.shape != expected.shape and axes and len(axes) == expected.dim():
+        named = ", ".join(f"{axis}={size}" for axis, size in zip(axes, expected.shape))
+        raise exercise.fail(f"{structure_problem(got, expected)} The expected axes are ({named}).", case=case,
+                            name=name)
+    if nonfinite and structure_problem(got, expected) is None and not torch.isfinite(got).all() \
+            and torch.isfinite(expected).all():
+        message = nonfinite(got) if callable(nonfinite) else nonfinite
+        if message:
+            raise exercise.fail(message, case=case, name=name)
+    exercise.compare(got, expected, case=case, equation=equation, name=name, axes=axes, **kwargs)
+
+
+def _at(index: Sequence[int], batch_names: Sequence[str] = ()) -> str:
+    """"query 2, key 4 (b=1)" for an index (..., i, j) of a weights tensor."""
+    *batch, i, j = (int(n) for n in index)
+    where = f"query {i}, key {j}"
+    if batch:
+        names = list(batch_names)[-len(batch):] if len(batch_names) >= len(batch) else [f"axis {a}" for a in
+                                                                                        range(len(batch))]
+        where += " (" + ", ".join(f"{n}={b}" for n, b in zip(names, batch)) + ")"
+    return where
+
+
+def _is_close(a: float, b: float, rtol: float = 2e-3, atol: float = 1e-9) -> bool:
+    return abs(a - b) <= rtol * abs(b) + atol
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared: the properties of attention weights (used by 1.1, and on weights recovered in 1.3, 1.4 and 1.5)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class WeightsFacts:
+    """What must hold for a tensor of attention weights P = softmax(a · Q Kᵀ) with a mask (eqs. (1.1), (1.2))."""
+
+    raw_scores: torch.Tensor  # Q Kᵀ, not scaled, float64  (..., Tq, Tk)
+    expected: torch.Tensor  # the right weights, float64  (..., Tq, Tk)
+    scale: float  # the right a
+    scale_text: str  # "1/√d_k"
+    constants: dict[str, float]  # the chapter's constants a wrong scale may be made of: {"√d_k": 2.83, "d_k": 8}
+    advice: dict[str, str]  # what to change when a is fitted to a named value: {"1/d_k": "you divided by d_k …"}
+    equation: str = "eq. (1.1)"
+    allowed: torch.Tensor | None = None  # bool, broadcastable to the weights: True = may attend
+    exact: bool = True  # False for weights recovered by least squares: "zero" then means below 1e-5
+    who: str = "your weights"
+    batch_names: Sequence[str] = ()  # names of the leading axes, for saying where: ("B", "H")
+    why_forbidden: Callable[[Sequence[int]], str] = lambda index: "the mask is False there"
+    alternatives: dict[str, torch.Tensor] = field(default_factory=dict)  # other score matrices a mix-up gives
+    upstream: str = ""  # appended to a message: "does your attention_weights pass the check of Exercise 1.1?"
+
+    @property
+    def zero(self) -> float:
+        return 0.0 if self.exact else 1e-5
+
+    def allowed_like(self, weights: torch.Tensor) -> torch.Tensor:
+        if self.allowed is None:
+            return torch.ones_like(weights, dtype=torch.bool)
+        return self.allowed.expand_as(weights)
+
+
+def softmax_temperature(weights: torch.Tensor, raw_scores: torch.Tensor, allowed: torch.Tensor | None = None, *,
+                        floor: float = 1e-30, tolerance: float = 1e-3) -> float | None:
+    """The a with ``weights ≈ softmax(a · raw_scores)`` over the allowed entries of each row, fitted from
+    log-ratios (log w_j − mean log w = a · (s_j − mean s)); None when the weights are no such softmax."""
+    w = weights.detach().double()
+    s = raw_scores.detach().double().expand_as(w)
+    allowed = torch.ones_like(w, dtype=torch.bool) if allowed is None else allowed.expand_as(w)
+    usable = allowed & (w > floor) & torch.isfinite(s)
+    rows = (usable == allowed).all(-1) & (usable.sum(-1) >= 2)  # rows where every allowed weight can be logged
+    if not rows.any():
+        return None
+    count = usable.sum(-1, keepdim=True).clamp_min(1)
+    log_w = torch.where(usable, w.clamp_min(1e-300).log(), 0.0)
+    s = torch.where(usable, s, 0.0)
+    centred_log = torch.where(usable, log_w - log_w.sum(-1, keepdim=True) / count, 0.0)[rows]
+    centred_s = torch.where(usable, s - s.sum(-1, keepdim=True) / count, 0.0)[rows]
+    denominator = (centred_s * centred_s).sum()
+    if denominator < 1e-12 or centred_log.norm() < 1e-12:
+        return None
+    a = ((centred_log * centred_s).sum() / denominator).item()
+    residual = (centred_log - a * centred_s).norm() / centred_log.norm()
+    return a if residual < tolerance else None
+
+
+def _scale_message(a: float, facts: WeightsFacts) -> str | None:
+    """What a fitted temperature a says, or None when it is the right one."""
+    if _is_close(a, facts.scale):
+        return None
+    name = name_value(a, {"1": 1.0, **facts.constants})
+    shown = f"a = {a:.4g}" + (f" = {name}" if name else "")
+    advice = facts.advice.get(name or "", f"scale the scores by exactly {facts.scale_text}.")
+    return (f"{facts.who} are softmax(a · QKᵀ) with {shown}, but {facts.equation} has a = {facts.scale_text} = "
+            f"{facts.scale:.4g}: {advice}")
+
+
+def _ratio_pattern(weights: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """How wrong row sums are made, from got / expected: "row" (one factor per query), "key" (a factor that
+    depends on the key: a denominator lined up with the wrong axis), or None."""
+    usable = expected > 1e-12
+    if not usable.all() or weights.shape[-1] < 2:
+        return None
+    log_ratio = (weights.clamp_min(1e-300) / expected).log()  # (..., Tq, Tk)
+    if (log_ratio.amax(-1) - log_ratio.amin(-1)).abs().max() < 1e-3:
+        return "row"
+    # log ratio = α_i + β_j (a separable factor) with β varying: each key (column) is scaled by its own factor
+    separable = log_ratio - log_ratio.mean(-1, keepdim=True) - log_ratio.mean(-2, keepdim=True) \
+        + log_ratio.mean((-2, -1), keepdim=True)
+    if weights.shape[-2] >= 2 and separable.abs().max() < 1e-3:
+        return "key"
+    return None
+
+
+def _fill_message(weights: torch.Tensor, facts: WeightsFacts, leaked: torch.Tensor) -> str | None:
+    """From weights that leak onto forbidden entries, what the learner put in those scores (exact weights only):
+    the unmasked score (the mask not applied), a constant fill value, or a constant added to the scores."""
+    scores = facts.scale * facts.raw_scores.expand_as(weights)  # the right scaled scores S
+    allowed = facts.allowed_like(weights)
+    positive_allowed = allowed & (weights > 0)
+    rows = leaked.any(-1)
+    if not (positive_allowed.any(-1) | ~rows).all():
+        return (f"the forbidden entries take all the weight of their rows and the allowed ones none: your masked "
+                f"scores are larger than the real ones, which are about {scores[allowed].mean().item():.3g} in this "
+                f"case. A finite fill value (−1e4, −1e9, …) is not −∞: fill the forbidden scores with "
+                f"float('-inf') (eq. (1.2)), so that their weight is exactly 0 whatever the scores are.")
+    # implied score of a leaked entry: S_ik + log(w_ij / w_ik), against the row's largest allowed weight w_ik
+    reference = torch.where(positive_allowed, weights, -1.0).argmax(-1, keepdim=True)  # (..., Tq, 1)
+    log_ratio = weights.clamp_min(1e-300).log() - weights.gather(-1, reference).log()
+    implied = (scores.gather(-1, reference) + log_ratio)[leaked]
+    true = scores[leaked]
+    size = 1e-3 * (1 + true.abs().max().item())
+    if (implied - true).abs().max() < size:
+        return ("the mask was not applied: the forbidden entries are weighted as if they were allowed. Set the "
+                "forbidden scores to −∞ before the softmax (eq. (1.2)): scores.masked_fill(~mask, float('-inf')).")
+    if implied.max() - implied.min() < size:
+        fill = implied.mean().item()
+        if abs(fill) < size:
+            return ("you filled the forbidden scores with 0, but a score of 0 still gets weight e^0 > 0. Fill them "
+                    "with float('-inf') (eq. (1.2)): e^{−∞} = 0.")
+        return (f"your forbidden scores act like a finite fill value of {fill:.4g}: e^{{{fill:.3g} − max}} is not 0 "
+                f"where the real scores come near it (here they are about {scores[allowed].mean().item():.3g}). "
+                f"Fill with float('-inf') (eq. (1.2)), so that their weight is exactly 0.")
+    offset = (implied - true).mean().item()
+    if ((implied - true) - offset).abs().max() < size:
+        return (f"you added {offset:.4g} to the forbidden scores: their weight shrinks but is not 0. Set them to "
+                f"−∞ instead (eq. (1.2)), with scores.masked_fill(~mask, float('-inf')).")
+    return None
+
+
+def _mask_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
+    """Forbidden weights must be exactly 0 (eq. (1.2)); allowed ones must not be."""
+    allowed = facts.allowed_like(weights)
+    leaked = ~allowed & (weights > facts.zero)
+    lost = allowed & (weights <= facts.zero) & (facts.expected > (1e-8 if facts.exact else 1e-3))
+    # the weights of the opposite mask: a softmax over the forbidden entries (rows with none are 0/0, left out)
+    inverted = (facts.scale * facts.raw_scores.expand_as(weights)).masked_fill(allowed, -math.inf).softmax(-1)
+    rows = torch.isfinite(inverted).all(-1) & (~allowed).any(-1)
+    if leaked.any() and rows.any() and torch.allclose(weights[rows], inverted[rows], atol=1e-3 if facts.exact
+                                                      else 1e-2):
+        return (f"{facts.who} are nonzero where the mask forbids attending and zero where it allows it: the mask "
+                f"is inverted. True means 'may attend' (as in F.scaled_dot_product_attention), so fill the scores "
+                f"where the mask is False: scores.masked_fill(~mask, float('-inf')) (eq. (1.2)).")
+    if leaked.any():
+        first = [int(i) for i in leaked.nonzero()[0]]
+        head = (f"{facts.who} give weight (up to {weights[leaked].max().item():.3g}) to {int(leaked.sum())} "
+                f"entries that must be exactly 0, the first at {_at(first, facts.batch_names)}, where "
+                f"{facts.why_forbidden(first)}: ")
+        found = _fill_message(weights, facts, leaked) if facts.exact else None
+        return head + (found or "set the forbidden scores to −∞ before the softmax (eq. (1.2)), so that e^{−∞} = 0.")
+    if lost.any():
+        first = [int(i) for i in lost.nonzero()[0]]
+        return (f"{facts.who} are 0 at {int(lost.sum())} entries where attending is allowed, the first at "
+                f"{_at(first, facts.batch_names)} (the right weight there is {facts.expected[tuple(first)]:.3g}): "
+                f"mask only what {facts.equation} forbids — which entries does your mask hide?")
+    return None
+
+
+def _row_sum_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
+    """Each query's weights sum to 1 over the keys (eq. (1.1))."""
+    tolerance = 1e-5 if facts.exact else 1e-3
+    sums = weights.sum(-1)  # (..., Tq)
+    if ((sums - 1).abs() <= tolerance).all():
+        return None
+    columns = weights.sum(-2)  # (..., Tk)
+    if weights.shape[-2] > 1 and ((columns - 1).abs() <= tolerance).all():
+        return (f"softmax over the wrong axis: {facts.who} sum to 1 down each column (over the queries, dim=-2), "
+                f"but each query's row must sum to 1 over the keys: softmax(dim=-1) ({facts.equation}).")
+    allowed = facts.allowed_like(weights)
+    first = int((sums - 1).abs().flatten().argmax())
+    shown = f"(one sums to {sums.flatten()[first].item():.4g})"
+    if facts.allowed is not None and not (~allowed & (weights > facts.zero)).any() and (sums <= 1 + tolerance).all() \
+            and (~allowed).any():
+        return (f"each row of {facts.who} must sum to 1 {shown}: you zeroed the forbidden weights after the "
+                f"softmax, so the allowed ones no longer fill the row. Set the forbidden scores to −∞ *before* the "
+                f"softmax (eq. (1.2)), so the remaining weights renormalise.")
+    pattern = _ratio_pattern(weights, facts.expected)
+    if pattern == "row":
+        return (f"each row of {facts.who} is the right row times a factor of its own, so the rows do not sum to 1 "
+                f"{shown}: the numerators e^(S_ij) are right and the denominator is not. Divide each row by its "
+                f"own sum over the keys, Σ_j' e^(S_ij') ({facts.equation}).")
+    if pattern == "key":
+        return (f"the rows of {facts.who} do not sum to 1 {shown}, and how far off an entry is depends on its key "
+                f"(column): the denominators are lined up with the keys axis. Is a sum missing keepdim=True, so "
+                f"that row i's sum broadcast along the last axis? Divide by e.sum(dim=-1, keepdim=True) "
+                f"({facts.equation}).")
+    return (f"each row of {facts.who} must sum to 1 over the keys {shown}: P_ij = e^(S_ij) / Σ_j' e^(S_ij') "
+            f"({facts.equation}).")
+
+
+def weights_problem(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
+    """The first property of attention weights that ``weights`` breaks, said in terms of the chapter's equations,
+    or None: non-negative, masked entries zero, rows summing to 1, a softmax of QKᵀ at the right temperature."""
+    weights = weights.detach().double()
+    if (weights < -1e-6 - facts.zero).any():
+        fit = fit_linear(weights, {"QKᵀ": facts.raw_scores.expand_as(weights)})
+        if fit.exact:
+            a = fit.coefficients["QKᵀ"]
+            return (f"{facts.who} are {a:.4g} · QKᵀ, the scores themselves, with negative entries: apply the "
+                    f"softmax over the keys (dim=-1) to the scores ({facts.equation}).")
+        return (f"{facts.who} have negative entries (down to {weights.min().item():.3g}); weights are "
+                f"e^(S_ij) / Σ_j' e^(S_ij') ≥ 0: a softmax over the keys ({facts.equation}).")
+    for message in (_mask_message(weights, facts), _row_sum_message(weights, facts)):
+        if message:
+            return message + (f" {facts.upstream}" if facts.upstream else "")
+    floor, tolerance = (1e-30, 1e-3) if facts.exact else (1e-3, 2e-2)
+    allowed = facts.allowed_like(weights)
+    a = softmax_temperature(weights, facts.raw_scores, allowed, floor=floor, tolerance=tolerance)
+    if a is not None:
+        message = _scale_message(a, facts)
+        return message + (f" {facts.upstream}" if facts.upstream else "") if message else None
+    for name, scores in facts.alternatives.items():
+        if softmax_temperature(weights, scores, allowed, floor=floor, tolerance=tolerance) is not None:
+            return (f"{facts.who} are a softmax of {name}, not of QKᵀ: scores[i, j] = q_i · k_j, queries on the "
+                    f"rows and keys on the columns — q @ k.transpose(-2, -1) ({facts.equation})."
+                    + (f" {facts.upstream}" if facts.upstream else ""))
+    return None
+
+
+def recover_weights(output: torch.Tensor, values: torch.Tensor) -> torch.Tensor | None:
+    """The W with ``output = W @ values`` (least squares, per batch item) when the rows of ``values`` are
+    independent (Tk ≤ d_v) and the fit is exact; None otherwise (the output is then no weighted sum of V's rows).
+
+    output (..., Tq, d_v), values (..., Tk, d_v) → W (..., Tq, Tk), float64.
+    """
+    o, v = output.detach().double(), values.detach().double()
+    if v.shape[-2] > v.shape[-1] or o.norm() == 0:
+        return None
+    singular = torch.linalg.svdvals(v)
+    if (singular.amin(-1) < 1e-6 * singular.amax(-1).clamp_min(1e-300)).any():
+        return None
+    w = torch.linalg.lstsq(v.mT, o.mT).solution.mT  # solves Wᵀ from Vᵀ Wᵀ = Oᵀ
+    residual = (w @ v - o).norm() / o.norm()
+    return w if residual < 1e-4 else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared: recovering the coefficients of a formula that is linear in known terms
+# ---------------------------------------------------------------------------------------------------------------
+
+def independent_terms(terms: dict[str, torch.Tensor], like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms, in order, without those that are (numerically) combinations of earlier ones: their coefficients
+    could not be told apart (e.g. p ⊙ Σ_j g_j and p ⊙ ⟨g, p⟩ in a single row)."""
+    kept: dict[str, torch.Tensor] = {}
+    columns: list[torch.Tensor] = []
+    for name, term in terms.items():
+        column = term.detach().double().expand_as(like).reshape(-1)
+        if column.norm() < 1e-12:
+            continue
+        trial = torch.stack(columns + [column / column.norm()], dim=1)
+        singular = torch.linalg.svdvals(trial)
+        if singular.min() > 1e-6 * singular.max():
+            kept[name] = term
+            columns.append(column / column.norm())
+    return kept
+
+
+def recovered_coefficients(got: torch.Tensor, terms: dict[str, torch.Tensor], expected: dict[str, float]):
+    """Least-squares coefficients of ``got`` on the independent ``terms``, or None when they cannot say anything:
+    an expected term is not independent of the others, or ``got`` is no combination of the terms."""
+    terms = independent_terms(terms, got)
+    if not all(name in terms for name in expected):
+        return None
+    fit = fit_linear(got, terms)
+    return fit.coefficients if fit.exact else None
+
+
+def _formula(coefficients: dict[str, float], display: dict[str, str]) -> str:
+    """"p⊙g − 1·p⊙Σg", leaving out the terms with coefficient 0."""
+    size = max([abs(c) for c in coefficients.values()] + [1e-300])
+    terms = []
+    for name, value in coefficients.items():
+        if abs(value) < 1e-6 * size:
+            continue
+        shown = display.get(name, name)
+        number = "" if _is_close(abs(value), 1.0, 1e-4) else f"{abs(value):.4g}·"
+        terms.append(("− " if value < 0 else "+ ") + number + shown)
+    text = " ".join(terms) if terms else "0"
+    return text[2:] if text.startswith("+ ") else "−" + text[2:] if text.startswith("− ") else text
+
+
+def _multiplier(coefficients: dict[str, float], expected: dict[str, float]) -> float | None:
+    """The m with coefficients = m · expected (the other terms 0), when there is one."""
+    size = max(abs(c) for c in coefficients.values())
+    first = next(iter(expected))
+    m = coefficients[first] / expected[first]
+    for name, value in coefficients.items():
+        want = m * expected.get(name, 0.0)
+        if abs(value - want) > 1e-4 * size + 1e-12:
+            return None
+    return m
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Exercise 1.1 — attention weights, eqs. (1.1), (1.2)
 # ---------------------------------------------------------------------------------------------------------------
 
-def reference_attention_weights(q, k, mask=None, *, scale=None, softmax_dim=-1, fill=-math.inf,
-                                mask_after_softmax=False):
-    """softmax(Q Kᵀ / √d_k) with masked scores set to -inf. The keyword arguments build known mistakes."""
+@dataclass(frozen=True)
+class WeightsCase(Case):
+    q_shape: tuple = ()  # (..., Tq, d_k)
+    k_shape: tuple = ()  # (..., Tk, d_k)
+    mask: str | None = None  # None, "causal" (T, T), "padding" (B, 1, 1, Tk) or "random" (B, 1, Tq, Tk)
+    input_scale: float = 1.0  # q and k × this: scores large enough that e^S overflows without the row max
+    score_shift: float = 0.0  # added to every score (through a shared first feature): the softmax must ignore it
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"Tq": self.q_shape[-2], "Tk": self.k_shape[-2], "d_k": self.q_shape[-1]}
+
+    def inputs(self, exercise: Exercise = EX_WEIGHTS):
+        q = exercise.randn(*self.q_shape, key=(self.label, "q"), dtype=self.dtype) * self.input_scale
+        k = exercise.randn(*self.k_shape, key=(self.label, "k"), dtype=self.dtype) * self.input_scale
+        if self.score_shift:
+            q, k = _shift_scores(q, k, self.score_shift)
+        return q, k, self.build_mask(exercise)
+
+    def build_mask(self, exercise: Exercise) -> torch.Tensor | None:
+        Tq, Tk = self.q_shape[-2], self.k_shape[-2]
+        if self.mask == "causal":
+            return causal_mask(Tq)
+        if self.mask == "padding":
+            padding = torch.ones(self.q_shape[0], 1, 1, Tk, dtype=torch.bool)
+            padding[1, ..., Tk - 2:] = False  # the second sequence has 2 padded keys
+            return padding
+        if self.mask == "random":
+            random = exercise.randn(self.q_shape[0], 1, Tq, Tk, key=(self.label, "mask")) > -0.3
+            random[..., 0] = True  # every query keeps at least one key
+            return random
+        return None
+
+
+def _shift_scores(q: torch.Tensor, k: torch.Tensor, shift: float):
+    """q, k with their first feature replaced so that every score q·k/√d_k gains ``shift`` (the same for every key
+    of a row, so the right weights are unchanged)."""
     d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1)  # (..., Tq, Tk)
-    scores = scores * (1 / math.sqrt(d_k) if scale is None else scale)
-    if mask is not None and not mask_after_softmax:
-        scores = scores.masked_fill(~mask, fill)
-    weights = scores.softmax(dim=softmax_dim)
-    if mask is not None and mask_after_softmax:
-        weights = weights * mask
-    return weights
+    size = math.sqrt(abs(shift) * math.sqrt(d_k))
+    q, k = q.clone(), k.clone()
+    q[..., 0] = size
+    k[..., 0] = math.copysign(size, shift)
+    return q, k
 
 
-def _weights_cases():
-    padding = torch.ones(2, 1, 1, 5, dtype=torch.bool)
-    padding[1, ..., 3:] = False  # the second sequence has 2 padded keys
-    random_mask = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(7)) > 0.4
-    random_mask[..., 0] = True  # every query keeps at least one key
-    return [  # (description, q shape, k shape, mask, dtype)
-        ("B=2, H=3, T=5, d_k=8, no mask", (2, 3, 5, 8), (2, 3, 5, 8), None, torch.float32),
-        ("cross-attention, Tq=4, Tk=7, d_k=16", (2, 2, 4, 16), (2, 2, 7, 16), None, torch.float32),
-        ("causal mask, T=6", (2, 2, 6, 8), (2, 2, 6, 8), causal_mask(6), torch.float32),
-        ("padding mask (B,1,1,Tk), 2 padded keys", (2, 1, 5, 8), (2, 1, 5, 8), padding, torch.float32),
-        ("random mask, T=6", (2, 3, 6, 8), (2, 3, 6, 8), random_mask, torch.float32),
-        ("T=1 (a single token)", (1, 1, 1, 4), (1, 1, 1, 4), None, torch.float32),
-        ("float64 with no batch axes, Tq=3, Tk=5", (3, 8), (5, 8), None, torch.float64),
-    ]
+WEIGHTS_CASES = [
+    WeightsCase("cross-attention, B=2, H=3, Tq=5, Tk=7, d_k=8", q_shape=(2, 3, 5, 8), k_shape=(2, 3, 7, 8)),
+    WeightsCase("self-attention, B=2, H=3, T=6, d_k=8", q_shape=(2, 3, 6, 8), k_shape=(2, 3, 6, 8)),
+    WeightsCase("causal mask (T, T), T=6", q_shape=(2, 2, 6, 8), k_shape=(2, 2, 6, 8), mask="causal"),
+    WeightsCase("padding mask (B, 1, 1, Tk), 2 padded keys", q_shape=(2, 1, 5, 8), k_shape=(2, 1, 5, 8),
+                mask="padding"),
+    WeightsCase("random mask (B, 1, Tq, Tk), Tq=4, Tk=6", q_shape=(2, 3, 4, 8), k_shape=(2, 3, 6, 8),
+                mask="random"),
+    WeightsCase("T=1 (a single token)", q_shape=(1, 1, 1, 4), k_shape=(1, 1, 1, 4)),
+    WeightsCase("large scores (q and k × 10)", q_shape=(2, 2, 5, 8), k_shape=(2, 2, 6, 8), input_scale=10.0),
+    WeightsCase("float64, no batch axes, Tq=3, Tk=5, d_k=6", torch.float64, q_shape=(3, 6), k_shape=(5, 6)),
+    WeightsCase("float64, causal mask, every score ≈ −2·10⁴", torch.float64, q_shape=(2, 6, 4), k_shape=(2, 6, 4),
+                mask="causal", score_shift=SHIFT),
+]
+
+
+def _weights_advice(d: str, width: str) -> dict[str, str]:
+    """What to change when the temperature is a named wrong value; ``d`` is the width in the equation."""
+    return {
+        "1": f"did you forget to divide the scores by √{d} (eq. (1.1))?",
+        f"1/{d}": f"you divided the scores by {d}; divide by √{d}, the standard deviation of q·k (eq. (1.3)).",
+        f"√{d}": f"you multiplied the scores by √{d}; divide by it instead.",
+        f"{d}": f"you multiplied the scores by {d}; divide by √{d} instead.",
+        f"−1/√{d}": "a sign is flipped: the scores are +q·k/√d (a softmax of −S puts the weight on the least similar "
+                    "keys).",
+        "1/√Tk": f"you scaled by the square root of the number of keys; the scale is 1/√{d}, from the {width}.",
+        "1/√Tq": f"you scaled by the square root of the number of queries; the scale is 1/√{d}, from the {width}.",
+        "1/Tk": f"you divided by the number of keys; the scale is 1/√{d}, from the {width}.",
+        "1/Tq": f"you divided by the number of queries; the scale is 1/√{d}, from the {width}.",
+    }
+
+
+def _weights_facts(q, k, mask, **overrides) -> WeightsFacts:
+    """The facts of eqs. (1.1), (1.2) for attention of q over k (any batch axes)."""
+    Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    q64, k64 = q.detach().double(), k.detach().double()
+    raw = q64 @ k64.transpose(-2, -1)  # (..., Tq, Tk)
+    alternatives = {}
+    if Tq == Tk:
+        alternatives = {"K Qᵀ (keys on the rows)": raw.transpose(-2, -1), "Q Qᵀ (the queries with themselves)":
+                        q64 @ q64.transpose(-2, -1), "K Kᵀ (the keys with themselves)": k64 @ k64.transpose(-2, -1)}
+    facts = WeightsFacts(
+        raw_scores=raw, expected=reference_attention_weights(q64, k64, mask), scale=1 / math.sqrt(d_k),
+        scale_text="1/√d_k", constants={"√d_k": math.sqrt(d_k), "d_k": d_k, "√Tk": math.sqrt(Tk),
+                                        "√Tq": math.sqrt(Tq), "Tk": Tk, "Tq": Tq},
+        advice=_weights_advice("d_k", "width of q and k (eq. (1.3))"), equation="eq. (1.1)", allowed=mask,
+        alternatives=alternatives, batch_names=("B", "H")[:q.dim() - 2])
+    for name, value in overrides.items():
+        setattr(facts, name, value)
+    return facts
+
+
+def _overflow_text(case, subject: str) -> str | None:
+    """The reading of NaN/inf in a case built so that e^s overflows or underflows."""
+    if getattr(case, "score_shift", 0.0):
+        return (f"NaN/inf where every score of a row is about {case.score_shift:.0e}. The right {subject} are "
+                f"the same as without that shift: adding one number to every score of a row changes no softmax "
+                f"(J·1 = 0 under eq. (1.4)). But e^(−2·10⁴) underflows to 0 for every key, and 0/0 = NaN: subtract "
+                f"each row's maximum from its scores before exponentiating (or use torch.softmax, which does).")
+    if getattr(case, "input_scale", 1.0) > 1:
+        return ("NaN/inf on large scores (e^s overflows above s ≈ 88 in float32, and underflows to 0 for every key "
+                "of a row far below it, giving 0/0). Subtract each row's maximum from its scores before "
+                "exponentiating: softmax(s) = softmax(s − max_j s_j) (J·1 = 0 under eq. (1.4)).")
+    return None
+
+
+def _nan_rows_text(mask: torch.Tensor | None, case: WeightsCase):
+    """NaN rows of weights are rows whose scores were all −∞: compare them with the rows the mask leaves open."""
+    def reading(got):
+        bad_rows = ~torch.isfinite(got).all(-1)  # (..., Tq)
+        if mask is None or not bad_rows.any():
+            return None
+        full_rows = mask.expand(got.shape).all(-1)  # rows where every key is allowed
+        if torch.equal(bad_rows, full_rows):
+            return ("NaN exactly in the rows where the mask allows every key: there your code hid every key, so "
+                    "the softmax of a row of −∞ is 0/0. The mask is inverted: True means 'may attend' (as in "
+                    "F.scaled_dot_product_attention), so fill the scores where the mask is False, "
+                    "scores.masked_fill(~mask, float('-inf')) (eq. (1.2)).")
+        first = [int(i) for i in bad_rows.nonzero()[0]]
+        return (f"NaN in {int(bad_rows.sum())} rows (the first is query {first[-1]}): a row whose scores are all −∞ "
+                f"gives 0/0 after the softmax, yet the mask leaves every query at least one key. Fill only where the "
+                f"mask is False (eq. (1.2)).")
+    return reading
 
 
 def check_attention_weights(attention_weights) -> None:
     """Exercise 1.1: ``attention_weights(q, k, mask=None)`` returns softmax(Q Kᵀ / √d_k) with the mask applied."""
-    for number, (case, q_shape, k_shape, mask, dtype) in enumerate(_weights_cases()):
-        q = seeded_randn(*q_shape, seed=number, dtype=dtype)
-        k = seeded_randn(*k_shape, seed=100 + number, dtype=dtype)
-        got = call(attention_weights, q.clone(), k.clone(), mask, exercise="1.1", what="attention_weights")
+    for case in WEIGHTS_CASES:
+        q, k, mask = case.inputs()
+        got = EX_WEIGHTS.call(attention_weights, q.clone(), k.clone(), None if mask is None else mask.clone(),
+                              case=case)
         expected = reference_attention_weights(q, k, mask)
-        d_k = q.shape[-1]
-        mistakes = [
-            Mistake(reference_attention_weights(q, k, mask, scale=1.0),
-                    "did you forget to divide the scores by √d_k (eq. 1.1)?"),
-            Mistake(reference_attention_weights(q, k, mask, scale=1 / d_k),
-                    "you divided the scores by d_k; divide by √d_k, the standard deviation of q·k (eq. 1.3)."),
-            Mistake(reference_attention_weights(q, k, mask, scale=math.sqrt(d_k)),
-                    "you multiplied the scores by √d_k; divide by it instead."),
-            Mistake(reference_attention_weights(q, k, mask, softmax_dim=-2),
-                    "softmax over the wrong axis: each query's weights (a row, dim=-1) must sum to 1 over the "
-                    "keys, but yours sum to 1 down each column (dim=-2)."),
-            Mistake(reference_attention_weights(k, q, mask),
-                    "your scores look like K·Qᵀ (keys on the rows); scores[i, j] must be q_i · k_j.")
-            if q.shape == k.shape else None,
-        ]
-        if mask is not None:
-            mistakes += [
-                Mistake(reference_attention_weights(q, k, None),
-                        "masked positions got weight: the mask was not applied."),
-                Mistake(reference_attention_weights(q, k, ~mask),
-                        "your mask is inverted: True means 'may attend' (as in F.scaled_dot_product_attention), "
-                        "so fill the scores where the mask is False."),
-                Mistake(reference_attention_weights(q, k, mask, mask_after_softmax=True),
-                        "you applied the mask after the softmax, so the rows no longer sum to 1; set masked "
-                        "scores to -inf *before* the softmax so the remaining weights renormalise."),
-                Mistake(reference_attention_weights(q, k, mask, fill=0.0),
-                        "you filled masked scores with 0, but a score of 0 still gets weight e^0 > 0; fill them "
-                        "with float('-inf')."),
-            ]
-        diagnose(got, expected, exercise="1.1", case=case, mistakes=tuple(mistakes), atol=1e-6, name="weights")
-        library = F.scaled_dot_product_attention(q, k, k, attn_mask=mask)  # values = keys: any V would do
-        if not torch.allclose(got @ k, library, atol=1e-5):
-            raise CheckFailure(f"Exercise 1.1 ({case}): weights @ V differs from F.scaled_dot_product_attention.")
-    passed("1.1", f"{len(_weights_cases())} cases (cross-attention, causal, padding and random masks, T=1, "
-                  "float64) match softmax(QKᵀ/√d_k), and weights @ V matches F.scaled_dot_product_attention.")
+        facts = _weights_facts(q, k, mask)
+        axes = ("B", "H", "Tq", "Tk")[-q.dim():]
+        _compare(EX_WEIGHTS, got, expected, case, name="weights", equation="eqs. (1.1) and (1.2)", axes=axes,
+                 nonfinite=_overflow_text(case, "weights") or _nan_rows_text(mask, case),
+                 probes=[lambda w: weights_problem(w, facts)], factors={"√d_k": math.sqrt(q.shape[-1])})
+    EX_WEIGHTS.passed(f"{len(WEIGHTS_CASES)} cases (cross-attention, causal, padding and random masks, T=1, large "
+                      f"and shifted scores, float64 to 1e-9) match softmax(QKᵀ/√d_k) with -inf at masked scores.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Exercise 1.2 — the softmax backward pass, eq. (1.5)
 # ---------------------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SoftmaxCase(Case):
+    shape: tuple = ()  # p and g; the softmax runs over the last axis
+    masked: bool = False  # some scores −∞, so p has exact zeros
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"T": self.shape[-1]}
+
+    def inputs(self):
+        scores = EX_SOFTMAX_BACKWARD.randn(*self.shape, key=(self.label, "s"), dtype=self.dtype)
+        if self.masked:
+            hidden = EX_SOFTMAX_BACKWARD.randn(*self.shape, key=(self.label, "mask")) > 0.3
+            hidden[..., 0] = False  # every row keeps a score
+            scores = scores.masked_fill(hidden, -math.inf)
+        grad_p = EX_SOFTMAX_BACKWARD.randn(*self.shape, key=(self.label, "g"), dtype=self.dtype)
+        return scores, grad_p
+
+
+SOFTMAX_CASES = [
+    SoftmaxCase("square (4, 4), float64", torch.float64, shape=(4, 4)),
+    SoftmaxCase("B=2, 3 rows of T=5", shape=(2, 3, 5)),
+    SoftmaxCase("masked scores: p has exact zeros, (3, 6), float64", torch.float64, shape=(3, 6), masked=True),
+    SoftmaxCase("a vector of 6, float64", torch.float64, shape=(6,)),
+    SoftmaxCase("a single entry (1, 1): p = 1", shape=(1, 1)),
+]
+
+_SOFTMAX_DISPLAY = {"p⊙p⊙g": "p⊙p⊙g", "p⊙g": "p⊙g", "p⊙⟨g,p⟩": "p⊙⟨g,p⟩", "g": "g", "⟨g,p⟩": "⟨g,p⟩",
+                    "p⊙Σg": "p⊙Σ_j g_j", "p⊙ΣΣ": "p⊙(Σ over every entry of p⊙g)", "p⊙⟨g,p⟩ᵀ": "p⊙⟨g,p⟩ᵀ"}
+
+
+def _softmax_terms(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms a softmax backward is made of, right ones first; their names say what each one is."""
+    dot = (g * p).sum(-1, keepdim=True)  # ⟨g, p⟩ per row  (..., 1)
+    terms = {"p⊙g": p * g, "p⊙⟨g,p⟩": p * dot, "g": g, "⟨g,p⟩": dot.expand_as(p), "p⊙Σg": p * g.sum(-1, True),
+             "p⊙p⊙g": p * p * g}
+    for axis in range(p.dim() - 1):
+        if p.shape[axis] > 1:
+            terms[f"p⊙Σ{axis}"] = p * (g * p).sum(axis, keepdim=True)
+    if p.dim() >= 2 and p.shape[-1] == p.shape[-2]:
+        terms["p⊙⟨g,p⟩ᵀ"] = p * dot.transpose(-2, -1)  # the row sums lined up along the last axis
+    terms["p⊙ΣΣ"] = p * (g * p).sum()
+    return terms
+
+
+def _softmax_coefficient_message(coefficients: dict[str, float]) -> str | None:
+    expected = {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0}
+    display = {**_SOFTMAX_DISPLAY, **{n: f"p⊙Σ_axis{n[3:]}(p⊙g)" for n in coefficients if n[3:].isdigit()}}
+    if all(_is_close(coefficients.get(n, 0.0), expected.get(n, 0.0), 1e-4, 1e-6) for n in coefficients):
+        return None
+    m = _multiplier(coefficients, expected)
+    if m is not None:
+        if _is_close(m, -1.0, 1e-4):
+            return "the sign is flipped: dL/ds = p ⊙ (g − ⟨g, p⟩) (eq. (1.5))."
+        return None  # a constant factor: Exercise.compare names it
+    yours = f"yours is {_formula(coefficients, display)}; eq. (1.5) is p⊙g − p⊙⟨g,p⟩ (⟨g,p⟩ = Σ_j p_j g_j per row): "
+    has = {n for n, c in coefficients.items() if abs(c) > 1e-6}
+    if has & {"g", "⟨g,p⟩"}:
+        return yours + "you forgot to multiply by p: dL/ds_j = p_j (g_j − Σ_i p_i g_i), every term carries p_j."
+    if "p⊙Σg" in has:
+        return yours + "the sum must be weighted by p: ⟨g, p⟩ = Σ_j p_j g_j, not Σ_j g_j."
+    if "p⊙⟨g,p⟩ᵀ" in has:
+        return yours + ("the row sums ⟨g, p⟩ are lined up along the last axis, so row i's sum lands in column i: "
+                        "a sum without keepdim=True broadcasts that way. Keep the axis: "
+                        "(grad_p * p).sum(dim=-1, keepdim=True).")
+    if "p⊙ΣΣ" in has:
+        return yours + ("you summed over every entry (.sum() without dim); ⟨g, p⟩ is one number per row: "
+                        "(grad_p * p).sum(dim=-1, keepdim=True).")
+    wrong_axes = sorted(n[3:] for n in has if n[3:].isdigit())
+    if wrong_axes:
+        return yours + (f"you summed p⊙g over axis {', '.join(wrong_axes)}; the sum Σ_j p_j g_j runs over the softmax "
+                        f"axis, dim=-1 (with keepdim=True so it broadcasts back).")
+    if "p⊙p⊙g" in has:
+        return yours + ("you used only the diagonal of the Jacobian, J_jj = p_j (1 − p_j); its off-diagonal terms "
+                        "J_ij = −p_i p_j matter too, and together they give p ⊙ (g − ⟨g, p⟩) (eqs. (1.4), (1.5)).")
+    if "p⊙⟨g,p⟩" not in has and "p⊙g" in has:
+        return yours + ("you kept only the diagonal of the Jacobian (eq. (1.4)), p_j g_j; its off-diagonal terms "
+                        "−p_i p_j add −p ⊙ ⟨g, p⟩.")
+    return yours + "compare each term with eq. (1.5)."
+
+
+def _softmax_probes(p, g):
+    """Probes for dL/ds: recovered coefficients, zero where p = 0, rows that sum to 0."""
+    def coefficients(got):
+        found = recovered_coefficients(got, _softmax_terms(p, g), {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0})
+        return _softmax_coefficient_message(found) if found else None
+
+    def zero_where_p_is_zero(got):
+        where = (p == 0) & (got != 0)
+        if where.any():
+            first = [int(i) for i in where.nonzero()[0]]
+            return (f"where p = 0 (a score of −∞, index {first}) dL/ds must be exactly 0, since every term of "
+                    f"eq. (1.5) carries the factor p_j; yours is {got[tuple(first)].item():.3g} there.")
+        return None
+
+    def rows_sum_to_zero(got):
+        sums = got.double().sum(-1)
+        if (sums.abs() > 1e-5 * (1 + got.double().abs().sum(-1))).any():
+            return (f"each row of dL/ds must sum to 0 (yours sum to up to {sums.abs().max().item():.3g}): adding "
+                    f"one number to every score of a row changes no softmax, so J·1 = 0 (eq. (1.4)) and "
+                    f"Σ_j p_j (g_j − ⟨g,p⟩) = ⟨g,p⟩ − ⟨g,p⟩ = 0. Compare with eq. (1.5).")
+        return None
+
+    return [coefficients, zero_where_p_is_zero, rows_sum_to_zero]
+
+
 def check_softmax_backward(softmax_backward) -> None:
     """Exercise 1.2: ``softmax_backward(p, grad_p)`` returns dL/ds for p = softmax(s, dim=-1)."""
-    cases = [("a vector of 6", (6,), torch.float64), ("shape (2, 3, 5)", (2, 3, 5), torch.float32),
-             ("a single entry (1, 1)", (1, 1), torch.float32), ("float64 (4, 7)", (4, 7), torch.float64)]
-    for number, (case, shape, dtype) in enumerate(cases):
-        scores = seeded_randn(*shape, seed=10 + number, dtype=dtype).requires_grad_()
+    for case in SOFTMAX_CASES:
+        scores, grad_p = case.inputs()
+        scores.requires_grad_()
         p = scores.softmax(dim=-1)
-        grad_p = seeded_randn(*shape, seed=20 + number, dtype=dtype)
         (expected,) = torch.autograd.grad(p, scores, grad_p)  # PyTorch's own softmax backward
         p = p.detach()
-        got = call(softmax_backward, p.clone(), grad_p.clone(), exercise="1.2", what="softmax_backward")
-        dot = (grad_p * p).sum(-1, keepdim=True)
-        mistakes = (
-            Mistake(p * grad_p, "you kept only the diagonal of the Jacobian, p_i·g_i; the off-diagonal terms "
-                                "−p_i·p_j subtract p_i·Σ_j p_j·g_j (eq. 1.5)."),
-            Mistake(grad_p - dot, "you forgot to multiply by p: dL/ds_i = p_i (g_i − Σ_j p_j g_j)."),
-            Mistake(p * (dot - grad_p), "the sign is flipped: dL/ds_i = p_i (g_i − Σ_j p_j g_j)."),
-            Mistake(p * (grad_p - grad_p.sum(-1, keepdim=True)),
-                    "the sum must be weighted by p: Σ_j p_j g_j, not Σ_j g_j."),
-            Mistake(p * (grad_p - (grad_p * p).sum(0, keepdim=True)),
-                    "you summed over the wrong axis: the sum Σ_j p_j g_j runs over the softmax axis (dim=-1)."),
-        )
-        diagnose(got, expected, exercise="1.2", case=case, mistakes=mistakes, atol=1e-6, name="gradient")
-    passed("1.2", f"{len(cases)} cases match PyTorch's softmax backward (torch.autograd.grad).")
+        got = EX_SOFTMAX_BACKWARD.call(softmax_backward, p.clone(), grad_p.clone(), case=case)
+        _compare(EX_SOFTMAX_BACKWARD, got, expected, case, name="dL/ds", equation="eq. (1.5)",
+                 probes=_softmax_probes(p, grad_p))
+    EX_SOFTMAX_BACKWARD.passed(f"{len(SOFTMAX_CASES)} cases (batched, square, masked zeros, a vector, a single "
+                               f"entry) match PyTorch's softmax backward (torch.autograd.grad).")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Exercise 1.3 — attention as a torch.autograd.Function, eqs. (1.7)–(1.9)
 # ---------------------------------------------------------------------------------------------------------------
 
-def _reference_gradients(q, k, v, grad_out):
-    """dL/dQ, dL/dK, dL/dV of softmax(Q Kᵀ/√d) V by autograd, and the pieces known mistakes are built from."""
+@dataclass(frozen=True)
+class FunctionCase(Case):
+    batch: tuple = ()
+    Tq: int = 1
+    Tk: int = 1
+    d_k: int = 1
+    d_v: int = 1
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"Tq": self.Tq, "Tk": self.Tk, "d_k": self.d_k, "d_v": self.d_v}
+
+    def inputs(self):
+        shapes = {"q": (self.Tq, self.d_k), "k": (self.Tk, self.d_k), "v": (self.Tk, self.d_v),
+                  "dO": (self.Tq, self.d_v)}
+        return [EX_FUNCTION.randn(*self.batch, *shape, key=(self.label, name), dtype=self.dtype)
+                for name, shape in shapes.items()]
+
+
+FUNCTION_CASES = [
+    FunctionCase("cross-attention, B=2, Tq=5, Tk=3, d_k=4, d_v=6", torch.float64, batch=(2,), Tq=5, Tk=3, d_k=4,
+                 d_v=6),
+    FunctionCase("self-attention, B=2, H=2, T=5, d_k=d_v=4", torch.float64, batch=(2, 2), Tq=5, Tk=5, d_k=4, d_v=4),
+    FunctionCase("T=1", torch.float64, batch=(1, 1), Tq=1, Tk=1, d_k=3, d_v=3),
+    FunctionCase("float32, B=2, T=8, d_k=16, d_v=12", batch=(2, 1), Tq=8, Tk=8, d_k=16, d_v=12),
+]
+
+
+def _attention_gradients(q, k, v, grad_out):
+    """The output of softmax(Q Kᵀ/√d_k) V and dL/dQ, dL/dK, dL/dV, by autograd."""
     q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
     out = reference_attention_weights(q, k) @ v
     return out.detach(), torch.autograd.grad(out, (q, k, v), grad_out)
 
 
-def _gradient_mistakes(q, k, v, grad_out, leaves, gradients):
-    """(name, learner's leaf, expected gradient, known mistakes) for dV, dQ and dK, eqs. (1.7)–(1.9)."""
-    dq, dk, dv = gradients
-    scale = 1 / math.sqrt(q.shape[-1])
-    p = reference_attention_weights(q, k)
-    d_scores_diagonal_only = p * (grad_out @ v.transpose(-2, -1))  # the softmax backward without its sum
-    square = q.shape == k.shape == v.shape  # some mistakes only keep the shapes right when Tq = Tk
-    partial_softmax = "dS must go through the full softmax backward of Exercise 1.2, not just P ⊙ dP."
-    order = "backward returns gradients in the order forward took its inputs, (q, k, v)."
-    missing_scale = "is missing the 1/√d_k that the forward pass applied to the scores (eq. 1.9)."
-    return [
-        ("dL/dV", leaves[2], dv, (
-            Mistake(p @ grad_out, "dV = Pᵀ · dO (eq. 1.7): the attention weights need a transpose.") if square
-            else None,)),
-        ("dL/dQ", leaves[0], dq, (
-            Mistake(dq / scale, f"dQ {missing_scale}"),
-            Mistake(d_scores_diagonal_only @ k * scale, partial_softmax),
-            Mistake(dk, f"you returned dK where dQ belongs: {order}") if square else None)),
-        ("dL/dK", leaves[1], dk, (
-            Mistake(dk / scale, f"dK {missing_scale}"),
-            Mistake(d_scores_diagonal_only.transpose(-2, -1) @ q * scale, partial_softmax),
-            Mistake(dq, f"you returned dQ where dK belongs: {order}") if square else None)),
-    ]
+def _gradient_terms(q, k, v, grad_out):
+    """The terms dQ and dK are made of (eqs. (1.7)–(1.9)), as (terms of dQ, terms of dK), float64."""
+    q, k, v, grad_out = (t.detach().double() for t in (q, k, v, grad_out))
+    p = reference_attention_weights(q, k)  # (..., Tq, Tk)
+    grad_p = grad_out @ v.transpose(-2, -1)  # dP, eq. (1.7)
+    pieces = {"P⊙dP": p * grad_p, "P⊙⟨dP,P⟩": p * (grad_p * p).sum(-1, keepdim=True),
+              "P⊙ΣdP": p * grad_p.sum(-1, keepdim=True), "dP": grad_p}
+    dq_terms = {name: piece @ k for name, piece in pieces.items()}
+    dk_terms = {name: piece.transpose(-2, -1) @ q for name, piece in pieces.items()}
+    if q.shape == k.shape:  # a transpose too many or too few keeps the shapes right only when Tq = Tk
+        dq_terms.update({f"{name}ᵀ": pieces[name].transpose(-2, -1) @ k for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
+        dk_terms.update({f"{name}ᵀ": pieces[name] @ q for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
+    return dq_terms, dk_terms
+
+
+def _gradient_probe(name: str, terms: dict[str, torch.Tensor], d_k: int):
+    """dQ = c·(P⊙dP − P⊙⟨dP,P⟩)·K (and dK likewise), c = 1/√d_k: which coefficient is off (eqs. (1.8), (1.9))."""
+    c = 1 / math.sqrt(d_k)
+    expected = {"P⊙dP": c, "P⊙⟨dP,P⟩": -c}
+    product = "K" if name == "dQ" else "Q"
+    display = {"P⊙dP": f"(P⊙dP){'' if name == 'dQ' else 'ᵀ'}{product}",
+               "P⊙⟨dP,P⟩": f"(P⊙⟨dP,P⟩){'' if name == 'dQ' else 'ᵀ'}{product}",
+               "P⊙ΣdP": f"(P⊙Σ_j dP_j){'' if name == 'dQ' else 'ᵀ'}{product}",
+               "dP": f"dP{'' if name == 'dQ' else 'ᵀ'}{product}",
+               "P⊙dPᵀ": f"(P⊙dP){'ᵀ' if name == 'dQ' else ''}{product}",
+               "P⊙⟨dP,P⟩ᵀ": f"(P⊙⟨dP,P⟩){'ᵀ' if name == 'dQ' else ''}{product}"}
+    upstream = f"{name} goes through your softmax_backward: does it pass the check of Exercise 1.2?"
+
+    def probe(got):
+        found = recovered_coefficients(got, terms, expected)
+        if found is None:
+            return None
+        if all(_is_close(found.get(n, 0.0), expected.get(n, 0.0), 1e-4, 1e-9) for n in found):
+            return None
+        yours = f"yours is {_formula(found, display)}; eq. (1.9) with dS of eq. (1.8) is c·{display['P⊙dP']} − " \
+                f"c·{display['P⊙⟨dP,P⟩']}, c = 1/√d_k = {c:.4g}: "
+        m = _multiplier(found, expected)
+        if m is not None:
+            factor = m * c  # the learner's c
+            named = name_value(factor, {"1": 1.0, "√d_k": math.sqrt(d_k), "d_k": d_k})
+            if named == "1":
+                return yours + (f"{name} is missing the 1/√d_k that the forward pass applied to the scores "
+                                f"(eq. (1.9)).")
+            if named == "1/d_k":
+                return yours + f"{name} has the factor 1/√d_k twice (1/d_k): apply it once (eq. (1.9))."
+            if named and named.startswith("−"):
+                return yours + f"the sign of {name} is flipped (eq. (1.9))."
+            return yours + f"{name}'s factor is {factor:.4g}" + (f" (= {named})" if named else "") + \
+                "; eq. (1.9) has 1/√d_k."
+        has = {n for n, value in found.items() if abs(value) > 1e-6}
+        if has & {"P⊙dPᵀ", "P⊙⟨dP,P⟩ᵀ"}:
+            right = "dQ = c·dS·K" if name == "dQ" else "dK = c·dSᵀ·Q"
+            return yours + (f"dS is {'transposed' if name == 'dQ' else 'not transposed'} where it should "
+                            f"{'not ' if name == 'dQ' else ''}be: {right} (eq. (1.9), from the lemma (1.6) "
+                            f"applied to S = c·QKᵀ).")
+        if "P⊙⟨dP,P⟩" not in has and has <= {"P⊙dP"}:
+            return yours + ("dS must go through the full softmax backward of eq. (1.8) (your softmax_backward of "
+                            "Exercise 1.2), not just P ⊙ dP: it subtracts P ⊙ ⟨dP, P⟩.")
+        return yours + upstream
+
+    return probe
+
+
+def _output_facts(q, k, upstream: str) -> WeightsFacts:
+    return _weights_facts(q, k, None, who="the weights inside your output", upstream=upstream)
+
+
+def _weighted_average_probe(q, k, v, facts: WeightsFacts, what: str):
+    """An attention output is a weighted average of the rows of V (O = PV): recover the weights (Tk ≤ d_v) and
+    diagnose them; or say that the output is not a combination of V's rows at all."""
+    def probe(got):
+        if v.shape[-2] > v.shape[-1]:
+            return None
+        weights = recover_weights(got, v)
+        if weights is None:
+            return (f"{what} is not a weighted sum of the rows of V (its rows leave the span of V's rows): "
+                    f"O = P V (eq. (1.1)), the weights times the values — not times K, nor Vᵀ.")
+        return weights_problem(weights, facts)
+    return probe
 
 
 def check_attention_function(AttentionFunction) -> None:
     """Exercise 1.3: forward and backward of attention as a ``torch.autograd.Function``, then ``gradcheck``."""
-    cases = [("B=2, H=2, T=5, d=4", (2, 2, 5, 4), (2, 2, 5, 4), torch.float64),
-             ("cross-attention Tq=3, Tk=6, d_v=5", (1, 2, 3, 4), (1, 2, 6, 4), torch.float64),
-             ("T=1", (1, 1, 1, 3), (1, 1, 1, 3), torch.float64),
-             ("float32, T=8, d=16", (2, 1, 8, 16), (2, 1, 8, 16), torch.float32)]
-    for number, (case, q_shape, k_shape, dtype) in enumerate(cases):
-        q = seeded_randn(*q_shape, seed=30 + number, dtype=dtype)
-        k = seeded_randn(*k_shape, seed=40 + number, dtype=dtype)
-        v_shape = k_shape[:-1] + ((5,) if "d_v=5" in case else k_shape[-1:])
-        v = seeded_randn(*v_shape, seed=50 + number, dtype=dtype)
-        grad_out = seeded_randn(*(q_shape[:-1] + v_shape[-1:]), seed=60 + number, dtype=dtype)
-        expected_out, (dq, dk, dv) = _reference_gradients(q, k, v, grad_out)
+    apply = getattr(AttentionFunction, "apply", None)
+    if not callable(apply) or not isinstance(AttentionFunction, type) or \
+            not issubclass(AttentionFunction, torch.autograd.Function):
+        raise EX_FUNCTION.fail("AttentionFunction must be a subclass of torch.autograd.Function (keep `class "
+                               "AttentionFunction(torch.autograd.Function)` and its two @staticmethods), so that "
+                               "AttentionFunction.apply(q, k, v) runs your forward and your backward.")
+    for case in FUNCTION_CASES:
+        q, k, v, grad_out = case.inputs()
+        expected_out, (dq, dk, dv) = _attention_gradients(q, k, v, grad_out)
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-        out = call(AttentionFunction.apply, *leaves, exercise="1.3", what="AttentionFunction.forward")
-        unscaled = Mistake(reference_attention_weights(q, k, scale=1.0) @ v,
-                           "it equals attention without the 1/√d_k scale: does your attention_weights pass the "
-                           "check of Exercise 1.1?")
-        diagnose(out, expected_out, exercise="1.3", case=case, name="forward output", atol=1e-5,
-                 mistakes=(unscaled,))
-        call(out.backward, grad_out, exercise="1.3", what="AttentionFunction.backward")
-        for name, leaf, expected, mistakes in _gradient_mistakes(q, k, v, grad_out, leaves, (dq, dk, dv)):
+        out = EX_FUNCTION.call(apply, *leaves, what="AttentionFunction.forward", case=case)
+        upstream = "Your forward uses your attention_weights: does it pass the check of Exercise 1.1?"
+        _compare(EX_FUNCTION, out, expected_out, case, name="forward output", equation="eq. (1.1), O = PV",
+                 axes=(*_BATCH_AXES[:len(case.batch)], "Tq", "d_v"),
+                 probes=[_weighted_average_probe(q, k, v, _output_facts(q, k, upstream), "your forward output")])
+        EX_FUNCTION.call(out.backward, grad_out, what="AttentionFunction.backward", case=case)
+        dq_terms, dk_terms = _gradient_terms(q, k, v, grad_out)
+        square = q.shape == k.shape == v.shape  # some mix-ups only keep the shapes right when Tq = Tk
+        gradients = [
+            ("dL/dV", leaves[2], dv, "eq. (1.7), dV = Pᵀ dO", [_dv_rows_probe(grad_out, dv)],
+             [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
+                                                                    "weights need a transpose.") if square else None]),
+            ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K", [_gradient_probe("dQ", dq_terms, case.d_k)],
+             [Mistake(dk, "you returned dK where dQ belongs: backward returns gradients in the order forward took "
+                          "its inputs, (q, k, v).") if square else None]),
+            ("dL/dK", leaves[1], dk, "eq. (1.9), dK = c·dSᵀ·Q",
+             [_gradient_probe("dK", dk_terms, case.d_k), _dk_sum_probe()],
+             [Mistake(dq, "you returned dQ where dK belongs: backward returns gradients in the order forward took "
+                          "its inputs, (q, k, v).") if square else None]),
+        ]
+        for name, leaf, expected, equation, probes, mistakes in gradients:
             if leaf.grad is None:
-                raise CheckFailure(f"Exercise 1.3 ({case}): backward returned None for {name}; return a gradient "
-                                   f"for each input of forward, in order (q, k, v).")
-            upstream = "" if name == "dL/dV" else \
-                "dQ and dK go through your softmax_backward: does it pass the check of Exercise 1.2?"
-            diagnose(leaf.grad, expected, exercise="1.3", case=case, mistakes=mistakes, name=name, atol=1e-5,
-                     otherwise=upstream)
-    small = tuple(seeded_randn(1, 2, 3, 4, seed=70 + i, dtype=torch.float64).requires_grad_() for i in range(3))
+                raise EX_FUNCTION.fail(f"backward returned None for {name}; return a gradient for each input of "
+                                       f"forward, in order (q, k, v).", case=case)
+            _compare(EX_FUNCTION, leaf.grad, expected, case, name=name, equation=equation, probes=probes,
+                     mistakes=mistakes, factors={"√d_k": math.sqrt(case.d_k)},
+                     axes=(*_BATCH_AXES[:len(case.batch)], "T", "d"))
+    _gradcheck(apply)
+    EX_FUNCTION.passed(f"forward and dL/dQ, dL/dK, dL/dV match autograd on {len(FUNCTION_CASES)} cases (Tq ≠ Tk, "
+                       f"d_v ≠ d_k, T=1, float32), and torch.autograd.gradcheck confirms your backward in float64.")
+
+
+def _dv_rows_probe(grad_out, dv):
+    """1ᵀ dV = 1ᵀ dO: the rows of dV add up to those of dO (said unless dV is only off by a constant factor,
+    which Exercise.compare names)."""
+    def probe(got):
+        if recovered_coefficients(got, {"PᵀdO": dv}, {"PᵀdO": 1.0}) is not None:
+            return None
+        want = grad_out.double().sum(-2)  # Σ_i dO_i  (..., d_v)
+        if not torch.allclose(got.double().sum(-2), want, atol=1e-5, rtol=1e-4):
+            return ("the rows of your dV do not add up to those of dO: each row of P sums to 1, so "
+                    "1ᵀ dV = 1ᵀ Pᵀ dO = (P 1)ᵀ dO = 1ᵀ dO. dV = Pᵀ dO (eq. (1.7)): the weights, transposed, times dO.")
+        return None
+    return probe
+
+
+def _dk_sum_probe():
+    def probe(got):
+        total = got.double().sum(-2)  # Σ_j dK_j  (..., d_k)
+        if total.abs().max() > 1e-5 * (1 + got.double().abs().sum(-2).max()):
+            return ("the gradients of the keys must sum to 0 over the keys (yours sum to up to "
+                    f"{total.abs().max().item():.3g}): moving every key by the same vector u adds q·u to every "
+                    "score of a row and changes no weight. In dK = c·dSᵀQ (eq. (1.9)) that is because each row of dS "
+                    "sums to 0 (eq. (1.8)): dS must be the full softmax backward.")
+        return None
+    return probe
+
+
+def _gradcheck_problem(apply, inputs) -> str | None:
+    """Run gradcheck; its verdict as text (GradcheckError), None when it passes. Other errors are the learner's."""
     try:
-        torch.autograd.gradcheck(AttentionFunction.apply, small, eps=1e-6, atol=1e-5)
-    except torch.autograd.gradcheck.GradcheckError as error:
-        raise CheckFailure(f"Exercise 1.3: torch.autograd.gradcheck disagrees with your backward: {error}") from None
-    passed("1.3", f"forward and dL/dQ, dL/dK, dL/dV match autograd on {len(cases)} cases, and "
-                  "torch.autograd.gradcheck confirms your backward in float64.")
+        torch.autograd.gradcheck(apply, inputs, eps=1e-6, atol=1e-5)
+    except GradcheckError as error:
+        return str(error)
+    return None
+
+
+def _gradcheck(apply) -> None:
+    # q (1, 2, 3, 4), k (1, 2, 2, 4), v (1, 2, 2, 5): Tq ≠ Tk and d_v ≠ d_k here too
+    shapes = {"q": (1, 2, 3, 4), "k": (1, 2, 2, 4), "v": (1, 2, 2, 5)}
+    inputs = tuple(EX_FUNCTION.randn(*shape, key=("gradcheck", name), dtype=torch.float64).requires_grad_()
+                   for name, shape in shapes.items())
+    problem = EX_FUNCTION.call(_gradcheck_problem, apply, inputs, what="AttentionFunction (under gradcheck)",
+                               case="gradcheck, Tq=3, Tk=2, d_k=4, d_v=5")
+    if problem:
+        match = re.search(r"with respect to input (\d+)", problem)
+        which = f" for {['dL/dQ', 'dL/dK', 'dL/dV'][int(match.group(1))]}" if match and int(match.group(1)) < 3 \
+            else ""
+        first = " ".join(problem.strip().splitlines()[0].split())
+        raise EX_FUNCTION.fail(f"torch.autograd.gradcheck disagrees with your backward{which} ({first}). Your "
+                               f"gradients matched autograd on the cases above, so they go wrong only on this input "
+                               f"(q (1, 2, 3, 4), k (1, 2, 2, 4), v (1, 2, 2, 5)): does backward depend on anything "
+                               f"but ctx.saved_tensors and grad_out, or assume a shape? Follow eqs. (1.7)–(1.9).",
+                               case="gradcheck")
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.4 — multi-head self-attention with einops
+# Exercise 1.4 — multi-head self-attention with einops, eq. (1.10)
 # ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeadsCase(Case):
+    B: int = 1
+    T: int = 1
+    D: int = 8
+    H: int = 1
+    causal: bool = False
+    padded: int = 0  # the last `padded` keys of the second sequence are padding
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"B": self.B, "T": self.T, "D": self.D, "H": self.H, "Dh": self.D // self.H}
+
+    def key_padding_mask(self) -> torch.Tensor | None:
+        if not self.padded:
+            return None
+        padding = torch.zeros(self.B, self.T, dtype=torch.bool)
+        padding[1, self.T - self.padded:] = True  # True = padding, nn.MultiheadAttention's convention
+        return padding
+
+
+HEADS_CASES = [
+    HeadsCase("B=2, T=5, D=24, H=3 (Dh=8)", B=2, T=5, D=24, H=3),
+    HeadsCase("causal, B=2, T=6, D=24, H=3", B=2, T=6, D=24, H=3, causal=True),
+    HeadsCase("key padding (2 padded keys), B=2, T=5, D=24, H=3", B=2, T=5, D=24, H=3, padded=2),
+    HeadsCase("causal + key padding, B=2, T=6, D=24, H=3", B=2, T=6, D=24, H=3, causal=True, padded=2),
+    HeadsCase("T=1, D=8, H=2", B=1, T=1, D=8, H=2, causal=True),
+    HeadsCase("one head, B=1, T=4, D=8", B=1, T=4, D=8, H=1),
+    HeadsCase("causal, D=16, H=4 (Dh=4=√D)", B=2, T=4, D=16, H=4, causal=True),
+    HeadsCase("causal, D=12, H=3, T=6", B=2, T=6, D=12, H=3, causal=True),
+]
+
 
 def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads: int, causal=False,
                          key_padding_mask=None, *, split="B T (H Dh) -> B H T Dh",
                          merge="B H T Dh -> B T (H Dh)", scale_by="head", project=True, order=(0, 1, 2),
                          causal_diagonal=0, causal_upper=False, pad_queries=False, invert_padding=False):
-    """Multi-head self-attention; the keyword arguments build the known mistakes the check recognises."""
+    """Multi-head self-attention; the keyword arguments build the classic mistakes the check recognises."""
     B, T, D = x.shape
     parts = qkv(x).chunk(3, dim=-1)  # 3 × (B, T, D)
     q, k, v = (rearrange(parts[i], split, H=n_heads) for i in order)  # (B, H, T, Dh)
     d = {"model": D, "head": D // n_heads, "none": 1}[scale_by]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
-    allowed = torch.ones(T, T, dtype=torch.bool, device=x.device)
+    allowed = _allowed(B, T, causal, key_padding_mask, causal_diagonal=causal_diagonal, causal_upper=causal_upper,
+                       pad_queries=pad_queries, invert_padding=invert_padding)
+    weights = scores.masked_fill(~allowed, -math.inf).softmax(dim=-1)
+    heads = rearrange(weights @ v, merge)  # (B, T, D)
+    return out(heads) if project else heads
+
+
+def _allowed(B, T, causal, key_padding_mask, *, causal_diagonal=0, causal_upper=False, pad_queries=False,
+             invert_padding=False) -> torch.Tensor:
+    """(B, 1, T, T) bool, True = may attend, from the causal flag and nn.MultiheadAttention's key_padding_mask."""
+    allowed = torch.ones(T, T, dtype=torch.bool)
     if causal:
         allowed = allowed.triu(1 - causal_diagonal) if causal_upper else allowed.tril(causal_diagonal)
     allowed = allowed.expand(B, 1, T, T)
@@ -227,12 +956,11 @@ def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads:
         keep = key_padding_mask if invert_padding else ~key_padding_mask  # (B, T): True = a real token
         keep = keep[:, None, :, None] if pad_queries else keep[:, None, None, :]
         allowed = allowed & keep
-    weights = scores.masked_fill(~allowed, -math.inf).softmax(dim=-1)
-    heads = rearrange(weights @ v, merge)  # (B, T, D)
-    return out(heads) if project else heads
+    return allowed
 
 
 def _copy_to_library(module, n_heads: int) -> torch.nn.MultiheadAttention:
+    """nn.MultiheadAttention with the learner's weights: qkv packs [W_Q; W_K; W_V] like in_proj_weight."""
     d_model = module.qkv.in_features
     library = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)
     with torch.no_grad():
@@ -243,206 +971,613 @@ def _copy_to_library(module, n_heads: int) -> torch.nn.MultiheadAttention:
     return library.eval()
 
 
+def _structure_of_module(module, case: HeadsCase) -> None:
+    """The check copies weights through `qkv` and `out`: they must be the given Linear layers."""
+    qkv, out = getattr(module, "qkv", None), getattr(module, "out", None)
+    if not isinstance(qkv, torch.nn.Linear) or not isinstance(out, torch.nn.Linear) or qkv.bias is None \
+            or out.bias is None:
+        raise EX_HEADS.fail("keep the given __init__: the check copies weights through `self.qkv` (nn.Linear D → 3D) "
+                            "and `self.out` (nn.Linear D → D).", case=case)
+    D = case.D
+    if tuple(qkv.weight.shape) != (3 * D, D) or tuple(out.weight.shape) != (D, D):
+        raise EX_HEADS.fail(f"self.qkv must map D → 3D and self.out D → D (D = {D}): yours have weights of shape "
+                            f"{tuple(qkv.weight.shape)} and {tuple(out.weight.shape)}; keep the given __init__.",
+                            case=case)
+
+
+def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
+    """Probes that look inside the learner's module: run it again with W_O = I to read its merged heads, then
+    check the projection, the merge, and each head as attention weights recovered from its output."""
+    B, T, D, H = case.B, case.T, case.D, case.H
+    Dh = D // H
+    pad = case.key_padding_mask()
+    cache = {}
+
+    def reference():
+        """q, k, v (B, H, T, Dh), allowed (B, 1, T, T), weights (B, H, T, T), merged heads (B, T, D)."""
+        if "reference" not in cache:
+            with torch.no_grad():
+                q, k, v = (rearrange(t, "B T (H Dh) -> B H T Dh", H=H) for t in module.qkv(x).chunk(3, dim=-1))
+                allowed = _allowed(B, T, case.causal, pad)
+                weights = reference_attention_weights(q, k, allowed)
+                cache["reference"] = q, k, v, allowed, weights, rearrange(weights @ v, "B H T Dh -> B T (H Dh)")
+        return cache["reference"]
+
+    def merged_heads():
+        """The learner's merged heads: their module with self.out set to the identity."""
+        if "heads" not in cache:
+            cache["heads"] = None
+            try:
+                probe = copy.deepcopy(module)
+                with torch.no_grad():
+                    probe.out.weight.copy_(torch.eye(D))
+                    probe.out.bias.zero_()
+                    heads = probe(x.clone(), **got_kwargs)
+                if isinstance(heads, torch.Tensor) and heads.shape == (B, T, D) and torch.isfinite(heads).all():
+                    cache["heads"] = heads.detach()
+            except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+                pass
+        return cache["heads"]
+
+    def projection(got):
+        heads = merged_heads()
+        if heads is None:
+            return None
+        with torch.no_grad():
+            projected = module.out(heads)
+        if torch.allclose(got, heads, atol=1e-5) and not torch.allclose(projected, heads, atol=1e-5):
+            return ("the output projection self.out is missing after merging the heads: return "
+                    "self.out(concat(O_1, …, O_H)) (eq. (1.10), W_O).")
+        if not torch.allclose(got, projected, atol=1e-5, rtol=1e-4):
+            return ("your output is not self.out applied to your merged heads: apply self.out once, as the last "
+                    "step, to the heads merged back to (B, T, D) (eq. (1.10): concat(O_1, …, O_H) W_O).")
+        return None
+
+    def merge(got):
+        heads, right_heads = merged_heads(), reference()[-1]
+        if heads is None or torch.allclose(heads, right_heads, atol=1e-5):
+            return None
+        if H > 1 and torch.allclose(rearrange(heads, "B T (Dh H) -> B T (H Dh)", H=H), right_heads, atol=1e-5):
+            return "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'."
+        return None
+
+    def each_head(got):
+        heads = merged_heads()
+        if heads is None:
+            return None
+        q, k, v, allowed, weights, right_heads = reference()
+        wrong = [h for h in range(H) if not torch.allclose(heads[..., h * Dh:(h + 1) * Dh],
+                                                           right_heads[..., h * Dh:(h + 1) * Dh], atol=1e-5)]
+        if not wrong or T > Dh:  # with T > Dh the weights cannot be recovered from a head's output
+            return None
+        h = wrong[0]
+        others = f" (heads {', '.join(map(str, wrong))} of {H} are wrong)" if len(wrong) > 1 else ""
+        recovered = recover_weights(heads[..., h * Dh:(h + 1) * Dh], v[:, h])  # (B, T, T)
+        if recovered is None:
+            return (f"head {h}'s output{others} is not a weighted average of head {h}'s values V_{h} (eq. (1.10): "
+                    f"O_h = P_h V_h). Split each of q, k, v = self.qkv(x).chunk(3, dim=-1) with "
+                    f"rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads), keep q, k, v in that order, and attend "
+                    f"within each head.")
+        facts = WeightsFacts(
+            raw_scores=(q[:, h] @ k[:, h].transpose(-2, -1)).double(), expected=weights[:, h].double(),
+            scale=1 / math.sqrt(Dh), scale_text="1/√Dh", exact=False, allowed=allowed[:, 0],
+            constants={"√Dh": math.sqrt(Dh), "Dh": Dh, "√D": math.sqrt(D), "D": D, "√H": math.sqrt(H), "H": H},
+            advice={**_weights_advice("Dh", "width of each head, Dh = D/H"),
+                    "1/√D": "you scaled by √D (the model width); each head's scores are scaled by √Dh = √(D/H), "
+                            "its own width.",
+                    "1/D": "you divided by D, the model width; divide each head's scores by √Dh = √(D/H)."},
+            equation="eq. (1.10)", who=f"head {h}'s weights{others}", batch_names=("b",),
+            why_forbidden=lambda index: _why_forbidden(index, case, pad),
+            alternatives={"K_h Q_hᵀ (keys on the rows)": (k[:, h] @ q[:, h].transpose(-2, -1)).double()},
+            upstream="If you call your attention here, check that it passes Exercise 1.1.")
+        return weights_problem(recovered, facts)
+
+    return [projection, merge, each_head]
+
+
+def _no_grad(generator):
+    """Run a generator of Mistakes under torch.no_grad (the references use the learner's modules)."""
+    while True:
+        with torch.no_grad():
+            try:
+                item = next(generator)
+            except StopIteration:
+                return
+        yield item
+
+
+def _why_forbidden(index, case: HeadsCase, pad) -> str:
+    b, i, j = (int(n) for n in index[-3:])
+    reasons = []
+    if case.causal and j > i:
+        reasons.append(f"key {j} comes after query {i} (causal)")
+    if pad is not None and bool(pad[b, j]):
+        reasons.append(f"key {j} of sequence {b} is padding (key_padding_mask is True)")
+    return " and ".join(reasons) or "the masks forbid it"
+
+
+def _heads_mistakes(same: dict, case: HeadsCase):
+    """The classic mistakes of eq. (1.10), tried before the probes; a generator, so that they are only computed
+    for an answer that is wrong."""
+    yield Mistake(reference_multi_head(**same, split="B T (Dh H) -> B H T Dh"),
+                  "heads split in the wrong order: D is laid out as (H Dh), head-major, so split with "
+                  "rearrange(x, 'B T (H Dh) -> B H T Dh', H=n_heads).")
+    yield Mistake(reference_multi_head(**same, merge="B H T Dh -> B T (Dh H)"),
+                  "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'.")
+    yield Mistake(reference_multi_head(**same, order=(1, 0, 2)),
+                  "q and k are swapped: qkv(x) splits, in order, into q, k, v (like nn.MultiheadAttention's "
+                  "in_proj_weight).")
+    yield Mistake(reference_multi_head(**same, order=(0, 2, 1)),
+                  "k and v are swapped: qkv(x) splits, in order, into q, k, v.")
+    if case.causal:
+        yield Mistake(reference_multi_head(**{**same, "causal": False}),
+                      "with causal=True a token must not see later tokens: the causal mask is missing.")
+        yield Mistake(reference_multi_head(**same, causal_diagonal=-1),
+                      "your causal mask hides the diagonal too: a token may attend to itself (torch.tril with "
+                      "diagonal=0).")
+        yield Mistake(reference_multi_head(**same, causal_upper=True),
+                      "your causal mask is flipped: it lets tokens see the future and hides the past.")
+    if case.padded:
+        yield Mistake(reference_multi_head(**{**same, "key_padding_mask": None}),
+                      "padded keys received attention: key_padding_mask was not applied.")
+        yield Mistake(reference_multi_head(**same, invert_padding=True),
+                      "key_padding_mask is inverted: here True marks a padded key to ignore (nn.MultiheadAttention's "
+                      "convention), the opposite of a 'may attend' mask.")
+        yield Mistake(reference_multi_head(**same, pad_queries=True),
+                      "you masked padded *queries* (rows); key_padding_mask hides padded *keys* (columns): "
+                      "~key_padding_mask[:, None, None, :].")
+
+
 def check_multi_head_attention(MultiHeadSelfAttention) -> None:
     """Exercise 1.4: ``MultiHeadSelfAttention(d_model, n_heads)(x, causal, key_padding_mask)`` against
-    ``nn.MultiheadAttention`` and ``F.scaled_dot_product_attention`` with copied weights."""
-    padding = torch.zeros(2, 5, dtype=torch.bool)
-    padding[1, 3:] = True  # True = padding, nn.MultiheadAttention's convention
-    cases = [("B=2, T=5, D=16, H=4", 2, 5, 16, 4, False, None),
-             ("causal, B=2, T=5, D=16, H=4", 2, 5, 16, 4, True, None),
-             ("key padding (2 padded keys), D=16, H=4", 2, 5, 16, 4, False, padding),
-             ("causal + key padding", 2, 5, 16, 4, True, padding),
-             ("T=1", 1, 1, 8, 2, True, None),
-             ("one head, D=8", 1, 4, 8, 1, False, None),
-             ("D=12, H=3", 2, 6, 12, 3, True, None)]
-    for number, (case, B, T, D, H, causal, pad) in enumerate(cases):
-        torch.manual_seed(80 + number)
-        module = call(MultiHeadSelfAttention, D, H, exercise="1.4", what="MultiHeadSelfAttention(d_model, n_heads)")
-        if not isinstance(getattr(module, "qkv", None), torch.nn.Linear) or \
-                not isinstance(getattr(module, "out", None), torch.nn.Linear):
-            raise CheckFailure("Exercise 1.4: keep the given __init__: the check copies weights through "
-                               "`self.qkv` (Linear D → 3D) and `self.out` (Linear D → D).")
-        x = seeded_randn(B, T, D, seed=90 + number)
-        with torch.no_grad():
-            got = call(module, x, causal=causal, key_padding_mask=pad, exercise="1.4",
-                       what="MultiHeadSelfAttention.forward")
-            library = _copy_to_library(module, H)
-            attn_mask = causal_mask(T).logical_not() if causal else None  # nn.MultiheadAttention: True = blocked
-            expected, _ = library(x, x, x, attn_mask=attn_mask, key_padding_mask=pad, need_weights=False)
-            same = dict(x=x, qkv=module.qkv, out=module.out, n_heads=H, causal=causal, key_padding_mask=pad)
-            mistakes = [
-                Mistake(reference_multi_head(**same, split="B T (Dh H) -> B H T Dh"),
-                        "heads split in the wrong order: D is laid out as (H Dh), head-major, so split with "
-                        "rearrange(x, 'B T (H Dh) -> B H T Dh', H=n_heads)."),
-                Mistake(reference_multi_head(**same, merge="B H T Dh -> B T (Dh H)"),
-                        "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'."),
-                Mistake(reference_multi_head(**same, scale_by="model"),
-                        "you scaled by √D (the model width); each head's scores are scaled by √Dh = √(D/H)."),
-                Mistake(reference_multi_head(**same, scale_by="none"),
-                        "the scores are not scaled at all: divide by √Dh — or, if you call your attention, check "
-                        "that it passes Exercise 1.1."),
-                Mistake(reference_multi_head(**same, project=False),
-                        "the output projection self.out is missing after merging the heads."),
-                Mistake(reference_multi_head(**same, order=(1, 0, 2)),
-                        "q and k are swapped: qkv(x) splits, in order, into q, k, v (like nn.MultiheadAttention's "
-                        "in_proj_weight)."),
-                Mistake(reference_multi_head(**same, order=(0, 2, 1)),
-                        "k and v are swapped: qkv(x) splits, in order, into q, k, v."),
-            ]
-            if causal:
-                mistakes += [
-                    Mistake(reference_multi_head(**{**same, "causal": False}),
-                            "with causal=True a token must not see later tokens: the causal mask is missing."),
-                    Mistake(reference_multi_head(**same, causal_diagonal=-1),
-                            "your causal mask hides the diagonal too: a token may attend to itself "
-                            "(torch.tril with diagonal=0)."),
-                    Mistake(reference_multi_head(**same, causal_upper=True),
-                            "your causal mask is flipped: it lets tokens see the future and hides the past."),
-                ]
-            if pad is not None:
-                mistakes += [
-                    Mistake(reference_multi_head(**{**same, "key_padding_mask": None}),
-                            "padded keys received attention: key_padding_mask was not applied."),
-                    Mistake(reference_multi_head(**same, invert_padding=True),
-                            "key_padding_mask is inverted: here True marks a padded key to ignore "
-                            "(nn.MultiheadAttention's convention), the opposite of a 'may attend' mask."),
-                    Mistake(reference_multi_head(**same, pad_queries=True),
-                            "you masked padded *queries* (rows); key_padding_mask hides padded *keys* (columns)."),
-                ]
-        diagnose(got, expected, exercise="1.4", case=case, mistakes=tuple(mistakes), atol=1e-5)
+    ``nn.MultiheadAttention`` with copied weights, and each head against eq. (1.10)."""
+    with torch.random.fork_rng(devices=[]):  # initialising modules draws numbers: keep the learner's RNG as it was
+        for case in HEADS_CASES:
+            _check_heads_case(MultiHeadSelfAttention, case)
+    EX_HEADS.passed(f"{len(HEADS_CASES)} cases (causal, key padding, both, T=1, one head, Dh ≠ √D) match "
+                    f"nn.MultiheadAttention with copied weights.")
+
+
+def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
+    """One case of 1.4: the learner's module against nn.MultiheadAttention with the same weights."""
+    torch.manual_seed(EX_HEADS.seed(case.label, "init"))
+    module = EX_HEADS.call(MultiHeadSelfAttention, case.D, case.H, what="MultiHeadSelfAttention(d_model, "
+                           "n_heads)", case=case)
+    _structure_of_module(module, case)
+    x = EX_HEADS.randn(case.B, case.T, case.D, key=(case.label, "x"))
+    pad = case.key_padding_mask()
+    kwargs = dict(causal=case.causal, key_padding_mask=pad)
+    with torch.no_grad():
+        got = EX_HEADS.call(module, x.clone(), **kwargs, what="MultiHeadSelfAttention.forward", case=case)
+        library = _copy_to_library(module, case.H)
+        attn_mask = ~causal_mask(case.T) if case.causal else None  # nn.MultiheadAttention: True = blocked
+        expected, _ = library(x, x, x, attn_mask=attn_mask, key_padding_mask=pad, need_weights=False)
+        same = dict(x=x, qkv=module.qkv, out=module.out, n_heads=case.H, **kwargs)
         assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
             "internal: the check's own reference disagrees with nn.MultiheadAttention"
-    passed("1.4", f"{len(cases)} cases (causal, key padding, both, T=1, one head) match nn.MultiheadAttention "
-                  "with copied weights.")
+    _compare(EX_HEADS, got, expected, case, equation="eq. (1.10)", axes=("B", "T", "D"),
+             mistakes=_no_grad(_heads_mistakes(same, case)), probes=_heads_probes(module, x, case, kwargs))
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.5 — tiled attention with an online softmax (FlashAttention's idea)
+# Exercise 1.5 — tiled attention with an online softmax (FlashAttention's idea), eq. (1.11)
 # ---------------------------------------------------------------------------------------------------------------
 
-def reference_tiled_attention(q, k, v, block_size, *, rescale_output=True, rescale_sum=True,
-                              normalise_per_block=False, drop_last_block=False):
-    """Attention computed over blocks of keys with a running max and sum; the keywords build known mistakes."""
-    T = k.shape[-2]
-    scale = 1 / math.sqrt(q.shape[-1])
-    running_max = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)  # (..., Tq, 1)
-    running_sum = torch.zeros_like(running_max)
-    output = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (..., Tq, Dv)
-    stop = T - T % block_size if drop_last_block and T > block_size else T
-    for start in range(0, stop, block_size):
-        k_block, v_block = k[..., start:start + block_size, :], v[..., start:start + block_size, :]
-        scores = q @ k_block.transpose(-2, -1) * scale  # (..., Tq, block)
-        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True))
-        correction = torch.exp(running_max - new_max)
-        exp_scores = torch.exp(scores - new_max)
-        if normalise_per_block:
-            output = output + exp_scores @ v_block / exp_scores.sum(-1, keepdim=True)
-            continue
-        running_sum = running_sum * (correction if rescale_sum else 1) + exp_scores.sum(-1, keepdim=True)
-        output = output * (correction if rescale_output else 1) + exp_scores @ v_block
-        running_max = new_max
-    return output if normalise_per_block else output / running_sum
+@dataclass(frozen=True)
+class TiledCase(Case):
+    batch: tuple = (1,)
+    Tq: int = 1
+    Tk: int = 1
+    d: int = 8
+    d_v: int = 8
+    block: int = 16
+    input_scale: float = 1.0  # q and k × this: e^s overflows unless the running max is subtracted
+    score_shift: float = 0.0  # added to every score: with m starting at 0, e^(s − m) underflows for every key
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"Tq": self.Tq, "Tk": self.Tk, "d_k": self.d, "d_v": self.d_v, "block_size": self.block}
+
+    def inputs(self):
+        q = EX_TILED.randn(*self.batch, self.Tq, self.d, key=(self.label, "q"), dtype=self.dtype) * self.input_scale
+        k = EX_TILED.randn(*self.batch, self.Tk, self.d, key=(self.label, "k"), dtype=self.dtype) * self.input_scale
+        v = EX_TILED.randn(*self.batch, self.Tk, self.d_v, key=(self.label, "v"), dtype=self.dtype)
+        if self.score_shift:
+            q, k = _shift_scores(q, k, self.score_shift)
+        return q, k, v
+
+
+TILED_CASES = [
+    TiledCase("Tq=12 queries, Tk=40 keys (a shorter last block), d_k=8, d_v=6, block 16", batch=(1, 2), Tq=12,
+              Tk=40, d=8, d_v=6, block=16),
+    TiledCase("T=64, block 16 (4 full blocks)", batch=(1, 2), Tq=64, Tk=64, d=16, d_v=16, block=16),
+    TiledCase("block larger than T (10 < 32)", Tq=10, Tk=10, d=8, d_v=8, block=32),
+    TiledCase("T=1", Tq=1, Tk=1, d=8, d_v=8, block=4),
+    TiledCase("large scores (q and k × 12)", batch=(1, 2), Tq=40, Tk=40, d=16, d_v=16, block=8, input_scale=12.0),
+    TiledCase("float64, T=33, block 8", torch.float64, Tq=33, Tk=33, d=4, d_v=4, block=8),
+    TiledCase("float64, every score ≈ −2·10⁴, T=20, block 8", torch.float64, batch=(2,), Tq=20, Tk=20, d=4, d_v=5,
+              block=8, score_shift=SHIFT),
+]
+
+
+def _tiled_nonfinite(case: TiledCase) -> str | None:
+    if case.score_shift:
+        return (f"NaN/inf where every score of a query is about {case.score_shift:.0e}; adding one number to every "
+                f"score changes no softmax, so the right output is finite. Here e^(s − m) underflowed to 0 for every "
+                f"key, so ℓ = 0 and a/ℓ = 0/0. m must start at −∞ (eq. (1.11): m = −∞, ℓ = 0, a = 0) and be the "
+                f"largest score seen so far: starting it at 0, or at any number above every score, lets every "
+                f"e^(s − m) underflow.")
+    if case.input_scale > 1:
+        return ("NaN/inf on large scores: e^s overflowed (above s ≈ 88 in float32), or underflowed to 0 for every "
+                "key of a query (ℓ = 0, then 0/0). Subtract each query's own running maximum: m' = max(m, "
+                "max_j s_j) per query, shape (..., Tq, 1), and exponentiate s − m' (eq. (1.11)).")
+    return None
+
+
+def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
+    """Recover the learner's effective weights by running it with V = I (its output is then W itself) and read
+    them: skipped or repeated keys, a wrong ℓ, a missing rescaling of a, per-block normalisation, the scale."""
+    Tk, block = case.Tk, case.block
+    expected_weights = reference_attention_weights(q.double(), k.double())  # (..., Tq, Tk)
+    cache = {}
+
+    def effective_weights():
+        if "w" not in cache:
+            cache["w"] = None
+            identity = torch.eye(Tk, dtype=q.dtype).expand(*case.batch, Tk, Tk).contiguous()  # V = I: O = W
+            try:
+                w = tiled_attention(q.clone(), k.clone(), identity, block_size=block)
+                if isinstance(w, torch.Tensor) and w.shape == expected_weights.shape and torch.isfinite(w).all():
+                    cache["w"] = w.detach().double()
+            except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+                pass
+        return cache["w"]
+
+    def keys(got):
+        w = effective_weights()
+        if w is None:
+            return None
+        used = w.abs().flatten(0, -2).amax(0) > 0  # (Tk,): does key j get any weight?
+        if used.all():
+            return None
+        unused = (~used).nonzero().flatten().tolist()
+        span = f"{unused[0]}–{unused[-1]}" if unused == list(range(unused[0], unused[-1] + 1)) else \
+            ", ".join(map(str, unused[:8]))
+        hint = ""
+        if unused[0] == Tk - Tk % block and unused[-1] == Tk - 1 and Tk % block:
+            hint = " — the last, shorter block: range(0, Tk, block_size) with slicing includes it."
+        elif unused[0] == math.ceil(case.Tq / block) * block and case.Tq != Tk:
+            hint = f" — your loop stops at Tq = {case.Tq}: loop over the keys, range(0, k.shape[-2], block_size)."
+        return (f"keys {span} (of Tk = {Tk}) get no weight: your loop never visits them{hint} Every key must enter "
+                f"the running sums of eq. (1.11) once.")
+
+    def multiplicity(got):
+        """How many times each key counts: the weights divided by the right ones, per row, relative to the row's
+        median, are the same integers in every row when blocks overlap (or skip)."""
+        w = effective_weights()
+        if w is None:
+            return None
+        ratio = w / expected_weights.clamp_min(1e-300)  # (..., Tq, Tk)
+        usable = expected_weights > 1e-12
+        if not usable.all():
+            return None
+        per_row = ratio / ratio.median(-1, keepdim=True).values
+        counts = per_row.flatten(0, -2).mean(0)  # (Tk,)
+        if ((per_row - counts).abs() < 1e-3).all() and ((counts - counts.round()).abs() < 1e-3).all() and \
+                (counts.round() > 1).any():
+            heavy = (counts.round() > 1).nonzero().flatten().tolist()
+            return (f"keys {', '.join(map(str, heavy[:8]))}{', …' if len(heavy) > 8 else ''} count "
+                    f"{int(counts.max().round())} times: your blocks overlap. Step the loop by block_size, "
+                    f"range(0, Tk, block_size), and slice k[..., start:start + block_size, :] (eq. (1.11) adds each "
+                    f"key once).")
+        return None
+
+    def normalisation(got):
+        w = effective_weights()
+        if w is None:
+            return None
+        sums = w.sum(-1)  # (..., Tq)
+        if ((sums - 1).abs() < 1e-4).all():
+            return None
+        n_blocks = math.ceil(Tk / block)
+        if n_blocks > 1 and ((sums - n_blocks).abs() < 1e-3).all():
+            return (f"each query's weights sum to {n_blocks}, the number of blocks: you normalised each block by its "
+                    f"own sum and added the blocks. Keep the unnormalised sums a and ℓ across blocks and divide once, "
+                    f"o = a/ℓ, after the last block (eq. (1.11)).")
+        ratio = w / expected_weights.clamp_min(1e-300)  # (..., Tq, Tk): how much too heavy each weight is
+        usable = expected_weights > 1e-12
+        spread = ratio.masked_fill(~usable, math.nan)
+        if ((spread.nan_to_num(1).amax(-1) - spread.nan_to_num(1).amin(-1)) < 1e-4 * spread.nan_to_num(1).amax(-1)
+                ).all():
+            return (f"each query's weights are right up to one factor of its own (they sum to {sums.min():.4g}"
+                    f"…{sums.max():.4g}, not 1): the numerators are right and ℓ is not. When m grows, ℓ must be "
+                    f"multiplied by e^(m − m') too (eq. (1.11): ℓ' = e^(m − m') ℓ + Σ_j e^(s_j − m')), and o = a/ℓ "
+                    f"once at the end.")
+        blocks = ratio[..., :Tk - Tk % block].unflatten(-1, (-1, block)) if Tk >= block else None
+        if blocks is not None and blocks.shape[-2] > 1 and \
+                ((blocks.amax(-1) - blocks.amin(-1)) < 1e-4 * blocks.amax(-1)).all():
+            earlier = blocks[..., 0, 0].mean().item()
+            return (f"the weights of a whole block of keys are off by one factor (block 0: {earlier:.3g}×, the last "
+                    f"block right): what was accumulated in a before the running max grew was not rescaled. When m "
+                    f"grows, multiply a by e^(m − m') as well as ℓ (eq. (1.11)).")
+        return (f"each query's weights must sum to 1 (yours sum to {sums.min():.4g}…{sums.max():.4g}): o = a/ℓ with "
+                f"a and ℓ rescaled by e^(m − m') whenever m grows (eq. (1.11)).")
+
+    def scale(got):
+        w = effective_weights()
+        if w is None:
+            return None
+        facts = _weights_facts(q, k, None, who="your effective weights (what multiplies each value row)")
+        return weights_problem(w, facts)
+
+    return [keys, multiplicity, normalisation, scale]
 
 
 def check_tiled_attention(tiled_attention) -> None:
     """Exercise 1.5: ``tiled_attention(q, k, v, block_size)`` equals naive attention to 1e-5, with peak memory
     that grows linearly (not quadratically) with the sequence length."""
-    cases = [("T=64, block 16", (1, 2, 64, 16), 16, 1.0, torch.float32),
-             ("T=50 not a multiple of the block (16)", (2, 1, 50, 8), 16, 1.0, torch.float32),
-             ("block larger than T (10 < 32)", (1, 1, 10, 8), 32, 1.0, torch.float32),
-             ("T=1", (1, 1, 1, 8), 4, 1.0, torch.float32),
-             ("large scores (inputs × 12)", (1, 2, 40, 16), 8, 12.0, torch.float32),
-             ("float64, T=33, block 8", (1, 1, 33, 4), 8, 1.0, torch.float64)]
-    for number, (case, shape, block, size, dtype) in enumerate(cases):
-        q, k, v = (seeded_randn(*shape, seed=110 + 3 * number + i, dtype=dtype) * (size if i < 2 else 1)
-                   for i in range(3))
-        got = call(tiled_attention, q.clone(), k.clone(), v.clone(), block_size=block, exercise="1.5",
-                   what="tiled_attention")
+    for case in TILED_CASES:
+        q, k, v = case.inputs()
+        got = EX_TILED.call(tiled_attention, q.clone(), k.clone(), v.clone(), block_size=case.block, case=case)
         expected = reference_attention_weights(q, k) @ v
-
-        def mistake(**bug):
-            return reference_tiled_attention(q, k, v, block, **bug)
-        mistakes = (
-            Mistake(mistake(rescale_output=False),
-                    "when the running max grows, the output accumulated so far must be multiplied by "
-                    "exp(m_old − m_new) too."),
-            Mistake(mistake(rescale_sum=False),
-                    "when the running max grows, the running sum ℓ must be multiplied by exp(m_old − m_new)."),
-            Mistake(mistake(normalise_per_block=True),
-                    "you normalised each block by its own sum and added the blocks; keep unnormalised sums and "
-                    "divide once by the total ℓ at the end."),
-            Mistake(mistake(drop_last_block=True),
-                    "the last, shorter block of keys was skipped (T is not a multiple of block_size)."),
-        )
-        if size > 1 and not torch.isfinite(got).all() and torch.isfinite(expected).all():
-            raise CheckFailure(f"Exercise 1.5 ({case}): your output has NaN or inf: exp() overflowed. Subtract the "
-                               f"running maximum m from the scores before exponentiating.")
-        diagnose(got, expected, exercise="1.5", case=case, mistakes=mistakes, atol=1e-5, rtol=1e-4)
+        _compare(EX_TILED, got, expected, case, equation="eq. (1.11)", axes=(*_BATCH_AXES[:len(case.batch)], "Tq",
+                                                                            "d_v"),
+                 nonfinite=_tiled_nonfinite(case), probes=_tiled_probes(tiled_attention, q, k, v, case),
+                 factors={"√d_k": math.sqrt(case.d)})
     short, long = 512, 1024
     memory = []
     for t in (short, long):
-        q = seeded_randn(1, 1, t, 32, seed=t)
-        memory.append(peak_memory(lambda q: tiled_attention(q, q, q, block_size=64), q))
+        q = EX_TILED.randn(1, 1, t, 32, key=("memory", t))
+        memory.append(EX_TILED.call(peak_memory, lambda q: tiled_attention(q, q, q, block_size=64), q,
+                                    case=f"memory, T={t}, block 64"))
     growth = memory[1] / max(memory[0], 1)
     if growth > 3:
-        raise CheckFailure(f"Exercise 1.5: your peak memory grew {growth:.1f}× when T doubled ({short} → {long}): "
-                           f"something of size T×T is materialised (the full score matrix?). Compute the scores "
-                           f"one block of keys at a time; memory should grow about 2×.")
-    passed("1.5", f"{len(cases)} cases match naive attention to 1e-5 (ragged last block, T=1, large scores), and "
-                  f"peak memory grew {growth:.2f}× when T doubled ({memory[0] / 2**20:.2f} → "
-                  f"{memory[1] / 2**20:.2f} MiB): linear.")
+        raise EX_TILED.fail(f"your peak memory grew {growth:.1f}× when T doubled ({short} → {long}): something of size "
+                            f"Tq × Tk is materialised (the full score matrix?). Compute the scores one block of keys "
+                            f"at a time (eq. (1.11)); memory should grow about 2×.")
+    EX_TILED.passed(f"{len(TILED_CASES)} cases match naive attention (Tq ≠ Tk, d_v ≠ d_k, a shorter last block, T=1, "
+                    f"large and all-negative scores), and peak memory grew {growth:.2f}× when T doubled "
+                    f"({memory[0] / 2**20:.2f} → {memory[1] / 2**20:.2f} MiB): linear.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Exercise 1.6 — FNet's Fourier mixing as two DFT matrices
+# Exercise 1.6 — FNet's Fourier mixing as two DFT matrices, eqs. (1.12), (1.13)
 # ---------------------------------------------------------------------------------------------------------------
 
-def reference_dft_matrix(n: int, sign: float = -1.0, denominator: int | None = None) -> torch.Tensor:
+@dataclass(frozen=True)
+class DftCase(Case):
+    n: int = 1
+    requested: torch.dtype | None = None  # the dtype argument, None for the default (complex64)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"n": self.n}
+
+
+DFT_CASES = [DftCase("dft_matrix(5)", n=5), DftCase("dft_matrix(8)", n=8), DftCase("dft_matrix(1)", n=1),
+             DftCase("dft_matrix(2)", n=2),
+             DftCase("dft_matrix(6, torch.complex128)", torch.float64, n=6, requested=torch.complex128)]
+
+
+@dataclass(frozen=True)
+class MixingCase(Case):
+    shape: tuple = ()  # (B, T, D)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"T": self.shape[-2], "D": self.shape[-1]}
+
+
+MIXING_CASES = [MixingCase("B=3, T=7, D=5", shape=(3, 7, 5)), MixingCase("B=2, T=8, D=16", shape=(2, 8, 16)),
+                MixingCase("T=1", shape=(1, 1, 4)),
+                MixingCase("float64, B=2, T=6, D=4", torch.float64, shape=(2, 6, 4))]
+
+
+def reference_dft_matrix(n: int, dtype=torch.complex128) -> torch.Tensor:
+    """W[j, k] = exp(−2πi jk / n), from torch.fft: the DFTs of the unit vectors are W's columns (eq. (1.12))."""
+    return torch.fft.fft(torch.eye(n, dtype=torch.complex128), dim=0).to(dtype)
+
+
+_ANGLE_ADVICE = {
+    "+2π/n": "the exponent's sign is +; the forward DFT uses e^(−2πi jk/n) (eq. (1.12); + is the inverse's).",
+    "−2π/(n−1)": "divide the angle by n, not n − 1.",
+    "+2π/(n−1)": "the exponent's sign is + and the angle is divided by n − 1: eq. (1.12) has −2π jk/n.",
+    "−π/n": "the angle is missing a factor 2: −2π jk/n (eq. (1.12)).",
+    "−1/n": "the angle −2π jk/n is in radians: the factor 2π is missing (eq. (1.12)).",
+    "−2π/n²": "divide the angle by n, not n² (eq. (1.12)).",
+}
+
+
+def _dft_probes(n: int):
+    """Properties of W_n (eq. (1.12)) on a (n, n, 2) real view of the learner's complex matrix."""
     j = torch.arange(n, dtype=torch.float64)
-    angle = sign * 2 * math.pi * torch.outer(j, j) / (denominator or n)
-    return torch.polar(torch.ones_like(angle), angle).to(torch.complex64)  # W[j, k] = exp(-2πi jk / n)
+    products = torch.outer(j, j)  # (n, n): jk
+
+    def as_complex(got):
+        return torch.view_as_complex(got.double().contiguous())
+
+    def modulus(got):
+        size = as_complex(got).abs()
+        if ((size - 1).abs() < 1e-4).all():
+            return None
+        if (size.max() - size.min()) < 1e-4 * size.max():
+            r = size.mean().item()
+            name = name_value(r, {"√n": math.sqrt(n), "n": n})
+            return (f"every entry of W has modulus 1 (|e^(iθ)| = 1), yours {r:.4g}" + (f" = {name}" if name else "")
+                    + ": eq. (1.12) has no normalisation (that would be the unitary DFT, torch.fft's norm='ortho').")
+        return (f"every entry of W has modulus 1 (e^(−2πi jk/n) lies on the unit circle); yours range from "
+                f"{size.min():.3g} to {size.max():.3g}: build the entries from their angle, torch.polar(ones, angle) "
+                f"or torch.exp(1j * angle).")
+
+    def first_row_and_column(got):
+        w = as_complex(got)
+        if n > 1 and ((w[0] - 1).abs().max() > 1e-4 or (w[:, 0] - 1).abs().max() > 1e-4):
+            return ("W[0, k] = W[j, 0] = e^0 = 1 (jk = 0), but yours are not all 1: j and k run over 0, …, n − 1 "
+                    "(torch.arange(n)), and the angle is −2π jk/n (eq. (1.12)).")
+        return None
+
+    def symmetric(got):
+        w = as_complex(got)
+        if (w - w.T).abs().max() > 1e-4:
+            return ("W[j, k] depends on the product jk only, so W is symmetric, but yours isn't: the exponent is "
+                    "−2πi·j·k/n with j the row and k the column (torch.outer(j, j)) (eq. (1.12)).")
+        return None
+
+    def powers(got):
+        w = as_complex(got)
+        if n < 2:
+            return None
+        omega = w[1, 1]
+        angle = omega.angle().item()  # (−π, π]
+        pattern = torch.polar(torch.ones_like(products), angle * products)
+        if (w - pattern).abs().max() > 1e-4:
+            return ("W[j, k] must be ω^(jk) with ω = W[1, 1] = e^(−2πi/n): your entries are not powers of W[1, 1] "
+                    "with exponent jk (eq. (1.12)).")
+        candidates = {"−2π/n": -2 * math.pi / n, "+2π/n": 2 * math.pi / n, "−π/n": -math.pi / n, "−1/n": -1 / n,
+                      "−2π/n²": -2 * math.pi / n ** 2}
+        if n > 2:
+            candidates.update({"−2π/(n−1)": -2 * math.pi / (n - 1), "+2π/(n−1)": 2 * math.pi / (n - 1)})
+        for name, value in candidates.items():
+            wrapped = math.remainder(value - angle, 2 * math.pi)  # the same angle on the circle?
+            if abs(wrapped) < 1e-4:
+                return None if name == "−2π/n" else f"your W[1, 1] = e^(i·{angle:.4g}), an angle step of {name}: " \
+                                                    f"{_ANGLE_ADVICE[name]}"
+        return (f"your W[1, 1] = e^(i·{angle:.4g}); eq. (1.12) has e^(−2πi/n) = e^(i·{-2 * math.pi / n:.4g}): the "
+                f"angle is −2π jk/n.")
+
+    return [modulus, symmetric, first_row_and_column, powers]
+
+
+def _check_dft_matrix(dft_matrix) -> None:
+    """The first half of Exercise 1.6: W_n of eq. (1.12), in the dtype asked for."""
+    for case in DFT_CASES:
+        args = (case.n,) if case.requested is None else (case.n, case.requested)
+        got = EX_DFT.call(dft_matrix, *args, case=case)
+        want_dtype = case.requested or torch.complex64
+        if not isinstance(got, torch.Tensor):
+            raise EX_DFT.fail(structure_problem(got, torch.zeros(1)), case=case, name="matrix")
+        if not got.is_complex():
+            hint = ""
+            if got.shape == (case.n, case.n) and torch.allclose(got.double(), reference_dft_matrix(case.n).real,
+                                                                 atol=1e-4):
+                hint = " Yours is W's real part, cos(2π jk/n): e^(iθ) = cos θ + i sin θ (torch.polar(ones, θ))."
+            raise EX_DFT.fail(f"dft_matrix must return a complex tensor ({want_dtype}), got {got.dtype}.{hint}",
+                              case=case)
+        if got.dtype != want_dtype:
+            raise EX_DFT.fail(f"returned {got.dtype}, but {case.label} asks for {want_dtype}"
+                              + (" (the default)" if case.requested is None else "")
+                              + ": build the matrix in the dtype you are given, .to(dtype) at the end.", case=case)
+        expected = reference_dft_matrix(case.n, want_dtype)
+        if got.shape != expected.shape:
+            raise EX_DFT.fail(f"shape {tuple(got.shape)} but W_n is (n, n) = ({case.n}, {case.n}).", case=case)
+        got, expected = torch.view_as_real(got.resolve_conj()), torch.view_as_real(expected)  # (n, n, 2) real
+        precision = _precision_probe(expected, "dft_matrix(n, torch.complex128)", "compute the angle 2π jk/n in "
+                                     "float64 (torch.arange(n, dtype=torch.float64)) before building the complex128 "
+                                     "matrix")
+        _compare(EX_DFT, got, expected, case, name="matrix (as real, imaginary)", equation="eq. (1.12)",
+                 probes=[precision, *_dft_probes(case.n)], factors={"√n": math.sqrt(case.n), "n": case.n},
+                 **({"atol": 1e-12, "rtol": 1e-12} if case.requested == torch.complex128 else {}))
+
+
+def _precision_probe(expected: torch.Tensor, what: str, advice: str):
+    """A float64 answer that is right only to float32 precision: float32 arithmetic somewhere (said before the
+    other probes, which cannot tell such small differences apart)."""
+    def probe(got):
+        if got.dtype != torch.float64:
+            return None
+        difference = (got - expected).abs().max().item()
+        if difference < 1e-4:  # (a probe only sees answers that failed the float64 tolerance)
+            return (f"right to float32 precision only (max difference {difference:.2g}): {what} must be as precise "
+                    f"as float64; {advice}.")
+        return None
+    return probe
+
+
+def _mixing_terms(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The pieces Re(W_T X W_D) is made of, and what a partial or misplaced transform gives, float64."""
+    T, D = x.shape[-2:]
+    W_T, W_D = reference_dft_matrix(T), reference_dft_matrix(D)
+    along_t = W_T @ x.to(torch.complex128)  # (..., T, D)
+    return {"Re(W_T X)·Re(W_D)": along_t.real @ W_D.real, "Im(W_T X)·Im(W_D)": along_t.imag @ W_D.imag,
+            "Re(W_T X)·Im(W_D)": along_t.real @ W_D.imag, "Im(W_T X)·Re(W_D)": along_t.imag @ W_D.real,
+            "Re(W_T X)": along_t.real, "Re(X W_D)": (x.to(torch.complex128) @ W_D).real, "X": x.double()}
+
+
+def _mixing_coefficient_probe(x: torch.Tensor):
+    expected = {"Re(W_T X)·Re(W_D)": 1.0, "Im(W_T X)·Im(W_D)": -1.0}
+    terms = _mixing_terms(x)
+
+    def probe(got):
+        found = recovered_coefficients(got, terms, expected)
+        if found is None:
+            return None
+        if all(_is_close(found.get(n, 0.0), expected.get(n, 0.0), 1e-4, 1e-9) for n in found):
+            return None
+        m = _multiplier(found, expected)
+        if m is not None:
+            return "the sign is flipped: FNet(X) = Re(W_T X W_D) (eq. (1.13))." if _is_close(m, -1.0, 1e-4) else None
+        yours = f"yours is {_formula(found, {})}, where Re(W_T X W_D) = Re(W_T X)·Re(W_D) − Im(W_T X)·Im(W_D): "
+        has = {n for n, value in found.items() if abs(value) > 1e-6}
+        if has == {"Re(W_T X)"}:
+            return yours + ("you transformed only along the sequence axis (W_T X); FNet applies the DFT along the "
+                            "hidden axis too: Re(W_T X W_D), a 2-D DFT (eq. (1.13)).")
+        if has == {"Re(X W_D)"}:
+            return yours + ("you transformed only along the hidden axis (X W_D); FNet mixes tokens, so the DFT must "
+                            "run along the sequence axis too: Re(W_T X W_D) (eq. (1.13)).")
+        if has == {"Re(W_T X)·Re(W_D)"}:
+            return yours + ("you took the real part too early, after the first product: keep W_T X complex, "
+                            "multiply by W_D, and take .real once at the end.")
+        if has == {"Re(W_T X)·Im(W_D)", "Im(W_T X)·Re(W_D)"}:
+            return yours + "you kept the imaginary part; FNet keeps the real part (eq. (1.13))."
+        return yours + "compare with eq. (1.13), Re(W_T X W_D)."
+
+    return probe
+
+
+def _batch_probe(fourier_mixing, x: torch.Tensor):
+    """Items of a batch do not mix: changing item 0 leaves the others' outputs as they were."""
+    def probe(got):
+        if x.shape[0] < 2:
+            return None
+        changed = x.clone()
+        changed[0] = changed[0] + 1.0
+        try:
+            again = fourier_mixing(changed)
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        if isinstance(again, torch.Tensor) and again.shape == got.shape and \
+                not torch.allclose(again[1:].double(), got[1:].double(), atol=1e-4, rtol=1e-4):
+            return ("your output for one item of the batch changes when another item changes: you transformed over "
+                    "the batch axis too. FNet mixes only the last two axes of each sequence, the sequence (T) and "
+                    "hidden (D) axes: Re(W_T X W_D) (eq. (1.13)).")
+        return None
+    return probe
 
 
 def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
-    """Exercise 1.6: ``dft_matrix(n)`` (complex64 by default, W[j, k] = exp(-2πi jk/n)) and ``fourier_mixing(x)``
+    """Exercise 1.6: ``dft_matrix(n, dtype=torch.complex64)`` (W[j, k] = exp(-2πi jk/n)) and ``fourier_mixing(x)``
     = Re(W_T · x · W_D), checked against ``torch.fft``; float64 inputs must keep float64 precision."""
-    for n in (1, 2, 5, 8):
-        got = call(dft_matrix, n, exercise="1.6", what="dft_matrix")
-        if not isinstance(got, torch.Tensor) or not got.is_complex():
-            kind = str(got.dtype) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise CheckFailure(f"Exercise 1.6 (n={n}): dft_matrix must return a complex tensor (torch.complex64), "
-                               f"got {kind}.")
-        expected = torch.fft.fft(torch.eye(n, dtype=torch.complex64), dim=0)  # columns: DFTs of unit vectors
-        mistakes = (Mistake(torch.view_as_real(reference_dft_matrix(n, sign=+1.0)),
-                            "the exponent's sign is +; the forward DFT uses exp(−2πi jk/n) (+ is the inverse's)."),
-                    Mistake(torch.view_as_real(reference_dft_matrix(n, denominator=max(n - 1, 1))),
-                            "divide the angle by n, not n − 1."))
-        diagnose(torch.view_as_real(got.to(torch.complex64)), torch.view_as_real(expected), exercise="1.6",
-                 case=f"dft_matrix({n})", mistakes=mistakes, atol=1e-5, name="matrix (as real, imaginary)")
-    cases = [("B=2, T=8, D=16", (2, 8, 16), torch.float32), ("odd sizes T=7, D=5", (3, 7, 5), torch.float32),
-             ("T=1", (1, 1, 4), torch.float32), ("float64", (2, 6, 4), torch.float64)]
-    for number, (case, shape, dtype) in enumerate(cases):
-        x = seeded_randn(*shape, seed=130 + number, dtype=dtype)
-        got = call(fourier_mixing, x.clone(), exercise="1.6", what="fourier_mixing")
-        spectrum = torch.fft.fft2(x, dim=(-2, -1))
-        mistakes = (
-            Mistake(torch.fft.fft(x, dim=-2).real, "you transformed only along the sequence axis; FNet applies "
-                                                  "the DFT along the hidden axis too (a 2-D DFT)."),
-            Mistake(torch.fft.fft(x, dim=-1).real, "you transformed only along the hidden axis; FNet mixes tokens, "
-                                                  "so the DFT must run along the sequence axis too."),
-            Mistake(spectrum.abs(), "you took the magnitude |·|; FNet keeps the real part."),
-            Mistake(spectrum.imag, "you kept the imaginary part; FNet keeps the real part."),
-            Mistake(torch.fft.fftn(x).real, "you transformed over every axis, the batch axis too; only the "
-                                            "sequence and hidden axes are mixed."),
-        )
-        expected = spectrum.real.to(dtype)
-        if dtype == torch.float64 and isinstance(got, torch.Tensor) and got.shape == expected.shape and \
-                torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, expected, rtol=1e-9, atol=1e-9):
-            raise CheckFailure(f"Exercise 1.6 ({case}), your output: right to float32 precision only; for a float64 "
-                               f"input build complex128 DFT matrices (dft_matrix(n, torch.complex128)).")
-        diagnose(got, expected, exercise="1.6", case=case, mistakes=mistakes, atol=1e-4, rtol=1e-4)
-    passed("1.6", "dft_matrix matches torch.fft on n = 1, 2, 5, 8 and fourier_mixing matches "
-                  f"torch.fft.fft2(x).real on {len(cases)} cases (odd sizes, T=1, float64).")
+    _check_dft_matrix(dft_matrix)
+    for case in MIXING_CASES:
+        x = EX_MIXING.randn(*case.shape, key=(case.label, "x"), dtype=case.dtype)
+        got = EX_MIXING.call(fourier_mixing, x.clone(), case=case)
+        expected = torch.fft.fft2(x, dim=(-2, -1)).real.to(case.dtype)
+        if isinstance(got, torch.Tensor) and got.is_complex():
+            raise EX_MIXING.fail(f"your output is complex ({got.dtype}); FNet keeps the real part (eq. (1.13)): "
+                                 f"return (W_T @ x @ W_D).real, in x's dtype.", case=case)
+        T, D = case.shape[-2:]
+        precision = _precision_probe(expected, "the output of a float64 input", "build complex128 DFT matrices "
+                                     "for it (dft_matrix(n, torch.complex128)) and convert x with "
+                                     "x.to(torch.complex128)")
+        mistakes = (Mistake(torch.fft.fft2(x).abs(), "you took the magnitude |·|; FNet keeps the real part."),
+                    Mistake(torch.fft.fftn(x).real, "you transformed over every axis, the batch axis too; only the "
+                                                    "sequence and hidden axes are mixed."))
+        _compare(EX_MIXING, got, expected, case, equation="eq. (1.13), Re(W_T X W_D)", axes=("B", "T", "D"),
+                 mistakes=mistakes, probes=[precision, _batch_probe(fourier_mixing, x), _mixing_coefficient_probe(x)],
+                 factors={"√(T·D)": math.sqrt(T * D), "T·D": T * D, "√T": math.sqrt(T), "√D": math.sqrt(D),
+                          "T": T, "D": D})
+    EX_MIXING.passed(f"dft_matrix matches torch.fft on n = 1, 2, 5, 8 (and n = 6 in complex128), and fourier_mixing "
+                     f"matches torch.fft.fft2(x).real on {len(MIXING_CASES)} cases (odd sizes, T=1, float64).")
 
 
 __all__ = ["check_attention_weights", "check_softmax_backward", "check_attention_function",

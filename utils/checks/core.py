@@ -67,6 +67,12 @@ class Case:
     def tolerance(self) -> tuple[float, float]:
         return tolerance(self.dtype)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The case's axis sizes by name (``{"Tq": 5, "Tk": 7, "d_k": 8}``): a shape error in the learner's code
+        is then read with the names ("8 (= d_k) entries and the other 6 (= d_v)"). Subclasses override it."""
+        return {}
+
 
 # ---------------------------------------------------------------------------------------------- exercises
 @dataclass(frozen=True)
@@ -175,8 +181,9 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         label = case.label if isinstance(case, Case) else case
         where = f"Exercise {exercise}" + (f" ({label})" if label else "")
         text = " ".join(str(error).split()).rstrip(".")
+        hint = exception_hint(error, case.sizes if isinstance(case, Case) else None)
         raise LearnerError(f"{where}: your {what} raised {type(error).__name__}: {text}."
-                           f"{learner_line(error)}{exception_hint(error)} The traceback above ends at the line "
+                           f"{learner_line(error)}{hint} The traceback above ends at the line "
                            f"in your code.") from error
 
 
@@ -196,24 +203,67 @@ _MATMUL = ("cannot be multiplied", "mat1 and mat2", "batch2 tensor", "Expected s
            "size mismatch")
 
 
-def exception_hint(error: BaseException) -> str:
-    """What a PyTorch / einops error message means for the learner's code, as one or two sentences."""
+_MASK_INDEX = re.compile(r"shape of the mask \[([\d, ]*)\] at index \d+ does not match the shape of the indexed "
+                         r"tensor \[([\d, ]*)\]")
+_INVALID_GRADIENT = re.compile(r"returned an invalid gradient at index (\d+) - got \[([\d, ]*)\] but expected shape "
+                               r"compatible with \[([\d, ]*)\]")
+
+
+def named_size(size: int | str, sizes: dict[str, int] | None) -> str:
+    """``8`` → ``"8 (= d_k)"`` when ``sizes`` names it (``"5 (= Tq = T)"`` when several names share it)."""
+    names = [name for name, value in (sizes or {}).items() if str(value) == str(size)]
+    return f"{size} (= {' = '.join(names)})" if names else f"{size}"
+
+
+def named_sizes_in(text: str, sizes: dict[str, int] | None) -> str:
+    """`` Here 5 = Tq, 8 = d_k.`` for the named sizes among the numbers of a shape error; "" if none is named."""
+    found = []
+    for number in dict.fromkeys(re.findall(r"(?<![A-Za-wyz\d._])(\d+)(?![\d.])", text)):
+        named = named_size(number, sizes)
+        if named != number and named not in found:
+            found.append(named)
+    return (" Here " + ", ".join(f.replace(" (= ", " = ").rstrip(")") for f in found) + ".") if found else ""
+
+
+def exception_hint(error: BaseException, sizes: dict[str, int] | None = None) -> str:
+    """What a PyTorch / einops error message means for the learner's code, as one or two sentences.
+
+    ``sizes`` (a case's :attr:`Case.sizes`) names the sizes in a shape error: "8 (= d_k)".
+    """
     text = str(error)
     match = _BROADCAST.search(text)
     if match:
         a, b, dim = match.groups()
-        return (f" Two tensors did not broadcast: one has {a} entries and the other {b} along dimension {dim}. "
-                f"Is a reduction missing keepdim=True, or a per-channel/per-item tensor lined up with the wrong "
-                f"axis (view it so its entries sit on the axis they belong to)?")
+        return (f" Two tensors did not broadcast: one has {named_size(a, sizes)} entries and the other "
+                f"{named_size(b, sizes)} along dimension {dim}. Is a reduction missing keepdim=True, a tensor built "
+                f"with the wrong size, or a per-channel/per-item tensor lined up with the wrong axis (view it so its "
+                f"entries sit on the axis they belong to)?")
     if any(message in text for message in _MATMUL):
         return (" The shapes don't fit a matrix product (…, n, k) @ (…, k, m): is a transpose missing, or on the "
-                "wrong axes?")
+                "wrong axes?" + named_sizes_in(text, sizes))
+    match = _MASK_INDEX.search(text)
+    if match:
+        return (f" A boolean mask used as an index (x[mask] = …) must have exactly the tensor's shape "
+                f"[{match.group(2)}]; it does not broadcast. Use x.masked_fill(mask, value), which broadcasts a "
+                f"mask of shape [{match.group(1)}]." + named_sizes_in(text, sizes))
+    match = _INVALID_GRADIENT.search(text)
+    if match:
+        index, got, expected = match.groups()
+        return (f" backward's gradient number {index} (counting from 0, in the order forward took its inputs) has "
+                f"shape [{got}] but its input has shape [{expected}]: each gradient has its input's shape — are "
+                f"two gradients swapped, or one transposed?" + named_sizes_in(f"[{got}] [{expected}]", sizes))
     if "einops" in type(error).__module__:
         return " Check the einops pattern's axis names and sizes against the tensor's shape."
+    if "Dimension out of range" in text:
+        return (" A dim= argument names an axis the tensor does not have: count axes from the end (dim=-1 is the "
+                "last), so the code works for any number of batch axes.")
     if "out of bounds" in text or "out of range" in text:
         return (" An index is past the end: check the offsets (the chapter's indices start at 1 where the "
                 "tensors' start at 0?).")
     if re.search(r"(expected|found).*(Double|Float|Half|Long|dtype)", text, re.IGNORECASE):
+        if "complex" in text.lower():
+            return (" A real tensor met a complex one in a matrix product: convert the real one first, "
+                    "x.to(torch.complex64) (torch.complex128 for a float64 x).")
         return (" Two tensors have different dtypes: avoid hard-coded dtypes (torch.float32, .float()); build new "
                 "tensors with the input's dtype (torch.zeros_like, dtype=x.dtype).")
     if "incorrect number of gradients" in text:
