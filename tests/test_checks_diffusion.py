@@ -1,362 +1,1140 @@
-"""Every check of Chapter 05 passes on a correct answer and names each known-wrong answer.
+"""Every check of Chapter 05 passes on the solution notebook's answers and names each wrong answer.
 
-The wrong answers are written the way a learner writes them, not built from the checker's own references,
-so these tests would notice a checker whose diagnosis drifted away from real mistakes.
+Wrong answers are written the way a learner writes them — a function with the exercise's signature — never built
+from the checker's references, so a diagnosis that drifted away from real mistakes shows up here. Each test carries
+its exercise's marker (``pytest -m ex5_2``). The words a diagnosis must contain are the mistake's name in the
+chapter's terms (which coefficient, which symbol, which equation), not the check's exact sentence.
 """
+import functools
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_passes_through, exercise
+from tests.solution_code import solution_namespace
 from utils.checks import CheckFailure, LearnerError
 from utils.checks import diffusion as checks
 
+CHAPTER = "05_diffusion"
 
-def column(values):
+
+@functools.cache
+def solved() -> dict:
+    """The solution notebook's answers (its setup and exercise cells)."""
+    return solution_namespace(CHAPTER)
+
+
+def col(values):
     return values.view(-1, 1, 1, 1)
 
 
-# ----- Exercise 5.1 ------------------------------------------------------------------------------------------
-
-def linear_ok(T, beta_start=1e-4, beta_end=0.02):
-    scale = 1000 / T
-    return torch.linspace(scale * beta_start, scale * beta_end, T, dtype=torch.float64)
+def padded(schedule):
+    return F.pad(schedule.alpha_bars, (1, 0), value=1.0)  # index t gives ᾱ_t, ᾱ_0 = 1
 
 
-def cosine_ok(T, s=0.008, max_beta=0.999, offset=True, clip=True, square=True, what="betas"):
-    t = torch.arange(T + 1, dtype=torch.float64)
-    shift = s if offset else 0.0
-    f = torch.cos((t / T + shift) / (1 + shift) * math.pi / 2)
-    f = f ** 2 if square else f
+def stub(name):
+    def untouched(*args, **kwargs):
+        raise NotImplementedError(f"Exercise {name}: write the body of `it`, then run the check cell below.")
+    return untouched
+
+
+# =============================================================================================================
+# Exercise 5.1 — schedules
+# =============================================================================================================
+def linear():
+    return solved()["linear_schedule"]
+
+
+def cosine():
+    return solved()["cosine_schedule"]
+
+
+def cosine_variant(T, s=0.008, max_beta=0.999, *, argument=None, square=2, clip=True, ratio="right", ends=None):
+    """A learner's cosine_schedule with one thing changed (``argument`` maps the steps t/T to cos's argument)."""
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    angle = argument(steps, s) if argument else (steps + s) / (1 + s) * math.pi / 2
+    f = torch.cos(angle) ** square
     alpha_bars = f / f[0]
-    if what == "alpha_bars":
-        return alpha_bars[1:]
-    if what == "one_minus":
-        betas = 1 - alpha_bars[1:]
-    elif what == "inverted":
-        betas = 1 - alpha_bars[:-1] / alpha_bars[1:]
-    else:
-        betas = 1 - alpha_bars[1:] / alpha_bars[:-1]
+    betas = {"right": 1 - alpha_bars[1:] / alpha_bars[:-1], "inverted": 1 - alpha_bars[:-1] / alpha_bars[1:],
+             "total": 1 - alpha_bars[1:], "alpha_bars": alpha_bars[1:]}[ratio]
     return betas.clamp(max=max_beta) if clip else betas
 
 
-def test_schedules_reference_passes(capsys):
-    checks.check_schedules(linear_ok, cosine_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.1 passed")
+@exercise("5.1")
+def test_schedules_pass_on_the_solution():
+    line = assert_passes(checks.check_schedules, (linear(), cosine()))
+    assert "T = 1, 50, 100, 200, 1000" in line
 
 
-@pytest.mark.parametrize("linear, cosine, hint", [
-    (lambda T: torch.linspace(1e-4, 0.02, T, dtype=torch.float64), cosine_ok, "scale both ends by 1000/T"),
-    (lambda T: torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T + 1, dtype=torch.float64)[1:], cosine_ok,
-     "off by one"),
-    (lambda T: 1 - linear_ok(T), cosine_ok, "you returned α_t"),
-    (lambda T: torch.cumprod(1 - linear_ok(T), 0), cosine_ok, "you returned ᾱ_t"),
-    (lambda T: linear_ok(T).float(), cosine_ok, "dtype torch.float32 but expected torch.float64"),
-    (linear_ok, lambda T: cosine_ok(T, offset=False), "offset s = 0.008 is missing"),
-    (linear_ok, lambda T: cosine_ok(T, clip=False), "clipped at 0.999"),
-    (linear_ok, lambda T: cosine_ok(T, square=False), "\\*square\\* of the cosine"),
-    (linear_ok, lambda T: cosine_ok(T, what="inverted"), "ratio is upside down"),
-    (linear_ok, lambda T: cosine_ok(T, what="one_minus"), "total\\* noise variance"),
-    (linear_ok, lambda T: cosine_ok(T, what="alpha_bars"), "you returned ᾱ_t; return the betas, β_t"),
-    (linear_ok, lambda T: cosine_ok(T)[:-1], "shape \\(199,\\) but expected \\(200,\\)"),
+@exercise("5.1")
+def test_schedules_written_otherwise_also_pass():
+    def linear_by_arange(T, beta_start=1e-4, beta_end=0.02):
+        t = torch.arange(1, T + 1, dtype=torch.float64)
+        return 1000 / T * (beta_start + (t - 1) / (T - 1) * (beta_end - beta_start))
+
+    def cosine_by_steps(T, s=0.008, max_beta=0.999):
+        def f(t):
+            return math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+        betas = [min(1 - f(t) / f(t - 1), max_beta) for t in range(1, T + 1)]
+        return torch.tensor(betas, dtype=torch.float64)
+    assert_passes(checks.check_schedules, (linear_by_arange, cosine_by_steps))
+
+
+def linear_unscaled(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+
+
+def linear_extra_point(T, beta_start=1e-4, beta_end=0.02):
+    scale = 1000 / T
+    return torch.linspace(scale * beta_start, scale * beta_end, T + 1, dtype=torch.float64)[1:]
+
+
+def linear_alphas(T, beta_start=1e-4, beta_end=0.02):
+    return 1 - linear()(T, beta_start, beta_end)
+
+
+def linear_alpha_bars(T, beta_start=1e-4, beta_end=0.02):
+    return torch.cumprod(1 - linear()(T, beta_start, beta_end), 0)
+
+
+def linear_float32(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(1000 / T * beta_start, 1000 / T * beta_end, T)
+
+
+def linear_step_over_T(T, beta_start=1e-4, beta_end=0.02):
+    scale = 1000 / T
+    return scale * (beta_start + torch.arange(T, dtype=torch.float64) * (beta_end - beta_start) / T)
+
+
+def linear_scale_only_end(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(beta_start, 1000 / T * beta_end, T, dtype=torch.float64)
+
+
+def linear_defaults_hard_coded(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(1000 / T * 1e-4, 1000 / T * 0.02, T, dtype=torch.float64)
+
+
+def linear_geometric(T, beta_start=1e-4, beta_end=0.02):
+    scale = 1000 / T
+    return torch.logspace(math.log10(scale * beta_start), math.log10(scale * beta_end), T, dtype=torch.float64)
+
+
+def linear_reversed(T, beta_start=1e-4, beta_end=0.02):
+    return linear()(T, beta_start, beta_end).flip(0)
+
+
+def linear_quadratic(T, beta_start=1e-4, beta_end=0.02):  # the "scaled linear" of latent diffusion
+    scale = 1000 / T
+    return torch.linspace((scale * beta_start) ** 0.5, (scale * beta_end) ** 0.5, T, dtype=torch.float64) ** 2
+
+
+def linear_scale_inverted(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(T / 1000 * beta_start, T / 1000 * beta_end, T, dtype=torch.float64)
+
+
+def linear_end_dropped(T, beta_start=1e-4, beta_end=0.02):  # T + 1 points, the last one dropped
+    scale = 1000 / T
+    return torch.linspace(scale * beta_start, scale * beta_end, T + 1, dtype=torch.float64)[:-1]
+
+
+@exercise("5.1")
+@pytest.mark.parametrize("wrong, words", [
+    (linear_unscaled, ["β_1", "beta_start, not scaled", "scale both ends by 1000/T"]),
+    (linear_extra_point, ["off by one", "T + 1 points"]),
+    (linear_alphas, ["you returned α_t"]),
+    (linear_alpha_bars, ["you returned ᾱ_t"]),
+    (linear_float32, ["dtype torch.float32 but expected torch.float64"]),
+    (linear_step_over_T, ["step between neighbours", "(β_end − β_start)/T", "T − 1 gaps"]),
+    (linear_scale_only_end, ["β_1 is 0.0001", "not scaled", "β_T = β_200 = 0.1 is right"]),
+    (linear_defaults_hard_coded, ["linear_schedule(100, beta_start=3e-4", "use the beta_start argument",
+                                  "use the beta_end argument"]),
+    (linear_geometric, ["geometrically", "linspace"]),
+    (linear_reversed, ["reverse order"]),
+    (linear_quadratic, ["not linear in t", "equal steps"]),
+    (linear_scale_inverted, ["the scale is 1000/T, not T/1000"]),
+    (linear_end_dropped, ["β_1 = 0.0005 is right", "step between neighbours is (β_end − β_start)/T"]),
 ])
-def test_schedules_name_the_mistake(linear, cosine, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_schedules(linear, cosine)
+def test_linear_schedule_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_schedules, (wrong, cosine()), *words)
 
 
-def test_untouched_stub_raises_not_implemented_unchanged():
-    def stub(T):
-        raise NotImplementedError("Exercise 5.1: write the body of `linear_schedule`")
-    with pytest.raises(NotImplementedError, match="Exercise 5.1"):
-        checks.check_schedules(stub, cosine_ok)
+def cosine_no_offset(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, 0.0, max_beta)
 
 
-# ----- Exercise 5.2 ------------------------------------------------------------------------------------------
+def cosine_no_clip(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, clip=False)
 
+
+def cosine_not_squared(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, square=1)
+
+
+def cosine_fourth_power(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, square=4)
+
+
+def cosine_inverted(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, ratio="inverted")
+
+
+def cosine_total(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, ratio="total")
+
+
+def cosine_alpha_bars(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, ratio="alpha_bars")
+
+
+def cosine_pi(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, argument=lambda u, s: (u + s) / (1 + s) * math.pi)
+
+
+def cosine_offset_outside(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, argument=lambda u, s: u / (1 + s) * math.pi / 2 + s)
+
+
+def cosine_grid_shifted(T, s=0.008, max_beta=0.999):  # f at (t + 1)/T, the first value dropped
+    return cosine_variant(T, s, max_beta, argument=lambda u, s: (u + 1 / T + s) / (1 + s) * math.pi / 2)
+
+
+def cosine_no_division(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, argument=lambda u, s: (u + s) * math.pi / 2)
+
+
+def cosine_s_hard_coded(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, 0.008, max_beta)
+
+
+def cosine_other_offset(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, 0.08, max_beta)
+
+
+def cosine_max_beta_hard_coded(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, 0.999)
+
+
+def cosine_clamp_min(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, clip=False).clamp(min=max_beta)
+
+
+def cosine_first_beta_unnormalised(T, s=0.008, max_beta=0.999):
+    betas = cosine()(T, s, max_beta).clone()
+    betas[0] = 1 - math.cos((1 / T + s) / (1 + s) * math.pi / 2) ** 2  # 1 − f(1), forgetting ᾱ_0 = f(0)/f(0)
+    return betas
+
+
+def cosine_clip_too_low(T, s=0.008, max_beta=0.999):
+    return cosine_variant(T, s, max_beta, clip=False).clamp(max=0.9 * max_beta)
+
+
+def cosine_list(T, s=0.008, max_beta=0.999):
+    return cosine()(T, s, max_beta).tolist()
+
+
+def cosine_one_extra(T, s=0.008, max_beta=0.999):
+    return torch.cat([torch.zeros(1, dtype=torch.float64), cosine()(T, s, max_beta)])
+
+
+def cosine_one_short(T, s=0.008, max_beta=0.999):
+    return cosine()(T, s, max_beta)[:-1]
+
+
+def cosine_random(T, s=0.008, max_beta=0.999):
+    return cosine()(T, s, max_beta) * (1 + 1e-3 * torch.rand(T, dtype=torch.float64))
+
+
+def cosine_noise_midway(T, s=0.008, max_beta=0.999):  # right for 10 steps, then something else
+    betas = cosine()(T, s, max_beta).clone()
+    betas[10:T // 2] = betas[10:T // 2] * 1.01
+    return betas
+
+
+@exercise("5.1")
+@pytest.mark.parametrize("wrong, words", [
+    (cosine_no_offset, ["offset s is missing", "(t/T + s)/(1 + s)"]),
+    (cosine_no_clip, ["exceeds max_beta", "clipped at max_beta", ".clamp(max=max_beta)"]),
+    (cosine_not_squared, ["*square* of the cosine"]),
+    (cosine_fourth_power, ["raised to the power 2", "squared once"]),
+    (cosine_inverted, ["not positive", "the ratio is upside down"]),
+    (cosine_total, ["you returned 1 − ᾱ_t", "*total* noise variance"]),
+    (cosine_alpha_bars, ["you returned ᾱ_t; return the betas"]),
+    (cosine_pi, ["rises again", "π in place of π/2"]),
+    (cosine_offset_outside, ["argument", "is the offset s placed right"]),
+    (cosine_grid_shifted, ["t + 1 in place of t", "off by one in the time grid"]),
+    (cosine_no_division, ["no division by (1 + s)"]),
+    (cosine_s_hard_coded, ["cosine_schedule(100, s=0.02", "you used s = 0.008, not the s argument"]),
+    (cosine_other_offset, ["the cosine with s = 0.08"]),
+    (cosine_max_beta_hard_coded, ["max_beta is 0.5", "not at a hard-coded 0.999"]),
+    (cosine_clamp_min, ["every β_t is 0.999 or more", "clamp(min=…)"]),
+    (cosine_first_beta_unnormalised, ["β_1", "while β_2 … are right", "ᾱ_0 = f(0)/f(0) = 1"]),
+    (cosine_clip_too_low, ["your largest β_t is", "clip β_t itself"]),
+    (cosine_list, ["got a list, not a torch.Tensor"]),
+    (cosine_one_extra, ["201 values, one too many"]),
+    (cosine_one_short, ["199 values, one too few", "ᾱ_0 = 1"]),
+    (cosine_random, ["two calls with the same inputs gave different outputs"]),
+    (cosine_noise_midway, ["departs from eq. (5.4)'s f(t)/f(0) from t = 11"]),
+])
+def test_cosine_schedule_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_schedules, (linear(), wrong), *words)
+
+
+@exercise("5.1")
+def test_schedules_stub_and_exception_reach_the_learner():
+    assert_stub_passes_through(lambda answer: checks.check_schedules(answer, cosine()), stub("5.1"))
+
+    def crashes(T, beta_start=1e-4, beta_end=0.02):
+        return torch.linspace(beta_start, beta_end)  # steps missing
+    message = assert_diagnoses(checks.check_schedules, (crashes, cosine()), "your linear_schedule raised TypeError",
+                               "torch.linspace(beta_start, beta_end)", error=LearnerError)
+    assert message.startswith("Exercise 5.1 (linear_schedule(200))")
+
+
+# =============================================================================================================
+# Exercise 5.2 — q_sample
+# =============================================================================================================
 def q_sample_ok(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t - 1])  # (B, 1, 1, 1)
-    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+    return solved()["q_sample"](x0, t, noise, schedule)
 
 
 def q_sample_alphas(x0, t, noise, schedule):
-    alpha_t = column(schedule.alphas[t - 1])
+    alpha_t = col(schedule.alphas[t - 1])
     return alpha_t.sqrt() * x0 + (1 - alpha_t).sqrt() * noise
 
 
 def q_sample_index_t(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t])
+    alpha_bar_t = col(schedule.alpha_bars[t])
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
 
 
 def q_sample_no_sqrt(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t - 1])
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
     return alpha_bar_t * x0 + (1 - alpha_bar_t) * noise
 
 
 def q_sample_variance_noise(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t - 1])
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t) * noise
 
 
 def q_sample_minus(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t - 1])
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
     return alpha_bar_t.sqrt() * x0 - (1 - alpha_bar_t).sqrt() * noise
 
 
 def q_sample_swapped(x0, t, noise, schedule):
-    alpha_bar_t = column(schedule.alpha_bars[t - 1])
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
     return (1 - alpha_bar_t).sqrt() * x0 + alpha_bar_t.sqrt() * noise
 
 
 def q_sample_no_view(x0, t, noise, schedule):
-    alpha_bar_t = schedule.alpha_bars[t - 1]  # (B,): broadcasts along the last axis
+    alpha_bar_t = schedule.alpha_bars[t - 1]  # (B,): broadcasts along the last axis, W
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
 
 
-def test_q_sample_reference_passes(capsys):
-    checks.check_q_sample(q_sample_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.2 passed")
+def q_sample_float32(x0, t, noise, schedule):
+    return q_sample_ok(x0, t, noise, schedule).float()
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (q_sample_alphas, "you used α_t = 1 − β_t"),
-    (q_sample_index_t, "off by one: you used ᾱ_{t\\+1}"),
-    (q_sample_no_sqrt, "variance vs standard deviation"),
-    (q_sample_variance_noise, "scale it by the standard deviation"),
-    (q_sample_minus, "sign of ε is flipped"),
-    (q_sample_swapped, "coefficients are swapped"),
-    (q_sample_no_view, "broadcast along the \\*width\\* axis"),
-    (lambda x0, t, noise, schedule: q_sample_ok(x0, t, noise, schedule).float(), "dtype torch.float32"),
+def q_sample_beta_noise(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def q_sample_one_minus_sqrt(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t.sqrt()) * noise
+
+
+def q_sample_first_t(x0, t, noise, schedule):
+    alpha_bar_t = schedule.alpha_bars[t[0] - 1]
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_in_place(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    noise *= (1 - alpha_bar_t).sqrt()
+    return alpha_bar_t.sqrt() * x0 + noise
+
+
+def q_sample_t_in_place(x0, t, noise, schedule):
+    t -= 1
+    alpha_bar_t = col(schedule.alpha_bars[t])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_own_noise(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * torch.randn_like(x0)
+
+
+def q_sample_three_axes(x0, t, noise, schedule):
+    alpha_bar_t = schedule.alpha_bars[t - 1][:, None, None]  # (B, 1, 1) lines up with (C, H, W)
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_sum_of_betas(x0, t, noise, schedule):  # ᾱ_t ≈ 1 − Σ β_s, true only for small β
+    alpha_bar_t = col(1 - schedule.betas.cumsum(0)[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_none(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise  # noqa: B018 - the forgotten return
+
+
+def q_sample_nan(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise / (1 - alpha_bar_t).sqrt() * 0 / 0
+
+
+@exercise("5.2")
+def test_q_sample_passes_on_the_solution():
+    assert "t = 1 and t = T" in assert_passes(checks.check_q_sample, q_sample_ok)
+
+
+@exercise("5.2")
+@pytest.mark.parametrize("wrong, words", [
+    (q_sample_alphas, ["α_t in place of ᾱ_t everywhere", "ᾱ vs α"]),
+    (q_sample_index_t, ["ᾱ_{t+1} in place of ᾱ_t", "off by one"]),
+    (q_sample_no_sqrt, ["square roots are missing", "variance vs standard deviation"]),
+    (q_sample_variance_noise, ["coefficient of ε is (1 − ᾱ_t) instead of √(1 − ᾱ_t)", "square root"]),
+    (q_sample_minus, ["coefficient of ε is −√(1 − ᾱ_t)", "sign is flipped"]),
+    (q_sample_swapped, ["the coefficient of x_0 and the coefficient of ε are swapped"]),
+    (q_sample_no_view, ["along the W axis", "B equals W", ".view(-1, 1, 1, 1)"]),
+    (q_sample_float32, ["float64", "dtype torch.float32"]),
+    (q_sample_beta_noise, ["your x_t = ", "coefficient of ε is √β_t instead of √(1 − ᾱ_t)",
+                           "variance of all the noise"]),
+    (q_sample_one_minus_sqrt, ["(1 − √ᾱ_t) in place of √(1 − ᾱ_t)", "√(1 − x) is not 1 − √x"]),
+    (q_sample_first_t, ["same for every image", "first image's", "(B,) tensor t"]),
+    (q_sample_in_place, ["changed its argument `noise` in place"]),
+    (q_sample_t_in_place, ["changed its argument `t` in place"]),
+    (q_sample_own_noise, ["different outputs", "use the `noise` argument"]),
+    (q_sample_three_axes, ["B = 8 landed on axis C", "(B, 1, 1)", ".view(-1, 1, 1, 1)"]),
+    (q_sample_sum_of_betas, ["inf or NaN for the images with t = 33, 40, 49", "On the finite images",
+                             "should be √ᾱ_t", "eq. (5.2)"]),
+    (q_sample_none, ["got None. Did you forget to return it?"]),
+    (q_sample_nan, ["inf or NaN for the images with t = ", "division by zero"]),
 ])
-def test_q_sample_names_the_mistake(wrong, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_q_sample(wrong)
+def test_q_sample_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_q_sample, wrong, *words)
 
 
-def test_q_sample_broadcast_error_gets_the_reshape_hint():
-    def no_view_then_crash(x0, t, noise, schedule):
+@exercise("5.2")
+def test_q_sample_the_issues_example_names_sqrt_beta_at_the_worst_image():
+    message = assert_diagnoses(checks.check_q_sample, q_sample_beta_noise, "re:your x_t = [\\d.]+·x_0 \\+ [\\d.]+·ε "
+                               "at t = \\d+ \\(image \\d\\), where eq. \\(5.2\\) gives [\\d.]+·x_0 \\+ [\\d.]+·ε")
+    assert "(√β_t in place of √(1 − ᾱ_t))" in message
+
+
+@exercise("5.2")
+def test_q_sample_errors_in_the_learners_code_are_read():
+    def crashes_on_broadcast(x0, t, noise, schedule):
         alpha_bar_t = schedule.alpha_bars[t - 1]
         return alpha_bar_t.sqrt() * x0[..., :3] + (1 - alpha_bar_t).sqrt() * noise[..., :3]
-    with pytest.raises(LearnerError, match="reshape it to \\(B, 1, 1, 1\\)"):
-        checks.check_q_sample(no_view_then_crash)
+    assert_diagnoses(checks.check_q_sample, crashes_on_broadcast, "did not broadcast",
+                     "alpha_bar_t.sqrt() * x0[..., :3]", error=LearnerError)
 
-
-def test_q_sample_index_error_at_T_gets_the_off_by_one_hint():
-    def index_t_only_at_the_end(x0, t, noise, schedule):  # right for t < T-1, crashes at t = T
+    def index_t_only_at_the_end(x0, t, noise, schedule):  # right for t < T, IndexError at t = T
         return q_sample_ok(x0, t, noise, schedule) if t.max() < schedule.T else q_sample_index_t(x0, t, noise, schedule)
-    with pytest.raises(LearnerError, match="off by one"):
-        checks.check_q_sample(index_t_only_at_the_end)
+    assert_diagnoses(checks.check_q_sample, index_t_only_at_the_end, "IndexError", "index is past the end",
+                     "t = 1 and t = T in one batch", error=LearnerError)
+    assert_stub_passes_through(checks.check_q_sample, stub("5.2"))
 
 
-# ----- Exercise 5.3 ------------------------------------------------------------------------------------------
-
-def posterior_ok(x0, x_t, t, schedule, *, bug=None):
-    alpha_bars = F.pad(schedule.alpha_bars, (1, 0), value=1.0)  # ᾱ_0 = 1 in front
-    alpha_bar_t = column(alpha_bars[t])
-    alpha_bar_prev = column(schedule.alpha_bars[t - 2] if bug == "wrap" else alpha_bars[t - 1])
-    beta_t, alpha_t = column(schedule.betas[t - 1]), column(schedule.alphas[t - 1])
-    if bug == "index_t":
-        alpha_bar_t, alpha_bar_prev = column(alpha_bars[t + 1]), column(alpha_bars[t])
-        beta_t, alpha_t = column(schedule.betas[t]), column(schedule.alphas[t])
-    x0_coefficient = (alpha_bar_t if bug == "bar_t_on_x0" else alpha_bar_prev).sqrt() * beta_t / (1 - alpha_bar_t)
-    xt_coefficient = (alpha_bar_t if bug == "bar_on_xt" else alpha_t).sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
-    if bug == "swap":
-        x0_coefficient, xt_coefficient = xt_coefficient, x0_coefficient
-    mean = x0_coefficient * x0 + xt_coefficient * x_t
-    variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
-    if bug == "std":
-        variance = variance.sqrt()
-    if bug == "beta":
-        variance = beta_t
-    if bug == "inverted":
-        variance = (1 - alpha_bar_t) / (1 - alpha_bar_prev) * beta_t
-    if bug == "flat_variance":
-        variance = variance.flatten()
-    return mean, variance
+# =============================================================================================================
+# Exercise 5.3 — the posterior
+# =============================================================================================================
+def posterior_ok(x0, x_t, t, schedule):
+    return solved()["posterior_mean_variance"](x0, x_t, t, schedule)
 
 
-def test_posterior_reference_passes(capsys):
-    checks.check_posterior_mean_variance(posterior_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.3 passed")
+def posterior_parts(schedule, t):
+    alpha_bars = padded(schedule)
+    return (col(alpha_bars[t]), col(alpha_bars[t - 1]), col(schedule.betas[t - 1]), col(schedule.alphas[t - 1]))
 
 
+def posterior_swapped(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x0
+            + alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_bar_on_xt(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_bar_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_bar_t_on_x0(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_bar_t.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_index_t(x0, x_t, t, schedule):  # every table read one step late
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t + 1]), col(alpha_bars[t])
+    beta_t, alpha_t = col(schedule.betas[t]), col(schedule.alphas[t])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_wrapped(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev = col(schedule.alpha_bars[t - 1]), col(schedule.alpha_bars[t - 2])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_std(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance.sqrt()
+
+
+def posterior_beta(x0, x_t, t, schedule):
+    mean, _ = posterior_ok(x0, x_t, t, schedule)
+    return mean, col(schedule.betas[t - 1])
+
+
+def posterior_inverted_variance(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, _ = posterior_parts(schedule, t)
+    mean, _ = posterior_ok(x0, x_t, t, schedule)
+    return mean, (1 - alpha_bar_t) / (1 - alpha_bar_prev) * beta_t
+
+
+def posterior_flat_variance(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance.flatten()
+
+
+def posterior_sqrt_denominator(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t).sqrt() * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_xt_ratio_inverted(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_t) / (1 - alpha_bar_prev) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_variance_with_alpha(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, _, alpha_t = posterior_parts(schedule, t)
+    mean, _ = posterior_ok(x0, x_t, t, schedule)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * alpha_t
+
+
+def posterior_reversed_pair(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return variance, mean
+
+
+def posterior_mean_only(x0, x_t, t, schedule):
+    return posterior_ok(x0, x_t, t, schedule)[0]
+
+
+def posterior_three(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance, variance.log()
+
+
+def posterior_variance_per_pixel(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance * (1 + x_t.abs())
+
+
+def posterior_mean_clamped(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean.clamp(-1, 1), variance
+
+
+def posterior_variance_float32(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance.float()
+
+
+@exercise("5.3")
+def test_posterior_passes_on_the_solution():
+    assert_passes(checks.check_posterior_mean_variance, posterior_ok)
+
+
+@exercise("5.3")
 def test_posterior_variance_shaped_like_x_t_also_passes():
     def full_variance(x0, x_t, t, schedule):
         mean, variance = posterior_ok(x0, x_t, t, schedule)
         return mean, variance.expand_as(x_t)
-    checks.check_posterior_mean_variance(full_variance)
+    assert_passes(checks.check_posterior_mean_variance, full_variance)
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("swap", "two coefficients of the mean are swapped"),
-    ("bar_on_xt", "ᾱ vs α: x_t's coefficient has √α_t"),
-    ("bar_t_on_x0", "x_0's coefficient has √ᾱ_{t−1}"),
-    ("index_t", "off by one"),
-    ("wrap", "wrapped around to alpha_bars\\[-1\\]"),
-    ("std", "variance vs standard deviation"),
-    ("beta", "you returned β_t, the forward step's variance"),
-    ("inverted", "ratio is upside down"),
-    ("flat_variance", "variance: shape \\(8,\\) but expected \\(8, 1, 1, 1\\)"),
+@exercise("5.3")
+@pytest.mark.parametrize("wrong, words", [
+    (posterior_swapped, ["the coefficient of x_0 and the coefficient of x_t are swapped"]),
+    (posterior_bar_on_xt, ["coefficient of x_t", "√ᾱ_t in place of √α_t", "ᾱ vs α"]),
+    (posterior_bar_t_on_x0, ["coefficient of x_0", "√ᾱ_t in place of √ᾱ_{t−1}"]),
+    (posterior_index_t, ["one step later", "off by one"]),
+    (posterior_wrapped, ["alpha_bars[t - 2] in place of ᾱ_{t−1}", "wrapped around to alpha_bars[-1] = ᾱ_T",
+                         "Pad a 1 in front"]),
+    (posterior_std, ["your variance", "the square root of it", "variance vs standard deviation"]),
+    (posterior_beta, ["the variance is β_t", "(1 − ᾱ_{t−1})·β_t/(1 − ᾱ_t)", "eq. (5.7)"]),
+    (posterior_inverted_variance, ["inf or NaN for the images with t = 1", "1 − ᾱ_{t−1} = 0",
+                                   "the ratio (1 − ᾱ_{t−1})/(1 − ᾱ_t) is upside down"]),
+    (posterior_flat_variance, ["variance: shape (8,) but expected (8, 1, 1, 1)"]),
+    (posterior_sqrt_denominator, ["coefficient of x_0", "√(1 − ᾱ_t) in place of (1 − ᾱ_t)"]),
+    (posterior_xt_ratio_inverted, ["inf or NaN for the images with t = 1", "coefficient of x_t", "upside down"]),
+    (posterior_variance_with_alpha, ["α_t in place of β_t"]),
+    (posterior_reversed_pair, ["you returned (variance, mean)"]),
+    (posterior_mean_only, ["return a pair (mean, variance); you returned a Tensor"]),
+    (posterior_three, ["return a pair (mean, variance); you returned a tuple of 3"]),
+    (posterior_variance_per_pixel, ["the variance changes inside one image", "(B, 1, 1, 1)"]),
+    (posterior_mean_clamped, ["your mean", "eq. (5.6)"]),
+    (posterior_variance_float32, ["variance: dtype torch.float32 but expected torch.float64"]),
 ])
-def test_posterior_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_posterior_mean_variance(lambda *args: posterior_ok(*args, bug=bug))
+def test_posterior_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_posterior_mean_variance, wrong, *words)
 
 
-def test_posterior_must_return_a_pair():
-    with pytest.raises(CheckFailure, match="return a pair"):
-        checks.check_posterior_mean_variance(lambda *args: posterior_ok(*args)[0])
+@exercise("5.3")
+def test_posterior_stub_passes_through():
+    assert_stub_passes_through(checks.check_posterior_mean_variance, stub("5.3"))
 
 
-# ----- Exercise 5.4 ------------------------------------------------------------------------------------------
-
-def ddpm_step_ok(eps, x_t, t, schedule, noise, clip=True, *, bug=None):
-    index = t if bug == "index_t" else t - 1
-    alpha_bar_t = column((schedule.alphas if bug == "alphas" else schedule.alpha_bars)[index])
-    noise_scale = 1 - alpha_bar_t if bug == "variance_in_x0" else (1 - alpha_bar_t).sqrt()
-    x0_hat = (x_t + noise_scale * eps) / alpha_bar_t.sqrt() if bug == "plus" else \
-        (x_t - noise_scale * eps) / alpha_bar_t.sqrt()
-    if clip and bug not in ("no_clip", "clip_output") or bug == "clip_always":
-        x0_hat = x0_hat.clamp(-1, 1)
-    mean, posterior_variance = posterior_ok(x0_hat, x_t, index + 1, schedule)
-    beta_t = column(schedule.betas[index])
-    sigma = {"beta": beta_t, "posterior": posterior_variance.sqrt()}.get(bug, beta_t.sqrt())
-    z = noise if bug == "noise_at_1" else noise * column((t > 1).to(x_t.dtype))
-    x_prev = mean + sigma * z
-    return x_prev.clamp(-1, 1) if bug == "clip_output" else x_prev
+# =============================================================================================================
+# Exercise 5.4 — the DDPM step
+# =============================================================================================================
+def ddpm_step_ok(eps, x_t, t, schedule, noise, clip=True):
+    return solved()["ddpm_step"](eps, x_t, t, schedule, noise, clip)
 
 
-def test_ddpm_step_reference_passes(capsys):
-    checks.check_ddpm_step(ddpm_step_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.4 passed")
+def predicted_x0(eps, x_t, alpha_bar_t):
+    return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("no_clip", "x̂_0 was not clipped"),
-    ("clip_output", "you clipped x_{t−1}, the noisy sample"),
-    ("clip_always", "although clip=False"),
-    ("plus", "sign of ε is flipped"),
-    ("variance_in_x0", "standard deviation √\\(1 − ᾱ_t\\), not the variance"),
-    ("alphas", "ᾱ vs α"),
-    ("noise_at_1", "noise was added at the last step"),
-    ("beta", "σ_t = √β_t, not β_t"),
-    ("posterior", "σ_t² = β̃_t"),
-    ("index_t", "off by one"),
+def ddpm_from(x0_hat, x_t, t, schedule, noise, sigma=None, posterior=None, last_noise=True):
+    """A learner's step after x̂_0: μ̃ from the (right or given) posterior, plus σ z except at t = 1."""
+    mean, _ = (posterior or posterior_ok)(x0_hat, x_t, t, schedule)
+    sigma = col(schedule.betas[t - 1]).sqrt() if sigma is None else sigma
+    keep = torch.ones_like(sigma) if not last_noise else col((t > 1).to(x_t.dtype))
+    return mean + keep * sigma * noise
+
+
+def ddpm_no_clip(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_from(predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1])), x_t, t, schedule, noise)
+
+
+def ddpm_clip_output(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_no_clip(eps, x_t, t, schedule, noise).clamp(-1, 1)
+
+
+def ddpm_clip_always(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_step_ok(eps, x_t, t, schedule, noise, clip=True)
+
+
+def ddpm_plus(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t + (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_variance_in_x0(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t - (1 - alpha_bar_t) * eps) / alpha_bar_t.sqrt()
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_alphas(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alphas[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_noise_at_1(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise, last_noise=False)
+
+
+def ddpm_beta_sigma(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise,
+                     sigma=col(schedule.betas[t - 1]))
+
+
+def ddpm_posterior_sigma(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    _, variance = posterior_ok(x0_hat, x_t, t, schedule)
+    return ddpm_from(x0_hat, x_t, t, schedule, noise, sigma=variance.sqrt())
+
+
+def ddpm_index_t(eps, x_t, t, schedule, noise, clip=True):  # every table read at t, not t − 1
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t]))
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return ddpm_from(x0_hat, x_t, t, schedule, noise, sigma=col(schedule.betas[t]).sqrt(), posterior=posterior_index_t)
+
+
+def ddpm_wrong_posterior(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1])).clamp(-1, 1)
+    return ddpm_from(x0_hat if clip else predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1])), x_t, t, schedule,
+                     noise, posterior=posterior_bar_t_on_x0)
+
+
+def ddpm_posterior_at_t_minus_1(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    mean, _ = posterior_ok(x0_hat, x_t, t - 1, schedule)
+    return mean + col((t > 1).to(x_t.dtype)) * col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def ddpm_sigma_off_by_one(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    sigma = col(schedule.betas[t.clamp(max=schedule.T - 1)]).sqrt()
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise, sigma=sigma)
+
+
+def ddpm_no_sqrt_in_divisor(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_sigma_not_viewed(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return mean + (t > 1).to(x_t.dtype) * schedule.betas[t - 1].sqrt() * noise  # (B,) lines up with W
+
+
+def ddpm_clip_0_1(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(0, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_forgot_noise(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return mean
+
+
+def ddpm_own_noise(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_step_ok(eps, x_t, t, schedule, torch.randn_like(x_t), clip)
+
+
+def ddpm_in_place(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    noise.mul_(col((t > 1).to(x_t.dtype)) * col(schedule.betas[t - 1]).sqrt())
+    return mean + noise
+
+
+def ddpm_algorithm_2_variance(eps, x_t, t, schedule, noise, clip=True):  # Algorithm 2 with 1 − ᾱ_t unrooted
+    if clip:
+        return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
+    alpha_t, beta_t, alpha_bar_t = (col(v[t - 1]) for v in (schedule.alphas, schedule.betas, schedule.alpha_bars))
+    return (x_t - beta_t / (1 - alpha_bar_t) * eps) / alpha_t.sqrt() + col((t > 1).to(x_t.dtype)) * beta_t.sqrt() * noise
+
+
+def ddpm_other_formula_when_clipping(eps, x_t, t, schedule, noise, clip=True):
+    if not clip:
+        return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
+    return ddpm_alphas(eps, x_t, t, schedule, noise, clip)
+
+
+@exercise("5.4")
+def test_ddpm_step_passes_on_the_solution():
+    assert "clip on and off" in assert_passes(checks.check_ddpm_step, ddpm_step_ok)
+
+
+@exercise("5.4")
+@pytest.mark.parametrize("wrong, words", [
+    (ddpm_no_clip, ["clip=True", "x̂_0 was not clipped"]),
+    (ddpm_clip_output, ["you clipped the new sample x_{t−1}", "Clip only x̂_0"]),
+    (ddpm_clip_always, ["clip=False", "you clipped x̂_0 although clip=False"]),
+    (ddpm_plus, ["ε_θ's coefficient in x̂_0 (eq. 5.12)", "sign is flipped"]),
+    (ddpm_variance_in_x0, ["ε_θ's coefficient in x̂_0", "(1 − ᾱ_t) instead of √(1 − ᾱ_t)", "square root"]),
+    (ddpm_alphas, ["in x̂_0 (eq. 5.12), you used α_t in place of ᾱ_t", "ᾱ vs α"]),
+    (ddpm_noise_at_1, ["the factor [t > 1] is missing", "No noise at the last step"]),
+    (ddpm_beta_sigma, ["σ_t of z is β_t·[t > 1] instead of √β_t·[t > 1]", "square root"]),
+    (ddpm_posterior_sigma, ["√β̃_t in place of √β_t", "posterior's variance"]),
+    (ddpm_index_t, ["one step later", "off by one"]),
+    (ddpm_wrong_posterior, ["μ̃'s coefficient of x̂_0 (eq. 5.6)", "√ᾱ_t in place of √ᾱ_{t−1}",
+                            "check of Exercise 5.3"]),
+    (ddpm_posterior_at_t_minus_1, ["inf or NaN for the images with t = 1", "in μ̃ (eq. 5.6)", "one step earlier"]),
+    (ddpm_sigma_off_by_one, ["σ_t of z", "√β_{t+1} in place of √β_t", "off by one"]),
+    (ddpm_no_sqrt_in_divisor, ["what x̂_0 divides by (eq. 5.12) is ᾱ_t instead of √ᾱ_t"]),
+    (ddpm_sigma_not_viewed, ["along the W axis", ".view(-1, 1, 1, 1)"]),
+    (ddpm_clip_0_1, ["you clipped x̂_0 to [0, 1]", "[−1, 1]"]),
+    (ddpm_forgot_noise, ["the coefficient σ_t of z is 0", "missing"]),
+    (ddpm_own_noise, ["different outputs", "use the `noise` argument as z"]),
+    (ddpm_in_place, ["changed its argument `noise` in place"]),
+    (ddpm_algorithm_2_variance, ["Written as Algorithm 2's", "ε_θ's coefficient inside the bracket is β_t/(1 − ᾱ_t)"]),
+    (ddpm_other_formula_when_clipping, ["differs even where x̂_0 lies inside [−1, 1]", "clip=False"]),
 ])
-def test_ddpm_step_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_ddpm_step(lambda *args, **kwargs: ddpm_step_ok(*args, **kwargs, bug=bug))
+def test_ddpm_step_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_ddpm_step, wrong, *words)
 
 
-def test_ddpm_step_points_back_to_a_wrong_posterior():
-    def with_wrong_posterior(eps, x_t, t, schedule, noise, clip=True):
-        alpha_bar_t = column(schedule.alpha_bars[t - 1])
-        x0_hat = ((x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()).clamp(-1, 1)
-        mean, _ = posterior_ok(x0_hat, x_t, t, schedule, bug="bar_t_on_x0")
-        return mean + column(schedule.betas[t - 1]).sqrt() * noise * column((t > 1).to(x_t.dtype))
-    with pytest.raises(CheckFailure, match="check of Exercise 5.3"):
-        checks.check_ddpm_step(with_wrong_posterior)
+@exercise("5.4")
+def test_ddpm_step_stub_and_exception_reach_the_learner():
+    assert_stub_passes_through(checks.check_ddpm_step, stub("5.4"))
+
+    def crashes(eps, x_t, t, schedule, noise, clip=True):
+        return ddpm_step_ok(eps, x_t, t, schedule, noise[:, :, :2], clip)
+    assert_diagnoses(checks.check_ddpm_step, crashes, "raised RuntimeError", "did not broadcast", error=LearnerError)
 
 
-# ----- Exercise 5.5 ------------------------------------------------------------------------------------------
+# =============================================================================================================
+# Exercise 5.5 — the DDIM step
+# =============================================================================================================
+def ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=True):
+    return solved()["ddim_step"](eps, x_t, t, t_prev, schedule, clip)
 
-def ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=True, *, bug=None):
-    table = F.pad(schedule.alphas if bug == "alphas" else schedule.alpha_bars, (1, 0), value=1.0)
-    shift = 1 if bug == "index_t" else 0
-    alpha_bar_t = column(table[t + shift])
-    alpha_bar_prev = column(schedule.alpha_bars[t_prev - 1] if bug == "wrap" else table[t_prev + shift])
-    if bug == "swap":
-        alpha_bar_t, alpha_bar_prev = alpha_bar_prev, alpha_bar_t
-    sign = 1 if bug == "plus" else -1
+
+def ddim_with(alpha_bar_t, alpha_bar_prev, eps, x_t, clip, *, sign=-1, direction=None, clip_output=False):
+    """A learner's DDIM step from the two ᾱ's they picked (σ = 0)."""
     x0_hat = (x_t + sign * (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
-    if clip and bug not in ("no_clip", "clip_output") or bug == "clip_always":
+    if clip:
         x0_hat = x0_hat.clamp(-1, 1)
-    direction = (1 - alpha_bar_prev) if bug == "variance" else (1 - alpha_bar_prev).sqrt()
-    x_prev = alpha_bar_prev.sqrt() * x0_hat + direction * eps
-    return x_prev.clamp(-1, 1) if bug == "clip_output" else x_prev
+    x_prev = alpha_bar_prev.sqrt() * x0_hat + ((1 - alpha_bar_prev).sqrt() if direction is None else direction) * eps
+    return x_prev.clamp(-1, 1) if clip_output else x_prev
 
 
-def test_ddim_step_reference_passes(capsys):
-    checks.check_ddim_step(ddim_step_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.5 passed")
+def ddim_swapped(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    return ddim_with(col(alpha_bars[t_prev]), col(alpha_bars[t]), eps, x_t, clip)
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("swap", "are swapped"),
-    ("plus", "sign of ε is flipped"),
-    ("alphas", "ᾱ vs α"),
-    ("index_t", "off by one"),
-    ("wrap", "wrapped around to alpha_bars\\[-1\\]"),
-    ("no_clip", "x̂_0 was not clipped"),
-    ("clip_output", "you clipped the new sample"),
-    ("clip_always", "although clip=False"),
-    ("variance", "not the variance 1 − ᾱ_{t_prev}"),
+def ddim_plus(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    return ddim_with(col(alpha_bars[t]), col(alpha_bars[t_prev]), eps, x_t, clip, sign=+1)
+
+
+def ddim_alphas(eps, x_t, t, t_prev, schedule, clip=True):
+    alphas = F.pad(schedule.alphas, (1, 0), value=1.0)
+    return ddim_with(col(alphas[t]), col(alphas[t_prev]), eps, x_t, clip)
+
+
+def ddim_index_t(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    return ddim_with(col(alpha_bars[t + 1]), col(alpha_bars[t_prev + 1]), eps, x_t, clip)
+
+
+def ddim_wrapped(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_with(col(schedule.alpha_bars[t - 1]), col(schedule.alpha_bars[t_prev - 1]), eps, x_t, clip)
+
+
+def ddim_no_clip(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=False)
+
+
+def ddim_clip_output(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=False).clamp(-1, 1)
+
+
+def ddim_clip_always(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=True)
+
+
+def ddim_variance_direction(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_prev = col(alpha_bars[t_prev])
+    return ddim_with(col(alpha_bars[t]), alpha_bar_prev, eps, x_t, clip, direction=1 - alpha_bar_prev)
+
+
+def ddim_with_ddpm_noise(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip) + 0.1 * torch.randn_like(x_t)
+
+
+def ddim_recomputed_eps(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    eps = (x_t - alpha_bar_t.sqrt() * x0_hat) / (1 - alpha_bar_t).sqrt()
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_t_prev_unpadded(eps, x_t, t, t_prev, schedule, clip=True):
+    return ddim_with(col(padded(schedule)[t]), col(schedule.alpha_bars[t_prev]), eps, x_t, clip)
+
+
+def ddim_ignores_t_prev(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    return ddim_with(col(alpha_bars[t]), col(alpha_bars[t - 1]), eps, x_t, clip)
+
+
+def ddim_direction_at_t(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t = col(alpha_bars[t])
+    return ddim_with(alpha_bar_t, col(alpha_bars[t_prev]), eps, x_t, clip, direction=(1 - alpha_bar_t).sqrt())
+
+
+def ddim_prev_not_viewed(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), alpha_bars[t_prev]  # (B,): lines up with W
+    return ddim_with(alpha_bar_t, alpha_bar_prev, eps, x_t, clip)
+
+
+def ddim_in_place(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x_t -= (1 - alpha_bar_t).sqrt() * eps
+    x0_hat = x_t / alpha_bar_t.sqrt()
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+@exercise("5.5")
+def test_ddim_step_passes_on_the_solution():
+    assert "t' = 0" in assert_passes(checks.check_ddim_step, ddim_step_ok)
+
+
+@exercise("5.5")
+@pytest.mark.parametrize("wrong, words", [
+    (ddim_swapped, ["t and t' are swapped", "t vs t'"]),
+    (ddim_plus, ["ε_θ's coefficient in x̂_0", "sign is flipped"]),
+    (ddim_alphas, ["you used α in place of ᾱ", "ᾱ vs α"]),
+    (ddim_index_t, ["one step later", "t+1 in place of t and t'+1 in place of t'", "off by one"]),
+    (ddim_wrapped, ["alpha_bars[t_prev - 1] in place of ᾱ_{t'}", "wrapped around to alpha_bars[-1] = ᾱ_T"]),
+    (ddim_no_clip, ["x̂_0 was not clipped"]),
+    (ddim_clip_output, ["you clipped the new sample x_{t'}"]),
+    (ddim_clip_always, ["you clipped x̂_0 although clip=False"]),
+    (ddim_variance_direction, ["(the direction) is (1 − ᾱ_{t'}) instead of √(1 − ᾱ_{t'})", "square root"]),
+    (ddim_with_ddpm_noise, ["different outputs", "add no random noise"]),
+    (ddim_recomputed_eps, ["you recomputed ε from the clipped x̂_0", "ε_θ itself"]),
+    (ddim_t_prev_unpadded, ["ᾱ_{t'+1} in place of ᾱ_{t'}", "off by one"]),
+    (ddim_ignores_t_prev, ["ᾱ_{t−1} in place of ᾱ_{t'}", "t vs t'"]),
+    (ddim_direction_at_t, ["the direction", "√(1 − ᾱ_t) in place of √(1 − ᾱ_{t'})"]),
+    (ddim_prev_not_viewed, ["along the W axis", ".view(-1, 1, 1, 1)"]),
+    (ddim_in_place, ["changed its argument `x_t` in place"]),
 ])
-def test_ddim_step_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_ddim_step(lambda *args, **kwargs: ddim_step_ok(*args, **kwargs, bug=bug))
+def test_ddim_step_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_ddim_step, wrong, *words)
 
 
-def test_ddim_step_with_ddpm_noise_is_rejected():
-    def stochastic(eps, x_t, t, t_prev, schedule, clip=True):
-        return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip) + 0.1 * torch.randn_like(x_t)
-    with pytest.raises(CheckFailure, match="differs from the reference"):
-        checks.check_ddim_step(stochastic)
+@exercise("5.5")
+def test_ddim_step_stub_passes_through():
+    assert_stub_passes_through(checks.check_ddim_step, stub("5.5"))
 
 
-# ----- Exercise 5.6 ------------------------------------------------------------------------------------------
+# =============================================================================================================
+# Exercise 5.6 — the time embedding
+# =============================================================================================================
+def embedding_ok(t, dim):
+    return solved()["sinusoidal_embedding"](t, dim)
 
-def embedding_ok(t, dim, *, bug=None):
+
+def embedding_from(t, dim, frequencies, layout="sin, cos"):
+    angles = t.float()[:, None] * frequencies[None, :].float()  # (B, dim/2)
+    sin, cos = angles.sin(), angles.cos()
+    if layout == "interleaved":
+        return torch.stack([sin, cos], dim=-1).reshape(len(t), dim)
+    return torch.cat({"sin, cos": [sin, cos], "cos, sin": [cos, sin], "sin, sin": [sin, sin]}[layout], dim=-1)
+
+
+def standard_frequencies(dim, *, base=10_000.0, denominator=None, start=0, sign=-1):
     half = dim // 2
-    denominator = {"half-1": half - 1, "dim": dim, "one": 1}.get(bug, half)
-    exponent = torch.arange(half) / denominator
-    base = 1000.0 if bug == "base" else 10_000.0
-    frequencies = base ** (exponent if bug == "increasing" else -exponent)  # (dim/2,)
-    angles = t[:, None].float() * frequencies[None]  # (B, dim/2)
-    if bug == "interleave":
-        return torch.stack([angles.sin(), angles.cos()], -1).reshape(len(t), dim)
-    parts = [angles.cos(), angles.sin()] if bug == "cos_first" else [angles.sin(), angles.cos()]
-    return torch.cat(parts, dim=-1)
+    return base ** (sign * torch.arange(start, start + half, dtype=torch.float32) / (denominator or half))
 
 
-def test_embedding_reference_passes(capsys):
-    checks.check_sinusoidal_embedding(embedding_ok)
-    assert capsys.readouterr().out.startswith("✓ Exercise 5.6 passed")
+def embedding_cos_first(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim), "cos, sin")
 
 
-def test_embedding_with_exp_log_also_passes():
-    def via_exp(t, dim):
-        half = dim // 2
-        frequencies = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32) / half)
-        angles = t.float()[:, None] * frequencies
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
-    checks.check_sinusoidal_embedding(via_exp)
+def embedding_interleaved(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim), "interleaved")
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("cos_first", "cosines first"),
-    ("interleave", "you interleaved sin and cos"),
-    ("half-1", "you divided by d/2 − 1"),
-    ("dim", "you divided by d"),
-    ("one", "not −i"),
-    ("increasing", "frequencies grow"),
-    ("base", "not 1000"),
+def embedding_half_minus_1(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, denominator=max(dim // 2 - 1, 1)))
+
+
+def embedding_over_dim(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, denominator=dim))
+
+
+def embedding_exponent_i(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, denominator=1))
+
+
+def embedding_increasing(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, sign=+1))
+
+
+def embedding_base_1000(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, base=1000.0))
+
+
+def embedding_half_width(t, dim):
+    return embedding_ok(t, dim)[:, : dim // 2]
+
+
+def embedding_float64(t, dim):
+    return embedding_ok(t, dim).double()
+
+
+def embedding_i_from_1(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, start=1))
+
+
+def embedding_divided(t, dim):
+    return embedding_from(t, dim, 1 / standard_frequencies(dim))
+
+
+def embedding_t_over_T(t, dim):
+    return embedding_from(t.float() / 1000, dim, standard_frequencies(dim))
+
+
+def embedding_base_e(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim, base=math.e))
+
+
+def embedding_sines_twice(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim), "sin, sin")
+
+
+def embedding_angles(t, dim):
+    angles = t.float()[:, None] * standard_frequencies(dim)[None, :]
+    return torch.cat([angles, angles], dim=-1)
+
+
+def embedding_first_row(t, dim):
+    return embedding_ok(t[:1], dim).expand(len(t), dim)
+
+
+def embedding_reversed(t, dim):
+    return embedding_from(t, dim, standard_frequencies(dim).flip(0))
+
+
+def embedding_other_cosines(t, dim):
+    half = dim // 2
+    angles = t.float()[:, None] * standard_frequencies(dim)[None, :]
+    return torch.cat([angles.sin(), (2 * angles).cos()], dim=-1)[:, : 2 * half]
+
+
+def embedding_squared(t, dim):
+    return embedding_ok(t, dim) ** 2
+
+
+@exercise("5.6")
+def test_embedding_passes_on_the_solution():
+    assert_passes(checks.check_sinusoidal_embedding, embedding_ok)
+
+
+@exercise("5.6")
+def test_embedding_with_a_power_also_passes():
+    def via_power(t, dim):
+        return embedding_from(t, dim, standard_frequencies(dim))
+    assert_passes(checks.check_sinusoidal_embedding, via_power)
+
+
+@exercise("5.6")
+@pytest.mark.parametrize("wrong, words", [
+    (embedding_cos_first, ["cosines first", "torch.cat([sin, cos], dim=-1)"]),
+    (embedding_interleaved, ["you interleaved sin and cos"]),
+    (embedding_half_minus_1, ["you divided i by d/2 − 1"]),
+    (embedding_over_dim, ["you divided i by d = 16"]),
+    (embedding_exponent_i, ["you divided i by 1"]),
+    (embedding_increasing, ["not sin(t·ω) or cos(t·ω)", "do yours grow"]),
+    (embedding_base_1000, ["base 1000", "10000"]),
+    (embedding_half_width, ["shape (10, 8) but expected (10, 16)"]),
+    (embedding_float64, ["dtype torch.float64 but expected torch.float32"]),
+    (embedding_i_from_1, ["does i start at 1"]),
+    (embedding_divided, ["do yours grow"]),
+    (embedding_t_over_T, ["every frequency is 0.001 × eq. (5.17)'s", "t/T"]),
+    (embedding_base_e, ["base 2.718"]),
+    (embedding_sines_twice, ["columns 8, 9", "hold sines where eq. (5.17) has cosines"]),
+    (embedding_angles, ["you returned the angles t·ω_i themselves"]),
+    (embedding_first_row, ["every t gets the same embedding"]),
+    (embedding_reversed, ["reverse order"]),
+    (embedding_other_cosines, ["different frequencies", "column i and column d/2 + i share ω_i"]),
+    (embedding_squared, ["eq. (5.17)"]),
 ])
-def test_embedding_names_the_mistake(bug, hint):
-    with pytest.raises(CheckFailure, match=hint):
-        checks.check_sinusoidal_embedding(lambda t, dim: embedding_ok(t, dim, bug=bug))
+def test_embedding_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_sinusoidal_embedding, wrong, *words)
 
 
-def test_embedding_wrong_shape_and_dtype():
-    with pytest.raises(CheckFailure, match="shape"):
-        checks.check_sinusoidal_embedding(lambda t, dim: embedding_ok(t, dim)[:, : dim // 2])
-    with pytest.raises(CheckFailure, match="dtype torch.float64"):
-        checks.check_sinusoidal_embedding(lambda t, dim: embedding_ok(t, dim).double())
+@exercise("5.6")
+def test_embedding_stub_and_exception_reach_the_learner():
+    assert_stub_passes_through(checks.check_sinusoidal_embedding, stub("5.6"))
+
+    def crashes(t, dim):
+        return embedding_ok(t, dim) @ torch.ones(3, 3)
+    assert_diagnoses(checks.check_sinusoidal_embedding, crashes, "raised RuntimeError", "matrix product",
+                     error=LearnerError)
 
 
-# ----- the references used by the chapter ----------------------------------------------------------------------
+# =============================================================================================================
+# The tools the checks are built from
+# =============================================================================================================
+@exercise("5.2")
+def test_formulas_read_as_the_chapter_writes_them():
+    posterior_x0 = checks.POSTERIOR_X0
+    assert str(posterior_x0) == "√ᾱ_{t−1}·β_t/(1 − ᾱ_t)"
+    assert str(checks.DDPM_ALGORITHM_2.parts["Q"]) == "β_t/√(1 − ᾱ_t)"
+    cancelled = checks.Formula(posterior_x0.factors + (checks.Factor("β", power=-1.0),))
+    assert str(cancelled.simplified()) == "√ᾱ_{t−1}/(1 − ᾱ_t)"
+    wrapped = checks.Factor("ᾱ", checks.Step("t", -1, wrapped=True))
+    assert wrapped.base_text() == "alpha_bars[t - 2]"
+    assert checks.Factor("α", one_minus=True).base_text() == "β_t"
+
+
+@exercise("5.3")
+def test_step_context_reads_the_tables_at_each_images_step():
+    schedule = checks.Schedule.from_betas(checks.reference_cosine_schedule(10))
+    context = checks.StepContext(schedule, {"t": torch.tensor([1, 5, 10])})
+    previous = context.quantity("ᾱ", checks.Step("t", -1))
+    torch.testing.assert_close(previous, torch.stack([torch.tensor(1.0, dtype=torch.float64),
+                                                      schedule.alpha_bars[3], schedule.alpha_bars[8]]))
+    wrapped = context.quantity("ᾱ", checks.Step("t", -1, wrapped=True))
+    assert wrapped[0] == schedule.alpha_bars[-1]  # alpha_bars[t - 2] at t = 1
+    assert torch.isnan(context.quantity("β", checks.Step("t", +1)))[2]  # step T + 1 does not exist
+    torch.testing.assert_close(context.quantity("β̃", checks.Step()), checks.POSTERIOR_VARIANCE_MODEL.parts[
+        "variance"].value(context))
+
+
+@exercise("5.6")
+@settings(max_examples=40, deadline=None)
+@given(omega=st.floats(1e-4, 3.0), kind=st.sampled_from(["sin", "cos"]))
+def test_identify_sinusoid_recovers_kind_and_frequency(omega, kind):
+    t = torch.tensor([1, 2, 3, 5, 8, 13, 100, 250, 999, 1000])
+    values = (torch.sin if kind == "sin" else torch.cos)(omega * t.double()).float()
+    found = checks.identify_sinusoid(values, t)
+    assert found is not None and found[0] == kind
+    assert math.isclose(found[1], omega, rel_tol=1e-3, abs_tol=2e-5)
+
+
+@exercise("5.6")
+def test_identify_sinusoid_rejects_what_is_not_one():
+    t = torch.tensor([1, 2, 3, 5, 8, 13, 100, 250, 999, 1000])
+    assert checks.identify_sinusoid(torch.sin(3.5 * t.double()), t) is None  # a frequency above π
+    assert checks.identify_sinusoid(t.double() / 1000, t) is None
+
+
+@exercise("5.2")
+@settings(max_examples=25, deadline=None)
+@given(B=st.integers(2, 6), seed=st.integers(0, 10_000))
+def test_recovered_coefficients_are_the_schedules_own(B, seed):
+    """fit_per_image gives back √ᾱ_t and √(1 − ᾱ_t) from a right q_sample, for any batch."""
+    generator = torch.Generator().manual_seed(seed)
+    schedule = checks.Schedule.from_betas(checks.reference_cosine_schedule(50))
+    x0, noise = torch.randn(B, 2, 3, 4, generator=generator), torch.randn(B, 2, 3, 4, generator=generator)
+    t = torch.randint(1, 51, (B,), generator=generator)
+    found = checks.fit_per_image(q_sample_ok(x0, t, noise, schedule), {"x0": x0, "noise": noise})
+    torch.testing.assert_close(found["x0"], schedule.alpha_bars[t - 1].double().sqrt(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(found["noise"], (1 - schedule.alpha_bars[t - 1].double()).sqrt(), rtol=1e-5,
+                               atol=1e-6)
+
 
 def test_gaussian_kl_matches_torch_distributions():
     m1, m2 = torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
@@ -364,3 +1142,8 @@ def test_gaussian_kl_matches_torch_distributions():
     expected = torch.distributions.kl_divergence(torch.distributions.Normal(m1, v1.sqrt()),
                                                  torch.distributions.Normal(m2, v2.sqrt()))
     torch.testing.assert_close(checks.gaussian_kl(m1, v1, m2, v2), expected)
+
+
+def test_every_check_failure_is_a_check_failure_or_the_learners_error():
+    """The two exception types a learner sees are the toolkit's (the notebook's check cells rely on them)."""
+    assert issubclass(CheckFailure, AssertionError) and issubclass(LearnerError, RuntimeError)
