@@ -1,4 +1,5 @@
-"""The instructor's grader: a folder of good, blank, wrong, cheating, looping and broken submissions.
+"""The instructor's grader: a folder of good, blank, wrong, cheating, looping and broken submissions, their points,
+and the class summary (CSV and HTML) of what the class got wrong.
 
 Notebooks are generated in tmp_path (never under tests/, where nbval would collect them).
 """
@@ -9,6 +10,7 @@ import copy
 import csv
 import io
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jupytext
@@ -16,14 +18,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tools import grade
+from tools import class_report, grade
 
 ROOT = Path(__file__).resolve().parent.parent
 CELL_TIMEOUT = 5  # seconds; the looping submission costs this much
 
 
-def code(source: str, *tags: str):
-    return new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+def code(source: str, *tags: str, **metadata):
+    return new_code_cell(source, metadata={**({"tags": list(tags)} if tags else {}), **metadata})
 
 
 def stub(exercise: str, name: str, args: str) -> str:
@@ -34,10 +36,12 @@ def stub(exercise: str, name: str, args: str) -> str:
 DOUBLE = "def double(x):\n    return 2 * x"
 NORM = "def norm(v):\n    return sum(a * a for a in v) ** 0.5"
 WRONG_DOUBLE = "def double(x):\n    return x + 2"
+TRIPLE = "def double(x):\n    return 3 * x"  # the same mistake's message, with other numbers
 
 
 def toy_release():
-    """A two-exercise chapter 99_toy as make_chapters would release it, with a cell after the last check."""
+    """A two-exercise chapter 99_toy as make_chapters would release it, with a cell after the last check.
+    Exercise 99.2 is worth 2 points (its cell's ``points`` option), 99.1 the default 1."""
     notebook = new_notebook(cells=[
         new_markdown_cell("# Chapter 99: a toy"),
         code("import math"),
@@ -46,7 +50,7 @@ def toy_release():
              "'did you add 2 instead of multiplying by 2?'\nprint('Exercise 99.1 passed: double works.')",
              "check-99.1"),
         new_markdown_cell("Now the Euclidean norm."),
-        code(stub("99.2", "norm", "v"), "exercise-99.2", "hide-input"),
+        code(stub("99.2", "norm", "v"), "exercise-99.2", "hide-input", points=2),
         code("assert math.isclose(norm([3.0, 4.0]), 5.0), 'Exercise 99.2: norm([3, 4]) should be 5.'\n"
              "print('Exercise 99.2 passed: norm works.')", "check-99.2"),
         code("raise RuntimeError('the experiment after the last check must not be graded')"),
@@ -96,6 +100,10 @@ def toy_grades(tmp_path_factory):
     hank.metadata.pop("course")
     (submissions / "hank.md").write_text(jupytext.writes(hank, fmt="md:myst"))
     nbformat.write(new_notebook(cells=[code("print('hello')")]), submissions / "ivy.ipynb")
+    # kim claims 99.1 is worth 10 points: the release's points count, not the submission's
+    kim = answered(release, {"exercise-99.1": TRIPLE})
+    kim.cells[2].metadata["points"] = 10
+    nbformat.write(kim, submissions / "kim.ipynb")
     (submissions / ".ipynb_checkpoints").mkdir()
     nbformat.write(release, submissions / ".ipynb_checkpoints" / "zed-checkpoint.ipynb")
 
@@ -122,25 +130,28 @@ def read_rows(out: Path) -> list[tuple[str, ...]]:
 
 
 TIMEOUT_99_1 = f"timed out after {CELL_TIMEOUT} s in the cell of exercise 99.1 (an endless loop?)"
+ADDED_2 = "AssertionError: Exercise 99.1: double(3) returned 5, expected 6: did you add 2 instead of multiplying by 2?"
+NOT_ATTEMPTED = "not attempted: still raises NotImplementedError"
+# student, chapter, exercise, passed, points, max_points, message
 EXPECTED = [
-    ("alice", "99_toy", "99.1", "1", "Exercise 99.1 passed: double works."),
-    ("alice", "99_toy", "99.2", "1", "Exercise 99.2 passed: norm works."),
-    ("bob", "99_toy", "99.1", "0", "not attempted: still raises NotImplementedError"),
-    ("bob", "99_toy", "99.2", "0", "not attempted: still raises NotImplementedError"),
-    ("carol", "99_toy", "99.1", "0", "AssertionError: Exercise 99.1: double(3) returned 5, expected 6: "
-                                     "did you add 2 instead of multiplying by 2?"),
-    ("carol", "99_toy", "99.2", "1", "Exercise 99.2 passed: norm works."),
-    ("dave", "99_toy", "99.1", "0", "AssertionError: Exercise 99.1: double(3) returned 5, expected 6: "
-                                    "did you add 2 instead of multiplying by 2?"),
-    ("dave", "99_toy", "99.2", "0", "not attempted: still raises NotImplementedError"),
-    ("erin", "99_toy", "99.1", "0", TIMEOUT_99_1),
-    ("erin", "99_toy", "99.2", "1", "Exercise 99.2 passed: norm works."),
-    ("frank", "99_toy", "-", "0", None),  # malformed: the JSON error's wording belongs to Python
-    ("grace", "-", "-", "0", "not a notebook (.pdf)"),
-    ("grace", "-", "-", "0", "not a notebook (.txt)"),
-    ("hank", "99_toy", "99.1", "1", "Exercise 99.1 passed: double works."),
-    ("hank", "99_toy", "99.2", "1", "Exercise 99.2 passed: norm works."),
-    ("ivy", "-", "-", "0", "unknown chapter"),
+    ("alice", "99_toy", "99.1", "1", "1", "1", "Exercise 99.1 passed: double works."),
+    ("alice", "99_toy", "99.2", "1", "2", "2", "Exercise 99.2 passed: norm works."),
+    ("bob", "99_toy", "99.1", "0", "0", "1", NOT_ATTEMPTED),
+    ("bob", "99_toy", "99.2", "0", "0", "2", NOT_ATTEMPTED),
+    ("carol", "99_toy", "99.1", "0", "0", "1", ADDED_2),
+    ("carol", "99_toy", "99.2", "1", "2", "2", "Exercise 99.2 passed: norm works."),
+    ("dave", "99_toy", "99.1", "0", "0", "1", ADDED_2),
+    ("dave", "99_toy", "99.2", "0", "0", "2", NOT_ATTEMPTED),
+    ("erin", "99_toy", "99.1", "0", "0", "1", TIMEOUT_99_1),
+    ("erin", "99_toy", "99.2", "1", "2", "2", "Exercise 99.2 passed: norm works."),
+    ("frank", "99_toy", "-", "0", "0", "3", None),  # malformed: the JSON error's wording belongs to Python
+    ("grace", "-", "-", "0", "0", "0", "not a notebook (.pdf)"),
+    ("grace", "-", "-", "0", "0", "0", "not a notebook (.txt)"),
+    ("hank", "99_toy", "99.1", "1", "1", "1", "Exercise 99.1 passed: double works."),
+    ("hank", "99_toy", "99.2", "1", "2", "2", "Exercise 99.2 passed: norm works."),
+    ("ivy", "-", "-", "0", "0", "0", "unknown chapter"),
+    ("kim", "99_toy", "99.1", "0", "0", "1", ADDED_2.replace("returned 5", "returned 9")),
+    ("kim", "99_toy", "99.2", "0", "0", "2", NOT_ATTEMPTED),
 ]
 
 
@@ -148,12 +159,12 @@ def test_grades_every_kind_of_submission(toy_run):
     status, out, _ = toy_run
     assert status == 0
     rows = read_rows(out)
-    assert [row[:4] for row in rows] == [row[:4] for row in EXPECTED]
+    assert [row[:6] for row in rows] == [row[:6] for row in EXPECTED]
     for row, expected in zip(rows, EXPECTED):
-        if expected[4] is not None:
-            assert row[4] == expected[4], row
+        if expected[6] is not None:
+            assert row[6] == expected[6], row
     frank = rows[[r[0] for r in rows].index("frank")]
-    assert frank[4].startswith("malformed notebook: "), frank
+    assert frank[6].startswith("malformed notebook: "), frank
 
 
 def test_summary_is_a_grid_with_totals(toy_run):
@@ -162,13 +173,93 @@ def test_summary_is_a_grid_with_totals(toy_run):
     header = next(line for line in lines if line.startswith("99_toy"))
     assert "99.1" in header and "99.2" in header and "total" in header
     alice = next(line for line in lines if line.startswith("alice"))
-    assert re.fullmatch(r"alice\s+✓\s+✓\s+2/2", alice)
-    assert re.fullmatch(r"bob\s+✗\s+✗\s+0/2", next(line for line in lines if line.startswith("bob")))
-    assert re.fullmatch(r"passed\s+2\s+4\s+of 7 student\(s\)", next(l for l in lines if l.startswith("passed")))
+    assert re.fullmatch(r"alice\s+✓\s+✓\s+3/3", alice)  # points: 1 + 2
+    assert re.fullmatch(r"bob\s+✗\s+✗\s+0/3", next(line for line in lines if line.startswith("bob")))
+    assert re.fullmatch(r"carol\s+✗\s+✓\s+2/3", next(line for line in lines if line.startswith("carol")))
+    assert re.fullmatch(r"passed\s+2\s+4\s+of 8 student\(s\)", next(x for x in lines if x.startswith("passed")))
     assert any(line.startswith("frank") and "malformed notebook" in line for line in lines)
     assert lines[lines.index("not graded") + 1:][:3] == [
         "  grace: not a notebook (.pdf)", "  grace: not a notebook (.txt)", "  ivy: unknown chapter"]
     assert "wrote " in text
+
+
+def read_summary(out: Path) -> dict[str, dict[str, str]]:
+    with out.with_name("grades_summary.csv").open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        assert tuple(reader.fieldnames) == class_report.SUMMARY_COLUMNS
+        return {row["exercise"]: row for row in reader}
+
+
+def test_class_summary_has_pass_rates_and_the_most_common_mistake(toy_run):
+    summary = read_summary(toy_run[1])
+    assert list(summary) == ["99.1", "99.2"]
+    first, second = summary["99.1"], summary["99.2"]
+    # 8 students handed in the chapter (frank's file could not be read: it counts, as not passed)
+    assert (first["points"], first["students"], first["passed"], first["pass_rate"], first["not_attempted"]) == \
+        ("1", "8", "2", "0.25", "1")
+    # carol, dave (x + 2: "returned 5") and kim (3 * x: "returned 9") made one mistake; erin's loop is another
+    assert first["most_common_diagnosis"] == ("double(…) returned …, expected …: did you add … instead of "
+                                              "multiplying by …?")
+    assert first["students_with_it"] == "3"
+    assert first["example"] == ADDED_2
+    assert (second["points"], second["passed"], second["pass_rate"], second["not_attempted"]) == ("2", "4", "0.50", "3")
+    assert (second["most_common_diagnosis"], second["students_with_it"]) == ("", "0")  # nobody got it wrong
+    assert "what the class got wrong in 99_toy" in toy_run[2]
+    assert "99.1  passed 2/8, 1 not attempted; most common: double(…) returned …" in toy_run[2]
+
+
+def test_class_report_is_one_self_contained_page(toy_run):
+    page = toy_run[1].with_name("grades_report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page and "<link" not in page and not re.search(r"(src|href)=", page)
+    assert "99_toy" in page and "8 student(s)" in page
+    assert "25%" in page and "(2/8)" in page and "50%" in page and "(4/8)" in page
+    assert "double(…) returned …, expected …: did you add … instead of multiplying by …? " \
+           '<span class="muted">(3)</span>' in page
+    assert "timed out after … s in the cell of exercise 99.1 (an endless loop?)" in page
+    assert "not a notebook (.pdf)" in page and "unknown chapter" in page
+    assert "&lt;" not in page.split("<body>")[0]  # the head is ours; students' text is escaped in the body
+    balanced = Balanced()
+    balanced.feed(page)
+    assert not balanced.open, f"unclosed tags: {balanced.open}"
+
+
+class Balanced(HTMLParser):
+    """Fails on a closing tag that does not close the innermost open one; ``open`` is what is left open."""
+
+    VOID = {"meta", "br", "img", "hr", "input", "link"}
+
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, (tag, self.open)
+        self.open.pop()
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("CheckFailure: Exercise 1.1 (B=2, H=3, T=5, d_k=8, no mask), your weights: your values are 2.828 (= √d_k) × "
+     "the right ones everywhere. Compare with eq. (1.1).",
+     "your weights: your values are … (= √d_k) × the right ones everywhere. Compare with eq. (1.1)."),
+    ("CheckFailure: Exercise 1.1 (B=1, H=1, T=1, d_k=16), your weights: your values are 4 (= √d_k) × "
+     "the right ones everywhere. Compare with eq. (1.1).",
+     "your weights: your values are … (= √d_k) × the right ones everywhere. Compare with eq. (1.1)."),
+    ("CheckFailure: Exercise 1.4 (shape (2, 5, 16)), your output: largest difference at index [0, 2, 1]: you have "
+     "0.2131, expected -3e-05.", "your output: largest difference at index […]: you have …, expected …."),
+    ("not attempted: needs exercise 1.1, which still raises NotImplementedError",
+     "not attempted: needs exercise 1.1, which still raises NotImplementedError"),
+    ("timed out after 60 s in the cell of exercise 1.3 (an endless loop?)",
+     "timed out after … s in the cell of exercise 1.3 (an endless loop?)"),
+    ("your exercise cell raised NameError: name 'x2' is not defined",
+     "your exercise cell raised NameError: name 'x2' is not defined"),
+])
+def test_diagnosis_drops_the_case_and_its_numbers(message, expected):
+    assert class_report.diagnosis(message) == expected
 
 
 def test_restore_keeps_the_release_and_takes_only_exercise_cells():
@@ -187,6 +278,19 @@ def test_student_names_and_chapter_from_file_name():
     assert grade.student_from_name("01_attention-bob smith", ["01_attention"]) == "bob_smith"
     assert grade.student_from_name("bob", ["01_attention"]) == "bob"
     assert grade.student_from_name("01_attention", ["01_attention"]) == "01_attention"
+
+
+def test_finds_classroom_and_nbgrader_layouts(tmp_path):
+    """A cloned GitHub Classroom repository per student, nbgrader's submitted/<student>/<assignment>/, loose files."""
+    for name in ("alice/01_attention.ipynb", "alice/README.md", "alice/.github/workflows/classroom.yml",
+                 "bob/01_attention/01_attention.ipynb", "bob/01_attention/timestamp.txt", "carol_01_attention.ipynb",
+                 "dave.pdf", "README.md", ".ipynb_checkpoints/x.ipynb"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = grade.find_submissions(tmp_path, ["01_attention"])
+    assert [(s.path.relative_to(tmp_path).as_posix(), s.student) for s in found] == [
+        ("alice/01_attention.ipynb", "alice"), ("bob/01_attention/01_attention.ipynb", "bob"),
+        ("carol_01_attention.ipynb", "carol"), ("dave.pdf", "dave")]
 
 
 def test_wrong_arguments_exit_2(tmp_path, capsys):
@@ -230,7 +334,7 @@ def test_grades_three_chapter_01_submissions(tmp_path):
     assert [(r[0], r[1], r[2]) for r in rows] == [(student, "01_attention", e) for student in
                                                   ("blank", "complete", "silenced", "unscaled")
                                                   for e in exercises]
-    by_student = {student: {r[2]: (r[3], r[4]) for r in rows if r[0] == student} for student in
+    by_student = {student: {r[2]: (r[3], r[6]) for r in rows if r[0] == student} for student in
                   ("blank", "complete", "silenced", "unscaled")}
     assert by_student["silenced"]["1.1"] == ("0", "the check ran without its 'Exercise 1.1 passed' line: was it "
                                                   "replaced or silenced from an exercise cell? Look at this notebook.")

@@ -1,12 +1,14 @@
-"""Grade a folder of submitted notebooks with nbval and write a per-student, per-exercise table.
+"""Grade a folder of submitted notebooks with nbval and write a per-student, per-exercise table and a class report.
 
     python -m tools.grade SUBMISSIONS [--out grades.csv] [--release-dir chapters]
                           [--cell-timeout 60] [--timeout 600] [--jobs 2]
+    python -m tools.grade NOTEBOOK --exercise 1.3 --fail-unless-passed [--cache DIR]   # one exercise (Classroom)
 
 Who is who: a file inside a subfolder belongs to the student named by the subfolder (``alice/01_attention.ipynb``
-→ alice); a file directly in SUBMISSIONS belongs to its name minus any chapter slug (``bob.ipynb`` and
-``bob_01_attention.ipynb`` → bob). Hidden files and ``.ipynb_checkpoints`` are skipped. ``.ipynb`` and jupytext
-``.md`` notebooks are graded; any other file gets a row that says so.
+→ alice, and so does a notebook one folder deeper, as in nbgrader's ``submitted/alice/01_attention/``); a file
+directly in SUBMISSIONS belongs to its name minus any chapter slug (``bob.ipynb`` and ``bob_01_attention.ipynb``
+→ bob). Hidden files, ``.ipynb_checkpoints`` and READMEs (cloned GitHub Classroom repositories hold one) are
+skipped. ``.ipynb`` and jupytext ``.md`` notebooks are graded; any other file gets a row that says so.
 
 What is graded: the chapter is found from the notebook's ``course.chapter`` metadata, else a chapter slug in the
 file name, else the exercise tags it holds. The graded notebook is the RELEASED student notebook
@@ -14,15 +16,27 @@ file name, else the exercise tags it holds. The graded notebook is the RELEASED 
 the last ``check-N.M`` cell, run by ``pytest --nbval-lax`` at ``COURSE_SCALE=test``. Exercise N.M passes iff its
 check cell runs without an error, so editing or deleting a check cell changes nothing.
 
-Output: one CSV row per student, chapter and exercise (``passed`` is 1 or 0, ``message`` is the check's
-diagnosis); a file that cannot be graded gets one row with exercise ``-``. A summary grid goes to stdout.
+Points: exercise N.M is worth what its exercise cell's ``points`` option says in the release, else 1
+(:func:`utils.conventions.points`); a passed exercise earns them all, a failed one none.
+
+Output: one CSV row per student, chapter and exercise (``passed`` is 1 or 0, ``points`` what it earned of
+``max_points``, ``message`` the check's diagnosis); a file that cannot be graded gets one row with exercise ``-``
+(worth the chapter's points, when the chapter is known). Beside the CSV: the class summary
+(``grades_summary.csv``: per exercise, the pass rate and the most common diagnosis) and the same as a page
+(``grades_report.html``), see tools/class_report.py. A summary grid goes to stdout.
 Exit status 0 whatever the submissions hold; 2 when the arguments are wrong.
+
+One exercise of one notebook (``--exercise N.M``, what a GitHub Classroom test runs): the notebook is graded up to
+that exercise's check cell (with ``--cache DIR``: all of it, once, the other exercises' runs reuse the result);
+the check's diagnosis and the points are printed; with ``--fail-unless-passed`` the exit status is 1 unless the
+exercise passed. ``--markdown`` prints the rows as a Markdown table instead of the grid (for a job summary).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import csv
+import hashlib
 import json
 import os
 import re
@@ -36,6 +50,7 @@ from pathlib import Path
 
 import nbformat
 
+from tools import class_report
 from utils import conventions
 from utils.conventions import cell_tags as tags
 
@@ -43,7 +58,7 @@ ROOT = conventions.ROOT
 NOTEBOOK_SUFFIXES = (".ipynb", ".md")
 TAG = conventions.TAG
 DIAGNOSES = ("AssertionError", "CheckFailure", "LearnerError")  # a check's own verdict, see utils.checks.core
-COLUMNS = ("student", "chapter", "exercise", "passed", "message")
+COLUMNS = ("student", "chapter", "exercise", "passed", "points", "max_points", "message")
 # What nbval reports when a kernel dies as it starts (e.g. two kernels racing for the same ports on a busy machine)
 KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
 
@@ -84,14 +99,21 @@ class Submission:
 
 # ---------------------------------------------------------------------------------------------- finding files
 def find_submissions(folder: Path, slugs: list[str]) -> list[Submission]:
-    """Every file in ``folder`` and one level of per-student subfolders, with the student it belongs to."""
+    """Every file in ``folder`` and in per-student subfolders, with the student it belongs to.
+
+    Inside a student's folder, a folder of its own (nbgrader's ``submitted/<student>/<assignment>/``) is searched
+    for notebooks only (nbgrader keeps a ``timestamp.txt`` there). READMEs (a GitHub Classroom repository's) and
+    hidden files (``.github/``, ``.ipynb_checkpoints``) are never submissions."""
+    skip = lambda p: p.name.startswith(".") or p.name == "__pycache__" or p.stem.upper() == "README"  # noqa: E731
     found = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.name == "__pycache__":
-            continue
+    for path in sorted(p for p in folder.iterdir() if not skip(p)):
         if path.is_dir():
-            found += [Submission(p, path.name) for p in sorted(path.iterdir())
-                      if p.is_file() and not p.name.startswith(".")]
+            for inner in sorted(p for p in path.iterdir() if not skip(p)):
+                if inner.is_file():
+                    found.append(Submission(inner, path.name))
+                elif inner.is_dir():
+                    found += [Submission(p, path.name) for p in sorted(inner.iterdir()) if not skip(p)
+                              and p.is_file() and p.suffix.lower() in NOTEBOOK_SUFFIXES]
         elif path.is_file():
             found.append(Submission(path, student_from_name(path.stem, slugs)))
     return found
@@ -139,15 +161,17 @@ def identify_chapter(notebook, path: Path, releases: dict[str, nbformat.Notebook
 
 
 # ------------------------------------------------------------------------------------------------ restoring
-def restore(release, submission):
-    """The released notebook up to its last check cell, with the submission's ``exercise-N.M`` cell sources."""
+def restore(release, submission, upto: str | None = None):
+    """The released notebook up to its last check cell (or the check cell of exercise ``upto``), with the
+    submission's ``exercise-N.M`` cell sources."""
     answers: dict[str, list[str]] = {}
     for cell in submission.cells:
         for tag in tags(cell):
             if cell.get("cell_type") == "code" and tag.startswith(f"{conventions.EXERCISE}-"):
                 answers.setdefault(tag, []).append(cell.get("source") or "")
     graded = copy.deepcopy(release)
-    checks = [i for i, cell in enumerate(graded.cells) if conventions.cell_exercise(cell, conventions.CHECK)]
+    checks = [i for i, cell in enumerate(graded.cells)
+              if (check := conventions.cell_exercise(cell, conventions.CHECK)) and upto in (None, check)]
     graded.cells = graded.cells[: checks[-1] + 1] if checks else []
     for cell in graded.cells:
         if cell.cell_type != "code":
@@ -189,21 +213,22 @@ def run_notebook(notebook, cell_timeout: int, timeout: int) -> tuple[dict[int, d
     return {record["cell"]: record for record in records}, problem
 
 
-def grade(submission: Submission, releases, cell_timeout: int, timeout: int) -> Submission:
+def grade(submission: Submission, releases, cell_timeout: int, timeout: int, upto: str | None = None) -> Submission:
+    """Grade one file: its rows, one per exercise (up to exercise ``upto`` only, when given)."""
     path = submission.path
     if path.suffix.lower() not in NOTEBOOK_SUFFIXES:
-        return _problem(submission, f"not a notebook ({path.suffix or 'no extension'})")
+        return _problem(submission, f"not a notebook ({path.suffix or 'no extension'})", releases)
     try:
         notebook = read_notebook(path)
     except Exception as error:  # any unreadable file is the student's problem, never the grader's crash
         named = [slug for slug in releases if slug in path.name]
         submission.chapter = named[0] if named else "-"
-        return _problem(submission, f"malformed notebook: {one_line(error)}")
+        return _problem(submission, f"malformed notebook: {one_line(error)}", releases)
     chapter = identify_chapter(notebook, path, releases)
     if chapter is None:
-        return _problem(submission, "unknown chapter")
+        return _problem(submission, "unknown chapter", releases)
     submission.chapter = chapter
-    graded = restore(releases[chapter], notebook)
+    graded = restore(releases[chapter], notebook, upto)
     for attempt in range(3):  # a kernel that dies while starting is the machine's fault, not the student's
         results, problem = run_notebook(graded, cell_timeout, timeout)
         if not any(KERNEL_START_FAILED in (record["error"] or "") for record in results.values()):
@@ -214,10 +239,33 @@ def grade(submission: Submission, releases, cell_timeout: int, timeout: int) -> 
     return submission
 
 
-def _problem(submission: Submission, message: str) -> Submission:
+def _problem(submission: Submission, message: str, releases) -> Submission:
+    """The one row of a file that could not be graded: worth the whole chapter when the chapter is known."""
+    release = releases.get(submission.chapter)
+    worth = sum(conventions.exercise_points(release).values()) if release else 0
     submission.rows = [dict(student=submission.student, chapter=submission.chapter, exercise="-", passed=0,
-                            message=message)]
+                            points=0, max_points=worth, message=message)]
     return submission
+
+
+def graded_once(submission: Submission, releases, cell_timeout: int, timeout: int, cache: Path) -> Submission:
+    """:func:`grade`, remembered in ``cache`` under a hash of the file, the releases, the limits and this grader."""
+    key = hashlib.sha256()
+    for part in (submission.path.read_bytes(), json.dumps(releases, sort_keys=True).encode(),
+                 f"{cell_timeout}/{timeout}".encode(), Path(__file__).read_bytes()):
+        key.update(hashlib.sha256(part).digest())
+    stored = cache / f"{key.hexdigest()}.json"
+    if stored.exists():
+        remembered = json.loads(stored.read_text(encoding="utf-8"))
+        submission.chapter = remembered["chapter"]
+        submission.rows = [{**row, "student": submission.student} for row in remembered["rows"]]
+        return submission
+    graded = grade(submission, releases, cell_timeout, timeout)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = stored.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps({"chapter": graded.chapter, "rows": graded.rows}), encoding="utf-8")
+    partial.replace(stored)  # whole or not at all, should two steps grade at once
+    return graded
 
 
 # -------------------------------------------------------------------------------------------------- scoring
@@ -225,14 +273,17 @@ def score(graded, results: dict[int, dict], problem: str | None, cell_timeout: i
     """One row per check cell, from the per-cell records of one run."""
     code_cells = [cell for cell in graded.cells if cell.cell_type == "code"]
     roles = [{t for t in tags(cell) if TAG.match(t)} for cell in code_cells]
+    worth = conventions.exercise_points(graded)  # the release's exercise cells, whatever the submission said
     rows = []
     for number, role in enumerate(roles):
         for exercise in sorted(TAG.match(t).group(2) for t in role if t.startswith(f"{conventions.CHECK}-")):
             work = [i for i, r in enumerate(roles) if conventions.tag(conventions.EXERCISE, exercise) in r]
             setup = [i for i in range(number) if not roles[i]]  # release cells that are neither
-            rows.append(dict(exercise=exercise,
-                             **verdict(exercise, results.get(number), [results.get(i) for i in work],
-                                       [results.get(i) for i in setup], problem, cell_timeout)))
+            result = verdict(exercise, results.get(number), [results.get(i) for i in work],
+                             [results.get(i) for i in setup], problem, cell_timeout)
+            points = worth.get(exercise, conventions.DEFAULT_POINTS)
+            rows.append(dict(exercise=exercise, passed=result["passed"], points=points * result["passed"],
+                             max_points=points, message=result["message"]))
     return rows
 
 
@@ -281,15 +332,21 @@ def exercise_key(exercise: str):
     return conventions.exercise_key(exercise) if exercise != "-" else (0,)
 
 
+def number(value) -> str:
+    """``2.0`` → ``"2"``, ``1.5`` → ``"1.5"``: points as an instructor writes them."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def write_csv(rows: list[dict], out: Path) -> None:
     with out.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**row, "points": number(row["points"]), "max_points": number(row["max_points"])}
+                         for row in rows)
 
 
 def summary(rows: list[dict]) -> str:
-    """A students × exercises grid of ✓/✗ per chapter with totals, then the files that could not be graded."""
+    """A students × exercises grid of ✓/✗ per chapter with points, then the files that could not be graded."""
     lines = []
     for chapter in sorted({row["chapter"] for row in rows} - {"-"}):
         mine = [row for row in rows if row["chapter"] == chapter]
@@ -301,9 +358,9 @@ def summary(rows: list[dict]) -> str:
             theirs = [r for r in mine if r["student"] == student]
             problems = [r["message"] for r in theirs if r["exercise"] == "-"]
             marks = {r["exercise"]: "✓" if r["passed"] else "✗" for r in theirs}
-            done = sum(r["passed"] for r in theirs)
+            earned = f"{number(sum(r['points'] for r in theirs))}/{number(sum(r['max_points'] for r in theirs))}"
             lines.append(f"{student:<{width}}" + ("; ".join(problems) if problems else
-                         "".join(f"{marks.get(e, '?'):>6}" for e in exercises) + f"   {done}/{len(theirs)}"))
+                         "".join(f"{marks.get(e, '?'):>6}" for e in exercises) + f"   {earned}"))
         totals = [sum(r["passed"] for r in mine if r["exercise"] == e) for e in exercises]
         if exercises:
             lines.append(f"{'passed':<{width}}" + "".join(f"{t:>6}" for t in totals)
@@ -317,33 +374,109 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The rows of one or more notebooks as Markdown tables, one per student and chapter (a CI job summary)."""
+    lines = []
+    for student, chapter in dict.fromkeys((row["student"], row["chapter"]) for row in rows):
+        theirs = [r for r in rows if (r["student"], r["chapter"]) == (student, chapter)]
+        earned = f"{number(sum(r['points'] for r in theirs))}/{number(sum(r['max_points'] for r in theirs))}"
+        who = f" ({student})" if student != chapter else ""  # a file named after its chapter names nobody
+        lines += [f"### {chapter}: {earned} points{who}", "", "| exercise | points | | diagnosis |",
+                  "|---|---|---|---|"]
+        for r in theirs:
+            message = r["message"].replace("|", "\\|")  # a | would end the table's cell
+            lines.append(f"| {r['exercise']} | {number(r['points'])}/{number(r['max_points'])} | "
+                         f"{'✓' if r['passed'] else '✗'} | {message} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def exercise_line(row: dict, exercise: str) -> str:
+    """What a Classroom test prints: the check's own line when it passed, else its diagnosis; and the points."""
+    worth = f"({number(row['points'])}/{number(row['max_points'])} points)"
+    if row["passed"]:
+        return f"{row['message']} {worth}"
+    if row["exercise"] == "-":
+        return f"✗ Exercise {exercise} not graded {worth}: {row['message']}"
+    return f"✗ Exercise {exercise} not passed {worth}: {row['message']}"
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def grade_exercise(args, releases) -> int:
+    """``--exercise N.M``: grade one notebook for one exercise, print the verdict, exit 1 if asked and it failed."""
+    path = args.submissions
+    try:  # a chapter without this exercise is a mistake in the command, not in the submission
+        chapter = identify_chapter(read_notebook(path), path, releases)
+    except Exception:  # the submission's problem: grade() reports it
+        chapter = None
+    if chapter and args.exercise not in conventions.exercise_points(releases[chapter]):
+        known = ", ".join(conventions.exercise_points(releases[chapter]))
+        print(f"error: {chapter} has no exercise {args.exercise} (its exercises: {known})", file=sys.stderr)
+        return 2
+    submission = Submission(path, student_from_name(path.stem, list(releases)))
+    if args.cache:
+        graded = graded_once(submission, releases, args.cell_timeout, args.timeout, args.cache)
+    else:
+        graded = grade(submission, releases, args.cell_timeout, args.timeout, upto=args.exercise)
+    row = next((r for r in graded.rows if r["exercise"] == args.exercise), None)
+    if row is None:  # a file that could not be graded: its one row, for this exercise's points
+        release = releases.get(graded.chapter)
+        worth = conventions.exercise_points(release).get(args.exercise) if release else None
+        row = {**graded.rows[0], "max_points": worth or conventions.DEFAULT_POINTS}
+    print(exercise_line(row, args.exercise), flush=True)
+    return 1 if args.fail_unless_passed and not row["passed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
-    parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write (grades.csv)")
+    parser.add_argument("submissions", type=Path, help="folder of submitted notebooks (or one notebook)")
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"),
+                        help="the CSV to write (grades.csv); the class summary and report go beside it")
+    parser.add_argument("--summary", type=Path, help="the class summary CSV (default: <out>_summary.csv)")
+    parser.add_argument("--report", type=Path, help="the class report page (default: <out>_report.html)")
     parser.add_argument("--release-dir", type=Path, default=ROOT / "chapters",
                         help="folder of released student notebooks NN_slug.ipynb (chapters/)")
     parser.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (60)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per notebook (600)")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (2)")
+    parser.add_argument("--exercise", metavar="N.M", help="grade one notebook for this exercise only")
+    parser.add_argument("--fail-unless-passed", action="store_true",
+                        help="with --exercise: exit 1 unless the exercise passed")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="remember each notebook's grading here, keyed by its content (for --exercise)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables instead of the grid")
     args = parser.parse_args(argv)
-    if not args.submissions.is_dir():
+    if args.exercise is not None:
+        if not re.fullmatch(r"\d+\.\d+", args.exercise):
+            parser.error(f"--exercise {args.exercise!r} is not an exercise number N.M")
+        if not args.submissions.is_file():
+            parser.error(f"--exercise grades one notebook: {args.submissions} is not a file")
+    elif not args.submissions.exists():
         parser.error(f"{args.submissions} is not a folder of submissions")
     releases = {p.stem: read_notebook(p) for p in sorted(args.release_dir.glob("[0-9][0-9]_*.ipynb"))}
     if not releases:
         parser.error(f"no released notebooks NN_slug.ipynb in {args.release_dir} (run `make chapters`)")
-    submissions = find_submissions(args.submissions, list(releases))
+    if args.exercise is not None:
+        return grade_exercise(args, releases)
+    if args.submissions.is_file():
+        submissions = [Submission(args.submissions, student_from_name(args.submissions.stem, list(releases)))]
+    else:
+        submissions = find_submissions(args.submissions, list(releases))
     if not submissions:
         parser.error(f"{args.submissions} holds no files to grade")
 
     def one(submission):
         try:
-            graded = grade(submission, releases, args.cell_timeout, args.timeout)
+            if args.cache:
+                graded = graded_once(submission, releases, args.cell_timeout, args.timeout, args.cache)
+            else:
+                graded = grade(submission, releases, args.cell_timeout, args.timeout)
         except Exception as error:  # a bug here must cost one row, not the whole class's grades
-            graded = _problem(submission, f"grader error: {one_line(repr(error))}")
+            graded = _problem(submission, f"grader error: {one_line(repr(error))}", releases)
         done = sum(row["passed"] for row in graded.rows)
-        print(f"graded {submission.path.relative_to(args.submissions)}: {submission.student}, "
-              f"{submission.chapter}, {done}/{len(graded.rows)}", file=sys.stderr, flush=True)
+        where = submission.path.relative_to(args.submissions) if args.submissions.is_dir() else submission.path
+        print(f"graded {where}: {submission.student}, {submission.chapter}, {done}/{len(graded.rows)}",
+              file=sys.stderr, flush=True)
         return graded
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -351,8 +484,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = sorted((row for s in graded for row in s.rows),
                   key=lambda r: (r["student"], r["chapter"], exercise_key(r["exercise"])))
     write_csv(rows, args.out)
+    summary_path = args.summary or args.out.with_name(f"{args.out.stem}_summary.csv")
+    report_path = args.report or args.out.with_name(f"{args.out.stem}_report.html")
+    per_exercise = class_report.class_summary(rows)
+    class_report.write_summary_csv(per_exercise, summary_path)
+    report_path.write_text(class_report.html_report(rows, per_exercise), encoding="utf-8")
+    if args.markdown:
+        print(markdown(rows))
+        return 0
     print(summary(rows))
-    print(f"wrote {args.out} ({len(rows)} rows, {len(submissions)} file(s))")
+    print(class_report.text(per_exercise))
+    print(f"wrote {args.out} ({len(rows)} rows, {len(submissions)} file(s)), {summary_path} and {report_path}")
     return 0
 
 

@@ -6,6 +6,11 @@ one code cell tagged ``exercise-N.M``; unmatched or misplaced markers are an err
 
     python -m tools.make_chapters            # write chapters/NN_slug.md and chapters/NN_slug.ipynb
     python -m tools.make_chapters --check    # exit 1 and name the stale files, writing nothing
+
+The ``.ipynb`` also carries nbgrader's cell metadata (:func:`add_nbgrader_metadata`), so a chapter is an nbgrader
+assignment as it is: exercise cells are its "autograded answer" cells, check cells its "autograder tests" cells
+(locked, worth the exercise's points), every other cell is read-only. :func:`nbgrader_source` is the same notebook
+with the solutions kept between their markers: what ``nbgrader generate_assignment`` takes (tools/nbgrader_course.py).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ FENCE = re.compile(r"^```\s*$")
 EXERCISE_TAG = re.compile(r"exercise-(\d+\.\d+)")  # in a cell header's raw text
 DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
 BOOK_ONLY = re.compile(r"^```\{student-notebook\}[^\n]*\n```\n\n?", re.MULTILINE)  # links to itself: dropped
+NBGRADER_SCHEMA = 3  # the version of nbgrader's cell-metadata schema that nbgrader 0.9 writes and reads
 
 
 class MarkerError(ValueError):
@@ -107,17 +113,63 @@ def _header_state(state: str, line: str) -> str:
     return "code"
 
 
+def add_nbgrader_metadata(notebook):
+    """Give every cell nbgrader's metadata (schema 3), in place; return the notebook.
+
+    ``exercise-N.M``: a solution cell (``solution: true``), the learner's to edit. ``check-N.M``: a graded, locked
+    test cell worth the exercise's points (:func:`utils.conventions.points`); nbgrader gives them when the cell runs
+    without an error. Any other cell: read-only (``locked: true``), so ``nbgrader autograde`` restores it. Ids are
+    ``exercise-1_3``, ``check-1_3`` (:func:`utils.conventions.grade_id`) and the cell's own id for the others.
+    """
+    worth = conventions.exercise_points(notebook)
+    seen: set[str] = set()
+    for cell in notebook.cells:
+        exercise, check = (conventions.cell_exercise(cell, kind) for kind in (conventions.EXERCISE, conventions.CHECK))
+        meta = {"grade": bool(check), "locked": not exercise, "schema_version": NBGRADER_SCHEMA,
+                "solution": bool(exercise)}
+        if exercise:
+            grade_id = conventions.grade_id(conventions.EXERCISE, exercise)
+        elif check:
+            grade_id = conventions.grade_id(conventions.CHECK, check)
+            meta["points"] = worth.get(check, conventions.DEFAULT_POINTS)
+        else:
+            grade_id = cell.id
+        unique, copy = grade_id, 2
+        while unique in seen:  # a second cell of the same exercise
+            unique, copy = f"{grade_id}-{copy}", copy + 1
+        seen.add(unique)
+        cell.metadata["nbgrader"] = {**meta, "grade_id": unique}
+    return notebook
+
+
+def _notebook(text: str, chapter: str):
+    """A chapter's MyST text as the notebook we ship: course metadata, stable cell ids, nbgrader metadata."""
+    notebook = jupytext.reads(text, fmt="md:myst")
+    notebook.metadata["course"] = {"chapter": chapter}
+    notebook.metadata.pop("jupytext", None)
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"  # stable ids, so regenerating an unchanged chapter changes nothing
+    try:
+        return add_nbgrader_metadata(notebook)
+    except ValueError as error:  # a bad points option
+        raise MarkerError(f"solutions/{chapter}.md: {error}") from None
+
+
 def student_files(solution: Path) -> dict[Path, str]:
     """The student notebook for one solution file: ``{path: content}`` for its .md and its paired .ipynb."""
     text = strip_solutions(solution.read_text(encoding="utf-8"), source=str(solution.relative_to(ROOT)))
     text = BOOK_ONLY.sub("", text)
-    notebook = jupytext.reads(text, fmt="md:myst")
-    notebook.metadata["course"] = {"chapter": solution.stem}
-    notebook.metadata.pop("jupytext", None)
-    for index, cell in enumerate(notebook.cells):
-        cell.id = f"cell-{index}"  # stable ids, so regenerating an unchanged chapter changes nothing
+    notebook = _notebook(text, solution.stem)
     target = ROOT / "chapters" / solution.name
     return {target: text, target.with_suffix(".ipynb"): jupytext.writes(notebook, fmt="ipynb")}
+
+
+def nbgrader_source(solution: Path):
+    """The chapter as nbgrader's *source* notebook: the student notebook's cells, ids and metadata, with each solution
+    region kept between its markers, for ``nbgrader generate_assignment`` to replace by its stub."""
+    text = solution.read_text(encoding="utf-8")
+    strip_solutions(text, source=str(solution.relative_to(ROOT)))  # the same marker errors as the student notebook
+    return _notebook(BOOK_ONLY.sub("", text), solution.stem)
 
 
 def all_student_files() -> dict[Path, str]:

@@ -5,6 +5,8 @@
 - An exercise's answer sits in a code cell tagged ``exercise-N.M``, between :data:`BEGIN` and :data:`END`
   (nbgrader's markers); the generator replaces that region by :func:`stub`.
 - The check of exercise N.M sits in a cell tagged ``check-N.M`` and, on success, prints :func:`success_line`.
+- Exercise N.M is worth :data:`DEFAULT_POINTS` point unless its exercise cell says otherwise with a ``points``
+  option (``:points: 2`` in the cell's MyST header, ``metadata.points`` in an ``.ipynb``): see :func:`points`.
 
 Nothing here imports torch, so the tools stay fast to start.
 """
@@ -22,11 +24,17 @@ CHAPTER_FILE = re.compile(r"^(\d\d)_\w+\.md$")  # solutions/NN_slug.md
 CHAPTER_GLOB = "[0-9][0-9]_*.md"
 STUB_ERROR = "NotImplementedError"
 STUB_EXERCISE = re.compile(r"Exercise (\d+\.\d+):")  # the exercise a stub's message names
+POINTS, DEFAULT_POINTS = "points", 1  # an exercise cell's option, and what an exercise is worth without one
 
 
 def tag(kind: str, exercise: str) -> str:
     """``tag("check", "1.3")`` → ``"check-1.3"``."""
     return f"{kind}-{exercise}"
+
+
+def grade_id(kind: str, exercise: str) -> str:
+    """nbgrader's id of an exercise's cell (letters, digits, ``_``, ``-``): ``("check", "1.3")`` → ``"check-1_3"``."""
+    return tag(kind, exercise).replace(".", "_")
 
 
 def cell_tags(cell) -> list[str]:
@@ -43,6 +51,27 @@ def cell_exercise(cell, kind: str) -> str | None:
         if match and match.group(1) == kind:
             return match.group(2)
     return None
+
+
+def points(cell) -> int | float:
+    """What the exercise of an ``exercise-N.M`` cell is worth: its ``points`` option, else :data:`DEFAULT_POINTS`.
+
+    ValueError for an option that is not a positive number, naming the exercise."""
+    metadata = cell.get("metadata", {}) if isinstance(cell, dict) else getattr(cell, "metadata", {})
+    value = metadata.get(POINTS, DEFAULT_POINTS) if isinstance(metadata, dict) else DEFAULT_POINTS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"exercise {cell_exercise(cell, EXERCISE)}: '{POINTS}: {value!r}' is not a positive number")
+    return value
+
+
+def exercise_points(notebook) -> dict[str, int | float]:
+    """``{"1.1": 1, "1.2": 2, ...}``: the points of every exercise of a notebook, from its exercise cells."""
+    found: dict[str, int | float] = {}
+    for cell in notebook["cells"]:
+        exercise = cell_exercise(cell, EXERCISE)
+        if exercise and exercise not in found:
+            found[exercise] = points(cell)
+    return found
 
 
 def exercise_key(exercise: str) -> tuple[int, ...]:
