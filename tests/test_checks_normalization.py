@@ -1,445 +1,1239 @@
-"""Every check of Chapter 02 passes on a correct answer and names each known-wrong answer.
+"""Every check of Chapter 02 passes on the reference answers and names each wrong answer in words a learner can act on.
 
-The wrong answers are written the way a learner writes them, not built from the checker's own references,
-so these tests would notice a checker whose diagnosis drifted away from real mistakes.
+The wrong answers are written the way a learner writes them: a function, or a class whose method the learner
+filled in (subclassing the solution's class keeps the given ``__init__``, as the student notebook does), never
+built from the checks' own references. Each test carries its exercise's marker: ``pytest -m ex2_3``.
 """
-import re
+import math
 
 import pytest
 import torch
 import torch.nn as nn
 
-from utils.checks import CheckFailure, LearnerError
+from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_passes_through, exercise
+from tests.solution_code import solution_namespace
+from utils.checks import LearnerError
 from utils.checks import normalization as checks
 
-DIMS = (0, 2, 3)
+CHAPTER = "02_normalization"
+SOLVED = solution_namespace(CHAPTER)
+DIMS = (0, 2, 3)  # BatchNorm2d's axes: every example and pixel of a channel
 
 
 def per_channel(t):  # (C,) -> (1, C, 1, 1)
     return t[None, :, None, None]
 
 
-def raises_with(check, wrong, hint, error=CheckFailure):
-    with pytest.raises(error, match=re.escape(hint)):
-        check(wrong)
+# ================================================================================================ Exercise 2.1
+def backward_no_mean_path(grad_out, x_hat, weight, inv_std):
+    scale = per_channel(weight * inv_std)
+    grad_x = scale * (grad_out - x_hat * (grad_out * x_hat).mean(dim=DIMS, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
 
 
-# ----- Exercise 2.1 ------------------------------------------------------------------------------------------
+def backward_no_variance_path(grad_out, x_hat, weight, inv_std):
+    scale = per_channel(weight * inv_std)
+    grad_x = scale * (grad_out - grad_out.mean(dim=DIMS, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
 
-def make_backward(bug=None):
-    def batch_norm_backward(grad_out, x_hat, weight, inv_std):
-        g = grad_out
-        grad_bias = g.sum(dim=DIMS)
-        grad_weight = (g * x_hat).sum(dim=DIMS)
-        mean_g = g.mean(dim=DIMS, keepdim=True)
-        mean_gx = (g * x_hat).mean(dim=DIMS, keepdim=True)
-        scale = per_channel(weight * inv_std)
-        if bug == "no mean path":
-            mean_g = 0
-        if bug == "no variance path":
-            mean_gx = 0
-        if bug == "direct only":
-            mean_g, mean_gx = 0, 0
-        if bug == "batch axis only":
-            mean_g, mean_gx = g.mean(0, keepdim=True), (g * x_hat).mean(0, keepdim=True)
-        if bug == "divide by N":
-            m = g.shape[0]
-            mean_g, mean_gx = g.sum(DIMS, keepdim=True) / m, (g * x_hat).sum(DIMS, keepdim=True) / m
-        if bug == "no gamma":
-            scale = per_channel(inv_std)
-        if bug == "times std":
-            scale = per_channel(weight / inv_std)
-        if bug == "dgamma without x_hat":
-            grad_weight = g.sum(dim=DIMS)
-        if bug == "dbeta mean":
-            grad_bias = g.mean(dim=DIMS)
-        if bug == "keepdim weight":
-            grad_weight = (g * x_hat).sum(dim=DIMS, keepdim=True)
-        if bug == "swapped":
-            grad_weight, grad_bias = grad_bias, grad_weight
-        grad_x = scale * (g - mean_g - x_hat * mean_gx)
-        if bug == "two outputs":
-            return grad_x, grad_weight
+
+def backward_direct_only(grad_out, x_hat, weight, inv_std):
+    return per_channel(weight * inv_std) * grad_out, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_batch_axis_only(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(0, keepdim=True), (grad_out * x_hat).mean(0, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_instance_axes(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean((2, 3), keepdim=True), (grad_out * x_hat).mean((2, 3), keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_divide_by_n(grad_out, x_hat, weight, inv_std):
+    N = grad_out.shape[0]
+    mean_g = grad_out.sum(DIMS, keepdim=True) / N
+    mean_gx = (grad_out * x_hat).sum(DIMS, keepdim=True) / N
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_sums_not_means(grad_out, x_hat, weight, inv_std):
+    sum_g, sum_gx = grad_out.sum(DIMS, keepdim=True), (grad_out * x_hat).sum(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - sum_g - x_hat * sum_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_no_gamma(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_times_std(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight / inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_variance_sign(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g + x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_dgamma_without_x_hat(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_out.sum(dim=DIMS), grad_bias
+
+
+def backward_dgamma_with_gamma(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_weight * weight, grad_bias
+
+
+def backward_dbeta_mean(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, _ = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_weight, grad_out.mean(dim=DIMS)
+
+
+def backward_keepdim_weight(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS, keepdim=True), grad_bias
+
+
+def backward_dgamma_summed_over_batch_only(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, (grad_out * x_hat).sum(dim=0), grad_bias
+
+
+def backward_swapped(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_bias, grad_weight
+
+
+def backward_two_outputs(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, _ = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_weight
+
+
+def backward_no_return(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)  # noqa: F841
+
+
+def backward_in_float32(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out.float(), x_hat.float(), weight.float(),
+                                                                   inv_std.float())
+    return grad_x.double(), grad_weight.double(), grad_bias.double()
+
+
+def backward_gamma_not_viewed(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = weight * inv_std * (grad_out - mean_g - x_hat * mean_gx)  # (C,) against the last axis, W
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_nan(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x / (x_hat - x_hat), grad_weight, grad_bias
+
+
+def backward_stub(grad_out, x_hat, weight, inv_std):
+    raise NotImplementedError("Exercise 2.1: write the body of `batch_norm_backward`, then run the check cell below.")
+
+
+@exercise("2.1")
+def test_backward_reference_passes():
+    assert "eq. (2.8)" in assert_passes(checks.check_batch_norm_backward, SOLVED["batch_norm_backward"])
+
+
+@exercise("2.1")
+@pytest.mark.parametrize("wrong, words", [
+    (backward_no_mean_path, ["path through μ (eq. (2.6)) is missing", "−γ·s·mean(g)"]),
+    (backward_no_variance_path, ["path through σ² (eq. (2.5)) is missing", "γ·s·x̂·mean(g·x̂)"]),
+    (backward_direct_only, ["you treated μ and σ² as constants"]),
+    (backward_batch_axis_only, ["over (N)", "(0, 2, 3)"]),
+    (backward_instance_axes, ["over (H, W) (InstanceNorm's set", "BatchNorm's set"]),
+    (backward_divide_by_n, ["= m/N", "you divided the sums by N"]),
+    (backward_sums_not_means, ["(= m)", "use means"]),
+    (backward_no_gamma, ["γ is missing from your dL/dx"]),
+    (backward_times_std, ["you multiplied by σ", "inv_std is already 1/√(σ² + ε)"]),
+    (backward_variance_sign, ["path through σ² (eq. (2.5)) has the wrong sign"]),
+    (backward_dgamma_without_x_hat, ["your dL/dγ is Σ g, which is dL/dβ", "eq. (2.3)"]),
+    (backward_dgamma_with_gamma, ["eq. (2.3) has no γ in it"]),
+    (backward_dbeta_mean, ["your dL/dβ is a mean", ".sum(dim=(0, 2, 3))"]),
+    (backward_keepdim_weight, ["keepdim=True kept the reduced axes"]),
+    (backward_dgamma_summed_over_batch_only, ["shape (3, 5, 5) but expected (3,)", "sum over the axes (0, 2, 3)"]),
+    (backward_swapped, ["your dL/dγ is Σ g, which is dL/dβ", "did you swap them"]),
+    (backward_two_outputs, ["return three tensors", "a tuple of 2"]),
+    (backward_no_return, ["return three tensors", "NoneType"]),
+    (backward_in_float32, ["dtype", "float64"]),
+    (backward_nan, ["NaN"]),
+])
+def test_backward_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_batch_norm_backward, wrong, *words)
+
+
+@exercise("2.1")
+def test_backward_float32_then_cast_back_is_caught_as_precision():
+    def backward(grad_out, x_hat, weight, inv_std):
+        grad_x, grad_weight, grad_bias = backward_in_float32(grad_out, x_hat, weight, inv_std)
         return grad_x, grad_weight, grad_bias
-    return batch_norm_backward
+    assert_diagnoses(checks.check_batch_norm_backward, backward, "float32 precision", "float64")
 
 
-def test_backward_reference_passes(capsys):
-    checks.check_batch_norm_backward(make_backward())
-    assert capsys.readouterr().out.startswith("✓ Exercise 2.1 passed")
+@exercise("2.1")
+def test_backward_broadcast_error_is_read_with_the_learners_line():
+    message = assert_diagnoses(checks.check_batch_norm_backward, backward_gamma_not_viewed, "did not broadcast",
+                               "grad_x = weight * inv_std", error=LearnerError)
+    assert "3 (= C)" in message and "5 (= H = W)" in message
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("no mean path", "the mean path is missing"),
-    ("no variance path", "the variance path is missing"),
-    ("direct only", "you treated μ and σ as constants"),
-    ("batch axis only", "the sums run over the wrong axes"),
-    ("divide by N", "not the batch size N"),
-    ("no gamma", "γ is missing"),
-    ("times std", "you multiplied by σ"),
-    ("dgamma without x_hat", "you left out x̂"),
-    ("dbeta mean", "dL/dβ is a sum over the axes (0, 2, 3), not a mean"),
-    ("keepdim weight", "γ and β have one entry per channel"),
-    ("swapped", "you left out x̂"),
-    ("two outputs", "return three tensors"),
-])
-def test_backward_names_the_mistake(bug, hint):
-    raises_with(checks.check_batch_norm_backward, make_backward(bug), hint)
-
-
+@exercise("2.1")
 def test_backward_stub_passes_through():
-    def stub(grad_out, x_hat, weight, inv_std):
-        raise NotImplementedError("Exercise 2.1: write the body of `batch_norm_backward`")
-    with pytest.raises(NotImplementedError, match="Exercise 2.1"):
-        checks.check_batch_norm_backward(stub)
+    assert_stub_passes_through(checks.check_batch_norm_backward, backward_stub)
 
 
-# ----- Exercise 2.2 ------------------------------------------------------------------------------------------
+# ================================================================================================ Exercise 2.2
+Function = SOLVED["BatchNormFunction"]
 
-def make_function(bug=None, backward=None):
-    backward = backward or make_backward()
 
-    class BatchNormFunction(torch.autograd.Function):
+class FunctionUnbiased(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, keepdim=True) + eps)  # torch's default: unbiased
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionEpsOutside(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / (x.var(dim=DIMS, unbiased=False, keepdim=True).sqrt() + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+def function_over(dims):
+    class FunctionOverOtherAxes(Function):
         @staticmethod
         def forward(ctx, x, weight, bias, eps):
-            dims = {"batch axis only": (0,), "layer axes": (1, 2, 3), "instance axes": (2, 3)}.get(bug, DIMS)
             mean = x.mean(dim=dims, keepdim=True)
-            var = x.var(dim=dims, unbiased=bug == "unbiased", keepdim=True)
-            if bug == "eps outside":
-                inv_std = 1 / (var.sqrt() + eps)
-            else:
-                inv_std = 1 / torch.sqrt(var + eps)
+            inv_std = 1 / torch.sqrt(x.var(dim=dims, unbiased=False, keepdim=True) + eps)
             x_hat = (x - mean) * inv_std
-            ctx.save_for_backward(x_hat, weight, inv_std.flatten() if dims == DIMS else inv_std)
-            if bug == "gamma on last axis":
-                return x_hat * weight + bias
-            if bug == "no return":
-                return None
+            ctx.save_for_backward(x_hat, weight, inv_std)
             return x_hat * per_channel(weight) + per_channel(bias)
-
-        @staticmethod
-        def backward(ctx, grad_out):
-            x_hat, weight, inv_std = ctx.saved_tensors
-            grad_x, grad_weight, grad_bias = backward(grad_out, x_hat, weight, inv_std)
-            if bug == "swapped":
-                return grad_x, grad_bias, grad_weight, None
-            if bug == "three gradients":
-                return grad_x, grad_weight, grad_bias
-            return grad_x, grad_weight, grad_bias, None
-    return BatchNormFunction
+    return FunctionOverOtherAxes
 
 
-def test_function_reference_passes(capsys):
-    checks.check_batch_norm_function(make_function())
-    assert "gradcheck passes" in capsys.readouterr().out
+class FunctionGammaOnLastAxis(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * weight + bias  # a (C,) tensor meets the last axis
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("unbiased", "normalised with the unbiased variance"),
-    ("eps outside", "eps is outside the square root"),
-    ("batch axis only", "over the batch axis N only"),
-    ("layer axes", "that is LayerNorm"),
-    ("instance axes", "that is InstanceNorm"),
-    ("gamma on last axis", "γ and β scale the last axis (W)"),
-    ("swapped", "you returned dL/dβ where dL/dγ belongs"),
-    ("no return", "not a torch.Tensor"),
+class FunctionGammaOnHeight(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * weight.view(1, 1, -1, 1) + bias
+
+
+class FunctionNoAffine(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat
+
+
+class FunctionHardCodedEps(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + 1e-5)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionNoReturn(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        ctx.save_for_backward((x - mean) * inv_std, weight, inv_std.flatten())
+
+
+class FunctionSwappedGradients(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_bias, grad_weight, None
+
+
+class FunctionThreeGradients(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        return SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+
+
+class FunctionNoneGradient(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, _ = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_weight, None, None
+
+
+class FunctionWrongBackward(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = backward_no_mean_path(grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_weight, grad_bias, None
+
+
+class FunctionSavesX(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, inv_std.flatten())  # x where x̂ belongs
+        return (x - mean) * inv_std * per_channel(weight) + per_channel(bias)
+
+
+class FunctionSavesStd(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        std = torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) / std
+        ctx.save_for_backward(x_hat, weight, std.flatten())  # σ where 1/σ belongs
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionSavesKeepdimInvStd(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std)  # (1, C, 1, 1), not (C,)
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionInFloat32(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        x32 = x.float()
+        mean = x32.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x32.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = ((x32 - mean) * inv_std).to(x.dtype)
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten().to(x.dtype))
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionStub(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        raise NotImplementedError("Exercise 2.2: write the body of `BatchNormFunction.forward`, then run the check "
+                                  "cell below.")
+
+
+@exercise("2.2")
+def test_function_reference_passes():
+    assert "gradcheck passes" in assert_passes(checks.check_batch_norm_function, Function)
+
+
+@exercise("2.2")
+@pytest.mark.parametrize("wrong, words", [
+    (FunctionUnbiased, ["unbiased variance", "unbiased=False"]),
+    (FunctionEpsOutside, ["ε is outside the square root"]),
+    (function_over((0,)), ["over (N)", "the batch axis only", "dim=(0, 2, 3)"]),
+    (function_over((1, 2, 3)), ["LayerNorm's set", "dim=(0, 2, 3)"]),
+    (function_over((2, 3)), ["InstanceNorm's set", "dim=(0, 2, 3)"]),
+    (FunctionNoAffine, ["γ and β are not applied"]),
+    (FunctionHardCodedEps, ["your ε is 1e-05", "should be 0.1"]),
+    (FunctionNoReturn, ["got None", "return"]),
+    (FunctionSwappedGradients, ["dL/dγ is Σ g, which is dL/dβ", "(grad_x, grad_weight, grad_bias, None)"]),
+    (FunctionNoneGradient, ["backward returned None for dL/dβ"]),
+    (FunctionWrongBackward, ["path through μ (eq. (2.6)) is missing"]),
+    (FunctionSavesX, ["used x where eq. (2.8) has x̂"]),
+    (FunctionSavesStd, ["you multiplied by σ"]),
+    (FunctionInFloat32, ["float32 precision"]),
 ])
-def test_function_names_the_mistake(bug, hint):
-    raises_with(checks.check_batch_norm_function, make_function(bug), hint)
+def test_function_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_batch_norm_function, wrong, *words)
 
 
-def test_function_with_wrong_number_of_gradients_is_told_what_to_return():
-    raises_with(checks.check_batch_norm_function, make_function("three gradients"),
-                "one gradient per input of forward", error=LearnerError)
+@exercise("2.2")
+@pytest.mark.parametrize("wrong, words", [
+    (FunctionThreeGradients, ["incorrect number of gradients", "one gradient per input of forward"]),
+    (FunctionGammaOnHeight, ["did not broadcast", "weight.view(1, 1, -1, 1)"]),
+    (FunctionGammaOnLastAxis, ["did not broadcast", "3 (= C)", "5 (= H = W)", "x_hat * weight + bias"]),
+    (FunctionSavesKeepdimInvStd, ["BatchNormFunction.backward raised", "did not broadcast", "3 (= C)"]),
+])
+def test_function_exceptions_are_read(wrong, words):
+    assert_diagnoses(checks.check_batch_norm_function, wrong, *words, error=LearnerError)
 
 
-def test_function_points_back_to_a_wrong_backward():
-    raises_with(checks.check_batch_norm_function, make_function(backward=make_backward("no mean path")),
-                "Does your batch_norm_backward pass the check of Exercise 2.1")
+@exercise("2.2")
+def test_function_with_gamma_on_the_last_axis_where_it_broadcasts(monkeypatch):
+    monkeypatch.setattr(checks, "FUNCTION_CASES", checks.FUNCTION_CASES[1:2])  # C = W
+    assert_diagnoses(checks.check_batch_norm_function, FunctionGammaOnLastAxis, "lined up with the W axis",
+                     "(1, C, 1, 1)")
 
 
-def test_gamma_on_last_axis_that_does_not_broadcast_gets_a_hint():
-    class Broken(make_function()):
-        @staticmethod
-        def forward(ctx, x, weight, bias, eps):
-            x_hat = (x - x.mean(DIMS, keepdim=True)) / torch.sqrt(x.var(DIMS, unbiased=False, keepdim=True) + eps)
-            ctx.save_for_backward(x_hat, weight, x.var(DIMS, unbiased=False))
-            return x_hat * weight.view(1, 1, -1, 1) + bias  # (C,) on the H axis, then on W
-    original = checks.FORWARD_CASES
-    try:  # a case where C matches no axis, so broadcasting fails inside the learner's code
-        checks.FORWARD_CASES = [("N=4, C=3, H=W=5", (4, 3, 5, 5), 1e-5, 1.0, torch.float32)]
-        raises_with(checks.check_batch_norm_function, Broken, "did not broadcast", error=LearnerError)
-    finally:
-        checks.FORWARD_CASES = original
+@exercise("2.2")
+def test_function_that_is_not_an_autograd_function_is_told():
+    def batch_norm(x, weight, bias, eps):
+        return x
+    assert_diagnoses(checks.check_batch_norm_function, batch_norm, "subclasses torch.autograd.Function")
 
 
-# ----- Exercise 2.3 ------------------------------------------------------------------------------------------
+@exercise("2.2")
+def test_function_with_a_wrong_gradient_under_gradcheck_only_is_caught(monkeypatch):
+    monkeypatch.setattr(checks, "FUNCTION_CASES", ())  # only gradcheck is left
+    assert_diagnoses(checks.check_batch_norm_function, FunctionWrongBackward, "gradcheck disagrees")
 
-def make_module(bug=None):
-    function = make_function()
 
-    class BatchNorm2d(nn.Module):
-        def __init__(self, num_features, eps=1e-5, momentum=0.1):
-            super().__init__()
-            self.eps, self.momentum = eps, momentum
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-            self.register_buffer("running_mean", torch.zeros(num_features))
-            self.register_buffer("running_var", torch.ones(num_features))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+@exercise("2.2")
+def test_function_stub_passes_through():
+    assert_stub_passes_through(checks.check_batch_norm_function, FunctionStub)
 
-        def update(self, x):
-            if bug != "no counter":
-                self.num_batches_tracked += 1
-            if self.momentum is None:
-                a = 0.1 if bug == "momentum None as 0.1" else 1 / self.num_batches_tracked.item()
-            else:
-                a = self.momentum
-            if bug == "backwards":
-                a = 1 - a
-            unbiased = bug != "biased running var"
-            self.running_mean = (1 - a) * self.running_mean + a * x.mean(DIMS)
-            self.running_var = (1 - a) * self.running_var + a * x.var(DIMS, unbiased=unbiased)
 
+# ================================================================================================ Exercise 2.3
+Module = SOLVED["BatchNorm2d"]
+
+
+class ModuleWithUpdate(Module):
+    """The given class with the update written by the learner in `update(x, factor)` (under no_grad)."""
+
+    def factor(self):
+        return 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.update(x)
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+
+class ModuleBackwards(ModuleWithUpdate):
+    def factor(self):
+        return 1 - super().factor()
+
+
+class ModuleMomentumHardCoded(ModuleWithUpdate):
+    def factor(self):
+        return 0.1
+
+
+class ModuleMomentumNoneAsDefault(ModuleWithUpdate):
+    def factor(self):
+        return self.momentum if self.momentum is not None else 0.1
+
+
+class ModuleCounterAfter(ModuleWithUpdate):
+    def update(self, x):
+        a = 1 / (self.num_batches_tracked.item() + 1e-12) if self.momentum is None else self.momentum
+        a = min(a, 1.0)
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+        self.num_batches_tracked += 1
+
+
+class ModuleBiasedRunningVar(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=False))
+
+
+class ModuleRunningStd(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.std(dim=DIMS))
+
+
+class ModuleReplacesRunning(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        self.running_mean.copy_(x.mean(dim=DIMS))
+        self.running_var.copy_(x.var(dim=DIMS))
+
+
+class ModuleFrozen(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+
+
+class ModuleNoCounter(ModuleWithUpdate):
+    def update(self, x):
+        a = 0.1 if self.momentum is None else self.momentum
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+
+
+class ModuleInGraph(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked += 1
+            a = self.factor()
+            self.running_mean = (1 - a) * self.running_mean + a * x.mean(dim=DIMS)  # recorded by autograd
+            self.running_var = (1 - a) * self.running_var + a * x.var(dim=DIMS)
+            return Function.apply(x, self.weight, self.bias, self.eps)
+        return super().forward(x)
+
+
+class ModuleKeepdimBuffers(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean = (1 - a) * self.running_mean + a * x.mean(dim=DIMS, keepdim=True)
+        self.running_var = (1 - a) * self.running_var + a * x.var(dim=DIMS, keepdim=True)
+
+
+class ModuleUpdatesInEval(ModuleWithUpdate):
+    def forward(self, x):
+        with torch.no_grad():
+            self.update(x)
+        if self.training:
+            return Function.apply(x, self.weight, self.bias, self.eps)
+        return super().forward(x)
+
+
+class ModuleBatchStatsInEval(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.update(x)
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+
+class ModuleEvalEpsOutside(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        std = per_channel(self.running_var).sqrt() + self.eps
+        return (x - per_channel(self.running_mean)) / std * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ModuleEvalBatchVariance(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        var = x.var(dim=DIMS, unbiased=False, keepdim=True)
+        x_hat = (x - per_channel(self.running_mean)) / torch.sqrt(var + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ModuleRunningStatsInTraining(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.update(x)
+        x_hat = (x - per_channel(self.running_mean)) / torch.sqrt(per_channel(self.running_var) + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ModuleCountsEval(ModuleWithUpdate):
+    def forward(self, x):
+        if not self.training:
+            self.num_batches_tracked += 1
+        return super().forward(x)
+
+
+class ModuleStub(Module):
+    def forward(self, x):
+        raise NotImplementedError("Exercise 2.3: write the body of `BatchNorm2d.forward`, then run the check cell "
+                                  "below.")
+
+
+@exercise("2.3")
+def test_module_reference_passes():
+    assert "num_batches_tracked" in assert_passes(checks.check_batch_norm_module, Module)
+
+
+@exercise("2.3")
+def test_module_reference_with_the_update_written_out_passes():
+    assert_passes(checks.check_batch_norm_module, ModuleWithUpdate)
+
+
+@exercise("2.3")
+@pytest.mark.parametrize("wrong, words", [
+    (ModuleBackwards, ["momentum is applied backwards", "moved 0.9 of the way"]),
+    (ModuleMomentumHardCoded, ["momentum = 0.3", "moved 0.1 of the way", "not a hard-coded 0.1"]),
+    (ModuleMomentumNoneAsDefault, ["momentum=None, a cumulative average", "moved 0.1"]),
+    (ModuleCounterAfter, ["momentum=None", "increment"]),
+    (ModuleBiasedRunningVar, ["averages the biased batch variance", "unbiased=True"]),
+    (ModuleRunningStd, ["averages the batch standard deviation"]),
+    (ModuleReplacesRunning, ["moved 1 of the way", "you replaced the running statistic by the batch's"]),
+    (ModuleFrozen, ["running_mean did not change at training step 1"]),
+    (ModuleNoCounter, ["num_batches_tracked is 0 but should be 1"]),
+    (ModuleInGraph, ["part of the autograd graph", "torch.no_grad()"]),
+    (ModuleKeepdimBuffers, ["has shape (1, 3, 1, 3) but should keep its shape (3,)", "without keepdim=True"]),
+    (ModuleUpdatesInEval, ["this eval batch had already updated", "only when self.training"]),
+    (ModuleBatchStatsInEval, ["this batch's mean and variance", "eval mode uses running_mean and running_var"]),
+    (ModuleEvalEpsOutside, ["ε is outside the square root", "√(running_var + ε)"]),
+    (ModuleEvalBatchVariance, ["your variance is this batch's mean and variance"]),
+    (ModuleRunningStatsInTraining, ["running mean", "in training mode"]),
+    (ModuleCountsEval, ["num_batches_tracked is 4 but should be 3", "not in eval mode"]),
+])
+def test_module_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_batch_norm_module, wrong, *words)
+
+
+@exercise("2.3")
+def test_module_with_a_wrong_function_points_to_it():
+    class ModuleWithFunctionOverBatchOnly(ModuleWithUpdate):
         def forward(self, x):
-            if self.training or bug == "update in eval":
-                if bug == "graph":
+            if self.training:
+                with torch.no_grad():
                     self.update(x)
-                else:
-                    with torch.no_grad():
-                        self.update(x)
-            if self.training or bug == "batch stats in eval":
-                return function.apply(x, self.weight, self.bias, self.eps)
-            if bug == "eval eps outside":
-                std = per_channel(self.running_var).sqrt() + self.eps
-            else:
-                std = torch.sqrt(per_channel(self.running_var) + self.eps)
-            return (x - per_channel(self.running_mean)) / std * per_channel(self.weight) + per_channel(self.bias)
-    return BatchNorm2d
+                return function_over((0,)).apply(x, self.weight, self.bias, self.eps)
+            return super().forward(x)
+    assert_diagnoses(checks.check_batch_norm_module, ModuleWithFunctionOverBatchOnly, "training step 1",
+                     "the batch axis only")
 
 
-def test_module_reference_passes(capsys):
-    checks.check_batch_norm_module(make_module())
-    assert "num_batches_tracked" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("bug, hint", [
-    ("backwards", "momentum is applied backwards"),
-    ("biased running var", "the running variance must use the unbiased batch variance"),
-    ("update in eval", "the running statistics changed in eval mode"),
-    ("batch stats in eval", "in eval mode BatchNorm must use the running statistics"),
-    ("eval eps outside", "eps is outside the square root in eval mode"),
-    ("no counter", "num_batches_tracked is 0 but should be 1"),
-    ("graph", "is part of the autograd graph"),
-    ("momentum None as 0.1", "momentum=None means a cumulative average"),
-])
-def test_module_names_the_mistake(bug, hint):
-    raises_with(checks.check_batch_norm_module, make_module(bug), hint)
-
-
-def test_module_that_never_updates_is_told():
-    class Frozen(make_module()):
+@exercise("2.3")
+def test_module_whose_buffer_was_deleted_is_told():
+    class ModuleWithoutRunningVar(ModuleWithUpdate):
         def update(self, x):
             self.num_batches_tracked += 1
-    raises_with(checks.check_batch_norm_module, Frozen, "the running statistics never changed")
+            a = self.factor()
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var = None
+    assert_diagnoses(checks.check_batch_norm_module, ModuleWithoutRunningVar, "self.running_var is gone")
 
 
-# ----- Exercise 2.4 ------------------------------------------------------------------------------------------
-
-def make_layer_norm(bug=None):
-    class LayerNorm(nn.Module):
-        def __init__(self, normalized_shape, eps=1e-5):
-            super().__init__()
-            shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-            self.normalized_shape, self.eps = shape, eps
-            param_shape = shape[-1:] if bug == "weight last axis" else shape
-            self.weight = nn.Parameter(torch.ones(param_shape) * (2 if bug == "weight init" else 1))
-            self.bias = nn.Parameter(torch.zeros(param_shape))
-
-        def forward(self, x):
-            dims = tuple(range(-len(self.normalized_shape), 0))
-            dims = {"last axis only": (-1,), "batch axis": (0,)}.get(bug, dims)
-            mean = x.mean(dims, keepdim=True)
-            var = x.var(dims, keepdim=True, unbiased=bug == "unbiased")
-            x_hat = (x - mean) / (var.sqrt() + self.eps if bug == "eps outside" else torch.sqrt(var + self.eps))
-            return x_hat if bug == "no affine" else x_hat * self.weight + self.bias
-    return LayerNorm
+@exercise("2.3")
+def test_module_that_is_not_a_module_is_told():
+    def batch_norm(num_features, eps=1e-5, momentum=0.1):
+        return lambda x: x
+    assert_diagnoses(checks.check_batch_norm_module, batch_norm, "not an nn.Module")
 
 
-def test_layer_norm_reference_passes(capsys):
-    checks.check_layer_norm(make_layer_norm())
-    assert "✓ Exercise 2.4 passed" in capsys.readouterr().out
+@exercise("2.3")
+def test_module_stub_passes_through():
+    assert_stub_passes_through(checks.check_batch_norm_module, ModuleStub)
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("unbiased", "unbiased variance"),
-    ("eps outside", "eps is outside the square root"),
-    ("last axis only", "you normalised over the last axis only"),
-    ("batch axis", "that is BatchNorm"),
-    ("no affine", "γ and β are not applied"),
-    ("weight last axis", "one γ and one β per element of normalized_shape"),
-    ("weight init", "should start at ones"),
+# ================================================================================================ Exercise 2.4
+LayerNorm = SOLVED["LayerNorm"]
+
+
+def layer_norm_forward(x, dims, eps, weight, bias, *, unbiased=False, eps_outside=False):
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, unbiased=unbiased, keepdim=True)
+    std = var.sqrt() + eps if eps_outside else torch.sqrt(var + eps)
+    return (x - mean) / std * weight + bias
+
+
+class LayerNormUnbiased(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return layer_norm_forward(x, dims, self.eps, self.weight, self.bias, unbiased=True)
+
+
+class LayerNormEpsOutside(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return layer_norm_forward(x, dims, self.eps, self.weight, self.bias, eps_outside=True)
+
+
+class LayerNormLastAxisOnly(LayerNorm):
+    def forward(self, x):
+        return layer_norm_forward(x, -1, self.eps, self.weight, self.bias)
+
+
+class LayerNormBatchAxis(LayerNorm):
+    def forward(self, x):
+        return layer_norm_forward(x, 0, self.eps, self.weight, self.bias)
+
+
+class LayerNormNoAffine(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return (x - x.mean(dims, keepdim=True)) / torch.sqrt(x.var(dims, unbiased=False, keepdim=True) + self.eps)
+
+
+class LayerNormSwappedAffine(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return layer_norm_forward(x, dims, self.eps, self.bias, self.weight)
+
+
+class LayerNormHardCodedEps(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return layer_norm_forward(x, dims, 1e-5, self.weight, self.bias)
+
+
+class LayerNormDetachedStatistics(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dims, keepdim=True).detach()
+        var = x.var(dims, unbiased=False, keepdim=True).detach()
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class LayerNormDetachedMean(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dims, keepdim=True).detach()
+        var = x.var(dims, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class LayerNormInFloat32(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        y = layer_norm_forward(x.float(), dims, self.eps, self.weight.float(), self.bias.float())
+        return y.to(x.dtype)
+
+
+class LayerNormWeightLastAxis(LayerNorm):
+    def __init__(self, normalized_shape, eps=1e-5):
+        super().__init__(normalized_shape, eps)
+        self.weight = nn.Parameter(torch.ones(self.normalized_shape[-1:]))
+        self.bias = nn.Parameter(torch.zeros(self.normalized_shape[-1:]))
+
+
+class LayerNormWeightInit(LayerNorm):
+    def __init__(self, normalized_shape, eps=1e-5):
+        super().__init__(normalized_shape, eps)
+        self.weight = nn.Parameter(torch.randn(self.normalized_shape))
+
+
+class LayerNormPlainTensors(LayerNorm):
+    def __init__(self, normalized_shape, eps=1e-5):
+        super().__init__(normalized_shape, eps)
+        del self.weight, self.bias
+        self.weight, self.bias = torch.ones(self.normalized_shape), torch.zeros(self.normalized_shape)
+
+
+class LayerNormNaN(LayerNorm):
+    def forward(self, x):
+        return super().forward(x) * float("nan")
+
+
+class LayerNormStub(LayerNorm):
+    def __init__(self, normalized_shape, eps=1e-5):
+        raise NotImplementedError("Exercise 2.4: write the body of `LayerNorm.__init__`, then run the check cell "
+                                  "below.")
+
+
+class LayerNormNoEpsArgument(nn.Module):
+    def __init__(self, normalized_shape):
+        super().__init__()
+
+
+@exercise("2.4")
+def test_layer_norm_reference_passes():
+    assert_passes(checks.check_layer_norm, LayerNorm)
+
+
+@exercise("2.4")
+@pytest.mark.parametrize("wrong, words", [
+    (LayerNormUnbiased, ["the unbiased variance", "unbiased=False"]),
+    (LayerNormEpsOutside, ["ε is outside the square root"]),
+    (LayerNormLastAxisOnly, ["the last axis only", "the last len(normalized_shape) axes"]),
+    (LayerNormBatchAxis, ["the batch axis", "LayerNorm's set"]),
+    (LayerNormNoAffine, ["γ and β are not applied"]),
+    (LayerNormSwappedAffine, ["γ and β are swapped"]),
+    (LayerNormHardCodedEps, ["ε is missing (or far too small)", "ε = 0.1"]),
+    (LayerNormDetachedStatistics, ["you treated μ and σ² as constants", ".detach()"]),
+    (LayerNormDetachedMean, ["path through μ (eq. (2.6)) is missing", ".detach()"]),
+    (LayerNormInFloat32, ["float32 precision"]),
+    (LayerNormWeightLastAxis, ["has shape (4,) but should have (3, 4, 4)", "per element of normalized_shape"]),
+    (LayerNormWeightInit, ["should start at ones"]),
+    (LayerNormPlainTensors, ["a plain tensor, not an nn.Parameter"]),
+    (LayerNormNaN, ["NaN"]),
 ])
-def test_layer_norm_names_the_mistake(bug, hint):
-    raises_with(checks.check_layer_norm, make_layer_norm(bug), hint)
+def test_layer_norm_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_layer_norm, wrong, *words)
 
 
-# ----- Exercise 2.5 ------------------------------------------------------------------------------------------
-
-def make_instance_norm(bug=None):
-    class InstanceNorm2d(nn.Module):
-        def __init__(self, num_features, eps=1e-5):
-            super().__init__()
-            self.eps = eps
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-            if bug == "no affine parameters":
-                del self.bias
-
-        def forward(self, x):
-            if bug == "running stats in eval" and not self.training:
-                x_hat = x / (1 + self.eps) ** 0.5  # running_mean 0, running_var 1, never updated
-            else:
-                dims = {"batch axes": (0, 2, 3), "layer axes": (1, 2, 3)}.get(bug, (2, 3))
-                mean = x.mean(dims, keepdim=True)
-                var = x.var(dims, keepdim=True, unbiased=bug == "unbiased")
-                x_hat = (x - mean) / (var.sqrt() + self.eps if bug == "eps outside" else torch.sqrt(var + self.eps))
-            if bug == "no affine":
-                return x_hat
-            if bug == "gamma on last axis":
-                return x_hat * self.weight + self.bias
-            return x_hat * per_channel(self.weight) + per_channel(self.bias)
-    return InstanceNorm2d
+@exercise("2.4")
+def test_layer_norm_without_the_eps_argument_is_read():
+    assert_diagnoses(checks.check_layer_norm, LayerNormNoEpsArgument, "unexpected keyword argument 'eps'",
+                     error=LearnerError)
 
 
-def test_instance_norm_reference_passes(capsys):
-    checks.check_instance_norm(make_instance_norm())
-    assert "✓ Exercise 2.5 passed" in capsys.readouterr().out
+@exercise("2.4")
+def test_layer_norm_stub_passes_through():
+    assert_stub_passes_through(checks.check_layer_norm, LayerNormStub)
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("batch axes", "which is BatchNorm"),
-    ("layer axes", "which is LayerNorm"),
-    ("unbiased", "unbiased variance"),
-    ("eps outside", "eps is outside the square root"),
-    ("no affine", "γ and β are not applied"),
-    ("running stats in eval", "uses each instance's own statistics in eval mode too"),
-    ("gamma on last axis", "γ and β scale the last axis (W)"),
-    ("no affine parameters", "no parameter `self.bias`"),
+# ================================================================================================ Exercise 2.5
+InstanceNorm = SOLVED["InstanceNorm2d"]
+
+
+def instance_forward(module, x, dims=(2, 3), unbiased=False, eps_outside=False):
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, unbiased=unbiased, keepdim=True)
+    x_hat = (x - mean) / (var.sqrt() + module.eps if eps_outside else torch.sqrt(var + module.eps))
+    return x_hat * per_channel(module.weight) + per_channel(module.bias)
+
+
+class InstanceBatchAxes(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x, dims=DIMS)
+
+
+class InstanceLayerAxes(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x, dims=(1, 2, 3))
+
+
+class InstanceHeightOnly(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x, dims=2)
+
+
+class InstanceUnbiased(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x, unbiased=True)
+
+
+class InstanceEpsOutside(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x, eps_outside=True)
+
+
+class InstanceNoAffine(InstanceNorm):
+    def forward(self, x):
+        return (x - x.mean((2, 3), keepdim=True)) / torch.sqrt(x.var((2, 3), unbiased=False, keepdim=True) + self.eps)
+
+
+class InstanceNoBeta(InstanceNorm):
+    def forward(self, x):
+        return instance_forward(self, x) - per_channel(self.bias)
+
+
+class InstanceRunningStatsInEval(InstanceNorm):
+    def forward(self, x):
+        if self.training:
+            return instance_forward(self, x)
+        x_hat = x / (1 + self.eps) ** 0.5  # running_mean 0, running_var 1, never updated
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class InstanceGammaOnLastAxis(InstanceNorm):
+    def forward(self, x):
+        x_hat = (x - x.mean((2, 3), keepdim=True)) / torch.sqrt(x.var((2, 3), unbiased=False, keepdim=True) + self.eps)
+        return x_hat * self.weight + self.bias
+
+
+class InstanceNoBias(InstanceNorm):
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__(num_features, eps)
+        del self.bias
+
+    def forward(self, x):
+        return instance_forward(self, x)
+
+
+class InstanceKeepdimParameters(InstanceNorm):
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__(num_features, eps)
+        self.weight = nn.Parameter(torch.ones(1, num_features, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+
+
+class InstanceStub(InstanceNorm):
+    def forward(self, x):
+        raise NotImplementedError("Exercise 2.5: write the body of `InstanceNorm2d.forward`, then run the check cell "
+                                  "below.")
+
+
+@exercise("2.5")
+def test_instance_norm_reference_passes():
+    assert_passes(checks.check_instance_norm, InstanceNorm)
+
+
+@exercise("2.5")
+@pytest.mark.parametrize("wrong, words", [
+    (InstanceBatchAxes, ["BatchNorm's set", "dim=(2, 3)"]),
+    (InstanceLayerAxes, ["LayerNorm's set", "dim=(2, 3)"]),
+    (InstanceHeightOnly, ["over (H)", "dim=(2, 3)"]),
+    (InstanceUnbiased, ["the unbiased variance"]),
+    (InstanceEpsOutside, ["ε is outside the square root"]),
+    (InstanceNoAffine, ["γ and β are not applied"]),
+    (InstanceNoBeta, ["β is not added"]),
+    (InstanceRunningStatsInEval, ["eval mode differs from training mode", "each example's own statistics"]),
+    (InstanceGammaOnLastAxis, ["lined up with the W axis", "(1, C, 1, 1)"]),
+    (InstanceNoBias, ["`self.bias` (β) is missing"]),
+    (InstanceKeepdimParameters, ["shape (1, 4, 1, 1) but should have (4,)", "one γ and one β per channel"]),
 ])
-def test_instance_norm_names_the_mistake(bug, hint):
-    raises_with(checks.check_instance_norm, make_instance_norm(bug), hint)
+def test_instance_norm_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_instance_norm, wrong, *words)
 
 
-# ----- Exercise 2.6 ------------------------------------------------------------------------------------------
-
-def make_group_norm(bug=None):
-    class GroupNorm(nn.Module):
-        def __init__(self, num_groups, num_channels, eps=1e-5):
-            super().__init__()
-            self.num_groups, self.eps = num_groups, eps
-            shape = num_groups if bug == "per-group gamma" else num_channels
-            self.weight = nn.Parameter(torch.ones(shape))
-            self.bias = nn.Parameter(torch.zeros(shape))
-
-        def forward(self, x):
-            N, C, H, W = x.shape
-            G = {"ignore groups": 1, "groups = channels": C}.get(bug, self.num_groups)
-            if bug == "interleaved":
-                grouped = x.reshape(N, C // G, G, H, W)
-                dims = (1, 3, 4)
-            elif bug == "mix batch":
-                grouped = x.reshape(N, G, C // G, H, W)
-                dims = (0, 2, 3, 4)
-            else:
-                grouped = x.reshape(N, G, C // G, H, W)
-                dims = (2, 3, 4)
-            mean = grouped.mean(dims, keepdim=True)
-            var = grouped.var(dims, keepdim=True, unbiased=bug == "unbiased")
-            std = var.sqrt() + self.eps if bug == "eps outside" else torch.sqrt(var + self.eps)
-            x_hat = ((grouped - mean) / std).reshape(N, C, H, W)
-            return x_hat if bug == "no affine" else x_hat * per_channel(self.weight) + per_channel(self.bias)
-    return GroupNorm
+@exercise("2.5")
+def test_instance_norm_stub_passes_through():
+    assert_stub_passes_through(checks.check_instance_norm, InstanceStub)
 
 
-def test_group_norm_reference_passes(capsys):
-    checks.check_group_norm(make_group_norm())
-    assert "✓ Exercise 2.6 passed" in capsys.readouterr().out
+# ================================================================================================ Exercise 2.6
+GroupNorm = SOLVED["GroupNorm"]
 
 
-@pytest.mark.parametrize("bug, hint", [
-    ("interleaved", "your groups are formed from the wrong axis"),
-    ("unbiased", "unbiased variance"),
-    ("eps outside", "eps is outside the square root"),
-    ("mix batch", "your statistics mix the examples of the batch"),
-    ("ignore groups", "you ignored the groups"),
-    ("groups = channels", "you normalised each channel on its own"),
-    ("no affine", "γ and β are not applied"),
-    ("per-group gamma", "per channel (num_channels,), not per group"),
+def grouped_forward(module, x, *, groups=None, layout="blocks", dims=(2, 3, 4), unbiased=False, eps_outside=False):
+    N, C, H, W = x.shape
+    G = groups or module.num_groups
+    grouped = x.reshape(N, G, C // G, H, W) if layout == "blocks" else x.reshape(N, C // G, G, H, W)
+    mean = grouped.mean(dims, keepdim=True)
+    var = grouped.var(dims, unbiased=unbiased, keepdim=True)
+    std = var.sqrt() + module.eps if eps_outside else torch.sqrt(var + module.eps)
+    x_hat = ((grouped - mean) / std).reshape(N, C, H, W)
+    return x_hat * per_channel(module.weight) + per_channel(module.bias)
+
+
+class GroupInterleaved(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, layout="strided", dims=(1, 3, 4))
+
+
+class GroupSwappedCounts(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, groups=x.shape[1] // self.num_groups)
+
+
+class GroupUnbiased(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, unbiased=True)
+
+
+class GroupEpsOutside(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, eps_outside=True)
+
+
+class GroupMixesBatch(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, dims=(0, 2, 3, 4))
+
+
+class GroupIgnoresGroups(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, groups=1)
+
+
+class GroupPerChannel(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, groups=x.shape[1])
+
+
+class GroupPixelsOnly(GroupNorm):
+    def forward(self, x):
+        return grouped_forward(self, x, dims=(3, 4))
+
+
+class GroupNoAffine(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, -1)
+        x_hat = (grouped - grouped.mean(-1, keepdim=True)) / torch.sqrt(grouped.var(-1, unbiased=False,
+                                                                                    keepdim=True) + self.eps)
+        return x_hat.reshape(N, C, H, W)
+
+
+class GroupPerGroupParameters(GroupNorm):
+    def __init__(self, num_groups, num_channels, eps=1e-5):
+        super().__init__(num_groups, num_channels, eps)
+        self.weight = nn.Parameter(torch.ones(num_groups))
+        self.bias = nn.Parameter(torch.zeros(num_groups))
+
+
+class GroupDetachedVariance(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, C // self.num_groups, H, W)
+        mean = grouped.mean((2, 3, 4), keepdim=True)
+        var = grouped.var((2, 3, 4), unbiased=False, keepdim=True).detach()
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class GroupWrongDim(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, C // self.num_groups, H, W)
+        mean = grouped.mean((2, 3, 4, 5), keepdim=True)
+        return mean
+
+
+@exercise("2.6")
+def test_group_norm_reference_passes():
+    assert_passes(checks.check_group_norm, GroupNorm)
+
+
+@exercise("2.6")
+@pytest.mark.parametrize("wrong, words", [
+    (GroupInterleaved, ["a stride of", "reshaping to (N, C/G, G, H, W)", "(N, G, C/G, H, W)"]),
+    (GroupSwappedCounts, ["GroupNorm's set for num_groups = 2", "(N, 3, 2, H, W)"]),
+    (GroupUnbiased, ["the unbiased variance"]),
+    (GroupEpsOutside, ["ε is outside the square root"]),
+    (GroupMixesBatch, ["pooled over the whole batch"]),
+    (GroupIgnoresGroups, ["LayerNorm's set", "(N, G, C/G, H, W)"]),
+    (GroupPerChannel, ["InstanceNorm's set"]),
+    (GroupPixelsOnly, ["over (H, W) (InstanceNorm's set"]),
+    (GroupNoAffine, ["γ and β are not applied"]),
+    (GroupPerGroupParameters, ["per channel (num_channels,), not per group"]),
+    (GroupDetachedVariance, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
 ])
-def test_group_norm_names_the_mistake(bug, hint):
-    raises_with(checks.check_group_norm, make_group_norm(bug), hint)
+def test_group_norm_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_group_norm, wrong, *words)
 
 
-# ----- Exercise 2.7 ------------------------------------------------------------------------------------------
-
-def make_rms_norm(bug=None):
-    class RMSNorm(nn.Module):
-        def __init__(self, normalized_shape, eps=None):
-            super().__init__()
-            shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-            self.normalized_shape, self.eps = shape, eps
-            if bug == "named gamma":
-                self.gamma = nn.Parameter(torch.ones(shape))
-            else:
-                self.weight = nn.Parameter(torch.ones(shape))
-            if bug == "has bias":
-                self.bias = nn.Parameter(torch.zeros(shape))
-
-        def forward(self, x):
-            dims = (-1,) if bug == "last axis only" else tuple(range(-len(self.normalized_shape), 0))
-            default = {"eps 1e-6": 1e-6, "eps 0": 0.0, "float32 eps": torch.finfo(torch.float32).eps}.get(
-                bug, torch.finfo(x.dtype).eps)
-            eps = default if self.eps is None else self.eps
-            if bug == "centred":
-                x = x - x.mean(dims, keepdim=True)
-            square = (x * x).sum(dims, keepdim=True) if bug == "l2 norm" else (x * x).mean(dims, keepdim=True)
-            y = x / (square.sqrt() + eps) if bug == "eps outside" else x / torch.sqrt(square + eps)
-            return y if bug == "no gamma" else y * getattr(self, "weight", 1)
-    return RMSNorm
+@exercise("2.6")
+def test_group_norm_index_error_is_read():
+    assert_diagnoses(checks.check_group_norm, GroupWrongDim, "IndexError", "names an axis the tensor does not have",
+                     "grouped.mean((2, 3, 4, 5)", error=LearnerError)
 
 
-def test_rms_norm_reference_passes(capsys):
-    checks.check_rms_norm(make_rms_norm())
-    assert "✓ Exercise 2.7 passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("bug, hint", [
-    ("centred", "you subtracted the mean"),
-    ("eps outside", "eps is outside the square root"),
-    ("l2 norm", "you divided by the L2 norm"),
-    ("no gamma", "γ is not applied"),
-    ("eps 1e-6", "with eps=None you used eps=1e-6"),
-    ("eps 0", "with eps=None you used eps=0"),
-    ("float32 eps", "float32's machine epsilon"),
-    ("last axis only", "you averaged over the last axis only"),
-    ("named gamma", "no parameter `self.weight`"),
-    ("has bias", "parameters ['bias'] that RMSNorm does not have"),
-])
-def test_rms_norm_names_the_mistake(bug, hint):
-    raises_with(checks.check_rms_norm, make_rms_norm(bug), hint)
-
-
-def test_module_stub_in_init_passes_through():
+@exercise("2.6")
+def test_group_norm_stub_in_init_passes_through():
     class Stub(nn.Module):
         def __init__(self, *args, **kwargs):
-            raise NotImplementedError("Exercise 2.6: write the body of `GroupNorm.__init__`")
-    with pytest.raises(NotImplementedError, match="Exercise 2.6"):
-        checks.check_group_norm(Stub)
+            raise NotImplementedError("Exercise 2.6: write the body of `GroupNorm.__init__`, then run the check cell "
+                                      "below.")
+    assert_stub_passes_through(checks.check_group_norm, Stub)
 
 
-def test_nan_output_is_reported():
-    class NaNs(make_layer_norm()):
+# ================================================================================================ Exercise 2.7
+RMSNorm = SOLVED["RMSNorm"]
+
+
+def rms_forward(module, x, *, dims=None, eps=None, centred=False, l2=False, eps_outside=False):
+    dims = dims or tuple(range(-len(module.normalized_shape), 0))
+    eps = eps if eps is not None else (torch.finfo(x.dtype).eps if module.eps is None else module.eps)
+    if centred:
+        x = x - x.mean(dims, keepdim=True)
+    square = (x * x).sum(dims, keepdim=True) if l2 else (x * x).mean(dims, keepdim=True)
+    y = x / (square.sqrt() + eps) if eps_outside else x / torch.sqrt(square + eps)
+    return y * module.weight
+
+
+class RMSCentred(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x, centred=True)
+
+
+class RMSEpsOutside(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x, eps_outside=True)
+
+
+class RMSL2Norm(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x, l2=True)
+
+
+class RMSNoGamma(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x) / self.weight
+
+
+def rms_with_default_eps(value):
+    class RMSDefaultEps(RMSNorm):
         def forward(self, x):
-            return super().forward(x) * float("nan")
-    raises_with(checks.check_layer_norm, NaNs, "NaN")
+            return rms_forward(self, x, eps=value if self.eps is None else self.eps)
+    return RMSDefaultEps
+
+
+class RMSLastAxisOnly(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x, dims=(-1,))
+
+
+class RMSGammaNamedDifferently(RMSNorm):
+    def __init__(self, normalized_shape, eps=None):
+        super().__init__(normalized_shape, eps)
+        del self.weight
+        self.gamma = nn.Parameter(torch.ones(self.normalized_shape))
+
+    def forward(self, x):
+        return x
+
+
+class RMSWithBias(RMSNorm):
+    def __init__(self, normalized_shape, eps=None):
+        super().__init__(normalized_shape, eps)
+        self.bias = nn.Parameter(torch.zeros(self.normalized_shape))
+
+
+class RMSInFloat32(RMSNorm):
+    def forward(self, x):
+        x32 = x.float()
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        y = x32 / torch.sqrt((x32 * x32).mean(tuple(range(-len(self.normalized_shape), 0)), keepdim=True) + eps)
+        return (y * self.weight.float()).to(x.dtype)
+
+
+class RMSWithBeta(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x) + 0.1
+
+
+@exercise("2.7")
+def test_rms_norm_reference_passes():
+    assert_passes(checks.check_rms_norm, RMSNorm)
+
+
+@exercise("2.7")
+@pytest.mark.parametrize("wrong, words", [
+    (RMSCentred, ["you subtract the mean", "does not centre"]),
+    (RMSEpsOutside, ["ε is outside the square root"]),
+    (RMSL2Norm, ["the sum of squares Σx² (the squared L2 norm)", "the mean square"]),
+    (RMSNoGamma, ["γ is not applied"]),
+    (rms_with_default_eps(1e-6), ["your ε is 1e-06", "torch.finfo(x.dtype).eps"]),
+    (rms_with_default_eps(0.0), ["ε is missing"]),
+    (rms_with_default_eps(torch.finfo(torch.float32).eps), ["torch.finfo(torch.float32).eps", "torch.float64"]),
+    (rms_with_default_eps(1e-5), ["your ε is 1e-05", "eps=None"]),
+    (RMSLastAxisOnly, ["the last axis only", "dim=(-2, -1)"]),
+    (RMSGammaNamedDifferently, ["`self.weight` (γ) is missing"]),
+    (RMSWithBias, ["parameters ['bias'] that RMSNorm does not have"]),
+    (RMSInFloat32, ["float32 precision"]),
+    (RMSWithBeta, ["shifted by 0.1", "RMSNorm has no β"]),
+])
+def test_rms_norm_names_the_mistake(wrong, words):
+    assert_diagnoses(checks.check_rms_norm, wrong, *words)
+
+
+# ================================================================================================ the probes
+def test_partition_means_and_identity():
+    shape = (2, 3, 2, 2)
+    per_channel_groups = checks.axes_partition(shape, checks.IMAGE_AXES, (0, 2, 3))
+    x = torch.arange(24.0).reshape(shape)
+    assert torch.equal(per_channel_groups.mean(x)[0, :, 0, 0], x.mean((0, 2, 3)))
+    blocks = checks.channel_partition((2, 4, 1, 1), block=2)
+    assert blocks.groups == 4 and blocks.size == 2
+    assert checks.channel_partition((2, 4, 1, 1), block=4).same_as(checks.axes_partition((2, 4, 1, 1), "NCHW",
+                                                                                         (1, 2, 3)))
+    assert not blocks.same_as(checks.channel_partition((2, 4, 1, 1), stride=2))
+
+
+def test_normalisation_probe_reads_every_piece_of_a_wrong_normalisation_at_once():
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64) * 2 + torch.arange(3.0, dtype=torch.float64).view(1, 3, 1, 1)
+    case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5), eps=0.1)
+    spec = checks._batch_norm_spec(x, case)
+    dims = (1, 2, 3)
+    wrong = (x - x.mean(dims, keepdim=True)) / (x.var(dims, keepdim=True).sqrt() + 0.1)  # LN axes, unbiased, outside
+    message = checks.normalisation_problems(x, wrong, spec)
+    for words in ("LayerNorm's set", "the unbiased variance", "ε is outside the square root"):
+        assert words in message, message
+    right = (x - x.mean(DIMS, keepdim=True)) / torch.sqrt(x.var(DIMS, unbiased=False, keepdim=True) + 0.1)
+    assert checks.normalisation_problems(x, right, spec) is None
+    assert checks.normalisation_problems(x, torch.zeros_like(x), spec) is None  # nothing to recover: no message
+    assert checks.normalisation_problems(x, x.sin(), spec) is None
+
+
+def test_group_property_and_shift_probes_speak_when_no_structure_is_found():
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64) + 1
+    case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5))
+    spec = checks._batch_norm_spec(x, case)
+    assert "mean 0 over every group" in checks.group_property_probe(x, spec)(torch.tanh(x))
+    centred = x - x.mean(DIMS, keepdim=True)
+    assert "variance over each group" in checks.group_property_probe(x, spec)(torch.tanh(centred) -
+                                                                             torch.tanh(centred).mean(DIMS, True))
+    shift = checks.shift_probe(checks.EX_FUNCTION, lambda t: torch.tanh(t), x, spec, case)
+    assert "adding a constant" in shift(torch.tanh(x))
+    unshifted = checks.shift_probe(checks.EX_FUNCTION, lambda t: t - t.mean(DIMS, True), x, spec, case)
+    assert unshifted(centred) is None
+
+
+def test_independence_probe_names_a_batch_dependence():
+    x = torch.randn(3, 4, 5)
+    spec = checks._trailing_spec(checks.TrailingCase("test", shape=(3, 4, 5)), "LayerNorm", "eq. (2.10)", 1e-5,
+                                 "eps", True)
+    probe = checks.independence_probe(checks.EX_LAYER, lambda t: t - t.mean(0, keepdim=True) ** 2, x, spec, "test")
+    assert "changes when the other examples" in probe(x - x.mean(0, keepdim=True) ** 2)
+    assert checks.independence_probe(checks.EX_LAYER, torch.tanh, x[:1], spec, "test")(x[:1]) is None
+
+
+def test_paths_probe_falls_back_on_the_zero_sum_property():
+    case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5))
+    x = torch.randn(case.shape, dtype=torch.float64)
+    x_hat, inv_std = checks._statistics(x, case.eps)
+    weight, g = torch.tensor([1.2, 0.8, 1.5], dtype=torch.float64), torch.randn(case.shape, dtype=torch.float64)
+    paths = checks._batch_norm_paths(x_hat, weight, inv_std, g, case, spec=checks._batch_norm_spec(x, case))
+    assert "does not sum to 0" in checks.paths_problems(torch.tanh(g), paths)
+    right = per_channel(weight * inv_std) * (g - g.mean(DIMS, True) - x_hat * (g * x_hat).mean(DIMS, True))
+    assert checks.paths_problems(right, paths) is None
+
+
+def test_running_probe_in_eval_and_for_an_unrecognised_update():
+    case = checks.ModuleCase("test", shape=(4, 3, 2, 2), momentum=0.1)
+    x = torch.randn(case.shape) * 3 + 2
+    old = torch.zeros(3)
+    moved = 0.1 * x.mean(DIMS)
+    assert "changed in eval mode" in checks.running_problems(old, moved, x, "running_mean", case, None)
+    assert checks.running_problems(old, torch.tensor([0.3, -2.0, 5.0]), x, "running_mean", case, 1) is None
+
+
+def test_eval_probe_is_silent_without_a_per_channel_affine_structure():
+    x = torch.randn(4, 3, 2, 2)
+    sources = {"the running statistics": (torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))}
+    assert checks.eval_problems(x, torch.tanh(x), torch.ones(3), torch.zeros(3), sources, 1e-5) is None
+    assert "not the running mean" in checks.eval_problems(x, x - 5, torch.ones(3), torch.zeros(3), sources, 1e-5)
+
+
+def test_affine_probe_describes_an_unnamed_scale_and_offset():
+    x_hat = torch.randn(4, 3, 2, 2)
+    weight, bias = torch.tensor([1.2, 0.7, 1.9]), torch.tensor([0.1, -0.3, 0.5])
+    message = checks.affine_problems(x_hat, 3 * x_hat + 2, weight, bias, (1,), checks.IMAGE_AXES, "BatchNorm",
+                                     "eq. (2.1)")
+    assert "your output is A·x̂ + B per C with A = [3" in message
+    assert checks.affine_problems(x_hat, torch.tanh(x_hat), weight, bias, (1,), checks.IMAGE_AXES, "BatchNorm",
+                                  "eq. (2.1)") is None
+
+
+def test_every_check_is_fast_on_the_reference():
+    import time
+    for check, name in ((checks.check_batch_norm_backward, "batch_norm_backward"),
+                        (checks.check_batch_norm_module, "BatchNorm2d"), (checks.check_group_norm, "GroupNorm")):
+        start = time.perf_counter()
+        assert_passes(check, SOLVED[name])
+        assert time.perf_counter() - start < 5, f"{check.__name__} is slow"
+
+
+def test_no_nan_warnings_or_crash_on_a_constant_output():
+    class Constant(LayerNorm):
+        def forward(self, x):
+            return torch.zeros_like(x) * self.weight + self.bias
+    message = assert_diagnoses(checks.check_layer_norm, Constant, "Exercise 2.4")
+    assert "mean 0" in message or "variance" in message or "Compare" in message
+    assert not math.isnan(0.0)
