@@ -163,8 +163,8 @@ def test_backward_reference_passes():
     (backward_times_std, ["you multiplied by σ", "inv_std is already 1/√(σ² + ε)"]),
     (backward_variance_sign, ["path through σ² (eq. (2.5)) has the wrong sign"]),
     (backward_dgamma_without_x_hat, ["your dL/dγ is Σ g, which is dL/dβ", "eq. (2.3)"]),
-    (backward_dgamma_with_gamma, ["eq. (2.3) has no γ in it"]),
-    (backward_dbeta_mean, ["your dL/dβ is a mean", ".sum(dim=(0, 2, 3))"]),
+    (backward_dgamma_with_gamma, ["your dL/dγ is γ × Σ g·x̂", "no γ belongs"]),
+    (backward_dbeta_mean, ["your dL/dβ is 1/m × Σ g", "a mean where", ".sum(dim=(0, 2, 3))"]),
     (backward_keepdim_weight, ["keepdim=True kept the reduced axes"]),
     (backward_dgamma_summed_over_batch_only, ["shape (3, 5, 5) but expected (3,)", "sum over the axes (0, 2, 3)"]),
     (backward_swapped, ["your dL/dγ is Σ g, which is dL/dβ", "did you swap them"]),
@@ -1201,7 +1201,10 @@ def test_running_probe_in_eval_and_for_an_unrecognised_update():
     old = torch.zeros(3)
     moved = 0.1 * x.mean(DIMS)
     assert "changed in eval mode" in checks.running_problems(old, moved, x, "running_mean", case, None)
-    assert checks.running_problems(old, torch.tensor([0.3, -2.0, 5.0]), x, "running_mean", case, 1) is None
+    odd = torch.tensor([0.3, -2.0, 5.0])
+    assert "the batch statistic your running_mean averages in is [3, -20, 50]" in \
+        checks.running_problems(old, odd, x, "running_mean", case, 1)
+    assert checks.running_problems(old, odd, x, "running_mean", case, None) is None  # eval: no share fits all
 
 
 def test_eval_probe_is_silent_without_a_per_channel_affine_structure():

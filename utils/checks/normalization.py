@@ -25,6 +25,7 @@ running = (1 − momentum)·running + momentum·batch, ``momentum=None`` meaning
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -101,6 +102,28 @@ class TrailingCase(Case):
     @property
     def sizes(self) -> dict[str, int]:
         return dict(zip(self.axes, self.shape))
+
+
+class _NamedFirst:
+    """Run on past a case whose failure got only the generic fallback ("compare … term by term"), and report the
+    first case that names the mistake: each mistake shows most clearly on some input (ε on tiny ones, x where x̂
+    belongs on large ones), so the order of the cases must not decide between a vague and a precise message."""
+
+    def __init__(self):
+        self.vague: CheckFailure | None = None
+
+    @contextlib.contextmanager
+    def case(self):
+        try:
+            yield
+        except CheckFailure as failure:
+            if "term by term" not in str(failure):
+                raise
+            self.vague = self.vague or failure
+
+    def finish(self) -> None:
+        if self.vague is not None:
+            raise self.vague
 
 
 def _labelled(case: Case, text: str) -> Case:
@@ -302,29 +325,34 @@ class _Scale:
     moment: str
     form: str
     eps: float | None = None  # the ε recovered, when it is not the exercise's
+    count: float | None = None  # what the sum was divided by, when it is not n
 
 
 def _which_scale(x, a, spec: NormSpec, rtol: float) -> _Scale | None:
-    """Which second moment over which values, turned into a factor how, gives your a (right ones first; of the
-    forms that fit, the closest)."""
+    """Which second moment over which values, turned into a factor how, gives your a: the right ones first, and of
+    the forms that fit the closest; then, for the right moment, the ε or the count (÷ n) you really used."""
     expected_moment = "variance" if spec.centred else "mean square"
     moments = [expected_moment] + [m for m in _MOMENTS if m != expected_moment]
     others = [p for p in spec.candidates if not p.same_as(spec.partition)]
     for partition in [spec.partition] + others:
-        for moment in moments:
-            M = _moment(x, partition, moment)
+        second = {moment: _moment(x, partition, moment) for moment in moments}
+        for moment, M in second.items():
             if M is None:
                 continue
             errors = {form: ((a - formula(M, spec.eps)).abs() / a.abs()).max().item()
                       for form, (formula, _) in _FORMS.items() if _close(a, formula(M, spec.eps), rtol)}
             if errors:
                 return _Scale(partition, moment, min(errors, key=errors.get))
-            used = 1 / (a * a) - M  # the ε of 1/√(M + ε), if that is what you computed
-            level = used.mean().item()
-            spread = (used.max() - used.min()).item()
-            detectable = level > 5 * rtol * M.mean().item() and level > 0
-            if detectable and spread <= 0.02 * level and abs(level - spec.eps) > 0.05 * max(level, spec.eps):
-                return _Scale(partition, moment, "inside", level)
+        M = second[expected_moment]
+        used = 1 / (a * a)  # = M′ + ε′ if you computed 1/√(M′ + ε′)
+        eps_used = used - M
+        level, spread = eps_used.mean().item(), (eps_used.max() - eps_used.min()).item()
+        if level > 5e-3 * rtol * M.mean().item() and spread <= 0.02 * level and \
+                abs(level - spec.eps) > 0.05 * max(level, spec.eps):  # well above rounding noise, one ε for all
+            return _Scale(partition, expected_moment, "inside", eps=level)
+        ratio = (used - spec.eps) / M  # your M′ as a multiple of the right one
+        if partition.same_as(spec.partition) and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
+            return _Scale(partition, expected_moment, "inside", count=partition.size / ratio.mean().item())
     return None
 
 
@@ -358,6 +386,8 @@ def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> 
         mu = -fit.b / fit.a  # x̂ = a·x + b = (x − μ)·a
         mean = _which_mean(x, mu, spec, rtol)
         scale = _which_scale(x, fit.a, spec, rtol)
+        if mean is None and scale is None:
+            return None  # nothing recognised: the invariance probes say it better
         if fit.partition.size >= 3 or (mean is not None and scale is not None):
             return _normalisation_message(x, fit, mean, scale, spec)
     return None
@@ -414,23 +444,30 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
                             f"is over {right.describe()}: reduce over {spec.code}")
     # -- the second moment and how it becomes the factor
     if scale is None:
-        problems.append(f"the factor that multiplies x − μ is not 1/√({statistic} + ε) over any set of values we "
-                        f"tried (your factor in the first group is {fit.a.flatten()[0].item():.4g}; eq. has "
-                        f"{(1 / torch.sqrt(_moment(x, right, 'variance' if spec.centred else 'mean square') + spec.eps)).flatten()[0].item():.4g})")
+        want = 1 / torch.sqrt(_moment(x, right, "variance" if spec.centred else "mean square") + spec.eps)
+        worst = ((fit.a - want).abs() / want).flatten().argmax()
+        problems.append(f"the factor that multiplies {'x − μ' if spec.centred else 'x'} is not 1/√({statistic} + ε) "
+                        f"over any set of values we tried (yours is {fit.a.flatten()[worst].item():.4g} where "
+                        f"1/√({statistic} + ε) over {right.name} is {want.flatten()[worst].item():.4g})")
     else:
         expected_moment = "variance" if spec.centred else "mean square"
-        if scale.moment != expected_moment:
+        if scale.moment != expected_moment and scale.count is None:
             problems.append(f"you divide by {_MOMENTS[scale.moment]}; {spec.method} divides by "
                             f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
                                                              if spec.centred else ""))
-        if scale.eps is not None:
+        if scale.count is not None:
+            problems.append(f"your {statistic} divides its sum by {scale.count:.4g}, but each group {right.name} has "
+                            f"n = {right.size} values: take the mean over all of them ({spec.code})")
+        elif scale.eps is not None:
             named = name_value(scale.eps, _NAMED_EPS, rtol=0.02)
             problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named else "") +
                             f" but should be {spec.eps:.3g} ({spec.eps_text})")
         elif scale.form == "no eps":
-            problems.append(f"{_FORMS['no eps'][1]} with ε = {spec.eps:.3g} ({spec.eps_text})")
+            problems.append(f"ε is missing (or far too small): divide by √({statistic} + ε) with ε = {spec.eps:.3g} "
+                            f"({spec.eps_text})")
         elif scale.form != "inside":
-            problems.append(_FORMS[scale.form][1])
+            said = _FORMS[scale.form][1]
+            problems.append(said if spec.centred else said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)"))
     if not problems:
         return None
     return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
@@ -475,7 +512,7 @@ def shift_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec: NormSp
         shifted = exercise.call(run, x + 3 * shift, case=case)
         if isinstance(shifted, torch.Tensor) and shifted.shape == got.shape and \
                 not _close(shifted.detach().double(), got.detach().double(), 10 * _probe_rtol(x.dtype)):
-            return (f"adding a constant to all the values of one group {spec.partition.describe()} changes your "
+            return (f"adding a constant to all the values of one group — {spec.partition.describe()} — changes your "
                     f"output, but {spec.method} subtracts their mean ({spec.equation}), so it must not: your μ is not "
                     f"the mean over {spec.partition.name} ({spec.code}).")
         return None
@@ -483,18 +520,20 @@ def shift_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec: NormSp
 
 
 def independence_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec: NormSpec, case: Case):
-    """A per-example normalisation: example 0's output must not change when the other examples change."""
+    """A per-example normalisation: one example's output must not change when the other examples change."""
     def probe(got):
         if x.shape[0] < 2:
             return None
-        others = x.clone()
-        others[1:] = others[1:] * 2 + 1
-        changed = exercise.call(run, others, case=case)
-        if isinstance(changed, torch.Tensor) and changed.shape == got.shape and \
-                not _close(changed[0].detach().double(), got[0].detach().double(), 10 * _probe_rtol(x.dtype)):
-            return (f"your output for example 0 changes when the other examples of the batch change, but "
-                    f"{spec.method} normalises each example on its own ({spec.equation}): never reduce over the "
-                    f"batch axis (axis 0).")
+        for kept, moved in ((0, slice(1, None)), (1, slice(0, 1))):
+            others = x.clone()
+            others[moved] = others[moved] * 2 + 1
+            changed = exercise.call(run, others, case=case)
+            if isinstance(changed, torch.Tensor) and changed.shape == got.shape and \
+                    not _close(changed[kept].detach().double(), got[kept].detach().double(), 10 * _probe_rtol(x.dtype)):
+                return (f"your output for example {kept} changes when {'the other examples' if kept == 0 else 'example 0'}"
+                        f" of the batch change{'' if kept == 0 else 's'}, but {spec.method} normalises each example on "
+                        f"its own ({spec.equation}): compute every statistic from that example's own values, never "
+                        f"across the batch axis (axis 0).")
         return None
     return probe
 
@@ -513,6 +552,7 @@ def affine_problems(x_hat, y, weight, bias, param_axes, names, method: str, equa
     zeros = torch.zeros_like(y)
     beta = zeros if bias is None else _view(bias.detach().double(), ndim, param_axes).expand(*shape)
     others = tuple(d for d in range(ndim) if d not in param_axes)
+    where = "entry of γ" if len(param_axes) > 1 else names[param_axes[0]]
     fit = _fit_affine(x_hat, y, axes_partition(shape, names, others)) if others else None
     if fit is not None and fit.partition.size >= 2 and fit.residual < 1e-4:
         size = y.abs().max().item()
@@ -537,10 +577,17 @@ def affine_problems(x_hat, y, weight, bias, param_axes, names, method: str, equa
             return known[A_is, B_is]
         if named_only:
             return None
+        A_values, B_values = _per_position(fit.a, param_axes), _per_position(fit.b, param_axes)
+        if _close(A_values.flatten().sort().values, weight.double().flatten().sort().values, rtol, size) and \
+                (bias is None or _close(B_values.flatten().sort().values, bias.double().flatten().sort().values, rtol,
+                                        size)):
+            return (f"your γ{'' if bias is None else ' and β'} reach the wrong {where}s: each entry of yours "
+                    f"scales some other {where} (A = {_show(A_values)} where γ = {_show(weight)}). A reshape or "
+                    f"view of γ does not line up with the axes of x ({equation}): keep γ as it is and view it "
+                    f"{_view_code(ndim, param_axes[0], names) if len(param_axes) == 1 else 'on the last axes'}.")
         if bias is None and B_is is None:
             return (f"you add {_show(_per_position(fit.b, param_axes))} after scaling, but {method} has no β: "
                     f"{y_is} ({equation}).")
-        where = "entry of γ" if len(param_axes) > 1 else names[param_axes[0]]
         return (f"your output is A·x̂ + B per {where} with A = {_show(_per_position(fit.a, param_axes))} and B = "
                 f"{_show(_per_position(fit.b, param_axes))}, but {y_is} has A = γ = {_show(weight)}"
                 + ("" if bias is None else f" and B = β = {_show(bias)}") + f" ({equation}).")
@@ -584,36 +631,48 @@ def initial_affine_probe(x_hat, parameter_shape, has_bias, param_axes, names, me
 # ============================================================================================== backward paths
 @dataclass(frozen=True, eq=False)
 class Paths:
-    """The pieces of eq. (2.8) for one input: dL/dx = s·(h − mean(h) − x̂·mean(h·x̂)), h = dL/dx̂ = γ·g."""
+    """The pieces of eq. (2.8) for one input, dL/dx = γ·s·(g − mean(g) − x̂·mean(g·x̂)), with the means over each
+    group of the spec's partition. For the autograd modules γ varies inside a group, so the means are of γ·g."""
 
-    h: torch.Tensor  # dL/dx̂ = γ·g
+    g: torch.Tensor  # dL/dy, the gradient arriving from above
+    gamma: torch.Tensor  # γ at every value
     x_hat: torch.Tensor  # the right x̂
     s: torch.Tensor  # 1/√(σ² + ε) (RMSNorm: 1/√(mean(x²) + ε)), at every value
     spec: NormSpec
+    equation: str  # "eq. (2.8)"
     terms: dict  # how the chapter writes each term: {"direct": "γ·s·g", ...}
-    factors: dict  # named constants for a wrong count: {"m/N": 25.0, ...}
-    factor_hints: dict  # what to change for each named constant
+    factors: dict = field(default_factory=dict)  # named constants for a wrong count: {"m/N": 25.0, ...}
+    factor_hints: dict = field(default_factory=dict)  # what to change for each named constant
     per_group: dict = field(default_factory=dict)  # "1/γ" → ((C,) values, message): a coefficient per channel
     alternatives: dict = field(default_factory=dict)  # what x̂ might have been: "x" → (tensor, message)
     detached_hint: str = ""  # where a missing path comes from in autograd code
+    gamma_inside: bool = False  # the means are of γ·g (LayerNorm's γ varies within a group), not γ × mean(g)
 
     def basis(self, partition: Partition | None = None, x_hat: torch.Tensor | None = None) -> dict:
         P, xh = partition or self.spec.partition, self.x_hat if x_hat is None else x_hat
-        return {"direct": self.s * self.h, "mean": self.s * P.mean(self.h), "var": self.s * xh * P.mean(self.h * xh)}
+        if self.gamma_inside:
+            h = self.gamma * self.g  # dL/dx̂
+            return {"direct": self.s * h, "mean": self.s * P.mean(h), "var": self.s * xh * P.mean(h * xh)}
+        scale = self.gamma * self.s
+        return {"direct": scale * self.g, "mean": scale * P.mean(self.g), "var": scale * xh * P.mean(self.g * xh)}
 
     @property
     def expected(self) -> dict:
         return {"direct": 1.0, "mean": -1.0 if self.spec.centred else 0.0, "var": -1.0}
 
 
+_PATH_NAMES = {"direct": "the direct path (through x̂)", "mean": "the path through μ (eq. (2.6))",
+               "var": "the path through σ² (eq. (2.5))"}  # RMSNorm's "σ²" is mean(x²): the same path
+
+
 def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
+    """The recovered coefficients of the three terms, compared with eq. (2.8)'s (1, −1, −1) and named."""
     want = paths.expected
-    off = {k: c[k] for k in want if abs(c[k] - want[k]) > rtol * max(1.0, abs(want[k]))}
+    off = [k for k in want if abs(c[k] - want[k]) > rtol * max(1.0, abs(want[k]))]
     if not off:
         return None
-    terms, centred = paths.terms, paths.spec.centred
-    eq = paths.spec.equation
-    if centred and abs(c["mean"]) < rtol and abs(c["var"]) < rtol and abs(c["direct"] - 1) < rtol:
+    terms, eq = paths.terms, paths.equation
+    if paths.spec.centred and abs(c["mean"]) < rtol and abs(c["var"]) < rtol and abs(c["direct"] - 1) < rtol:
         return (f"only the direct path {terms['direct']} is there: you treated μ and σ² as constants. Add the paths "
                 f"through μ, −{terms['mean']} (eq. (2.6)), and through σ², −{terms['var']} (eq. (2.5)) — {eq}."
                 + paths.detached_hint)
@@ -624,69 +683,91 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
                 + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else
                    ": a constant factor is off (a scale applied twice, missing or inverted)") + ".")
     said = []
-    for key in ("direct", "mean", "var"):
+    means = [k for k in ("mean", "var") if k in off and want[k] != 0]
+    if len(means) == 2 and abs(c["mean"] / want["mean"] - c["var"] / want["var"]) <= rtol and \
+            abs(c["mean"]) > rtol and "direct" not in off:  # both means off by one factor: the count
+        factor = c["mean"] / want["mean"]
+        named = name_value(factor, paths.factors)
+        said.append(f"both mean terms, −{terms['mean']} and −{terms['var']}, are {factor:.4g}"
+                    + (f" (= {named})" if named else "") + " × what they should be"
+                    + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
+        off = []
+    for key in off:
         have, should = c[key], want[key]
-        if key not in off:
-            continue
-        path = {"direct": "the direct path (through x̂)", "mean": "the path through μ (eq. (2.6))",
-                "var": "the path through σ² (eq. (2.5))"}[key]
         if should == 0:
             said.append(f"there is a term {have:.3g}·{terms[key]}, but {paths.spec.method} subtracts no mean, so its "
                         f"gradient has no path through μ")
         elif abs(have) < rtol:
-            said.append(f"{path} is missing: it adds {'−' if should < 0 else ''}{terms[key]}")
+            said.append(f"{_PATH_NAMES[key]} is missing: it adds {'−' if should < 0 else ''}{terms[key]}")
         elif abs(have + should) < rtol * abs(should):
-            said.append(f"{path} has the wrong sign: it is {'−' if should < 0 else '+'}{terms[key]}")
+            said.append(f"{_PATH_NAMES[key]} has the wrong sign: it is {'−' if should < 0 else '+'}{terms[key]}")
         else:
             factor = have / should
             named = name_value(factor, paths.factors)
-            said.append(f"{path} is {factor:.4g}" + (f" (= {named})" if named else "") + f" × {eq}'s "
+            said.append(f"{_PATH_NAMES[key]} is {factor:.4g}" + (f" (= {named})" if named else "") + f" × {eq}'s "
                         f"{'−' if should < 0 else ''}{terms[key]}"
                         + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
-    missing = [k for k in ("mean", "var") if k in off and abs(c[k]) < rtol and want[k] != 0]
+    missing = [k for k in off if abs(c[k]) < rtol and want[k] != 0]
     return "in your dL/dx, " + "; ".join(said) + f" ({eq})." + (paths.detached_hint if missing else "")
 
 
+def _exact(fit, dtype: torch.dtype) -> bool:
+    """A least-squares fit that explains the answer to its dtype's rounding."""
+    return fit.residual < (1e-9 if dtype == torch.float64 else 1e-4)
+
+
 def paths_problems(got: torch.Tensor, paths: Paths) -> str | None:
-    """dL/dx fitted as c₁·(direct) + c₂·(mean term) + c₃·(variance term) of eq. (2.8), and the c's named."""
+    """dL/dx fitted as c₁·(direct) + c₂·(mean term) + c₃·(variance term) of eq. (2.8), and the c's named; then
+    one fit per channel (a per-channel factor), means over other values, another x̂, and the two properties
+    eq. (2.8) implies."""
     rtol = 50 * _probe_rtol(got.dtype)
     dx = got.detach().double()
     fit = fit_linear(dx, paths.basis())
-    if fit.exact:
+    if _exact(fit, got.dtype):
         return _coefficient_problems(fit.coefficients, paths, rtol)
     C = dx.shape[1] if dx.dim() > 1 else 0
     if paths.per_group and C and dx.numel() // C >= 6:  # one fit per channel: a per-channel factor (γ, s) is off
         fits = fit_linear(dx, paths.basis(), per=1)
-        if all(f.exact for f in fits):
-            ratios = torch.tensor([f.coefficients["direct"] for f in fits], dtype=torch.float64)
-            consistent = all(abs(f.coefficients[k] - r.item() * w) <= rtol * abs(r.item()) + 1e-12
-                             for f, r in zip(fits, ratios) for k, w in paths.expected.items())
-            if consistent:
-                for values, message in paths.per_group.values():
-                    if _close(ratios, values.double(), rtol):
-                        return message
-                return (f"your dL/dx is eq. (2.8) times a different factor in each channel, {_show(ratios)}: a "
-                        f"per-channel quantity (γ or s = 1/√(σ² + ε)) is off ({paths.spec.equation}).")
+        if all(_exact(f, got.dtype) for f in fits):  # always so when a term is off by a per-channel constant
+            said = {}  # term → what its per-channel factor means
+            for key, want in paths.expected.items():
+                ratios = torch.tensor([f.coefficients[key] / want if want else f.coefficients[key] for f in fits],
+                                      dtype=torch.float64)
+                if not _close(ratios, torch.ones_like(ratios) if want else torch.zeros_like(ratios), rtol, 1.0):
+                    said[key] = next((message for values, message in paths.per_group.values()
+                                      if want and _close(ratios, values.double(), rtol)), None)
+            if said and all(said.values()):  # only a recognised per-channel factor is worth saying; else read on
+                if len(said) == 3 and len(set(said.values())) == 1:
+                    return next(iter(said.values()))  # one factor on every term
+                return "in your dL/dx, " + "; ".join(
+                    f"{_PATH_NAMES[key]} has the wrong factor in each channel — {message[0].lower() + message[1:]}"
+                    for key, message in said.items())
     for partition in paths.spec.candidates:  # means over the wrong values
         if partition.same_as(paths.spec.partition) or partition.size < 2:
             continue
         other = fit_linear(dx, paths.basis(partition))
-        if other.exact and _coefficient_problems(other.coefficients, paths, rtol) is None:
+        if _exact(other, got.dtype) and _coefficient_problems(other.coefficients, paths, rtol) is None:
             return (f"the means in your dL/dx, mean({paths.terms['mean_of']}) and mean({paths.terms['mean_of']}·x̂), "
-                    f"are over {partition.describe()}, but {paths.spec.equation}'s are over "
+                    f"are over {partition.describe()}, but {paths.equation}'s are over "
                     f"{paths.spec.partition.describe()} ({paths.spec.code}).")
     for name, (alternative, message) in paths.alternatives.items():
         other = fit_linear(dx, paths.basis(x_hat=alternative.double()))
-        if other.exact and _coefficient_problems(other.coefficients, paths, rtol) is None:
+        if _exact(other, got.dtype) and _coefficient_problems(other.coefficients, paths, rtol) is None:
             return message
-    # the properties eq. (2.8) implies, for whatever could not be fitted
-    P = paths.spec.partition
-    if paths.spec.centred:
-        sums = P.mean(dx)
-        if sums.abs().max() > rtol * dx.abs().max():
-            return (f"your dL/dx does not sum to 0 over each group {P.describe()}: the output does not change when a "
-                    f"constant is added to those inputs, so the gradient must (its mean term, −{paths.terms['mean']}, "
-                    f"makes it so; {paths.spec.equation}).")
+    # the properties eq. (2.8) implies: shifting a group's inputs, or scaling them, leaves the output alone
+    P, basis = paths.spec.partition, paths.basis()
+    expected = basis["direct"] + paths.expected["mean"] * basis["mean"] + paths.expected["var"] * basis["var"]
+    size = expected.abs().max().item()
+    if paths.spec.centred and not _close(P.mean(dx), P.mean(expected), rtol, size):
+        return (f"your dL/dx does not sum to 0 over each group {P.describe()}: the output does not change when a "
+                f"constant is added to those inputs, so neither does the loss — the mean term −{paths.terms['mean']} "
+                f"makes the sum 0 ({paths.equation}).")
+    along = paths.x_hat * paths.s.reciprocal()  # x − μ: the direction in which scaling a group moves its inputs
+    if not _close(P.mean(dx * along), P.mean(expected * along), rtol, (expected * along).abs().max().item()):
+        return (f"your dL/dx has the wrong component along x̂ in each group {P.describe()}: the output (nearly) does "
+                f"not change when a group's inputs are scaled, so Σ x̂·dL/dx must be (nearly) 0 — exactly the ε share "
+                f"γ·s·Σ g·x̂·ε/(σ² + ε). That is the job of the variance term −{paths.terms['var']} "
+                f"({paths.equation}): check it.")
     return None
 
 
@@ -694,18 +775,24 @@ def paths_probe(paths: Paths):
     return lambda got: paths_problems(got, paths)
 
 
-def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec, detached_hint="",
-                      alternatives=None) -> Paths:
-    N, C, H, W = case.shape
-    gamma, s = _view(weight.double(), 4, (1,)), _view(inv_std.double(), 4, (1,))
-    m = N * H * W
-    factors = {"m/N": m / N, "m/(H·W)": m / (H * W), "m": float(m), "1/m": 1 / m, "N": float(N), "2": 2.0,
-               "1/2": 0.5}
+def _count_factors(m: int, N: int, HW: int) -> tuple[dict, dict]:
+    """Named wrong counts for the means of eq. (2.8) and what to change for each."""
+    factors = {"m/N": m / N, "m/(H·W)": m / HW, "m": float(m), "m/(m − 1)": m / (m - 1) if m > 1 else math.inf,
+               "1/m": 1 / m, "2": 2.0, "1/2": 0.5}
     hints = {"m/N": f"the bars of eq. (2.8) are means over the m = N·H·W = {m} values of a channel; you divided the "
                     f"sums by N = {N}",
              "m/(H·W)": f"the means run over the m = N·H·W = {m} values of a channel; you divided by H·W",
-             "m": "use means (Σ ÷ m), not sums", "2": "a factor 2 too many (from the derivative of σ²?)",
-             "1/2": "a factor 1/2 too few"}
+             "m": "use means (Σ ÷ m), not sums",
+             "m/(m − 1)": "the bars are plain means, Σ ÷ m: not ÷ (m − 1)",
+             "2": "a factor 2 too many (from the derivative of σ²?)", "1/2": "a factor 1/2 too few"}
+    return factors, hints
+
+
+def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec, detached_hint="",
+                      alternatives=None) -> Paths:
+    N, C, H, W = case.shape
+    gamma, s = _view(weight.double(), 4, (1,)).expand(*case.shape), _view(inv_std.double(), 4, (1,))
+    factors, hints = _count_factors(N * H * W, N, H * W)
     gamma_c, s_c = weight.double(), inv_std.double()
     per_group = {"1/γ": (1 / gamma_c, "γ is missing from your dL/dx: dL/dx̂ = γ·g (eq. (2.4)), so dL/dx = γ·s·(g − "
                                       "mean(g) − x̂·mean(g·x̂)) (eq. (2.8))."),
@@ -716,14 +803,33 @@ def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec
                  "s": (s_c, "s = 1/√(σ² + ε) is applied twice in your dL/dx (eq. (2.8))."),
                  "1/(γs)": (1 / (gamma_c * s_c), "the factor γ·s is missing from your dL/dx: dL/dx = γ·s·(g − "
                                                  "mean(g) − x̂·mean(g·x̂)) (eq. (2.8)).")}
-    return Paths(gamma * grad_out.double(), x_hat.double(), s.expand(*case.shape), spec,
+    return Paths(grad_out.double(), gamma, x_hat.double(), s.expand(*case.shape), spec, "eq. (2.8)",
                  {"direct": "γ·s·g", "mean": "γ·s·mean(g)", "var": "γ·s·x̂·mean(g·x̂)", "mean_of": "g"}, factors,
                  hints, per_group, alternatives or {}, detached_hint)
 
 
 # ============================================================================================== per-channel vectors
-def vector_problems(got: torch.Tensor, expected: torch.Tensor, equals: dict, ratios: dict) -> str | None:
-    """A per-channel gradient (dL/dγ, dL/dβ) named: equal to another quantity, or a named factor per channel."""
+def _per_channel_factors(case: ImageCase, weight, inv_std, what: str) -> dict:
+    """The chapter's per-channel quantities a per-channel gradient might be wrongly multiplied by, and what to
+    change for each. ``what`` is the right formula ("Σ g·x̂")."""
+    N, _, H, W = case.shape
+    m = N * H * W
+    gamma, s = weight.double(), inv_std.double()
+    no_s = f"x̂ is already normalised, so no s = 1/√(σ² + ε) (nor σ) belongs in {what}"
+    found = {"1/m": (1 / m, f"a mean where the equation has a sum over the m = N·H·W = {m} values of each channel: "
+                            f".sum(dim=(0, 2, 3))"),
+             "m": (float(m), f"a sum where there should be {what} alone: drop the factor m"),
+             "γ": (gamma, f"no γ belongs in {what}"), "1/γ": (1 / gamma, f"no γ belongs in {what}"),
+             "s": (s, no_s), "1/s": (1 / s, no_s), "−1": (-1.0, "a sign is flipped")}
+    if N > 1:
+        found["1/N"] = (1 / N, f"you divided by the batch size N = {N}: {what} is a plain sum")
+    return found
+
+
+def vector_problems(got: torch.Tensor, expected: torch.Tensor, equals: dict, ratios: dict, name: str,
+                    formula: str) -> str | None:
+    """A per-channel gradient (dL/dγ, dL/dβ) named: equal to another quantity, or a named factor per channel
+    (``ratios``: name → (value(s), what to change)) times the right one."""
     rtol = 50 * _probe_rtol(got.dtype)
     g = got.detach().double()
     for value, message in equals.values():
@@ -733,48 +839,33 @@ def vector_problems(got: torch.Tensor, expected: torch.Tensor, equals: dict, rat
     if big.sum() == 0:
         return None
     ratio = g[big] / expected.double()[big]
-    for value, message in ratios.values():
+    for factor, (value, message) in ratios.items():
         if _close(ratio, torch.as_tensor(value, dtype=torch.float64).expand_as(expected)[big], rtol):
-            return message
+            return f"your {name} is {factor} × {formula} in every channel: {message}."
     return None
-
-
-def vector_probe(expected, equals, ratios):
-    return lambda got: vector_problems(got, expected, equals, ratios)
 
 
 def _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case: ImageCase, order_hint: str):
     """Probes for dL/dγ = Σ g·x̂ (eq. (2.3)) and dL/dβ = Σ g (eq. (2.2)), per channel over (0, 2, 3)."""
     g, xh = grad_out.double(), x_hat.double()
     sum_g, sum_gx = g.sum(STATISTICS), (g * xh).sum(STATISTICS)
-    m = case.m
-    gamma, s = weight.double(), inv_std.double()
-    weight_probe = vector_probe(sum_gx, {
+    weight_probe = lambda got: vector_problems(got, sum_gx, {  # noqa: E731
         "Σg": (sum_g, f"your dL/dγ is Σ g, which is dL/dβ (eq. (2.2)); dL/dγ = Σ g·x̂ (eq. (2.3)): {order_hint}"),
-    }, {
-        "1/m": (1 / m, "your dL/dγ is a mean; eq. (2.3) is a sum over the m = N·H·W values of each channel: "
-                       ".sum(dim=(0, 2, 3))."),
-        "γ": (gamma, "your dL/dγ is γ·Σ g·x̂: eq. (2.3) has no γ in it, dL/dγ = Σ g·x̂."),
-        "s": (s, "your dL/dγ is s·Σ g·x̂: eq. (2.3) has no s in it, dL/dγ = Σ g·x̂ (x̂ is already normalised)."),
-        "m": (float(m), "your dL/dγ is m × Σ g·x̂: eq. (2.3) is a plain sum."),
-    })
-    bias_probe = vector_probe(sum_g, {
+    }, _per_channel_factors(case, weight, inv_std, "dL/dγ = Σ g·x̂"), "dL/dγ", "Σ g·x̂ (eq. (2.3))")
+    bias_probe = lambda got: vector_problems(got, sum_g, {  # noqa: E731
         "Σgx̂": (sum_gx, f"your dL/dβ is Σ g·x̂, which is dL/dγ (eq. (2.3)); dL/dβ = Σ g (eq. (2.2)): {order_hint}"),
-    }, {
-        "1/m": (1 / m, "your dL/dβ is a mean; eq. (2.2) is a sum over the m = N·H·W values of each channel: "
-                       ".sum(dim=(0, 2, 3))."),
-        "γ": (gamma, "your dL/dβ is γ·Σ g: eq. (2.2) has no γ in it, dL/dβ = Σ g."),
-        "m": (float(m), "your dL/dβ is m × Σ g: eq. (2.2) is a plain sum."),
-    })
+    }, _per_channel_factors(case, weight, inv_std, "dL/dβ = Σ g"), "dL/dβ", "Σ g (eq. (2.2))")
     return weight_probe, bias_probe
 
 
 # ============================================================================================== BatchNorm inputs
 def _image_batch(exercise: Exercise, case: ImageCase, key: str = "x") -> torch.Tensor:
-    """An (N, C, H, W) batch whose channels have different means, so that pooling them shows."""
+    """An (N, C, H, W) batch whose channels have different means and spreads, so that pooling them shows and a
+    per-channel factor (s, γ) differs from channel to channel."""
     N, C, H, W = case.shape
     offsets = exercise.randn(1, C, 1, 1, key=(case.label, key, "offset"), dtype=case.dtype)
-    return exercise.randn(*case.shape, key=(case.label, key), dtype=case.dtype) * case.scale + offsets * case.scale
+    spreads = 1 + 0.4 * torch.arange(C, dtype=case.dtype).view(1, C, 1, 1)
+    return (exercise.randn(*case.shape, key=(case.label, key), dtype=case.dtype) * spreads + offsets) * case.scale
 
 
 def _affine_parameters(exercise: Exercise, shape, case: Case):
@@ -829,30 +920,43 @@ def check_batch_norm_backward(batch_norm_backward) -> None:
     """Exercise 2.1: ``batch_norm_backward(grad_out, x_hat, weight, inv_std)`` returns (dL/dx, dL/dγ, dL/dβ),
     eqs. (2.8), (2.3), (2.2), equal to the autograd gradients of ``F.batch_norm``."""
     EX = EX_BACKWARD
+    cases = _NamedFirst()
     for case in BACKWARD_CASES:
-        N, C, H, W = case.shape
-        x = _image_batch(EX, case)
-        weight, bias = _affine_parameters(EX, (C,), case)
-        grad_out = EX.randn(*case.shape, key=(case.label, "grad_out"), dtype=case.dtype)
-        _, expected = _library_batch_norm(x, weight, bias, case.eps, grad_out)
-        x_hat, inv_std = _statistics(x, case.eps)  # (N, C, H, W), (C,)
-        got = EX.call(batch_norm_backward, grad_out.clone(), x_hat.clone(), weight.clone(), inv_std.clone(),
-                      case=case)
-        if not isinstance(got, (tuple, list)) or len(got) != 3:
-            kind = type(got).__name__ + (f" of {len(got)}" if isinstance(got, (tuple, list)) else "")
-            raise EX.fail(f"return three tensors, (grad_x, grad_weight, grad_bias), in that order; you returned a "
-                          f"{kind}.", case=case)
-        spec = _batch_norm_spec(x, case)
-        paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
-        weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case,
-                                                              "did you swap them, or leave out x̂?")
-        EX.compare(got[0], expected[0], case=case, name="grad_x", equation="eq. (2.8)", probes=[paths_probe(paths)],
-                   axes=IMAGE_AXES)
-        for name, probe, equation, index in (("grad_weight", weight_probe, "eq. (2.3)", 1),
-                                             ("grad_bias", bias_probe, "eq. (2.2)", 2)):
-            _per_channel_shape(got[index], C, EX, case, name, "dL/dγ" if index == 1 else "dL/dβ")
-            EX.compare(got[index], expected[index], case=case, name=name, equation=equation, probes=[probe],
-                       factors={"m": case.m, "N": N})
+        with cases.case():
+            N, C, H, W = case.shape
+            x = _image_batch(EX, case)
+            weight, bias = _affine_parameters(EX, (C,), case)
+            grad_out = EX.randn(*case.shape, key=(case.label, "grad_out"), dtype=case.dtype)
+            _, expected = _library_batch_norm(x, weight, bias, case.eps, grad_out)
+            x_hat, inv_std = _statistics(x, case.eps)  # (N, C, H, W), (C,)
+            inputs = {"grad_out": grad_out, "x_hat": x_hat, "weight": weight, "inv_std": inv_std}
+            given = {name: t.clone() for name, t in inputs.items()}
+            got = EX.call(batch_norm_backward, *given.values(), case=case)
+            if not isinstance(got, (tuple, list)) or len(got) != 3:
+                kind = type(got).__name__ + (f" of {len(got)}" if isinstance(got, (tuple, list)) else "")
+                raise EX.fail(f"return three tensors, (grad_x, grad_weight, grad_bias), in that order; you returned a "
+                              f"{kind}.", case=case)
+            changed = [name for name, t in given.items() if not torch.equal(t, inputs[name])]
+            if changed:
+                raise EX.fail(f"your code changed its input {changed[0]} in place (an operation such as -=, *= or "
+                              f"[...] = on it): autograd hands the same tensor to other nodes, so work on new tensors "
+                              f"(g = grad_out - …).", case=case)
+            shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else None for t in got]
+            if shapes != [case.shape, (C,), (C,)] and sorted(map(str, shapes)) == sorted(map(str, [case.shape, (C,),
+                                                                                                  (C,)])):
+                raise EX.fail(f"your three results have the shapes {shapes}: return them in the order (grad_x, "
+                              f"grad_weight, grad_bias), with grad_x shaped like x {case.shape}.", case=case)
+            spec = _batch_norm_spec(x, case)
+            paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
+            weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case,
+                                                                  "did you swap them, or leave out x̂?")
+            EX.compare(got[0], expected[0], case=case, name="grad_x", equation="eq. (2.8)", probes=[paths_probe(paths)],
+                       axes=IMAGE_AXES)
+            for name, probe, equation, index in (("grad_weight", weight_probe, "eq. (2.3)", 1),
+                                                 ("grad_bias", bias_probe, "eq. (2.2)", 2)):
+                _per_channel_shape(got[index], C, EX, case, name, "dL/dγ" if index == 1 else "dL/dβ")
+                EX.compare(got[index], expected[index], case=case, name=name, equation=equation, probes=[probe])
+    cases.finish()
     EX.passed(f"{len(BACKWARD_CASES)} cases (batch of 1, H=W=1, large eps; float64) match the autograd gradients "
               f"of F.batch_norm: all three paths of eq. (2.8), eqs. (2.2) and (2.3).")
 
@@ -879,53 +983,58 @@ def check_batch_norm_function(BatchNormFunction) -> None:
         raise EX.fail("BatchNormFunction should be a class that subclasses torch.autograd.Function (keep the "
                       "given `class BatchNormFunction(torch.autograd.Function):`), called as "
                       "BatchNormFunction.apply(x, weight, bias, eps).")
+    cases = _NamedFirst()
     for case in FUNCTION_CASES:
-        N, C, H, W = case.shape
-        x = _image_batch(EX, case)
-        weight, bias = _affine_parameters(EX, (C,), case)
-        grad_out = EX.randn(*case.shape, key=(case.label, "grad_out"), dtype=case.dtype)
-        expected, expected_grads = _library_batch_norm(x, weight, bias, case.eps, grad_out)
-        x_hat, inv_std = _statistics(x, case.eps)
-        spec = _batch_norm_spec(x, case)
-        # 1. the normalisation alone, with γ = 1 and β = 0
-        ones, zeros = torch.ones(C, dtype=case.dtype), torch.zeros(C, dtype=case.dtype)
-        plain = EX.call(BatchNormFunction.apply, x.clone(), ones, zeros, case.eps, what="BatchNormFunction.forward",
-                        case=case)
-        EX.compare(plain, x_hat, case=case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
-                   probes=[normalisation_probe(x, spec),
-                           initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
-                           group_property_probe(x, spec)], axes=IMAGE_AXES)
-        # 2. with γ and β
-        leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
-        got = EX.call(BatchNormFunction.apply, *leaves, case.eps, what="BatchNormFunction.forward", case=case)
-        EX.compare(got, expected, case=case, equation="eq. (2.1)", axes=IMAGE_AXES,
-                   probes=[affine_probe(plain, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")])
-        if not got.requires_grad:
-            raise EX.fail("the output does not require grad: call the Function as BatchNormFunction.apply(x, weight, "
-                          "bias, eps) and compute the output from its inputs inside forward.", case=case)
-        # 3. the gradients, through your backward
-        grads = EX.call(torch.autograd.grad, got, leaves, grad_out, allow_unused=True,
-                        what="BatchNormFunction.backward", case=case)
-        names = ("dL/dx", "dL/dγ (grad_weight)", "dL/dβ (grad_bias)")
-        for name, grad in zip(names, grads):
-            if grad is None:
-                raise EX.fail(f"backward returned None for {name}: {_ORDER_HINT}", case=case)
-        atol, rtol = (10 * t for t in case.tolerance)
-        alternatives = {
-            "x": (x, "your backward used x where eq. (2.8) has x̂: save x̂ = (x − μ)·s in forward "
-                     "(ctx.save_for_backward(x_hat, weight, inv_std)) and pass it to batch_norm_backward."),
-            "x − μ": (x - x.mean(STATISTICS, keepdim=True), "your backward used x − μ where eq. (2.8) has "
-                                                            "x̂ = (x − μ)·s: save x̂, not the centred input."),
-        }
-        paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives)
-        EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol, rtol=rtol,
-                   probes=[paths_probe(paths)], axes=IMAGE_AXES,
-                   otherwise="does your batch_norm_backward pass the check of Exercise 2.1, and do you save x̂ and "
-                             "s = 1/√(σ² + ε) of the forward pass?")
-        weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case, _ORDER_HINT)
-        for index, probe, equation in ((1, weight_probe, "eq. (2.3)"), (2, bias_probe, "eq. (2.2)")):
-            EX.compare(grads[index], expected_grads[index], case=case, name=names[index], equation=equation,
-                       atol=atol, rtol=rtol, probes=[probe])
+        with cases.case():
+            N, C, H, W = case.shape
+            x = _image_batch(EX, case)
+            weight, bias = _affine_parameters(EX, (C,), case)
+            grad_out = EX.randn(*case.shape, key=(case.label, "grad_out"), dtype=case.dtype)
+            expected, expected_grads = _library_batch_norm(x, weight, bias, case.eps, grad_out)
+            x_hat, inv_std = _statistics(x, case.eps)
+            spec = _batch_norm_spec(x, case)
+            # 1. the normalisation alone, with γ = 1 and β = 0
+            ones, zeros = torch.ones(C, dtype=case.dtype), torch.zeros(C, dtype=case.dtype)
+            plain = EX.call(BatchNormFunction.apply, x.clone(), ones, zeros, case.eps, what="BatchNormFunction.forward",
+                            case=case)
+            EX.compare(plain, x_hat, case=case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
+                       probes=[normalisation_probe(x, spec),
+                               initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
+                               group_property_probe(x, spec)], axes=IMAGE_AXES)
+            # 2. with γ and β
+            leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
+            got = EX.call(BatchNormFunction.apply, *leaves, case.eps, what="BatchNormFunction.forward", case=case)
+            EX.compare(got, expected, case=case, equation="eq. (2.1)", axes=IMAGE_AXES,
+                       probes=[affine_probe(plain, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")])
+            if not got.requires_grad:
+                raise EX.fail("the output does not require grad: call the Function as BatchNormFunction.apply(x, weight, "
+                              "bias, eps) and compute the output from its inputs inside forward.", case=case)
+            # 3. the gradients, through your backward
+            grads = EX.call(torch.autograd.grad, got, leaves, grad_out, allow_unused=True,
+                            what="BatchNormFunction.backward", case=case)
+            names = ("dL/dx", "dL/dγ (grad_weight)", "dL/dβ (grad_bias)")
+            for name, grad in zip(names, grads):
+                if grad is None:
+                    raise EX.fail(f"backward returned None for {name}: {_ORDER_HINT}", case=case)
+            atol, rtol = (10 * t for t in case.tolerance)
+            alternatives = {
+                "x": (x, "your backward used x where eq. (2.8) has x̂: save x̂ = (x − μ)·s in forward "
+                         "(ctx.save_for_backward(x_hat, weight, inv_std)) and pass it to batch_norm_backward."),
+                "x − μ": (x - x.mean(STATISTICS, keepdim=True), "your backward used x − μ where eq. (2.8) has "
+                                                                "x̂ = (x − μ)·s: save x̂, not the centred input."),
+                "x·s": (x * _view(inv_std, 4, (1,)), "your backward used x·s where eq. (2.8) has x̂ = (x − μ)·s: save the "
+                                                     "x̂ your output is made from (the mean subtracted)."),
+            }
+            paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives)
+            EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol, rtol=rtol,
+                       probes=[paths_probe(paths)], axes=IMAGE_AXES,
+                       otherwise="does your batch_norm_backward pass the check of Exercise 2.1, and do you save x̂ and "
+                                 "s = 1/√(σ² + ε) of the forward pass?")
+            weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case, _ORDER_HINT)
+            for index, probe, equation in ((1, weight_probe, "eq. (2.3)"), (2, bias_probe, "eq. (2.2)")):
+                EX.compare(grads[index], expected_grads[index], case=case, name=names[index], equation=equation,
+                           atol=atol, rtol=rtol, probes=[probe])
+    cases.finish()
     inputs = [t.clone().requires_grad_() for t in (_image_batch(EX, ImageCase("gradcheck", torch.float64,
                                                                               shape=(3, 2, 2, 3)), "gradcheck"),
                                                    torch.tensor([1.3, 0.7], dtype=torch.float64),
@@ -1019,10 +1128,18 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
                         + (f": {explain}" if explain else ""))
         if said:
             return "; ".join(said) + " (eq. (2.9))."
+    if step is None:
+        return None
+    used = (new - (1 - want) * old) / want  # the batch statistic you averaged in, if your α is right
+    name, right = next(iter(statistics.items()))
+    code = "x.mean(dim=(0, 2, 3))" if kind == "running_mean" else "x.var(dim=(0, 2, 3), unbiased=True)"
+    if torch.isfinite(used).all():
+        return (f"at training step {step}, if your α is {want:.3g} (eq. (2.9)), the batch statistic your {kind} "
+                f"averages in is {_show(used)}, but {name} is {_show(right)}: compute it as {code}, from x itself.")
     return None
 
 
-def eval_problems(x, y, weight, bias, sources: dict, eps: float) -> str | None:
+def eval_problems(x, y, weight, bias, sources: dict, eps: float, ratios: dict | None = None) -> str | None:
     """What your eval-mode output normalises with, recovered per channel: y = A·x + B, so the mean μ′ = (β − B)/A
     and the factor a′ = A/γ are compared with the running statistics and with what else they might be."""
     rtol = 1e-4
@@ -1055,7 +1172,15 @@ def eval_problems(x, y, weight, bias, sources: dict, eps: float) -> str | None:
         if mean_is != right:
             said.append(f"in eval mode the mean you subtract is {mean_is or 'not the running mean'}")
         if factor_is is None:
-            said.append("the factor you multiply by is not 1/√(running_var + ε)")
+            running_var = next(iter(sources.values()))[1].double()
+            ratio = ((gamma / A) ** 2 - eps) / running_var  # the variance you used, as a multiple of running_var
+            named = next((n for n, (value, _) in (ratios or {}).items() if _close(ratio, torch.full_like(ratio, value),
+                                                                                  rtol)), None)
+            if named:
+                said.append(f"your variance is {ratio.mean().item():.4g} (= {named}) × running_var: "
+                            f"{ratios[named][1]}")
+            else:
+                said.append("the factor you multiply by is not 1/√(running_var + ε)")
         elif factor_is[0] != right:
             said.append(f"your variance is {factor_is[0]}")
     if factor_is and factor_is[1] != "inside":
@@ -1106,82 +1231,94 @@ def check_batch_norm_module(BatchNorm2d) -> None:
     """Exercise 2.3: ``BatchNorm2d(C, eps, momentum)`` against ``nn.BatchNorm2d`` with the same γ, β: three
     training steps (outputs, all gradients, running statistics, num_batches_tracked), then eval mode."""
     EX = EX_MODULE
+    cases = _NamedFirst()
     for case in MODULE_CASES:
-        N, C, H, W = case.shape
+        with cases.case():
+            N, C, H, W = case.shape
 
-        def build():
-            module = EX.call(BatchNorm2d, C, eps=case.eps, momentum=case.momentum, what="BatchNorm2d(...)", case=case)
-            if not isinstance(module, nn.Module):
-                raise EX.fail(f"BatchNorm2d(...) gave a {type(module).__name__}, not an nn.Module: keep the given "
-                              f"class.", case=case)
-            return module
+            def build():
+                module = EX.call(BatchNorm2d, C, eps=case.eps, momentum=case.momentum, what="BatchNorm2d(...)", case=case)
+                if not isinstance(module, nn.Module):
+                    raise EX.fail(f"BatchNorm2d(...) gave a {type(module).__name__}, not an nn.Module: keep the given "
+                                  f"class.", case=case)
+                return module
 
-        module, plain = build(), build()  # plain keeps γ = 1, β = 0: its output is x̂ itself
-        library = nn.BatchNorm2d(C, eps=case.eps, momentum=case.momentum)
-        _check_parameters(EX, module, library, case, "BatchNorm2d has one γ and one β per channel (C,).")
-        with torch.no_grad():
-            weight, bias = _affine_parameters(EX, (C,), case)
-            library.weight.copy_(weight)
-            library.bias.copy_(bias)
-        copy_parameters(library, module, EX)
-        for step in range(1, TRAINING_STEPS + 1):
-            step_case = _labelled(case, f"training step {step}")
-            x = _step_batch(EX, case, step)
-            grad_out = EX.randn(*case.shape, key=(case.label, "grad_out", step))
+            module, plain = build(), build()  # plain keeps γ = 1, β = 0: its output is x̂ itself
+            library = nn.BatchNorm2d(C, eps=case.eps, momentum=case.momentum)
+            _check_parameters(EX, module, library, case, "BatchNorm2d has one γ and one β per channel (C,).")
+            with torch.no_grad():
+                weight, bias = _affine_parameters(EX, (C,), case)
+                library.weight.copy_(weight)
+                library.bias.copy_(bias)
+            copy_parameters(library, module, EX)
+            for step in range(1, TRAINING_STEPS + 1):
+                step_case = _labelled(case, f"training step {step}")
+                x = _step_batch(EX, case, step)
+                grad_out = EX.randn(*case.shape, key=(case.label, "grad_out", step))
+                before = {name: _buffer(module, name, C) for name in ("running_mean", "running_var")}
+                module.train(), plain.train(), library.train()
+                plain_before = {name: _buffer(plain, name, C) for name in ("running_mean", "running_var")}
+                x_hat_got = EX.call(plain, x.clone(), what="BatchNorm2d.forward", case=step_case)
+                running_means = {
+                    "you subtract the running mean in training mode: normalise with the batch's own statistics (your "
+                    "BatchNormFunction)": plain_before["running_mean"],
+                    "you subtract the running mean (already updated with this batch) in training mode: normalise with "
+                    "the batch's own statistics (your BatchNormFunction)": getattr(plain, "running_mean", None)}
+                spec = _batch_norm_spec(x, case, extra_means={
+                    message: _view(mean.detach().reshape(C), 4, (1,)).expand(*x.shape)
+                    for message, mean in running_means.items() if isinstance(mean, torch.Tensor) and mean.numel() == C})
+                x_hat, inv_std = _statistics(x, case.eps)
+                EX.compare(x_hat_got, x_hat, case=step_case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
+                           probes=[normalisation_probe(x, spec),
+                                   initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
+                                   group_property_probe(x, spec)], axes=IMAGE_AXES)
+                got, expected = run_module(EX, module, x, grad_out, case=step_case), \
+                    run_module(EX, library, x, grad_out, case=step_case)
+                EX.compare(got.output, expected.output, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
+                           probes=[affine_probe(x_hat_got, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")],
+                           otherwise="does your BatchNormFunction pass the check of Exercise 2.2?")
+                paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
+                atol, rtol = (10 * t for t in case.tolerance)
+                _compare_input_gradient(EX, got, expected, step_case, paths, atol, rtol)
+                compare_runs(EX, got, expected, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
+                             grad_equation="eq. (2.8) (your BatchNormFunction's backward)")
+                _buffer_problems(EX, module, step_case, step, before, x, step, library)
+            # eval mode: the running statistics are constants
+            eval_case = _labelled(case, "eval mode")
+            module.eval(), library.eval()
+            x = _image_batch(EX, case, key="eval") * 2 + 1
+            grad_out = EX.randn(*case.shape, key=(case.label, "grad_out", "eval"))
             before = {name: _buffer(module, name, C) for name in ("running_mean", "running_var")}
-            module.train(), plain.train(), library.train()
-            plain_before = {name: _buffer(plain, name, C) for name in ("running_mean", "running_var")}
-            x_hat_got = EX.call(plain, x.clone(), what="BatchNorm2d.forward", case=step_case)
-            running_means = {
-                "you subtract the running mean in training mode: normalise with the batch's own statistics (your "
-                "BatchNormFunction)": plain_before["running_mean"],
-                "you subtract the running mean (already updated with this batch) in training mode: normalise with "
-                "the batch's own statistics (your BatchNormFunction)": getattr(plain, "running_mean", None)}
-            spec = _batch_norm_spec(x, case, extra_means={
-                message: _view(mean.detach().reshape(C), 4, (1,)).expand(*x.shape)
-                for message, mean in running_means.items() if isinstance(mean, torch.Tensor) and mean.numel() == C})
-            x_hat, inv_std = _statistics(x, case.eps)
-            EX.compare(x_hat_got, x_hat, case=step_case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
-                       probes=[normalisation_probe(x, spec),
-                               initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
-                               group_property_probe(x, spec)], axes=IMAGE_AXES)
-            got, expected = run_module(EX, module, x, grad_out, case=step_case), \
-                run_module(EX, library, x, grad_out, case=step_case)
-            EX.compare(got.output, expected.output, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
-                       probes=[affine_probe(x_hat_got, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")],
-                       otherwise="does your BatchNormFunction pass the check of Exercise 2.2?")
-            paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
-            atol, rtol = (10 * t for t in case.tolerance)
-            _compare_input_gradient(EX, got, expected, step_case, paths, atol, rtol)
-            compare_runs(EX, got, expected, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
-                         grad_equation="eq. (2.8) (your BatchNormFunction's backward)")
-            _buffer_problems(EX, module, step_case, step, before, x, step, library)
-        # eval mode: the running statistics are constants
-        eval_case = _labelled(case, "eval mode")
-        module.eval(), library.eval()
-        x = _image_batch(EX, case, key="eval") * 2 + 1
-        grad_out = EX.randn(*case.shape, key=(case.label, "grad_out", "eval"))
-        before = {name: _buffer(module, name, C) for name in ("running_mean", "running_var")}
-        got, expected = run_module(EX, module, x, grad_out, case=eval_case), \
-            run_module(EX, library, x, grad_out, case=eval_case)
-        running_mean, running_var = library.running_mean.double(), library.running_var.double()
-        alpha = _momentum_factor(case.momentum, TRAINING_STEPS + 1)
-        xd = x.double()
-        sources = {
-            "the running statistics": (running_mean, running_var),
-            "this batch's mean and variance": (xd.mean(STATISTICS), xd.var(STATISTICS, unbiased=False)),
-            "running statistics that this eval batch had already updated": (
-                (1 - alpha) * running_mean + alpha * xd.mean(STATISTICS),
-                (1 - alpha) * running_var + alpha * xd.var(STATISTICS, unbiased=True)),
-            "mean 0 and variance 1, the initial buffers": (torch.zeros(C, dtype=torch.float64),
-                                                           torch.ones(C, dtype=torch.float64)),
-        }
-        EX.compare(got.output, expected.output, case=eval_case, equation="eq. (2.9)", axes=IMAGE_AXES,
-                   probes=[lambda y: eval_problems(x, y, weight, bias, sources, case.eps)])
-        compare_runs(EX, got, expected, case=eval_case, equation="eq. (2.9)", axes=IMAGE_AXES,
-                     grad_equation="the backward of eq. (2.9), right (autograd: in eval mode the statistics are "
-                                   "constants)")
-        _buffer_problems(EX, module, eval_case, None, before, x, TRAINING_STEPS, library)
+            got, expected = run_module(EX, module, x, grad_out, case=eval_case), \
+                run_module(EX, library, x, grad_out, case=eval_case)
+            running_mean, running_var = library.running_mean.double(), library.running_var.double()
+            alpha = _momentum_factor(case.momentum, TRAINING_STEPS + 1)
+            xd = x.double()
+            sources = {
+                "the running statistics": (running_mean, running_var),
+                "this batch's mean and variance": (xd.mean(STATISTICS), xd.var(STATISTICS, unbiased=False)),
+                "running statistics that this eval batch had already updated": (
+                    (1 - alpha) * running_mean + alpha * xd.mean(STATISTICS),
+                    (1 - alpha) * running_var + alpha * xd.var(STATISTICS, unbiased=True)),
+                "mean 0 and variance 1, the initial buffers": (torch.zeros(C, dtype=torch.float64),
+                                                               torch.ones(C, dtype=torch.float64)),
+            }
+            m = case.m
+            ratios = {"(m − 1)/m": ((m - 1) / m, "running_var already holds the unbiased estimate; normalise with it as "
+                                                 "it is"),
+                      "m/(m − 1)": (m / (m - 1), "running_var already holds the unbiased estimate; normalise with it as "
+                                                 "it is")}
+            eval_x_hat = (x - _view(library.running_mean, 4, (1,))) / torch.sqrt(_view(library.running_var, 4, (1,))
+                                                                                  + case.eps)
+            EX.compare(got.output, expected.output, case=eval_case, equation="eq. (2.9)", axes=IMAGE_AXES,
+                       probes=[affine_probe(eval_x_hat, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.9)",
+                                            named_only=True),
+                               lambda y: eval_problems(x, y, weight, bias, sources, case.eps, ratios)])
+            compare_runs(EX, got, expected, case=eval_case, equation="eq. (2.9)", axes=IMAGE_AXES,
+                         grad_equation="the backward of eq. (2.9), right (autograd: in eval mode the statistics are "
+                                       "constants)")
+            _buffer_problems(EX, module, eval_case, None, before, x, TRAINING_STEPS, library)
+    cases.finish()
     EX.passed(f"{len(MODULE_CASES)} cases (momentum 0.1, 0.3 and None, batch of 2) match nn.BatchNorm2d over "
               f"{TRAINING_STEPS} training steps and in eval mode: outputs, gradients, running_mean, running_var "
               f"(unbiased) and num_batches_tracked.")
@@ -1191,7 +1328,7 @@ def _compare_input_gradient(EX, got, expected, case, paths: Paths, atol, rtol) -
     if got.input_grad is None:
         raise EX.fail("your output does not depend on x in the autograd graph (x.grad is None): compute it from x.",
                       case=case)
-    EX.compare(got.input_grad, expected.input_grad, case=case, name="dL/dx", equation=paths.spec.equation,
+    EX.compare(got.input_grad, expected.input_grad, case=case, name="dL/dx", equation=paths.equation,
                atol=atol, rtol=rtol, probes=[paths_probe(paths)], axes=None)
 
 
@@ -1219,6 +1356,27 @@ def _check_parameters(EX, module: nn.Module, library: nn.Module, case: Case, hin
     if extra:
         raise EX.fail(f"your module has parameters {extra} that {type(library).__name__} does not have. {hint}",
                       case=case)
+
+
+def inside_probe(EX: Exercise, fresh: nn.Module, x, weight, bias, param_axes, case: Case, spec: NormSpec):
+    """γ (or γ and β) applied to x before normalising, recognised by running your own module at γ = 1, β = 0 on
+    γ·x (or γ·x + β)."""
+    def probe(got):
+        gamma = _view(weight, x.dim(), param_axes)
+        beta = 0 if bias is None else _view(bias, x.dim(), param_axes)
+        fresh.train()
+        tries = {"γ": (lambda: EX.call(fresh, x * gamma, case=case) + beta),
+                 "γ and β": (lambda: EX.call(fresh, x * gamma + beta, case=case))}
+        for what, make in tries.items():
+            with torch.no_grad():
+                candidate = make()
+            if isinstance(candidate, torch.Tensor) and candidate.shape == got.shape and \
+                    _close(got.detach().double(), candidate.double(), 10 * _probe_rtol(x.dtype)):
+                return (f"you apply {what} to x before normalising, so the normalisation undoes most of it: "
+                        f"{'y = γ ⊙ x̂' if bias is None else 'y = γ·x̂ + β'} scales (and shifts) the normalised x̂ "
+                        f"({spec.equation}).")
+        return None
+    return probe
 
 
 def _train_eval_probe(train_output: torch.Tensor, method: str):
@@ -1254,9 +1412,8 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
                                    initial_affine_probe(expected_plain, library.weight.shape,
                                                         getattr(library, "bias", None) is not None, param_axes,
                                                         names, spec.method, spec.equation),
-                                   shift_probe(EX, run, x, spec, case)]
-               + ([independence_probe(EX, run, x, spec, case)] if per_example else [])
-               + [group_property_probe(x, spec)])
+                                   *([independence_probe(EX, run, x, spec, case)] if per_example else []),
+                                   shift_probe(EX, run, x, spec, case), group_property_probe(x, spec)])
     with torch.no_grad():
         for name, parameter in library.named_parameters():
             if name == "weight":
@@ -1264,6 +1421,7 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
             else:
                 parameter.copy_(_affine_parameters(EX, parameter.shape, case)[1])
     copy_parameters(library, module, EX)
+    fresh = EX.call(build, what=f"{EX.name}(...)", case=case).to(case.dtype)  # γ = 1, β = 0: your normalisation
     weight = library.weight.detach()
     bias = library.bias.detach() if getattr(library, "bias", None) is not None else None
     grad_out = EX.randn(*x.shape, key=(case.label, "grad_out"), dtype=case.dtype)
@@ -1276,18 +1434,21 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
     else:
         s = 1 / torch.sqrt(_moment(xd, P, "mean square") + spec.eps)
         x_hat = xd * s
-    paths = Paths(gamma * grad_out.double(), x_hat, s, spec,
+    factors, hints = _count_factors(P.size, P.size, P.size)
+    paths = Paths(grad_out.double(), gamma.expand(*x.shape), x_hat, s, spec, "eq. (2.8)'s form",
                   {"direct": "s·γg", "mean": "s·mean(γg)", "var": "s·x̂·mean(γg·x̂)", "mean_of": "γg"},
-                  {"2": 2.0, "1/2": 0.5}, {}, detached_hint=(
-                      " In autograd code a path goes missing when a statistic is cut from the graph: compute μ and σ² "
-                      "from x without .detach(), .item(), .data or torch.no_grad()."))
+                  {"2": 2.0, "1/2": 0.5}, {k: v for k, v in hints.items() if k in ("2", "1/2")},
+                  detached_hint=" In autograd code a path goes missing when a statistic is cut from the graph: compute "
+                                "μ and σ² from x without .detach(), .item(), .data or torch.no_grad().",
+                  gamma_inside=True)
     train_output = None
     for mode in ("train", "eval"):
         mode_case = _labelled(case, f"{mode} mode")
         module.train(mode == "train"), library.train(mode == "train")
         got = run_module(EX, module, x, grad_out, case=mode_case)
         expected = run_module(EX, library, x, grad_out, case=mode_case)
-        probes = [affine_probe(plain, weight, bias, param_axes, names, spec.method, spec.equation)]
+        probes = [affine_probe(plain, weight, bias, param_axes, names, spec.method, spec.equation),
+                  inside_probe(EX, fresh, x, weight, bias, param_axes, mode_case, spec)]
         if mode == "eval":
             probes.insert(0, _train_eval_probe(train_output, spec.method))
         EX.compare(got.output, expected.output, case=mode_case, equation=spec.equation, axes=names, probes=probes)
@@ -1331,15 +1492,18 @@ LAYER_CASES = (
 def check_layer_norm(LayerNorm) -> None:
     """Exercise 2.4: ``LayerNorm(normalized_shape, eps)`` against ``nn.LayerNorm`` with copied γ, β."""
     EX = EX_LAYER
+    cases = _NamedFirst()
     for case in LAYER_CASES:
-        x = _trailing_input(EX, case)
-        spec = _trailing_spec(case, "LayerNorm", "eq. (2.10)", case.eps, "the eps argument", centred=True)
-        ndim = len(case.shape)
-        _check_normalisation_module(
-            EX, case, lambda: LayerNorm(case.normalized_shape, eps=case.eps),
-            nn.LayerNorm(case.normalized_shape, eps=case.eps), x, spec, tuple(d % ndim for d in case.dims),
-            case.axes, "LayerNorm has one γ and one β per element of normalized_shape: "
-                       "torch.ones(self.normalized_shape).", per_example=True)
+        with cases.case():
+            x = _trailing_input(EX, case)
+            spec = _trailing_spec(case, "LayerNorm", "eq. (2.10)", case.eps, "the eps argument", centred=True)
+            ndim = len(case.shape)
+            _check_normalisation_module(
+                EX, case, lambda: LayerNorm(case.normalized_shape, eps=case.eps),
+                nn.LayerNorm(case.normalized_shape, eps=case.eps), x, spec, tuple(d % ndim for d in case.dims),
+                case.axes, "LayerNorm has one γ and one β per element of normalized_shape: "
+                           "torch.ones(self.normalized_shape).", per_example=True)
+    cases.finish()
     EX.passed(f"{len(LAYER_CASES)} cases (images with normalized_shape=(C, H, W), small inputs, large eps, float64) "
               f"match nn.LayerNorm: outputs and gradients.")
 
@@ -1364,14 +1528,17 @@ def check_instance_norm(InstanceNorm2d) -> None:
     """Exercise 2.5: ``InstanceNorm2d(C, eps)`` (affine, no running statistics) against
     ``nn.InstanceNorm2d(C, eps, affine=True)`` with copied γ, β, in training and eval mode."""
     EX = EX_INSTANCE
+    cases = _NamedFirst()
     for case in INSTANCE_CASES:
-        N, C, H, W = case.shape
-        x = _image_batch(EX, case)
-        spec = _image_spec(x, "InstanceNorm", "eq. (2.10)", axes_partition(x.shape, IMAGE_AXES, (2, 3)),
-                           "dim=(2, 3)", case.eps)
-        _check_normalisation_module(EX, case, lambda: InstanceNorm2d(C, eps=case.eps),
-                                    nn.InstanceNorm2d(C, eps=case.eps, affine=True), x, spec, (1,), IMAGE_AXES,
-                                    "InstanceNorm2d has one γ and one β per channel: torch.ones(num_features).")
+        with cases.case():
+            N, C, H, W = case.shape
+            x = _image_batch(EX, case)
+            spec = _image_spec(x, "InstanceNorm", "eq. (2.10)", axes_partition(x.shape, IMAGE_AXES, (2, 3)),
+                               "dim=(2, 3)", case.eps)
+            _check_normalisation_module(EX, case, lambda: InstanceNorm2d(C, eps=case.eps),
+                                        nn.InstanceNorm2d(C, eps=case.eps, affine=True), x, spec, (1,), IMAGE_AXES,
+                                        "InstanceNorm2d has one γ and one β per channel: torch.ones(num_features).")
+    cases.finish()
     EX.passed(f"{len(INSTANCE_CASES)} cases (C = W, batch of 1, small inputs, float64) match "
               f"nn.InstanceNorm2d(affine=True) in training and eval mode: outputs and gradients.")
 
@@ -1408,17 +1575,20 @@ def _channel_partitions(shape, groups: int) -> list[Partition]:
 def check_group_norm(GroupNorm) -> None:
     """Exercise 2.6: ``GroupNorm(num_groups, num_channels, eps)`` against ``nn.GroupNorm`` with copied γ, β."""
     EX = EX_GROUP
+    cases = _NamedFirst()
     for case in GROUP_CASES:
-        N, C, H, W = case.shape
-        G = case.groups
-        x = _image_batch(EX, case)
-        right = channel_partition(x.shape, block=C // G)
-        spec = _image_spec(x, "GroupNorm", "eq. (2.11)", right, f"reshape to (N, G, C/G, H, W) = (N, {G}, {C // G}, "
-                           f"H, W) and reduce over dim=(2, 3, 4)", case.eps, _channel_partitions(x.shape, G))
-        _check_normalisation_module(EX, case, lambda: GroupNorm(G, C, eps=case.eps), nn.GroupNorm(G, C, eps=case.eps),
-                                    x, spec, (1,), IMAGE_AXES, "GroupNorm's γ and β are per channel (num_channels,), "
-                                                               "not per group: the groups share statistics, not "
-                                                               "parameters.")
+        with cases.case():
+            N, C, H, W = case.shape
+            G = case.groups
+            x = _image_batch(EX, case)
+            right = channel_partition(x.shape, block=C // G)
+            spec = _image_spec(x, "GroupNorm", "eq. (2.11)", right, f"reshape to (N, G, C/G, H, W) = (N, {G}, {C // G}, "
+                               f"H, W) and reduce over dim=(2, 3, 4)", case.eps, _channel_partitions(x.shape, G))
+            _check_normalisation_module(EX, case, lambda: GroupNorm(G, C, eps=case.eps), nn.GroupNorm(G, C, eps=case.eps),
+                                        x, spec, (1,), IMAGE_AXES, "GroupNorm's γ and β are per channel (num_channels,), "
+                                                                   "not per group: the groups share statistics, not "
+                                                                   "parameters.")
+    cases.finish()
     EX.passed(f"{len(GROUP_CASES)} cases (G=1, G=C, batch of 1, H≠W, small inputs, float64) match nn.GroupNorm: "
               f"outputs and gradients.")
 
@@ -1444,17 +1614,20 @@ def check_rms_norm(RMSNorm) -> None:
     """Exercise 2.7: ``RMSNorm(normalized_shape, eps=None)`` against ``nn.RMSNorm`` with a copied γ;
     ``eps=None`` means ``torch.finfo(x.dtype).eps``."""
     EX = EX_RMS
+    cases = _NamedFirst()
     for case in RMS_CASES:
-        x = _trailing_input(EX, case)
-        eps = torch.finfo(case.dtype).eps if case.eps is None else case.eps
-        eps_text = (f"torch.finfo(x.dtype).eps for {case.dtype} input, since eps=None" if case.eps is None
-                    else "the eps argument")
-        spec = _trailing_spec(case, "RMSNorm", "eq. (2.12)", eps, eps_text, centred=False)
-        ndim = len(case.shape)
-        _check_normalisation_module(
-            EX, case, lambda: RMSNorm(case.normalized_shape, eps=case.eps),
-            nn.RMSNorm(case.normalized_shape, eps=case.eps), x, spec, tuple(d % ndim for d in case.dims), case.axes,
-            "RMSNorm has one γ per element of normalized_shape, torch.ones(self.normalized_shape), and no β.")
+        with cases.case():
+            x = _trailing_input(EX, case)
+            eps = torch.finfo(case.dtype).eps if case.eps is None else case.eps
+            eps_text = (f"torch.finfo(x.dtype).eps for {case.dtype} input, since eps=None" if case.eps is None
+                        else "the eps argument")
+            spec = _trailing_spec(case, "RMSNorm", "eq. (2.12)", eps, eps_text, centred=False)
+            ndim = len(case.shape)
+            _check_normalisation_module(
+                EX, case, lambda: RMSNorm(case.normalized_shape, eps=case.eps),
+                nn.RMSNorm(case.normalized_shape, eps=case.eps), x, spec, tuple(d % ndim for d in case.dims), case.axes,
+                "RMSNorm has one γ per element of normalized_shape, torch.ones(self.normalized_shape), and no β.")
+    cases.finish()
     EX.passed(f"{len(RMS_CASES)} cases (two-axis normalized_shape, tiny inputs where eps=None matters, float64) "
               f"match nn.RMSNorm: outputs and gradients.")
 
