@@ -346,3 +346,16 @@ def test_parameters_without_a_gradient_are_skipped():
     got, want = runs()
     want.parameter_grads["frozen"] = None
     core.compare_runs(EX, got, want, case=CASE, equation="eq. (9.4)")
+
+
+def test_an_input_changed_in_place_is_named():
+    def scale_in_place(p, g):
+        p *= g  # right values, but the caller's p is gone
+        return p
+
+    with pytest.raises(CheckFailure, match=r"changed its input argument number 1 in place .*p \* g, not p \*= g"):
+        EX.call(scale_in_place, torch.ones(3), 2 * torch.ones(3), case=CASE)
+    with pytest.raises(CheckFailure, match=r"changed its input `p` in place"):
+        EX.call(scale_in_place, p=torch.ones(3), g=2 * torch.ones(3), case=CASE)
+    nan = torch.tensor([math.nan, 1.0])
+    assert EX.call(lambda x: x + 1, nan, case=CASE)[1] == 2  # NaN inputs left alone are unchanged

@@ -73,6 +73,12 @@ class Case:
         is then read with the names ("8 (= d_k) entries and the other 6 (= d_v)"). Subclasses override it."""
         return {}
 
+    def explain(self, error: BaseException, line: str) -> str | None:
+        """The chapter's own reading of an exception the learner's code raised at ``line`` (their source line),
+        said in the exercise's terms ("dP = dO Vᵀ is (Tq, Tk)"); it replaces the generic reading. None: no
+        reading of its own. Subclasses override it."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------- exercises
 @dataclass(frozen=True)
@@ -173,26 +179,57 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
     ``NotImplementedError`` (an untouched stub) passes through unchanged, so a learner sees the stub's own
     message, "Exercise 1.3: write the body of ...".
     """
+    label = case.label if isinstance(case, Case) else case
+    where = f"Exercise {exercise}" + (f" ({label})" if label else "")
+    before = _snapshot(args, kwargs)
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except NotImplementedError:
         raise
     except Exception as error:  # noqa: BLE001 - any error in the learner's code is reported as theirs
-        label = case.label if isinstance(case, Case) else case
-        where = f"Exercise {exercise}" + (f" ({label})" if label else "")
         text = " ".join(str(error).split()).rstrip(".")
         hint = exception_hint(error, case.sizes if isinstance(case, Case) else None)
+        if isinstance(case, Case):
+            frame = _learner_frame(error)
+            own = case.explain(error, (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+                               if frame else "")
+            hint = f" {own}" if own else hint
         raise LearnerError(f"{where}: your {what} raised {type(error).__name__}: {text}."
                            f"{learner_line(error)}{hint} The traceback above ends at the line "
                            f"in your code.") from error
+    changed = [name for name, tensor, copy in before if not _same(tensor, copy)]
+    if changed:
+        raise CheckFailure(f"{where}: your {what} changed its input {', '.join(changed)} in place (an in-place "
+                           f"operation such as *=, +=, [...] = or .add_ on an argument). The caller's tensors must "
+                           f"stay as they were: compute into new tensors (y = p * g, not p *= g), or clone first.")
+    return result
+
+
+def _snapshot(args, kwargs) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, tensor, copy) for every tensor argument, to find the ones the learner's code changed in place."""
+    named = [(f"number {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    with torch.no_grad():
+        return [(f"`{name}`" if not name.startswith("number") else f"argument {name}", value, value.detach().clone())
+                for name, value in named if isinstance(value, torch.Tensor)]
+
+
+def _same(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
+    tensor = tensor.detach()
+    return tensor.shape == copy.shape and bool(torch.equal(tensor, copy) or
+                                               torch.allclose(tensor, copy, equal_nan=True, atol=0, rtol=0))
+
+
+def _learner_frame(error: BaseException):
+    """The innermost frame of the traceback that is not a library's or the course's, or None."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not _NOT_LEARNER.search(f.filename)]
+    return frames[-1] if frames else None
 
 
 def learner_line(error: BaseException) -> str:
     """`` At line 7 of your code: `scores = q @ k`.`` for the innermost frame that is not a library's."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not _NOT_LEARNER.search(f.filename)]
-    if not frames:
+    frame = _learner_frame(error)
+    if frame is None:
         return ""
-    frame = frames[-1]
     line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
     return f" At line {frame.lineno} of your code: `{line}`." if line else f" At line {frame.lineno} of your code."
 
@@ -254,6 +291,9 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None) ->
                 f"two gradients swapped, or one transposed?" + named_sizes_in(f"[{got}] [{expected}]", sizes))
     if "einops" in type(error).__module__:
         return " Check the einops pattern's axis names and sizes against the tensor's shape."
+    if "to have non-zero size" in text or "on tensors with no elements" in text:
+        return (" A reduction (max, amax, sum, …) ran over an empty tensor: a slice came out empty — check its "
+                "bounds, x[..., start:start + size, :], not x[..., start:size, :].")
     if "Dimension out of range" in text:
         return (" A dim= argument names an axis the tensor does not have: count axes from the end (dim=-1 is the "
                 "last), so the code works for any number of batch axes.")
@@ -261,6 +301,9 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None) ->
         return (" An index is past the end: check the offsets (the chapter's indices start at 1 where the "
                 "tensors' start at 0?).")
     if re.search(r"(expected|found).*(Double|Float|Half|Long|dtype)", text, re.IGNORECASE):
+        if text.lower().count("complex") >= 2:
+            return (" complex64 met complex128: build every complex tensor in the same precision (complex128 for a "
+                    "float64 input, complex64 for float32).")
         if "complex" in text.lower():
             return (" A real tensor met a complex one in a matrix product: convert the real one first, "
                     "x.to(torch.complex64) (torch.complex128 for a float64 x).")
@@ -268,6 +311,9 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None) ->
                 "tensors with the input's dtype (torch.zeros_like, dtype=x.dtype).")
     if "incorrect number of gradients" in text:
         return " backward must return one gradient per input of forward, in the same order (None for non-tensors)."
+    if "returned a gradient different than None" in text:
+        return (" backward must return None in the place of each input of forward that is not a tensor (a float such "
+                "as eps, an int, a flag): it has no gradient.")
     if "inplace operation" in text or "in-place operation" in text:
         return (" An in-place operation (+=, [...] =, .add_) changed a tensor autograd still needs: write "
                 "x = x + … instead, or clone first.")
