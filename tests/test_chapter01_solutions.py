@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.solution_code import solution_namespace
-
+from tests.strategies import attention_shapes, seeds, sizes
 from utils.checks import attention as checks
+
+CHAPTER = "01_attention"
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +23,8 @@ def solved():
     return solution_namespace("01_attention", ("def attention(",))
 
 
-shapes = st.fixed_dictionaries({"B": st.integers(1, 3), "H": st.integers(1, 3), "Tq": st.integers(1, 9),
-                                "Tk": st.integers(1, 9), "d": st.integers(1, 8)})
-
-
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes, seed=st.integers(0, 10_000), masked=st.booleans())
+@given(shape=attention_shapes, seed=seeds, masked=st.booleans())
 def test_attention_matches_sdpa(solved, shape, seed, masked):
     generator = torch.Generator().manual_seed(seed)
     B, H, Tq, Tk, d = shape.values()
@@ -40,7 +38,7 @@ def test_attention_matches_sdpa(solved, shape, seed, masked):
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes, block=st.integers(1, 12), seed=st.integers(0, 10_000))
+@given(shape=attention_shapes, block=sizes(1, 12), seed=seeds)
 def test_tiled_attention_matches_sdpa_for_any_block_size(solved, shape, block, seed):
     generator = torch.Generator().manual_seed(seed)
     B, H, Tq, Tk, d = shape.values()
@@ -50,8 +48,8 @@ def test_tiled_attention_matches_sdpa_for_any_block_size(solved, shape, block, s
 
 
 @settings(max_examples=25, deadline=None)
-@given(B=st.integers(1, 3), T=st.integers(1, 8), heads=st.integers(1, 4), width=st.integers(1, 4),
-       causal=st.booleans(), padded=st.integers(0, 3), seed=st.integers(0, 10_000))
+@given(B=sizes(1, 3), T=sizes(1, 8), heads=sizes(1, 4), width=sizes(1, 4), causal=st.booleans(),
+       padded=sizes(0, 3), seed=seeds)
 def test_multi_head_matches_torch(solved, B, T, heads, width, causal, padded, seed):
     torch.manual_seed(seed)
     D = heads * width
@@ -68,7 +66,7 @@ def test_multi_head_matches_torch(solved, B, T, heads, width, causal, padded, se
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=st.integers(1, 3), T=st.integers(1, 12), D=st.integers(1, 12), seed=st.integers(0, 10_000))
+@given(batch=sizes(1, 3), T=sizes(1, 12), D=sizes(1, 12), seed=seeds)
 def test_fourier_mixing_matches_fft2(solved, batch, T, D, seed):
     x = torch.randn(batch, T, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     torch.testing.assert_close(solved["fourier_mixing"](x), torch.fft.fft2(x).real)

@@ -125,6 +125,28 @@ def weights_no_softmax(q, k, mask=None):
     return scores_of(q, k)
 
 
+def weights_global_normalisation(q, k, mask=None):
+    e = weights_ok(q, k, mask) * 0 + torch.exp(scores_of(q, k) if mask is None else
+                                               scores_of(q, k).masked_fill(~mask, float("-inf")))
+    return e / e.sum()
+
+
+def weights_epsilon_in_denominator(q, k, mask=None):  # "to avoid dividing by 0"
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return e / (e.sum(dim=-1, keepdim=True) + 1e-6)
+
+
+def weights_divided_by_the_max(q, k, mask=None):  # "normalise" by the largest exponential, not the sum
+    scores = scores_of(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return e / e.amax(dim=-1, keepdim=True)
+
+
 def weights_wrong_mask_axes(q, k, mask=None):
     scores = scores_of(q, k)
     if mask is not None:
@@ -155,6 +177,18 @@ ATTENTION_WEIGHTS_WRONG = [
                                                                       "torch.float64"]),
     (weights_no_softmax, ["the scores themselves", "softmax over the keys"]),
     (weights_wrong_mask_axes, ["give weight", "where the mask is False there", "query 0, key 1"]),
+    (lambda q, k, mask=None: weights_ok(q, k, mask).log(), ["logarithms of weights", "log_softmax"]),
+    (lambda q, k, mask=None: (scores_of(q, k) if mask is None else scores_of(q, k) + mask).softmax(-1),
+     ["you added -1 to the forbidden scores"]),
+    (lambda q, k, mask=None: (scores_of(q, k) if mask is None else scores_of(q, k) * mask).softmax(-1),
+     ["filled the forbidden scores with 0"]),
+    (lambda q, k, mask=None: weights_with(scale=lambda q, k: 1.0)(q, k, mask) / math.sqrt(q.shape[-1]),
+     ["sums to 0.3536 (= 1/√d_k)", "after the softmax", "a = 1"]),
+    (weights_with(dim=1), ["softmax over the wrong axis", "over the H axis (dim=-3)"]),
+    (weights_with(dim=0), ["softmax over the wrong axis", "over the B axis (dim=-4)"]),
+    (weights_global_normalisation, ["sum to 1 over every entry at once"]),
+    (weights_epsilon_in_denominator, ["slightly off 1", "an ε added"]),
+    (weights_divided_by_the_max, ["a factor of its own", "the denominator is not"]),
     (lambda q, k, mask=None: None, ["got None", "forget to return"]),
     (lambda q, k, mask=None: weights_ok(q, k, mask).numpy(), ["got a ndarray, not a torch.Tensor"]),
     (lambda q, k, mask=None: weights_ok(q, k, mask)[..., 0], ["shape (2, 3, 5) but expected (2, 3, 5, 7)",
@@ -188,6 +222,12 @@ def test_attention_weights_reads_the_learners_exceptions():
                      "7 (= Tk)", "5 (= Tq)", "keepdim=True", error=LearnerError)
     assert_diagnoses(checks.check_attention_weights, weights_index_assignment, "boolean mask used as an index",
                      "masked_fill", error=LearnerError)
+
+    def mask_with_a_head_axis(q, k, mask=None):
+        scores = scores_of(q, k)
+        return (scores if mask is None else scores.masked_fill(~mask.unsqueeze(1), float("-inf"))).softmax(-1)
+    assert_diagnoses(checks.check_attention_weights, mask_with_a_head_axis, "the mask comes broadcastable",
+                     "use it as it is", "6 = Tq = Tk", error=LearnerError)
 
 
 @exercise("1.1")
@@ -248,6 +288,10 @@ SOFTMAX_BACKWARD_WRONG = [
     (lambda p, g: p * (g - (g * p).sum(-1, keepdim=True)) + 0.1 * p * g * g, ["each row of dL/ds must sum to 0",
                                                                              "eq. (1.4)"]),
     (lambda p, g: softmax_backward_ok(p, g)[..., :-1], ["shape", "but expected"]),
+    (lambda p, g: p * g - p * (g * p).sum(-1, keepdim=True) * p, ["a factor p too many in the second term"]),
+    (lambda p, g: softmax_backward_ok(p, g) * (1 - p), ["eq. (1.5) times (1 − p)", "drop that factor"]),
+    (lambda p, g: p * (g - g.mean(-1, keepdim=True)), ["weighted by p"]),
+    (lambda p, g: p * (g - torch.einsum("...i,...i->...", p, g)), ["lined up along the last axis"]),
 ]
 
 
@@ -283,7 +327,8 @@ def test_softmax_backward_stub_passes_through():
 
 def make_attention_function(dv_transposed=True, scale_dq=True, scale_dk=True, full_softmax=True, swap=False,
                             drop_dk=False, forward_scale=True, dq_transposed=False, dv_from_scores=False,
-                            softmax_backward=softmax_backward_ok):
+                            softmax_backward=softmax_backward_ok, backward_scale=None, dv_scaled=False,
+                            softmax_backward_of_dO=False, recompute_unscaled=False):
     """An autograd.Function for attention written as a learner would, with optional bugs."""
     class AttentionFunction(torch.autograd.Function):
         @staticmethod
@@ -295,10 +340,12 @@ def make_attention_function(dv_transposed=True, scale_dq=True, scale_dk=True, fu
         @staticmethod
         def backward(ctx, grad_out):
             q, k, v, p = ctx.saved_tensors
-            scale = 1 / math.sqrt(q.shape[-1])
-            grad_p = grad_out @ v.transpose(-2, -1)
+            if recompute_unscaled:  # "recompute P instead of saving it", without the scale
+                p = (q @ k.transpose(-2, -1)).softmax(-1)
+            scale = backward_scale(q, k) if backward_scale else 1 / math.sqrt(q.shape[-1])
+            grad_p = grad_out if softmax_backward_of_dO else grad_out @ v.transpose(-2, -1)
             grad_s = softmax_backward(p, grad_p) if full_softmax else p * grad_p
-            grad_v = (p.transpose(-2, -1) if dv_transposed else p) @ grad_out
+            grad_v = (p.transpose(-2, -1) if dv_transposed else p) @ grad_out * (scale if dv_scaled else 1)
             if dv_from_scores:
                 grad_v = grad_s.transpose(-2, -1) @ grad_out
             grad_q = (grad_s.transpose(-2, -1) if dq_transposed else grad_s) @ k * (scale if scale_dq else 1)
@@ -320,6 +367,16 @@ ATTENTION_FUNCTION_WRONG = [
     (dict(dq_transposed=True), ["raised RuntimeError", "transpose", "5 = Tq, 3 = Tk"]),
     (dict(dv_from_scores=True), ["rows of your dV do not add up", "eq. (1.7)"]),
     (dict(softmax_backward=lambda p, g: p * (g - g.sum(-1, keepdim=True))), ["check of Exercise 1.2"]),
+    (dict(backward_scale=lambda q, k: 1 / math.sqrt(k.shape[-2])), ["dQ's factor is 0.5774 (= 1/√Tk)"]),
+    (dict(backward_scale=lambda q, k: math.sqrt(q.shape[-1])), ["dQ's factor is 2 (= √d_k)"]),
+    (dict(backward_scale=lambda q, k: 1 / q.shape[-1]), ["1/√d_k twice"]),
+    (dict(backward_scale=lambda q, k: -1 / math.sqrt(q.shape[-1])), ["the sign of dQ is flipped"]),
+    (dict(softmax_backward=lambda p, g: p * (g - g.amax(-1, keepdim=True))), ["the dS inside your dQ",
+                                                                             "do not sum to 0",
+                                                                             "check of Exercise 1.2"]),
+    (dict(dv_scaled=True), ["0.5 (= 1/√d_k) × the right ones"]),
+    (dict(softmax_backward_of_dO=True), ["dP = dO Vᵀ", "3 (= Tk)", "6 (= d_v)"]),
+    (dict(recompute_unscaled=True), ["the weights inside your dV", "a = 1", "saved in ctx"]),
 ]
 
 
@@ -367,6 +424,42 @@ def test_attention_function_square_case_mistakes():
                 grad_q = grad_s.transpose(-2, -1) @ k / math.sqrt(q.shape[-1])
             return grad_q, grad_k, grad_v
     assert_diagnoses(checks.check_attention_function, DqTransposedWhenSquare, "dS is transposed", "dQ = c·dS·K")
+
+    class DkFromTheKeys(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q, k, v, p = ctx.saved_tensors
+            if q.shape == k.shape:
+                grad_s = softmax_backward_ok(p, grad_out @ v.transpose(-2, -1))
+                grad_k = grad_s.transpose(-2, -1) @ k / math.sqrt(q.shape[-1])
+            return grad_q, grad_k, grad_v
+    assert_diagnoses(checks.check_attention_function, DkFromTheKeys, "dK multiplies dS by K; it is Q")
+
+
+@exercise("1.3")
+def test_attention_function_keys_gradients_must_sum_to_zero():
+    class InlinesAWrongSoftmaxBackwardForDk(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q, k, v, p = ctx.saved_tensors
+            grad_p = grad_out @ v.transpose(-2, -1)
+            grad_s = p * (grad_p - grad_p.amax(-1, keepdim=True))  # written again for dK, wrongly
+            return grad_q, grad_s.transpose(-2, -1) @ q / math.sqrt(q.shape[-1]), grad_v
+    assert_diagnoses(checks.check_attention_function, InlinesAWrongSoftmaxBackwardForDk, "gradients of the keys "
+                     "must sum to 0", "eq. (1.8)")
+
+
+@exercise("1.3")
+def test_attention_function_dq_outside_the_span_of_the_keys():
+    class AddsWeightDecayToDq(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            q = ctx.saved_tensors[0]
+            return grad_q + 1e-3 * q, grad_k, grad_v
+    assert_diagnoses(checks.check_attention_function, AddsWeightDecayToDq, "not a combination of the keys' rows")
 
 
 @exercise("1.3")
@@ -446,7 +539,8 @@ def test_attention_function_stub_passes_through():
 
 def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh)", scale="head",
                     project=True, causal_diagonal=0, invert_padding=False, pad_queries=False, use_causal=True,
-                    use_padding=True, order="qkv", softmax_dim=-1, project_twice=False):
+                    use_padding=True, order="qkv", softmax_dim=-1, project_twice=False, fill=float("-inf"),
+                    own_softmax=False, padding_axes="B 1 1 T"):
     class MultiHeadSelfAttention(nn.Module):
         def __init__(self, d_model, n_heads):
             super().__init__()
@@ -458,17 +552,27 @@ def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh
             B, T, D = x.shape
             parts = dict(zip(order, self.qkv(x).chunk(3, dim=-1)))
             q, k, v = (rearrange(parts[name], split, H=self.n_heads) for name in "qkv")  # (B, H, T, Dh)
-            allowed = torch.ones(B, 1, T, T, dtype=torch.bool)
+            allowed = torch.ones(B, 1, T, T, dtype=torch.bool, device=x.device)
             if causal and use_causal:
                 allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril(causal_diagonal)
             if key_padding_mask is not None and use_padding:
                 keep = key_padding_mask if invert_padding else ~key_padding_mask
-                allowed = allowed & (keep[:, None, :, None] if pad_queries else keep[:, None, None, :])
-            d = {"head": q.shape[-1], "model": D, "none": 1, "head, not squared": q.shape[-1] ** 2}[scale]
-            scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~allowed, float("-inf"))
-            heads = rearrange(scores.softmax(softmax_dim) @ v, merge)  # (B, T, D)
+                if padding_axes == "B 1 T":  # one None too few: (B, 1, T) lines B up with the heads
+                    allowed = allowed & keep[:, None, :]
+                else:
+                    allowed = allowed & (keep[:, None, :, None] if pad_queries else keep[:, None, None, :])
+            d = {"head": q.shape[-1], "model": D, "none": 1, "head, not squared": q.shape[-1] ** 2,
+                 "√D/H": D / self.n_heads ** 2}[scale]
+            scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~allowed, fill)
+            if own_softmax:  # exp, then normalise, without subtracting the row's maximum
+                weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
+            else:
+                weights = scores.softmax(softmax_dim)
+            heads = (weights @ v).reshape(B, T, D) if merge == "reshape" else rearrange(weights @ v, merge)  # (B, T, D)
             if project_twice:
                 return self.out(self.out(heads))
+            if project == "weight only":  # the weight, untransposed, and no bias
+                return heads @ self.out.weight
             return self.out(heads) if project else heads
     return MultiHeadSelfAttention
 
@@ -488,7 +592,14 @@ MULTI_HEAD_WRONG = [
     (dict(pad_queries=True), ["padded *queries*"]),
     (dict(order="kqv"), ["q and k are swapped"]),
     (dict(order="qvk"), ["k and v are swapped"]),
-    (dict(softmax_dim=-2), ["head 0's weights", "softmax over the wrong axis"]),
+    (dict(softmax_dim=-2), ["the weights of your heads", "softmax over the wrong axis", "dim=-2"]),
+    (dict(softmax_dim=1), ["softmax over the wrong axis", "over the H axis"]),
+    (dict(fill=-1e4), ["every score ≈ −2·10⁴", "take all the weight", "finite fill"]),
+    (dict(own_softmax=True), ["every score of a row is about -2e+04", "subtract each row's maximum"]),
+    (dict(merge="reshape"), ["right numbers in the wrong places", "'B H T Dh -> B T (H Dh)'"]),
+    (dict(scale="√D/H"), ["a = 0.6124", "1/√Dh"]),
+    (dict(project="weight only"), ["not self.out applied to your merged heads"]),
+    (dict(padding_axes="B 1 T"), ["key_padding_mask[:, None, None, :]", "2 = B, 3 = H"]),
 ]
 
 
@@ -522,8 +633,24 @@ def test_multi_head_mask_probes_name_the_forbidden_entry():
                 allowed = allowed & ~key_padding_mask[:, None, None, :]
             scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
             return self.out(rearrange(scores.softmax(-1) @ v, "B H T Dh -> B T (H Dh)"))
-    assert_diagnoses(checks.check_multi_head_attention, AttendsToTheNextTokenToo, "head 0's weights",
-                     "key 1 comes after query 0 (causal)")
+    assert_diagnoses(checks.check_multi_head_attention, AttendsToTheNextTokenToo, "the weights of your heads",
+                     "key 1 comes after query 0 (causal)", "exactly 0")
+
+
+@exercise("1.4")
+def test_multi_head_padded_keys_that_keep_some_weight():
+    class PadsWithZero(make_multi_head()):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            B, T, D = x.shape
+            q, k, v = (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in self.qkv(x).chunk(3, -1))
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            if causal:
+                scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+            if key_padding_mask is not None:
+                scores = scores.masked_fill(key_padding_mask[:, None, None, :], 0.0)
+            return self.out(rearrange(scores.softmax(-1) @ v, "B H T Dh -> B T (H Dh)"))
+    assert_diagnoses(checks.check_multi_head_attention, PadsWithZero, "key 3 of sequence 1 is padding",
+                     "exactly 0")
 
 
 @exercise("1.4")
@@ -590,7 +717,9 @@ def test_multi_head_stub_passes_through():
 
 def make_tiled(rescale_output=True, rescale_sum=True, per_block=False, drop_last=False, subtract_max=True,
                materialise=False, loop_over_queries=False, accumulator_like_q=False, max_starts_at_zero=False,
-               scale=True, step=None):
+               scale=True, step=None, correction_bug=None, divide=True, slice_end="start + block_size",
+               exponent_scale="kept"):
+    """A learner's tiled attention (eq. (1.11)) with optional bugs."""
     def tiled_attention(q, k, v, block_size=128):
         if materialise:  # computes the full T×T scores "to get the max", then tiles anyway
             _ = (q @ k.transpose(-2, -1)).amax(-1)
@@ -601,17 +730,27 @@ def make_tiled(rescale_output=True, rescale_sum=True, per_block=False, drop_last
         acc = torch.zeros_like(q) if accumulator_like_q else torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
         end = (T // block_size) * block_size if drop_last and T > block_size else T
         for start in range(0, end, step or block_size):
-            s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * c
+            stop = start + block_size if slice_end == "start + block_size" else block_size
+            k_block, v_block = k[..., start:stop, :], v[..., start:stop, :]
+            s = q @ k_block.transpose(-2, -1) * c
             m_new = torch.maximum(m, s.amax(-1, keepdim=True)) if subtract_max else torch.zeros_like(m)
-            e = torch.exp(s - m_new)
+            e = torch.exp(s - m_new) if exponent_scale == "kept" else torch.exp((s - m_new) / c)
             correction = torch.exp(m - m_new) if subtract_max else 1.0
-            if per_block:
-                acc = acc + e @ v[..., start:start + block_size, :] / e.sum(-1, keepdim=True)
+            if correction_bug == "inverted":
+                correction = torch.exp(m_new - m)
+            elif correction_bug == "after the update":  # m updated first, so the factor is always 1
+                m = m_new
+                correction = torch.exp(m - m_new)
+            if correction_bug == "on the new terms":
+                running_sum = running_sum + correction * e.sum(-1, keepdim=True)
+                acc = acc + correction * (e @ v_block)
+            elif per_block:
+                acc = acc + e @ v_block / e.sum(-1, keepdim=True)
             else:
                 running_sum = (running_sum * correction if rescale_sum else running_sum) + e.sum(-1, keepdim=True)
-                acc = (acc * correction if rescale_output else acc) + e @ v[..., start:start + block_size, :]
+                acc = (acc * correction if rescale_output else acc) + e @ v_block
             m = m_new
-        return acc if per_block else acc / running_sum
+        return acc if per_block or not divide else acc / running_sum
     return tiled_attention
 
 
@@ -626,6 +765,12 @@ TILED_WRONG = [
     (dict(scale=False), ["a = 1", "forget to divide the scores by √d_k"]),
     (dict(step=12), ["count 2 times", "overlap"]),
     (dict(materialise=True), ["peak memory grew", "Tq × Tk"]),
+    (dict(correction_bug="inverted"), ["NaN/inf on ordinary scores", "the wrong way round"]),
+    (dict(correction_bug="on the new terms"), ["keys 0–15, the first block", "multiplied by 0"]),
+    (dict(correction_bug="after the update"), ["within each block your weights are right", "e^(m − m')"]),
+    (dict(divide=False), ["your output is a, not a/ℓ"]),
+    (dict(slice_end="block_size"), ["ran over an empty tensor", "start:start + size"]),
+    (dict(exponent_scale="undone"), ["within each block", "a = 1"]),
 ]
 
 
@@ -643,8 +788,17 @@ def test_tiled_names_the_mistake(bug, words):
 @exercise("1.5")
 def test_tiled_accumulator_of_the_queries_width_is_read_with_the_names():
     """zeros_like(q) as the accumulator: d_v ≠ d_k in the first case, so it fails, naming both widths."""
-    assert_diagnoses(checks.check_tiled_attention, make_tiled(accumulator_like_q=True), "did not broadcast",
-                     "8 (= d_k)", "6 (= d_v)", error=LearnerError)
+    assert_diagnoses(checks.check_tiled_attention, make_tiled(accumulator_like_q=True), "8 (= d_k)", "6 (= d_v)",
+                     "q.shape[:-1] + v.shape[-1:]", "zeros_like(q)", error=LearnerError)
+
+
+@exercise("1.5")
+def test_tiled_weights_that_do_not_sum_to_one():
+    right = make_tiled()
+
+    def adds_a_little_to_every_weight(q, k, v, block_size=128):  # "so that no weight is exactly 0"
+        return right(q, k, v, block_size) + 1e-3 * v.sum(-2, keepdim=True)
+    assert_diagnoses(checks.check_tiled_attention, adds_a_little_to_every_weight, "must sum to 1", "o = a/ℓ")
 
 
 @exercise("1.5")
@@ -687,6 +841,23 @@ def dft_squared_exponent(n, dtype=torch.complex64):
     return torch.polar(torch.ones(n, n, dtype=torch.float64), -2 * math.pi * torch.outer(j, j) ** 2 / n).to(dtype)
 
 
+def mixing_conjugated_hidden_axis(x):  # the inverse DFT's sign along D
+    T, D = x.shape[-2:]
+    complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    return (dft_ok(T, complex_dtype) @ x.to(complex_dtype) @ dft_ok(D, complex_dtype).conj()).real.to(x.dtype)
+
+
+def dft_stretched_imaginary_part(n, dtype=torch.complex64):  # cos θ + 2i sin θ: not on the unit circle
+    j = torch.arange(n, dtype=torch.float64)
+    angle = -2 * math.pi * torch.outer(j, j) / n
+    return torch.complex(torch.cos(angle), 2 * torch.sin(angle)).to(dtype)
+
+
+def dft_in_degrees(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    return torch.polar(torch.ones(n, n, dtype=torch.float64), -360 * torch.outer(j, j) / n).to(dtype)
+
+
 def mixing_flattened_batch(x):  # "a 2-D matrix product needs 2-D tensors": the batch joins the sequence axis
     B, T, D = x.shape
     flat = x.reshape(B * T, D).to(torch.complex64)
@@ -709,6 +880,10 @@ DFT_WRONG = [
     (dft_squared_exponent, ["powers of W[1, 1]"]),
     (lambda n, dtype=torch.complex64: dft_ok(n, dtype).conj(), ["sign is +"]),
     (lambda n, dtype=torch.complex64: [[1]], ["got a list, not a torch.Tensor"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype) / n, ["modulus 1", "= 1/n"]),
+    (dft_in_degrees, ["W[1, 1] = e^(i·", "the angle is −2π jk/n"]),
+    (dft_stretched_imaginary_part, ["modulus 1", "range from", "torch.polar"]),
+    (lambda n, dtype=torch.complex64: torch.arange(n) * torch.arange(n + 1), ["did not broadcast", "5 (= n)"]),
     (lambda n, dtype=torch.complex64: dft_ok(n, dtype)[:, :1], ["shape", "(n, n)"]),
 ]
 
@@ -726,7 +901,16 @@ MIXING_WRONG = [
     (mixing_real_part_too_early, ["real part too early"]),
     (mixing_flattened_batch, ["changes when another item changes", "batch axis"]),
     (lambda x: (dft_ok(x.shape[-1]) @ x.to(torch.complex64) @ dft_ok(x.shape[-2])).real, ["raised RuntimeError",
-                                                                                           "5 = D", "7 = T"]),
+                                                                                           "5 = D", "7 = T",
+                                                                                           "W_T @ x @ W_D"]),
+    (lambda x: (dft_ok(x.shape[-2]) @ x.to(torch.complex128) @ dft_ok(x.shape[-1])).real.to(x.dtype),
+     ["complex64 met complex128"]),
+    (lambda x: (dft_ok(x.shape[-2]) @ x @ dft_ok(x.shape[-1])).real, ["real tensor met a complex one",
+                                                                      "x.to(torch.complex64)"]),
+    (lambda x: mixing_ok(x.double()).float(), ["dtype torch.float32 but expected torch.float64"]),
+    (mixing_conjugated_hidden_axis, ["+ sign", "conjugated"]),
+    (lambda x: mixing_ok(x) + x, ["you added x itself", "residual connection"]),
+    (lambda x: mixing_ok(x) + 0.5 * torch.fft.fft(x, dim=-2).real, ["yours is", "compare with eq. (1.13)"]),
 ]
 
 
@@ -777,6 +961,21 @@ def test_core_names_the_sizes_of_a_case_in_a_shape_error():
     assert core.named_sizes_in("mat1 and mat2 shapes cannot be multiplied (5x8 and 7x8)", {}) == ""
 
 
+def test_core_lets_a_case_read_the_learners_exception_in_its_own_terms():
+    class Reads(core.Case):
+        def explain(self, error, line):
+            return f"read: {type(error).__name__} at `{line}`" if "mask" in line else None
+
+    def learner(mask):
+        return torch.ones(3) + mask  # a line of the learner's that mentions the mask
+
+    with pytest.raises(LearnerError, match=r"read: RuntimeError at `return torch.ones\(3\) \+ mask"):
+        core.Exercise("9.9", "f").call(learner, torch.ones(4), case=Reads("a case"))
+    with pytest.raises(LearnerError, match="did not broadcast"):  # no reading of its own: the generic one
+        core.Exercise("9.9", "f").call(lambda: torch.ones(3) + torch.ones(4), case=Reads("a case"))
+    assert core.Case("plain").explain(ValueError(), "x") is None
+
+
 def test_core_reads_mask_indexing_invalid_gradients_dimensions_and_complex_products():
     scores, mask = torch.randn(2, 2, 6, 6), torch.ones(6, 6, dtype=torch.bool)
 
@@ -799,6 +998,9 @@ def test_core_reads_mask_indexing_invalid_gradients_dimensions_and_complex_produ
     assert "dim=-1" in core.exception_hint(raised(lambda: torch.randn(2, 3).softmax(dim=2)))
     assert "x.to(torch.complex64)" in core.exception_hint(
         raised(lambda: torch.randn(3, dtype=torch.complex64) @ torch.randn(3, 3)))
+    assert "complex64 met complex128" in core.exception_hint(
+        raised(lambda: torch.randn(3, dtype=torch.complex64) @ torch.randn(3, 3, dtype=torch.complex128)))
+    assert "slice came out empty" in core.exception_hint(raised(lambda: torch.randn(2, 0).amax(-1)))
 
 
 # ===== The shared probes on their own ===========================================================================
@@ -811,6 +1013,23 @@ def test_softmax_temperature_recovers_the_scale_and_refuses_what_is_not_a_softma
     mask[:, 0] = True
     weights = (0.3 * scores).masked_fill(~mask, -math.inf).softmax(-1)
     assert checks.softmax_temperature(weights, scores, mask) == pytest.approx(0.3)
+
+
+def test_weights_problem_reads_row_sums_by_how_they_are_wrong():
+    q, k = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
+    facts = checks._weights_facts(q, k, None)
+    right = checks.reference_attention_weights(q, k)  # (2, 4, 4)
+    lined_up = right * torch.tensor([1.0, 2.0, 0.5, 1.5], dtype=torch.float64)  # each key scaled by its own factor
+    assert "depends on its key" in checks.weights_problem(lined_up, facts)
+    noisy = right + 0.01 * torch.rand_like(right)
+    assert "must sum to 1 over the keys" in checks.weights_problem(noisy, facts)
+    assert "negative entries" in checks.weights_problem(right - 0.3, facts)
+    assert checks.weights_problem(right, facts) is None
+    mask = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5
+    mask[..., 0], mask[..., 1] = True, False  # every row has an allowed and a forbidden key
+    masked = checks._weights_facts(q, k, mask)
+    inverted = checks.reference_attention_weights(q, k, ~mask)
+    assert "the mask is inverted" in checks.weights_problem(inverted, masked)
 
 
 def test_recover_weights_needs_independent_values():

@@ -13,9 +13,12 @@ is wrong:
   by passing V = I (1.5), and then diagnosed as weights;
 - **coefficients**: the softmax backward (1.2), dQ and dK (1.3) and the FNet mixing (1.6) are linear in known
   terms; their coefficients are recovered and the wrong one named;
-- **invariants**: dL/ds sums to 0 in each row and ignores a constant added to g (1.2); the keys' gradients sum to
-  0 and the rows of dV add up to those of dO (1.3); items of a batch do not mix (1.6); W is symmetric, unitary up
-  to n and its angle step is −2π/n (1.6).
+- **invariants**: dL/ds sums to 0 in each row and is 0 where p = 0 (1.2); the dS inside dQ has rows that sum to
+  0, the keys' gradients sum to 0 and the rows of dV add up to those of dO (1.3); a block of keys is used once
+  and the weights sum to 1 (1.5); items of a batch do not mix (1.6); W has entries of modulus 1, is symmetric, has
+  a first row and column of 1 and is made of powers of W[1, 1], whose angle is named (1.6).
+- **exceptions** are read in the exercise's terms where a case knows them (``Case.explain``): a mask with axes
+  added, dO where dP belongs, an accumulator of q's width.
 
 Cases separate look-alikes: Tq ≠ Tk, d_v ≠ d_k, Dh ≠ √D, large and all-negative scores.
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -46,6 +49,8 @@ from utils.checks.core import (
     Mistake,
     fit_linear,
     name_value,
+    named_size,
+    named_sizes_in,
     structure_problem,
 )
 
@@ -60,6 +65,16 @@ EX_MIXING = Exercise("1.6", "fourier_mixing")
 _BATCH_AXES = ("B", "H")
 FLOAT64_TOLERANCE = (1e-11, 1e-10)  # (atol, rtol): every float64 reference here is right to ~1e-14
 SHIFT = -2e4  # added to every score of a row in the cases that test invariance to a constant shift
+
+
+_BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
+_MATMUL = re.compile(r"cannot be multiplied|Expected size for first two dimensions|size mismatch")
+
+
+def _broadcast_sizes(error: BaseException) -> set[int] | None:
+    """The two sizes of a failed broadcast, or None when the error is no broadcast."""
+    match = _BROADCAST.search(str(error))
+    return {int(match.group(1)), int(match.group(2))} if match else None
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -134,7 +149,7 @@ class WeightsFacts:
     who: str = "your weights"
     batch_names: Sequence[str] = ()  # names of the leading axes, for saying where: ("B", "H")
     why_forbidden: Callable[[Sequence[int]], str] = lambda index: "the mask is False there"
-    alternatives: dict[str, torch.Tensor] = field(default_factory=dict)  # other score matrices a mix-up gives
+    float64: bool = False  # the learner's weights came in float64: row sums can be checked to 1e-12
     upstream: str = ""  # appended to a message: "does your attention_weights pass the check of Exercise 1.1?"
 
     @property
@@ -176,41 +191,44 @@ def _scale_message(a: float, facts: WeightsFacts) -> str | None:
     if _is_close(a, facts.scale):
         return None
     name = name_value(a, {"1": 1.0, **facts.constants})
-    shown = f"a = {a:.4g}" + (f" = {name}" if name else "")
+    shown = f"a = {a:.4g}" + (f" = {name}" if name and name != f"{a:.4g}" else "")
     advice = facts.advice.get(name or "", f"scale the scores by exactly {facts.scale_text}.")
     return (f"{facts.who} are softmax(a · QKᵀ) with {shown}, but {facts.equation} has a = {facts.scale_text} = "
             f"{facts.scale:.4g}: {advice}")
 
 
-def _ratio_pattern(weights: torch.Tensor, expected: torch.Tensor) -> str | None:
+def _ratio_pattern(weights: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-3) -> str | None:
     """How wrong row sums are made, from got / expected: "row" (one factor per query), "key" (a factor that
     depends on the key: a denominator lined up with the wrong axis), or None."""
     usable = expected > 1e-12
     if not usable.all() or weights.shape[-1] < 2:
         return None
     log_ratio = (weights.clamp_min(1e-300) / expected).log()  # (..., Tq, Tk)
-    if (log_ratio.amax(-1) - log_ratio.amin(-1)).abs().max() < 1e-3:
+    if (log_ratio.amax(-1) - log_ratio.amin(-1)).abs().max() < tolerance:
         return "row"
     # log ratio = α_i + β_j (a separable factor) with β varying: each key (column) is scaled by its own factor
     separable = log_ratio - log_ratio.mean(-1, keepdim=True) - log_ratio.mean(-2, keepdim=True) \
         + log_ratio.mean((-2, -1), keepdim=True)
-    if weights.shape[-2] >= 2 and separable.abs().max() < 1e-3:
+    if weights.shape[-2] >= 2 and separable.abs().max() < tolerance:
         return "key"
     return None
 
 
 def _fill_message(weights: torch.Tensor, facts: WeightsFacts, leaked: torch.Tensor) -> str | None:
-    """From weights that leak onto forbidden entries, what the learner put in those scores (exact weights only):
-    the unmasked score (the mask not applied), a constant fill value, or a constant added to the scores."""
+    """From weights that leak onto forbidden entries, what the learner put in those scores: larger scores than
+    the real ones (the forbidden entries take everything), or, from exact weights, the unmasked score (the mask
+    not applied), a constant fill value, or a constant added to the scores."""
     scores = facts.scale * facts.raw_scores.expand_as(weights)  # the right scaled scores S
     allowed = facts.allowed_like(weights)
-    positive_allowed = allowed & (weights > 0)
+    positive_allowed = allowed & (weights > facts.zero)
     rows = leaked.any(-1)
     if not (positive_allowed.any(-1) | ~rows).all():
         return (f"the forbidden entries take all the weight of their rows and the allowed ones none: your masked "
                 f"scores are larger than the real ones, which are about {scores[allowed].mean().item():.3g} in this "
                 f"case. A finite fill value (−1e4, −1e9, …) is not −∞: fill the forbidden scores with "
                 f"float('-inf') (eq. (1.2)), so that their weight is exactly 0 whatever the scores are.")
+    if not facts.exact:
+        return None
     # implied score of a leaked entry: S_ik + log(w_ij / w_ik), against the row's largest allowed weight w_ik
     reference = torch.where(positive_allowed, weights, -1.0).argmax(-1, keepdim=True)  # (..., Tq, 1)
     log_ratio = weights.clamp_min(1e-300).log() - weights.gather(-1, reference).log()
@@ -253,7 +271,7 @@ def _mask_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
         head = (f"{facts.who} give weight (up to {weights[leaked].max().item():.3g}) to {int(leaked.sum())} "
                 f"entries that must be exactly 0, the first at {_at(first, facts.batch_names)}, where "
                 f"{facts.why_forbidden(first)}: ")
-        found = _fill_message(weights, facts, leaked) if facts.exact else None
+        found = _fill_message(weights, facts, leaked)
         return head + (found or "set the forbidden scores to −∞ before the softmax (eq. (1.2)), so that e^{−∞} = 0.")
     if lost.any():
         first = [int(i) for i in lost.nonzero()[0]]
@@ -267,15 +285,38 @@ def _row_sum_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
     """Each query's weights sum to 1 over the keys (eq. (1.1))."""
     tolerance = 1e-5 if facts.exact else 1e-3
     sums = weights.sum(-1)  # (..., Tq)
+    if facts.exact and facts.float64 and ((sums - 1).abs() > 1e-12).any() and _ratio_pattern(
+            weights, facts.expected, tolerance=1e-12) == "row":
+        return (f"each row of {facts.who} is the right row times a factor of its own, slightly off 1 (the rows sum "
+                f"to {sums.min().item():.12g}…{sums.max().item():.12g}): the denominator is a little too large or "
+                f"small — an ε added to Σ_j' e^(S_ij')? A softmax needs none: after subtracting the row's maximum "
+                f"the sum is at least 1 ({facts.equation}).")
     if ((sums - 1).abs() <= tolerance).all():
         return None
-    columns = weights.sum(-2)  # (..., Tk)
-    if weights.shape[-2] > 1 and ((columns - 1).abs() <= tolerance).all():
-        return (f"softmax over the wrong axis: {facts.who} sum to 1 down each column (over the queries, dim=-2), "
-                f"but each query's row must sum to 1 over the keys: softmax(dim=-1) ({facts.equation}).")
+    names = (*facts.batch_names, "Tq", "Tk")
+    names = names[-weights.dim():] if len(names) >= weights.dim() else [f"axis {a}" for a in range(weights.dim())]
+    for axis in range(weights.dim() - 1):  # normalised over another axis?
+        if weights.shape[axis] > 1 and ((weights.sum(axis) - 1).abs() <= tolerance).all():
+            which = "down each column (over the queries, " if axis == weights.dim() - 2 else \
+                f"over the {names[axis]} axis ("
+            return (f"softmax over the wrong axis: {facts.who} sum to 1 {which}dim={axis - weights.dim()}), but "
+                    f"each query's row must sum to 1 over the keys: softmax(dim=-1) ({facts.equation}).")
+    if abs(weights.sum().item() - 1) <= tolerance:
+        return (f"{facts.who} sum to 1 over every entry at once (a sum without dim=): each query's row must sum to 1 "
+                f"over the keys, e / e.sum(dim=-1, keepdim=True) ({facts.equation}).")
     allowed = facts.allowed_like(weights)
     first = int((sums - 1).abs().flatten().argmax())
     shown = f"(one sums to {sums.flatten()[first].item():.4g})"
+    if (sums.max() - sums.min()) <= tolerance * sums.abs().max():  # one factor c after a softmax
+        c = sums.mean().item()
+        name = name_value(c, {"1": 1.0, **facts.constants})
+        a = softmax_temperature(weights / c, facts.raw_scores, allowed, floor=1e-30 if facts.exact else 1e-3,
+                                tolerance=1e-3 if facts.exact else 2e-2)
+        inside = f" (and the softmax inside has a = {a:.4g} where {facts.scale_text} belongs)" \
+            if a is not None and not _is_close(a, facts.scale) else ""
+        return (f"every row of {facts.who} sums to {c:.4g}{f' (= {name})' if name else ''}, not 1: a factor is "
+                f"applied after the softmax{inside}. A softmax's rows sum to 1 ({facts.equation}): apply every factor "
+                f"to the scores, before the softmax, and none after it.")
     if facts.allowed is not None and not (~allowed & (weights > facts.zero)).any() and (sums <= 1 + tolerance).all() \
             and (~allowed).any():
         return (f"each row of {facts.who} must sum to 1 {shown}: you zeroed the forbidden weights after the "
@@ -305,6 +346,9 @@ def weights_problem(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
             a = fit.coefficients["QKᵀ"]
             return (f"{facts.who} are {a:.4g} · QKᵀ, the scores themselves, with negative entries: apply the "
                     f"softmax over the keys (dim=-1) to the scores ({facts.equation}).")
+        if ((weights.exp().sum(-1) - 1).abs() < 1e-4).all():
+            return (f"{facts.who} are the logarithms of weights (their exponentials sum to 1 in each row): a "
+                    f"log_softmax, or a log too many. Return softmax(S) itself ({facts.equation}).")
         return (f"{facts.who} have negative entries (down to {weights.min().item():.3g}); weights are "
                 f"e^(S_ij) / Σ_j' e^(S_ij') ≥ 0: a softmax over the keys ({facts.equation}).")
     for message in (_mask_message(weights, facts), _row_sum_message(weights, facts)):
@@ -316,11 +360,6 @@ def weights_problem(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
     if a is not None:
         message = _scale_message(a, facts)
         return message + (f" {facts.upstream}" if facts.upstream else "") if message else None
-    for name, scores in facts.alternatives.items():
-        if softmax_temperature(weights, scores, allowed, floor=floor, tolerance=tolerance) is not None:
-            return (f"{facts.who} are a softmax of {name}, not of QKᵀ: scores[i, j] = q_i · k_j, queries on the "
-                    f"rows and keys on the columns — q @ k.transpose(-2, -1) ({facts.equation})."
-                    + (f" {facts.upstream}" if facts.upstream else ""))
     return None
 
 
@@ -369,7 +408,8 @@ def recovered_coefficients(got: torch.Tensor, terms: dict[str, torch.Tensor], ex
     if not all(name in terms for name in expected):
         return None
     fit = fit_linear(got, terms)
-    return fit.coefficients if fit.exact else None
+    # exact to rounding (float32 leaves ~1e-7): a looser fit would find spurious small terms in a nonlinear answer
+    return fit.coefficients if fit.residual < 1e-5 else None
 
 
 def _formula(coefficients: dict[str, float], display: dict[str, str]) -> str:
@@ -412,7 +452,15 @@ class WeightsCase(Case):
 
     @property
     def sizes(self) -> dict[str, int]:
-        return {"Tq": self.q_shape[-2], "Tk": self.k_shape[-2], "d_k": self.q_shape[-1]}
+        batch = dict(zip(_BATCH_AXES, self.q_shape[:-2]))
+        return {**batch, "Tq": self.q_shape[-2], "Tk": self.k_shape[-2], "d_k": self.q_shape[-1]}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if _broadcast_sizes(error) and "mask" in line:
+            return ("The mask comes broadcastable to the scores (..., Tq, Tk), True where attending is allowed: use "
+                    "it as it is, scores.masked_fill(~mask, float('-inf')) (eq. (1.2)), without adding or moving "
+                    "its axes." + named_sizes_in(str(error), self.sizes))
+        return None
 
     def inputs(self, exercise: Exercise = EX_WEIGHTS):
         q = exercise.randn(*self.q_shape, key=(self.label, "q"), dtype=self.dtype) * self.input_scale
@@ -484,16 +532,13 @@ def _weights_facts(q, k, mask, **overrides) -> WeightsFacts:
     Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
     q64, k64 = q.detach().double(), k.detach().double()
     raw = q64 @ k64.transpose(-2, -1)  # (..., Tq, Tk)
-    alternatives = {}
-    if Tq == Tk:
-        alternatives = {"K Qᵀ (keys on the rows)": raw.transpose(-2, -1), "Q Qᵀ (the queries with themselves)":
-                        q64 @ q64.transpose(-2, -1), "K Kᵀ (the keys with themselves)": k64 @ k64.transpose(-2, -1)}
     facts = WeightsFacts(
         raw_scores=raw, expected=reference_attention_weights(q64, k64, mask), scale=1 / math.sqrt(d_k),
         scale_text="1/√d_k", constants={"√d_k": math.sqrt(d_k), "d_k": d_k, "√Tk": math.sqrt(Tk),
                                         "√Tq": math.sqrt(Tq), "Tk": Tk, "Tq": Tq},
         advice=_weights_advice("d_k", "width of q and k (eq. (1.3))"), equation="eq. (1.1)", allowed=mask,
-        alternatives=alternatives, batch_names=("B", "H")[:q.dim() - 2])
+        float64=q.dtype == torch.float64,
+        batch_names=("B", "H")[:q.dim() - 2])
     for name, value in overrides.items():
         setattr(facts, name, value)
     return facts
@@ -579,15 +624,16 @@ SOFTMAX_CASES = [
     SoftmaxCase("a single entry (1, 1): p = 1", shape=(1, 1)),
 ]
 
-_SOFTMAX_DISPLAY = {"p⊙p⊙g": "p⊙p⊙g", "p⊙g": "p⊙g", "p⊙⟨g,p⟩": "p⊙⟨g,p⟩", "g": "g", "⟨g,p⟩": "⟨g,p⟩",
-                    "p⊙Σg": "p⊙Σ_j g_j", "p⊙ΣΣ": "p⊙(Σ over every entry of p⊙g)", "p⊙⟨g,p⟩ᵀ": "p⊙⟨g,p⟩ᵀ"}
+_SOFTMAX_DISPLAY = {"p⊙p⊙g": "p⊙p⊙g", "p⊙p⊙⟨g,p⟩": "p⊙p⊙⟨g,p⟩", "p⊙g": "p⊙g", "p⊙⟨g,p⟩": "p⊙⟨g,p⟩",
+                    "g": "g", "⟨g,p⟩": "⟨g,p⟩", "p⊙Σg": "p⊙Σ_j g_j", "p⊙ΣΣ": "p⊙(Σ over every entry of p⊙g)",
+                    "p⊙⟨g,p⟩ᵀ": "p⊙⟨g,p⟩ᵀ"}
 
 
 def _softmax_terms(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
     """The terms a softmax backward is made of, right ones first; their names say what each one is."""
     dot = (g * p).sum(-1, keepdim=True)  # ⟨g, p⟩ per row  (..., 1)
     terms = {"p⊙g": p * g, "p⊙⟨g,p⟩": p * dot, "g": g, "⟨g,p⟩": dot.expand_as(p), "p⊙Σg": p * g.sum(-1, True),
-             "p⊙p⊙g": p * p * g}
+             "p⊙p⊙g": p * p * g, "p⊙p⊙⟨g,p⟩": p * p * dot}
     for axis in range(p.dim() - 1):
         if p.shape[axis] > 1:
             terms[f"p⊙Σ{axis}"] = p * (g * p).sum(axis, keepdim=True)
@@ -609,6 +655,13 @@ def _softmax_coefficient_message(coefficients: dict[str, float]) -> str | None:
         return None  # a constant factor: Exercise.compare names it
     yours = f"yours is {_formula(coefficients, display)}; eq. (1.5) is p⊙g − p⊙⟨g,p⟩ (⟨g,p⟩ = Σ_j p_j g_j per row): "
     has = {n for n, c in coefficients.items() if abs(c) > 1e-6}
+    if has == {"p⊙g", "p⊙⟨g,p⟩", "p⊙p⊙g", "p⊙p⊙⟨g,p⟩"} and _is_close(coefficients["p⊙g"], 1.0, 1e-4) and \
+            _is_close(coefficients["p⊙⟨g,p⟩"], -1.0, 1e-4) and \
+            _is_close(coefficients["p⊙p⊙⟨g,p⟩"], -coefficients["p⊙p⊙g"], 1e-4):
+        b = coefficients["p⊙p⊙g"]
+        factor = f"1 {'−' if b < 0 else '+'} {'' if _is_close(abs(b), 1.0, 1e-4) else f'{abs(b):.4g}·'}p"
+        return yours + (f"that is eq. (1.5) times ({factor}): drop that factor. "
+                        f"The p_j (1 − p_j) of the Jacobian's diagonal is already inside p ⊙ (g − ⟨g, p⟩).")
     if has & {"g", "⟨g,p⟩"}:
         return yours + "you forgot to multiply by p: dL/ds_j = p_j (g_j − Σ_i p_i g_i), every term carries p_j."
     if "p⊙Σg" in has:
@@ -624,6 +677,9 @@ def _softmax_coefficient_message(coefficients: dict[str, float]) -> str | None:
     if wrong_axes:
         return yours + (f"you summed p⊙g over axis {', '.join(wrong_axes)}; the sum Σ_j p_j g_j runs over the softmax "
                         f"axis, dim=-1 (with keepdim=True so it broadcasts back).")
+    if "p⊙p⊙⟨g,p⟩" in has:
+        return yours + ("a factor p too many in the second term: dL/ds_j = p_j (g_j − ⟨g, p⟩), each term carries p_j "
+                        "once (eq. (1.5)).")
     if "p⊙p⊙g" in has:
         return yours + ("you used only the diagonal of the Jacobian, J_jj = p_j (1 − p_j); its off-diagonal terms "
                         "J_ij = −p_i p_j matter too, and together they give p ⊙ (g − ⟨g, p⟩) (eqs. (1.4), (1.5)).")
@@ -687,7 +743,14 @@ class FunctionCase(Case):
 
     @property
     def sizes(self) -> dict[str, int]:
-        return {"Tq": self.Tq, "Tk": self.Tk, "d_k": self.d_k, "d_v": self.d_v}
+        return {**dict(zip(_BATCH_AXES, self.batch)), "Tq": self.Tq, "Tk": self.Tk, "d_k": self.d_k, "d_v": self.d_v}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if _broadcast_sizes(error) == {self.d_v, self.Tk} and self.d_v != self.Tk:
+            return (f"One tensor has {named_size(self.Tk, self.sizes)} entries where the other has "
+                    f"{named_size(self.d_v, self.sizes)}: the softmax backward (eq. (1.8)) takes P and dP = dO Vᵀ, "
+                    f"both (…, Tq, Tk) — dO itself is (…, Tq, d_v) (eq. (1.7)).")
+        return None
 
     def inputs(self):
         shapes = {"q": (self.Tq, self.d_k), "k": (self.Tk, self.d_k), "v": (self.Tk, self.d_v),
@@ -721,14 +784,17 @@ def _gradient_terms(q, k, v, grad_out):
               "P⊙ΣdP": p * grad_p.sum(-1, keepdim=True), "dP": grad_p}
     dq_terms = {name: piece @ k for name, piece in pieces.items()}
     dk_terms = {name: piece.transpose(-2, -1) @ q for name, piece in pieces.items()}
-    if q.shape == k.shape:  # a transpose too many or too few keeps the shapes right only when Tq = Tk
+    if q.shape == k.shape:  # a transpose too many or too few, or the other operand: shapes fit only if Tq = Tk
         dq_terms.update({f"{name}ᵀ": pieces[name].transpose(-2, -1) @ k for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
         dk_terms.update({f"{name}ᵀ": pieces[name] @ q for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
+        dq_terms.update({f"{name}·other": pieces[name] @ q for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
+        dk_terms.update({f"{name}·other": pieces[name].transpose(-2, -1) @ k for name in ("P⊙dP", "P⊙⟨dP,P⟩")})
     return dq_terms, dk_terms
 
 
-def _gradient_probe(name: str, terms: dict[str, torch.Tensor], d_k: int):
+def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCase):
     """dQ = c·(P⊙dP − P⊙⟨dP,P⟩)·K (and dK likewise), c = 1/√d_k: which coefficient is off (eqs. (1.8), (1.9))."""
+    d_k = case.d_k
     c = 1 / math.sqrt(d_k)
     expected = {"P⊙dP": c, "P⊙⟨dP,P⟩": -c}
     product = "K" if name == "dQ" else "Q"
@@ -737,7 +803,9 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], d_k: int):
                "P⊙ΣdP": f"(P⊙Σ_j dP_j){'' if name == 'dQ' else 'ᵀ'}{product}",
                "dP": f"dP{'' if name == 'dQ' else 'ᵀ'}{product}",
                "P⊙dPᵀ": f"(P⊙dP){'ᵀ' if name == 'dQ' else ''}{product}",
-               "P⊙⟨dP,P⟩ᵀ": f"(P⊙⟨dP,P⟩){'ᵀ' if name == 'dQ' else ''}{product}"}
+               "P⊙⟨dP,P⟩ᵀ": f"(P⊙⟨dP,P⟩){'ᵀ' if name == 'dQ' else ''}{product}",
+               "P⊙dP·other": f"(P⊙dP){'' if name == 'dQ' else 'ᵀ'}{'Q' if name == 'dQ' else 'K'}",
+               "P⊙⟨dP,P⟩·other": f"(P⊙⟨dP,P⟩){'' if name == 'dQ' else 'ᵀ'}{'Q' if name == 'dQ' else 'K'}"}
     upstream = f"{name} goes through your softmax_backward: does it pass the check of Exercise 1.2?"
 
     def probe(got):
@@ -751,7 +819,8 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], d_k: int):
         m = _multiplier(found, expected)
         if m is not None:
             factor = m * c  # the learner's c
-            named = name_value(factor, {"1": 1.0, "√d_k": math.sqrt(d_k), "d_k": d_k})
+            named = name_value(factor, {"1": 1.0, "√d_k": math.sqrt(d_k), "d_k": d_k, "√Tk": math.sqrt(case.Tk),
+                                        "√Tq": math.sqrt(case.Tq), "√d_v": math.sqrt(case.d_v)})
             if named == "1":
                 return yours + (f"{name} is missing the 1/√d_k that the forward pass applied to the scores "
                                 f"(eq. (1.9)).")
@@ -760,8 +829,13 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], d_k: int):
             if named and named.startswith("−"):
                 return yours + f"the sign of {name} is flipped (eq. (1.9))."
             return yours + f"{name}'s factor is {factor:.4g}" + (f" (= {named})" if named else "") + \
-                "; eq. (1.9) has 1/√d_k."
+                "; eq. (1.9) has 1/√d_k, from the scale of the scores (d_k is the width of q and k)."
         has = {n for n, value in found.items() if abs(value) > 1e-6}
+        if has & {"P⊙dP·other", "P⊙⟨dP,P⟩·other"}:
+            right, wrong = ("K", "Q") if name == "dQ" else ("Q", "K")
+            transpose = "" if name == "dQ" else "ᵀ"
+            return yours + (f"{name} multiplies dS by {wrong}; it is {right}: {name} = c·dS{transpose}·{right} "
+                            f"(eq. (1.9)) — the gradient of q_i · k_j with respect to one is the other.")
         if has & {"P⊙dPᵀ", "P⊙⟨dP,P⟩ᵀ"}:
             right = "dQ = c·dS·K" if name == "dQ" else "dK = c·dSᵀ·Q"
             return yours + (f"dS is {'transposed' if name == 'dQ' else 'not transposed'} where it should "
@@ -814,14 +888,16 @@ def check_attention_function(AttentionFunction) -> None:
         dq_terms, dk_terms = _gradient_terms(q, k, v, grad_out)
         square = q.shape == k.shape == v.shape  # some mix-ups only keep the shapes right when Tq = Tk
         gradients = [
-            ("dL/dV", leaves[2], dv, "eq. (1.7), dV = Pᵀ dO", [_dv_rows_probe(grad_out, dv)],
+            ("dL/dV", leaves[2], dv, "eq. (1.7), dV = Pᵀ dO",
+             [_dv_rows_probe(grad_out, dv), _dv_weights_probe(q, k, grad_out, dv)],
              [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
                                                                     "weights need a transpose.") if square else None]),
-            ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K", [_gradient_probe("dQ", dq_terms, case.d_k)],
+            ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K",
+             [_gradient_probe("dQ", dq_terms, case), _dq_scores_probe(k, case)],
              [Mistake(dk, "you returned dK where dQ belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
             ("dL/dK", leaves[1], dk, "eq. (1.9), dK = c·dSᵀ·Q",
-             [_gradient_probe("dK", dk_terms, case.d_k), _dk_sum_probe()],
+             [_gradient_probe("dK", dk_terms, case), _dk_sum_probe()],
              [Mistake(dq, "you returned dQ where dK belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
         ]
@@ -837,6 +913,20 @@ def check_attention_function(AttentionFunction) -> None:
                        f"d_v ≠ d_k, T=1, float32), and torch.autograd.gradcheck confirms your backward in float64.")
 
 
+def _dv_weights_probe(q, k, grad_out, dv):
+    """dV = Pᵀ dO: where dO's rows are independent (Tq ≤ d_v) the P inside the learner's dV is recovered and
+    diagnosed as attention weights (a P recomputed without the scale, or over the wrong axis, shows there)."""
+    facts = _weights_facts(q, k, None, who="the weights inside your dV (dV = Pᵀ dO)", equation="eq. (1.7)",
+                           upstream="dV uses the P of the forward pass, as saved in ctx.")
+
+    def probe(got):
+        if recovered_coefficients(got, {"PᵀdO": dv}, {"PᵀdO": 1.0}) is not None:
+            return None  # only a constant factor off: Exercise.compare names it
+        transposed = recover_weights(got, grad_out)  # Pᵀ  (..., Tk, Tq)
+        return None if transposed is None else weights_problem(transposed.transpose(-2, -1), facts)
+    return probe
+
+
 def _dv_rows_probe(grad_out, dv):
     """1ᵀ dV = 1ᵀ dO: the rows of dV add up to those of dO (said unless dV is only off by a constant factor,
     which Exercise.compare names)."""
@@ -847,6 +937,26 @@ def _dv_rows_probe(grad_out, dv):
         if not torch.allclose(got.double().sum(-2), want, atol=1e-5, rtol=1e-4):
             return ("the rows of your dV do not add up to those of dO: each row of P sums to 1, so "
                     "1ᵀ dV = 1ᵀ Pᵀ dO = (P 1)ᵀ dO = 1ᵀ dO. dV = Pᵀ dO (eq. (1.7)): the weights, transposed, times dO.")
+        return None
+    return probe
+
+
+def _dq_scores_probe(k, case: FunctionCase):
+    """dQ = c·dS·K: where the keys' rows are independent (Tk ≤ d_k) the c·dS inside the learner's dQ is recovered;
+    each of its rows must sum to 0 (eq. (1.8): adding a constant to a row of scores changes nothing)."""
+    def probe(got):
+        if case.Tk > case.d_k or case.Tk < 2:
+            return None
+        scaled = recover_weights(got, k)  # c·dS  (..., Tq, Tk)
+        if scaled is None:
+            return ("your dQ is not a combination of the keys' rows: dQ = c·dS·K (eq. (1.9)), each row of dQ a "
+                    "weighted sum of the keys k_j.")
+        sums = scaled.sum(-1)
+        if sums.abs().max() > 1e-6 * (1 + scaled.abs().sum(-1).max()):
+            return (f"the dS inside your dQ = c·dS·K has rows that do not sum to 0 (up to {sums.abs().max():.3g}): "
+                    f"the softmax backward of eq. (1.8) gives rows that sum to 0, since adding a constant to a row of "
+                    f"scores changes nothing. dQ goes through your softmax_backward: does it pass the check of "
+                    f"Exercise 1.2?")
         return None
     return probe
 
@@ -903,10 +1013,18 @@ class HeadsCase(Case):
     H: int = 1
     causal: bool = False
     padded: int = 0  # the last `padded` keys of the second sequence are padding
+    score_shift: float = 0.0  # added to every score of every head (through q's and k's first feature of each head)
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"B": self.B, "T": self.T, "D": self.D, "H": self.H, "Dh": self.D // self.H}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if _broadcast_sizes(error) and "mask" in line:
+            return ("The scores are (B, H, T, T). key_padding_mask is (B, T), True for a padded key: to hide keys "
+                    "(the last axis) view it as key_padding_mask[:, None, None, :], (B, 1, 1, T); the causal mask "
+                    "(T, T) broadcasts as it is." + named_sizes_in(str(error), self.sizes))
+        return None
 
     def key_padding_mask(self) -> torch.Tensor | None:
         if not self.padded:
@@ -925,7 +1043,21 @@ HEADS_CASES = [
     HeadsCase("one head, B=1, T=4, D=8", B=1, T=4, D=8, H=1),
     HeadsCase("causal, D=16, H=4 (Dh=4=√D)", B=2, T=4, D=16, H=4, causal=True),
     HeadsCase("causal, D=12, H=3, T=6", B=2, T=6, D=12, H=3, causal=True),
+    HeadsCase("float64, causal + key padding, every score ≈ −2·10⁴", torch.float64, B=2, T=5, D=24, H=3,
+              causal=True, padded=2, score_shift=SHIFT),
 ]
+
+
+def _shift_every_head(module, case: HeadsCase) -> None:
+    """Set q's and k's first feature of every head to ±α whatever the token, so that every score of every head
+    gains α·(−α)/√Dh = score_shift: the right output does not change (a softmax ignores a shift of its row)."""
+    D, Dh = case.D, case.D // case.H
+    alpha = math.sqrt(abs(case.score_shift) * math.sqrt(Dh))
+    with torch.no_grad():
+        for h in range(case.H):
+            for row, value in ((h * Dh, alpha), (D + h * Dh, math.copysign(alpha, case.score_shift))):
+                module.qkv.weight[row] = 0.0
+                module.qkv.bias[row] = value
 
 
 def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads: int, causal=False,
@@ -962,7 +1094,7 @@ def _allowed(B, T, causal, key_padding_mask, *, causal_diagonal=0, causal_upper=
 def _copy_to_library(module, n_heads: int) -> torch.nn.MultiheadAttention:
     """nn.MultiheadAttention with the learner's weights: qkv packs [W_Q; W_K; W_V] like in_proj_weight."""
     d_model = module.qkv.in_features
-    library = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+    library = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True).to(module.qkv.weight.dtype)
     with torch.no_grad():
         library.in_proj_weight.copy_(module.qkv.weight)  # rows: [W_q; W_k; W_v]
         library.in_proj_bias.copy_(module.qkv.bias)
@@ -1010,7 +1142,7 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
             try:
                 probe = copy.deepcopy(module)
                 with torch.no_grad():
-                    probe.out.weight.copy_(torch.eye(D))
+                    probe.out.weight.copy_(torch.eye(D, dtype=x.dtype))
                     probe.out.bias.zero_()
                     heads = probe(x.clone(), **got_kwargs)
                 if isinstance(heads, torch.Tensor) and heads.shape == (B, T, D) and torch.isfinite(heads).all():
@@ -1037,8 +1169,12 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
         heads, right_heads = merged_heads(), reference()[-1]
         if heads is None or torch.allclose(heads, right_heads, atol=1e-5):
             return None
-        if H > 1 and torch.allclose(rearrange(heads, "B T (Dh H) -> B T (H Dh)", H=H), right_heads, atol=1e-5):
-            return "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'."
+        if T > 1 and torch.allclose(heads.flatten(1).sort(-1).values, right_heads.flatten(1).sort(-1).values,
+                                    atol=1e-5):
+            return ("your merged heads hold the right numbers in the wrong places: each head is right, the merge "
+                    "is not. Undo the split with rearrange(heads, 'B H T Dh -> B T (H Dh)') — a reshape to "
+                    "(B, T, D) without first moving H next to Dh mixes tokens and heads (eq. (1.10): "
+                    "concat(O_1, …, O_H) per token).")
         return None
 
     def each_head(got):
@@ -1050,27 +1186,29 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
                                                            right_heads[..., h * Dh:(h + 1) * Dh], atol=1e-5)]
         if not wrong or T > Dh:  # with T > Dh the weights cannot be recovered from a head's output
             return None
-        h = wrong[0]
-        others = f" (heads {', '.join(map(str, wrong))} of {H} are wrong)" if len(wrong) > 1 else ""
-        recovered = recover_weights(heads[..., h * Dh:(h + 1) * Dh], v[:, h])  # (B, T, T)
-        if recovered is None:
-            return (f"head {h}'s output{others} is not a weighted average of head {h}'s values V_{h} (eq. (1.10): "
-                    f"O_h = P_h V_h). Split each of q, k, v = self.qkv(x).chunk(3, dim=-1) with "
-                    f"rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads), keep q, k, v in that order, and attend "
-                    f"within each head.")
+        others = f" (heads {', '.join(map(str, wrong))} of {H} are wrong)" if len(wrong) > 1 else \
+            f" (head {wrong[0]} of {H} is wrong)"
+        recovered = []
+        for h in range(H):
+            head_weights = recover_weights(heads[..., h * Dh:(h + 1) * Dh], v[:, h])  # (B, T, T)
+            if head_weights is None:
+                return (f"head {h}'s output{others} is not a weighted average of head {h}'s values V_{h} (eq. (1.10): "
+                        f"O_h = P_h V_h). Split each of q, k, v = self.qkv(x).chunk(3, dim=-1) with "
+                        f"rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads), keep q, k, v in that order, and attend "
+                        f"within each head.")
+            recovered.append(head_weights)
         facts = WeightsFacts(
-            raw_scores=(q[:, h] @ k[:, h].transpose(-2, -1)).double(), expected=weights[:, h].double(),
-            scale=1 / math.sqrt(Dh), scale_text="1/√Dh", exact=False, allowed=allowed[:, 0],
+            raw_scores=(q @ k.transpose(-2, -1)).double(), expected=weights.double(),
+            scale=1 / math.sqrt(Dh), scale_text="1/√Dh", exact=False, allowed=allowed,
             constants={"√Dh": math.sqrt(Dh), "Dh": Dh, "√D": math.sqrt(D), "D": D, "√H": math.sqrt(H), "H": H},
             advice={**_weights_advice("Dh", "width of each head, Dh = D/H"),
                     "1/√D": "you scaled by √D (the model width); each head's scores are scaled by √Dh = √(D/H), "
                             "its own width.",
                     "1/D": "you divided by D, the model width; divide each head's scores by √Dh = √(D/H)."},
-            equation="eq. (1.10)", who=f"head {h}'s weights{others}", batch_names=("b",),
+            equation="eq. (1.10)", who=f"the weights of your heads{others}", batch_names=("B", "H"),
             why_forbidden=lambda index: _why_forbidden(index, case, pad),
-            alternatives={"K_h Q_hᵀ (keys on the rows)": (k[:, h] @ q[:, h].transpose(-2, -1)).double()},
             upstream="If you call your attention here, check that it passes Exercise 1.1.")
-        return weights_problem(recovered, facts)
+        return weights_problem(torch.stack(recovered, dim=1), facts)  # (B, H, T, T)
 
     return [projection, merge, each_head]
 
@@ -1087,7 +1225,7 @@ def _no_grad(generator):
 
 
 def _why_forbidden(index, case: HeadsCase, pad) -> str:
-    b, i, j = (int(n) for n in index[-3:])
+    b, i, j = int(index[0]), int(index[-2]), int(index[-1])
     reasons = []
     if case.causal and j > i:
         reasons.append(f"key {j} comes after query {i} (causal)")
@@ -1134,7 +1272,8 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
     with torch.random.fork_rng(devices=[]):  # initialising modules draws numbers: keep the learner's RNG as it was
         for case in HEADS_CASES:
             _check_heads_case(MultiHeadSelfAttention, case)
-    EX_HEADS.passed(f"{len(HEADS_CASES)} cases (causal, key padding, both, T=1, one head, Dh ≠ √D) match "
+    EX_HEADS.passed(f"{len(HEADS_CASES)} cases (causal, key padding, both, T=1, one head, Dh ≠ √D, scores ≈ −2·10⁴ "
+                    f"in float64) match "
                     f"nn.MultiheadAttention with copied weights.")
 
 
@@ -1144,7 +1283,11 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
     module = EX_HEADS.call(MultiHeadSelfAttention, case.D, case.H, what="MultiHeadSelfAttention(d_model, "
                            "n_heads)", case=case)
     _structure_of_module(module, case)
-    x = EX_HEADS.randn(case.B, case.T, case.D, key=(case.label, "x"))
+    if case.dtype != torch.float32:
+        module = module.to(case.dtype)
+    if case.score_shift:
+        _shift_every_head(module, case)
+    x = EX_HEADS.randn(case.B, case.T, case.D, key=(case.label, "x"), dtype=case.dtype)
     pad = case.key_padding_mask()
     kwargs = dict(causal=case.causal, key_padding_mask=pad)
     with torch.no_grad():
@@ -1156,7 +1299,8 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
         assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
             "internal: the check's own reference disagrees with nn.MultiheadAttention"
     _compare(EX_HEADS, got, expected, case, equation="eq. (1.10)", axes=("B", "T", "D"),
-             mistakes=_no_grad(_heads_mistakes(same, case)), probes=_heads_probes(module, x, case, kwargs))
+             nonfinite=_overflow_text(case, "outputs"), mistakes=_no_grad(_heads_mistakes(same, case)),
+             probes=_heads_probes(module, x, case, kwargs))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1176,7 +1320,16 @@ class TiledCase(Case):
 
     @property
     def sizes(self) -> dict[str, int]:
-        return {"Tq": self.Tq, "Tk": self.Tk, "d_k": self.d, "d_v": self.d_v, "block_size": self.block}
+        return {**dict(zip(_BATCH_AXES, self.batch)), "Tq": self.Tq, "Tk": self.Tk, "d_k": self.d, "d_v": self.d_v,
+                "block_size": self.block}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if _broadcast_sizes(error) == {self.d, self.d_v}:
+            return (f"One tensor has {named_size(self.d, self.sizes)} entries where the other has "
+                    f"{named_size(self.d_v, self.sizes)}: the accumulated output a holds one row of the values' width "
+                    f"per query, (..., Tq, d_v) = q.shape[:-1] + v.shape[-1:] (eq. (1.11)), not q's width "
+                    f"(torch.zeros_like(q) is (..., Tq, d_k)).")
+        return None
 
     def inputs(self):
         q = EX_TILED.randn(*self.batch, self.Tq, self.d, key=(self.label, "q"), dtype=self.dtype) * self.input_scale
@@ -1200,7 +1353,7 @@ TILED_CASES = [
 ]
 
 
-def _tiled_nonfinite(case: TiledCase) -> str | None:
+def _tiled_nonfinite(case: TiledCase) -> str:
     if case.score_shift:
         return (f"NaN/inf where every score of a query is about {case.score_shift:.0e}; adding one number to every "
                 f"score changes no softmax, so the right output is finite. Here e^(s − m) underflowed to 0 for every "
@@ -1211,7 +1364,10 @@ def _tiled_nonfinite(case: TiledCase) -> str | None:
         return ("NaN/inf on large scores: e^s overflowed (above s ≈ 88 in float32), or underflowed to 0 for every "
                 "key of a query (ℓ = 0, then 0/0). Subtract each query's own running maximum: m' = max(m, "
                 "max_j s_j) per query, shape (..., Tq, 1), and exponentiate s − m' (eq. (1.11)).")
-    return None
+    return ("NaN/inf on ordinary scores: in eq. (1.11) every factor is e^(something ≤ 0) — e^(m − m') ≤ 1 and "
+            "e^(s_j − m') ≤ 1 — so nothing can overflow. An inf × 0 or 0/0 comes from a factor the wrong way round "
+            "(e^(m' − m) is e^(+∞) at the start, where m = −∞), from m, ℓ or a starting at other values than −∞, 0 "
+            "and 0, or from dividing by ℓ before it is positive.")
 
 
 def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
@@ -1243,12 +1399,16 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         unused = (~used).nonzero().flatten().tolist()
         span = f"{unused[0]}–{unused[-1]}" if unused == list(range(unused[0], unused[-1] + 1)) else \
             ", ".join(map(str, unused[:8]))
+        if unused == list(range(min(block, Tk))):
+            return (f"keys {span}, the first block, get no weight: their terms are multiplied by 0. With m = −∞ at "
+                    f"the start, the first e^(m − m') is 0: it rescales what was accumulated before (a and ℓ), not "
+                    f"the new block's terms — ℓ' = e^(m − m') ℓ + Σ_j e^(s_j − m') (eq. (1.11)).")
         hint = ""
         if unused[0] == Tk - Tk % block and unused[-1] == Tk - 1 and Tk % block:
-            hint = " — the last, shorter block: range(0, Tk, block_size) with slicing includes it."
+            hint = ": the last, shorter block. range(0, Tk, block_size) with slicing includes it."
         elif unused[0] == math.ceil(case.Tq / block) * block and case.Tq != Tk:
-            hint = f" — your loop stops at Tq = {case.Tq}: loop over the keys, range(0, k.shape[-2], block_size)."
-        return (f"keys {span} (of Tk = {Tk}) get no weight: your loop never visits them{hint} Every key must enter "
+            hint = f": your loop stops at Tq = {case.Tq}. Loop over the keys, range(0, k.shape[-2], block_size)."
+        return (f"keys {span} (of Tk = {Tk}) get no weight: your loop skips them{hint or '.'} Every key must enter "
                 f"the running sums of eq. (1.11) once.")
 
     def multiplicity(got):
@@ -1280,6 +1440,11 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         if ((sums - 1).abs() < 1e-4).all():
             return None
         n_blocks = math.ceil(Tk / block)
+        scores = q.double() @ k.double().transpose(-2, -1) / math.sqrt(case.d)  # (..., Tq, Tk)
+        final_sum = (scores - scores.amax(-1, keepdim=True)).exp().sum(-1)  # ℓ after the last block  (..., Tq)
+        if torch.allclose(sums, final_sum, rtol=1e-4, atol=1e-6):
+            return ("your output is a, not a/ℓ: the weights of each query sum to ℓ, the running sum. Divide by ℓ "
+                    "once, after the last block: o = a/ℓ (eq. (1.11)).")
         if n_blocks > 1 and ((sums - n_blocks).abs() < 1e-3).all():
             return (f"each query's weights sum to {n_blocks}, the number of blocks: you normalised each block by its "
                     f"own sum and added the blocks. Keep the unnormalised sums a and ℓ across blocks and divide once, "
@@ -1310,7 +1475,25 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         facts = _weights_facts(q, k, None, who="your effective weights (what multiplies each value row)")
         return weights_problem(w, facts)
 
-    return [keys, multiplicity, normalisation, scale]
+    def between_blocks(got):
+        """Log-ratios within one block do not see the factors e^(m − m') between blocks: fit the temperature
+        there, then say whether the blocks are right inside and wrong against each other."""
+        w = effective_weights()
+        full = Tk - Tk % block
+        if w is None or full < 2 * block or block < 2:
+            return None
+        by_block = w[..., :full].unflatten(-1, (-1, block))  # (..., Tq, n_blocks, block)
+        raw = (q.double() @ k.double().transpose(-2, -1))[..., :full].unflatten(-1, (-1, block))
+        a = softmax_temperature(by_block, raw)
+        if a is None:
+            return None
+        facts = _weights_facts(q, k, None, who="within each block, your weights")
+        return _scale_message(a, facts) or (
+            "within each block your weights are right relative to each other, but the blocks are weighted wrongly "
+            "against each other: what was accumulated in a and ℓ must be multiplied by e^(m − m') (the same factor "
+            "for both, m the old and m' the new running maximum) whenever m grows (eq. (1.11)).")
+
+    return [keys, multiplicity, normalisation, scale, between_blocks]
 
 
 def check_tiled_attention(tiled_attention) -> None:
@@ -1366,6 +1549,13 @@ class MixingCase(Case):
     @property
     def sizes(self) -> dict[str, int]:
         return {"T": self.shape[-2], "D": self.shape[-1]}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if _MATMUL.search(str(error)) and self.shape[-2] != self.shape[-1]:
+            return ("x is (…, T, D): W_T (T × T) multiplies it from the left, along the sequence axis, and W_D "
+                    "(D × D) from the right, along the hidden axis: W_T @ x @ W_D (eq. (1.13))."
+                    + named_sizes_in(str(error), self.sizes))
+        return None
 
 
 MIXING_CASES = [MixingCase("B=3, T=7, D=5", shape=(3, 7, 5)), MixingCase("B=2, T=8, D=16", shape=(2, 8, 16)),
@@ -1529,6 +1719,12 @@ def _mixing_coefficient_probe(x: torch.Tensor):
                             "multiply by W_D, and take .real once at the end.")
         if has == {"Re(W_T X)·Im(W_D)", "Im(W_T X)·Re(W_D)"}:
             return yours + "you kept the imaginary part; FNet keeps the real part (eq. (1.13))."
+        if "X" in has and {"Re(W_T X)·Re(W_D)", "Im(W_T X)·Im(W_D)"} <= has and len(has) == 3:
+            return yours + ("you added x itself: the residual connection x + mixing(x) belongs to the encoder block; "
+                            "fourier_mixing returns Re(W_T X W_D) alone (eq. (1.13)).")
+        if has == {"Re(W_T X)·Re(W_D)", "Im(W_T X)·Im(W_D)"} and found["Im(W_T X)·Im(W_D)"] > 0:
+            return yours + ("one of your two DFT matrices has the + sign (conjugated: the inverse DFT's): both W_T "
+                            "and W_D are e^(−2πi jk/n) (eq. (1.12)).")
         return yours + "compare with eq. (1.13), Re(W_T X W_D)."
 
     return probe
