@@ -11,7 +11,7 @@ CHAPTER ?=
 # CHAPTER=2, 02 or 02_normalization → 02
 CHAPTER_NUMBER = $(if $(CHAPTER),$(shell printf '%02d' "$$(expr $(firstword $(subst _, ,$(CHAPTER))) + 0)"))
 
-.PHONY: help install book test lab chapters grade timings screenshot clean
+.PHONY: help install browser book test lab chapters grade timings screenshot clean
 
 help:
 	@echo "make book        build the executed book into _build/html (book scale, cached)"
@@ -31,7 +31,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The book's browser test (tests/test_book_browser.py) drives a system Chromium. When none is there and this runs
+# as root with apt-get (CI, containers), install Debian's; otherwise the test says how to get one and skips.
+browser:
+	@if ! for name in chromium chromium-browser google-chrome google-chrome-stable; do command -v $$name; done \
+		| grep -q . && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium (apt-get) for the browser test of the book"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "Could not install chromium: the browser test of the book will be skipped"; \
+	fi
 
 book: $(STAMP)
 	$(BIN)/python -m tools.book_assets
@@ -41,7 +51,7 @@ book: $(STAMP)
 # The linter, then unit tests, the sync test, the student-notebook test, the grader's tests, the book build, and
 # nbval over every solution notebook at test scale; two workers, one notebook per worker at a time (--dist
 # loadfile). `make test CHAPTER=02` runs only chapter 02's tests and notebook (its pytest marker, chapter02).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	COURSE_SCALE=test $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=120 $(if $(CHAPTER),-m chapter$(CHAPTER_NUMBER)) tests solutions

@@ -13,9 +13,19 @@
 
 2. The header's Colab launch button of a chapter page opens that same student notebook (sphinx-book-theme
    would point Colab at ``solutions/NN_slug.md``, which Colab cannot open).
+
+3. ``COURSE_REPOSITORY_URL``, when set in the environment, replaces ``_config.yml``'s repository URL for the
+   whole build: the header's repository, issues and launch buttons and the Colab links all follow it. The
+   publishing workflow (.github/workflows/book.yml) sets it to the repository it runs in, so a fork's book
+   links to the fork.
+
+4. A display equation written with its own environment (``$$ \\begin{aligned} … \\end{aligned} \\tag{N.k} $$``, as
+   long equations are split) reaches MathJax as written: Sphinx would wrap any display math holding ``\\\\`` in
+   ``\\begin{split}``, where ``\\tag`` is an error.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -26,6 +36,16 @@ from sphinx.util.docutils import SphinxDirective
 
 COLAB = "https://colab.research.google.com/github"
 CHAPTER_DOC = re.compile(r"^solutions/(\d\d)_\w+$")  # a chapter page's docname
+REPOSITORY_ENV = "COURSE_REPOSITORY_URL"  # overrides _config.yml's repository.url
+
+
+def repository_from_environment(app: Sphinx, config) -> None:
+    """Apply ``COURSE_REPOSITORY_URL`` (at config-inited, before the theme reads its options)."""
+    url = os.environ.get(REPOSITORY_ENV, "").strip().rstrip("/")
+    if url:
+        config.html_theme_options = {**config.html_theme_options, "repository_url": url}
+    # Read with every page's doctree (the Colab links are written into it): a new URL re-reads every page.
+    config.course_repository_url = config.html_theme_options.get("repository_url", "")
 
 
 def colab_url(config, notebook: str) -> str:
@@ -62,7 +82,8 @@ class StudentNotebook(SphinxDirective):
             raise self.error(f"student-notebook: {error}") from None
 
         download = addnodes.download_reference(
-            "", "", reftarget=f"/{notebook}", refdoc=self.env.docname, refexplicit=True, refdomain="", reftype="download"
+            "", "", reftarget=f"/{notebook}", refdoc=self.env.docname, refexplicit=True, refdomain="",
+            reftype="download",
         )
         download += nodes.literal("", f"{name}.ipynb", classes=["xref", "download"])
         text = nodes.paragraph()
@@ -89,6 +110,17 @@ class StudentNotebook(SphinxDirective):
         return [box]
 
 
+def display_math_keeps_its_environment(app: Sphinx, doctree: nodes.document) -> None:
+    """Mark display math that holds an environment (aligned, cases, …) ``nowrap``, delimited as Sphinx would."""
+    for node in doctree.findall(nodes.math_block):
+        text = node.astext()
+        if node.get("nowrap") or node.get("label") or r"\begin{" not in text or "\n\n" in text.strip():
+            continue  # Sphinx's own handling: numbered by Sphinx, plain, or several equations in one block
+        display = getattr(app.config, "mathjax_display", None) or (r"\[", r"\]")
+        node.children = [nodes.Text(f"{display[0]}{text}{display[1]}")]
+        node["nowrap"] = True
+
+
 def colab_button_opens_student_notebook(app: Sphinx, pagename: str, templatename, context: dict, doctree) -> None:
     """Point a chapter page's header Colab button at chapters/NN_slug.ipynb."""
     notebook = f"chapters/{pagename.removeprefix('solutions/')}.ipynb"
@@ -102,6 +134,9 @@ def colab_button_opens_student_notebook(app: Sphinx, pagename: str, templatename
 
 
 def setup(app: Sphinx) -> dict:
+    app.add_config_value("course_repository_url", "", "env")
+    app.connect("config-inited", repository_from_environment)
+    app.connect("doctree-read", display_math_keeps_its_environment)
     app.add_directive("student-notebook", StudentNotebook)
     app.connect("html-page-context", colab_button_opens_student_notebook, priority=600)  # after the theme's 501
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,63 +1,30 @@
-"""The rendered book: builds it into a temporary folder (``COURSE_SCALE=test``, warnings as errors) and checks
-what the online reader gets on the first chapter's page.
+"""The rendered book: what the online reader gets on the first chapter's page.
 
-To stay fast, only the first chapter in ``_toc.yml`` is executed; the others are rendered without running
-(their execution is tested by nbval). The user's ``_build/`` is left alone except for the shared asset cache
-that ``tools.book_assets`` keeps in ``_build/book_assets`` and ``_build/npm_cache``.
+The book is built once per test run by the ``book_html`` fixture of tests/book_build.py (``COURSE_SCALE=test``,
+warnings as errors, only the first chapter executed), into a temporary folder.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-from tools import book_assets
-
-ROOT = Path(__file__).resolve().parent.parent
-JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
-
-
-def toc_chapters() -> list[str]:
-    """The chapter files listed in _toc.yml, in order (e.g. ``solutions/01_attention``)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters") or []]
-
+from book_build import toc_chapters
 
 CHAPTERS = toc_chapters()
 pytestmark = pytest.mark.skipif(not CHAPTERS, reason="no chapter listed in _toc.yml yet")
 
 
 @pytest.fixture(scope="module")
-def assets_local() -> bool:
-    """Fetch MathJax & co. (or write the CDN loaders when npm is unreachable); True when local."""
-    return book_assets.ensure_assets()
+def assets_local(book_build) -> bool:
+    """True when MathJax & co. are local copies (False: npm was unreachable and the CDN loaders are in place)."""
+    return book_build["assets_local"]
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory, assets_local) -> Path:
-    """Build the book once for this module; return its HTML folder."""
-    tmp = tmp_path_factory.mktemp("book")
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    # The config is read from tmp, so make its relative paths absolute; execute only the first chapter.
-    config["sphinx"]["local_extensions"] = {name: str(ROOT / path)
-                                            for name, path in config["sphinx"]["local_extensions"].items()}
-    config["sphinx"]["config"]["html_extra_path"] = [str(ROOT / p) for p in config["sphinx"]["config"]["html_extra_path"]]
-    config["execute"]["exclude_patterns"] = [f"{chapter}.*" for chapter in CHAPTERS[1:]]
-    (tmp / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    result = subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(tmp), "--config", str(tmp / "_config.yml"),
-         "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True, env=dict(os.environ, COURSE_SCALE="test"), timeout=600,
-    )
-    warnings = [line for line in result.stdout.splitlines() + result.stderr.splitlines()
-                if "WARNING" in line or "ERROR" in line]
-    assert result.returncode == 0, "the book build failed:\n" + "\n".join(warnings or [result.stdout[-3000:], result.stderr[-3000:]])
-    return tmp / "_build" / "html"
+def html(book_html) -> Path:
+    """The built book's HTML folder."""
+    return book_html
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +57,8 @@ def test_colab_link_opens_the_student_notebook(chapter):
     links = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', chapter)
     assert links, "no Colab link on the chapter page"
     for link in links:  # the {student-notebook} box and the header's launch button
-        assert re.fullmatch(rf"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/chapters/{name}\.ipynb", link), link
+        pattern = rf"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/chapters/{name}\.ipynb"
+        assert re.fullmatch(pattern, link), link
 
 
 def test_student_notebook_is_downloadable(html, chapter):
@@ -98,7 +66,8 @@ def test_student_notebook_is_downloadable(html, chapter):
     match = re.search(rf'href="\.\./(_downloads/[0-9a-f]+/{name}\.ipynb)"', chapter)
     assert match, "no download link to the student notebook"
     notebook = (html / match[1]).read_text()
-    assert "NotImplementedError" in notebook and "BEGIN SOLUTION" not in notebook, "the download is not the student notebook"
+    assert "NotImplementedError" in notebook and "BEGIN SOLUTION" not in notebook, \
+        "the download is not the student notebook"
 
 
 def test_solutions_are_collapsed(chapter):

@@ -16,6 +16,13 @@ are only copied.) MathJax is loaded on every page; the two widget scripts only o
 Each package is fetched from the npm registry with ``npm pack`` into ``_build/npm_cache/`` (so later builds
 need no network) and the few files the book needs are unpacked under ``_build/book_assets/_static/``.
 
+The widget manager's CSS (its icon font, Font Awesome) names its font files relative to the URI that RequireJS
+gives each named module of the embed script (``@jupyter-widgets/controls``,
+``@jupyter-widgets/html-manager/dist/libembed-amd``, …): by default a folder of that name beside *each page*
+(``solutions/@jupyter-widgets/*.woff2``, ``solutions/@jupyter-widgets/html-manager/dist/*.woff2``), which does
+not exist. So the font files are unpacked beside ``embed-amd.js``, and ``html-manager/paths.js`` (loaded between
+RequireJS and the embed script, see ``_config.yml``) maps those module folders onto ``_static/html-manager/``.
+
 When npm or the registry is unavailable, this prints one line and writes, at the same local paths, tiny
 *loader* files that pull the same scripts from the public CDNs (myst-nb's and Sphinx's defaults). The build
 never hangs (npm gets short timeouts and no retries) and never fails for want of these files; the pages then
@@ -24,6 +31,7 @@ need the network to show math and widgets, exactly as with Jupyter Book's defaul
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -49,6 +57,7 @@ class Package:
     target: str  # folder under STATIC; the source's content goes here
     entry: str  # the file _config.yml points at, relative to STATIC
     fallback_js: str  # loader written at `entry` when the package cannot be fetched
+    assets: tuple[str, ...] = ()  # further files of the package (globs under package/) unpacked beside the source
 
 
 def _inject(url: str) -> str:  # for MathJax, which Sphinx loads with `defer`
@@ -95,8 +104,27 @@ PACKAGES = [
             "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1/dist/embed-amd.js",
             ' data-jupyter-widgets-cdn="https://cdn.jsdelivr.net/npm/"',
         ),
+        assets=("dist/*.woff2", "dist/*.woff"),  # Font Awesome, named by the widgets' CSS (browsers take woff2)
     ),
 ]
+WIDGET_PACKAGE = PACKAGES[-1]
+WIDGET_PATHS = "html-manager/paths.js"  # under STATIC; _config.yml loads it after require.js, before embed-amd.js
+# The folders of the embed script's named AMD modules (@jupyter-widgets/base, …/html-manager/dist/libembed-amd).
+WIDGET_MODULE_DIRS = ("@jupyter-widgets", "@jupyter-widgets/html-manager/dist")
+WIDGET_CDN_DIST = "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1/dist"
+
+
+def _widget_paths_js(local: bool) -> str:
+    """RequireJS config that puts the embed script's module (and so the fonts its CSS names) where they are."""
+    if local:
+        folder = 'new URL(".", document.currentScript.src).href.replace(/\\/$/, "")'  # _static/html-manager
+    else:
+        folder = f'"{WIDGET_CDN_DIST}"'
+    paths = ", ".join(f'"{module_dir}": folder' for module_dir in WIDGET_MODULE_DIRS)
+    return (
+        "// Written by tools/book_assets.py: where the widget manager's fonts are (see its docstring).\n"
+        f"(function () {{\n  var folder = {folder};\n  require.config({{paths: {{{paths}}}}});\n}})();\n"
+    )
 
 
 class FetchError(RuntimeError):
@@ -142,7 +170,12 @@ def _unpack(tarball: Path, package: Package) -> None:
         members = [m for m in tar.getmembers() if m.name == prefix or m.name.startswith(prefix + "/")]
         if not members:
             raise FetchError(f"{tarball.name} holds no {package.source}")
-        tar.extractall(tmp, members=members, filter="data")
+        assets = [m for m in tar.getmembers() if m.isfile()
+                  and any(fnmatch.fnmatch(m.name, f"package/{pattern}") for pattern in package.assets)]
+        for pattern in package.assets:
+            if not any(fnmatch.fnmatch(m.name, f"package/{pattern}") for m in assets):
+                raise FetchError(f"{tarball.name} holds no {pattern}")
+        tar.extractall(tmp, members=members + assets, filter="data")
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         unpacked = Path(tmp) / prefix
@@ -151,6 +184,8 @@ def _unpack(tarball: Path, package: Package) -> None:
         else:
             target.mkdir()
             shutil.move(unpacked, target / unpacked.name)
+        for asset in assets:
+            shutil.move(Path(tmp) / asset.name, target / Path(asset.name).name)
 
 
 def _write_fallback(package: Package) -> None:
@@ -167,7 +202,9 @@ def is_local(package: Package) -> bool:
     if not entry.is_file():
         return False
     with entry.open() as file:
-        return file.readline() != FALLBACK
+        if file.readline() == FALLBACK:
+            return False
+    return all(any((STATIC / package.target).glob(Path(pattern).name)) for pattern in package.assets)
 
 
 def ensure_assets(force: bool = False) -> bool:
@@ -187,6 +224,7 @@ def ensure_assets(force: bool = False) -> bool:
             except (FetchError, OSError, tarfile.TarError) as error:
                 failure = error
         _write_fallback(package)
+    (STATIC / WIDGET_PATHS).write_text(_widget_paths_js(is_local(WIDGET_PACKAGE)))
     if failure is not None:
         print(f"book_assets: {failure}; the book will load MathJax and the widget scripts from the CDN.")
         return False
