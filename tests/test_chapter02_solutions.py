@@ -98,7 +98,8 @@ def test_layer_norm_and_rms_norm_match_torch(solved, shape, trailing, seed):
                          (solved["RMSNorm"](normalized_shape), nn.RMSNorm(normalized_shape))):
         ours, theirs = ours.double(), theirs.double()
         copy_affine(ours, theirs, generator)
-        for mine, reference in zip(outputs_and_gradients(ours, x, grad_out), outputs_and_gradients(theirs, x, grad_out)):
+        pairs = zip(outputs_and_gradients(ours, x, grad_out), outputs_and_gradients(theirs, x, grad_out))
+        for mine, reference in pairs:
             torch.testing.assert_close(mine, reference)
 
 
@@ -117,7 +118,8 @@ def test_group_norm_and_instance_norm_match_torch(solved, shape, groups, seed):
     for ours, theirs in pairs:
         ours, theirs = ours.double(), theirs.double()
         copy_affine(ours, theirs, generator)
-        for mine, reference in zip(outputs_and_gradients(ours, x, grad_out), outputs_and_gradients(theirs, x, grad_out)):
+        pairs = zip(outputs_and_gradients(ours, x, grad_out), outputs_and_gradients(theirs, x, grad_out))
+        for mine, reference in pairs:
             torch.testing.assert_close(mine, reference)
 
 

@@ -21,14 +21,14 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
-
 from datetime import datetime
+from pathlib import Path
 
 import jupytext
 from nbclient import NotebookClient
 
-from tools.reference_workload import STEPS as REFERENCE_STEPS, reference_workload
+from tools.reference_workload import STEPS as REFERENCE_STEPS
+from tools.reference_workload import reference_workload
 from utils import conventions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,8 @@ def table(rows: dict[str, dict[str, float]], scales: list[str], reference: float
     if reference is not None:
         lines.append(f"The reference workload (`python -m tools.reference_workload`: {REFERENCE_STEPS} training steps "
                      f"each of a small conv-net and a small transformer, 2 threads) took {reference:.2f} s here; "
-                     f"divide a time measured on your machine by the reference's time there to compare it with the × columns.")
+                     f"divide a time measured on your machine by the reference's time there to compare it with the "
+                     f"× columns.")
     return "\n".join(lines)
 
 
