@@ -159,7 +159,7 @@ class Exercise:
         located = locate_difference(got, expected, axes, atol=atol, rtol=rtol)
         message = f"{where}: {located} " if located else f"{where}: "
         worst = (got - expected).abs().flatten().argmax()
-        index = [int(i) for i in torch.unravel_index(worst, got.shape)]
+        index = unravel(int(worst), got.shape)
         message += (f"Compare your code with {equation} term by term{': ' + otherwise if otherwise else '.'} "
                     f"(largest difference at index {index}: you have {got.flatten()[worst].item():.6g}, "
                     f"expected {expected.flatten()[worst].item():.6g}.)")
@@ -375,6 +375,15 @@ def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None) -> s
     return (f"{kinds} in {share:.0%} of the entries (first at {describe_index(first, axes)}) where the answer is "
             f"finite. exp() of a large score overflows unless the maximum is subtracted first; a row whose entries "
             f"are all -inf gives NaN after softmax; 0/0 or a division by a zero variance gives NaN/inf.")
+
+
+def unravel(flat: int, shape: Sequence[int]) -> list[int]:
+    """The index of entry ``flat`` of a tensor of ``shape`` (torch.unravel_index's first call imports sympy, ~2 s)."""
+    index = []
+    for size in reversed(shape):
+        flat, position = divmod(flat, size)
+        index.append(position)
+    return index[::-1]
 
 
 def describe_index(index: Sequence[int], axes: Sequence[str] | None) -> str:
