@@ -12,9 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import strategies
 from tests.solution_code import solution_namespace
-
 from utils.checks import diffusion as checks
+
+CHAPTER = "05_diffusion"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def make_schedule(solved, kind, T):
 
 
 schedules = st.tuples(st.sampled_from(["linear", "cosine"]), st.integers(25, 400))
-images = st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5))  # B, C, H, W
+images = strategies.image_shapes.map(lambda s: (s["N"], s["C"], s["H"], s["W"]))  # B, C, H, W
 
 
 @settings(max_examples=30, deadline=None)
@@ -54,7 +56,7 @@ def test_linear_schedule_endpoints_and_spacing(solved, T):
 
 
 @settings(max_examples=40, deadline=None)
-@given(schedule=schedules, shape=images, seed=st.integers(0, 10_000))
+@given(schedule=schedules, shape=images, seed=strategies.seeds)
 def test_q_sample_is_a_draw_from_the_closed_form(solved, schedule, shape, seed):
     """(x_t − √ᾱ_t x_0) / √(1 − ᾱ_t) gives back exactly the noise, and its log-density matches Normal's."""
     schedule = make_schedule(solved, *schedule)
@@ -69,7 +71,7 @@ def test_q_sample_is_a_draw_from_the_closed_form(solved, schedule, shape, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(schedule=schedules, shape=images, seed=st.integers(0, 10_000))
+@given(schedule=schedules, shape=images, seed=strategies.seeds)
 def test_posterior_is_the_product_of_gaussians(solved, schedule, shape, seed):
     """Precision = α_t/β_t + 1/(1 − ᾱ_{t−1}); mean = variance × (√α_t x_t / β_t + √ᾱ_{t−1} x_0 / (1 − ᾱ_{t−1}))."""
     schedule = make_schedule(solved, *schedule)
@@ -94,7 +96,7 @@ def test_posterior_at_t_1_is_x0_itself(solved):
 
 
 @settings(max_examples=40, deadline=None)
-@given(schedule=schedules, shape=images, seed=st.integers(0, 10_000), clip=st.booleans())
+@given(schedule=schedules, shape=images, seed=strategies.seeds, clip=st.booleans())
 def test_ddim_with_the_true_noise_lands_on_the_marginal(solved, schedule, shape, seed, clip):
     """Given the exact ε of x_t (and x_0 in [−1, 1], so clipping is a no-op), one DDIM jump to any t' gives
     q_sample(x_0, t', ε): DDIM moves along the marginals of eq. (5.2)."""
@@ -112,7 +114,7 @@ def test_ddim_with_the_true_noise_lands_on_the_marginal(solved, schedule, shape,
 
 
 @settings(max_examples=40, deadline=None)
-@given(schedule=schedules, shape=images, seed=st.integers(0, 10_000))
+@given(schedule=schedules, shape=images, seed=strategies.seeds)
 def test_ddpm_step_without_clipping_is_algorithm_2(solved, schedule, shape, seed):
     """x_{t−1} = (x_t − β_t / √(1 − ᾱ_t) ε) / √α_t + √β_t z, with z = 0 at t = 1 (Ho et al., Algorithm 2)."""
     schedule = make_schedule(solved, *schedule)
@@ -128,7 +130,7 @@ def test_ddpm_step_without_clipping_is_algorithm_2(solved, schedule, shape, seed
 
 
 @settings(max_examples=30, deadline=None)
-@given(dim=st.sampled_from([4, 8, 16, 64, 128]), seed=st.integers(0, 10_000))
+@given(dim=st.sampled_from([4, 8, 16, 64, 128]), seed=strategies.seeds)
 def test_embedding_dot_products_depend_only_on_the_distance(solved, dim, seed):
     """sin a sin b + cos a cos b = cos(a − b): ⟨emb(t), emb(t')⟩ = Σ_i cos((t − t') ω_i), a function of t − t'."""
     t = torch.randint(1, 1000, (6,), generator=torch.Generator().manual_seed(seed))
@@ -141,7 +143,7 @@ def test_embedding_dot_products_depend_only_on_the_distance(solved, dim, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 8))
+@given(seed=strategies.seeds, n=st.integers(1, 8))
 def test_gaussian_kl_matches_torch_distributions(seed, n):
     generator = torch.Generator().manual_seed(seed)
     mean_1, mean_2 = (torch.randn(n, generator=generator, dtype=torch.float64) for _ in range(2))

@@ -283,6 +283,27 @@ def test_cosine_schedule_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_schedules, (linear(), wrong), *words)
 
 
+def cosine_first_beta_zero(T, s=0.008, max_beta=0.999):
+    betas = cosine()(T, s, max_beta).clone()
+    betas[0] = 0.0
+    return betas
+
+
+def cosine_in_float32(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1) / T  # float32
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).clamp(max=max_beta).double()
+
+
+@exercise("5.1")
+@pytest.mark.parametrize("wrong, words", [
+    (cosine_first_beta_zero, ["β_1 = 0 is not positive", "decreasing"]),
+    (cosine_in_float32, ["right only to float32 precision"]),
+])
+def test_cosine_schedule_more_properties(wrong, words):
+    assert_diagnoses(checks.check_schedules, (linear(), wrong), *words)
+
+
 @exercise("5.1")
 def test_schedules_stub_and_exception_reach_the_learner():
     assert_stub_passes_through(lambda answer: checks.check_schedules(answer, cosine()), stub("5.1"))
@@ -392,6 +413,30 @@ def q_sample_nan(x0, t, noise, schedule):
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise / (1 - alpha_bar_t).sqrt() * 0 / 0
 
 
+def q_sample_two_mistakes(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t * x0 + col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def q_sample_scaled_noise(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + 1.1 * (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_cropped(x0, t, noise, schedule):
+    return q_sample_ok(x0, t, noise, schedule)[..., :-1]
+
+
+def q_sample_squared_noise(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise ** 2
+
+
+def q_sample_changes_schedule(x0, t, noise, schedule):
+    schedule.alpha_bars.clamp_(min=1e-3)
+    return q_sample_ok(x0, t, noise, schedule)
+
+
 @exercise("5.2")
 def test_q_sample_passes_on_the_solution():
     assert "t = 1 and t = T" in assert_passes(checks.check_q_sample, q_sample_ok)
@@ -411,14 +456,19 @@ def test_q_sample_passes_on_the_solution():
                            "variance of all the noise"]),
     (q_sample_one_minus_sqrt, ["(1 − √ᾱ_t) in place of √(1 − ᾱ_t)", "√(1 − x) is not 1 − √x"]),
     (q_sample_first_t, ["same for every image", "first image's", "(B,) tensor t"]),
-    (q_sample_in_place, ["changed its argument `noise` in place"]),
-    (q_sample_t_in_place, ["changed its argument `t` in place"]),
+    (q_sample_in_place, ["changed its input `noise` in place"]),
+    (q_sample_t_in_place, ["changed its input `t` in place"]),
     (q_sample_own_noise, ["different outputs", "use the `noise` argument"]),
     (q_sample_three_axes, ["B = 8 landed on axis C", "(B, 1, 1)", ".view(-1, 1, 1, 1)"]),
     (q_sample_sum_of_betas, ["inf or NaN for the images with t = 33, 40, 49", "On the finite images",
                              "should be √ᾱ_t", "eq. (5.2)"]),
     (q_sample_none, ["got None. Did you forget to return it?"]),
     (q_sample_nan, ["inf or NaN for the images with t = ", "division by zero"]),
+    (q_sample_two_mistakes, ["the coefficient of x_0 is ᾱ_t at every image", "the coefficient of ε is √β_t"]),
+    (q_sample_scaled_noise, ["the coefficient of x_0 is right", "the coefficient of ε is", "but should be √(1 − ᾱ_t)"]),
+    (q_sample_cropped, ["shape (8, 1, 6, 7) but expected (8, 1, 6, 8)"]),
+    (q_sample_squared_noise, ["Compare your code with eq. (5.2) term by term"]),
+    (q_sample_changes_schedule, ["changed `schedule.alpha_bars` in place"]),
 ])
 def test_q_sample_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_q_sample, wrong, *words)
@@ -740,13 +790,38 @@ def ddpm_algorithm_2_variance(eps, x_t, t, schedule, noise, clip=True):  # Algor
     if clip:
         return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
     alpha_t, beta_t, alpha_bar_t = (col(v[t - 1]) for v in (schedule.alphas, schedule.betas, schedule.alpha_bars))
-    return (x_t - beta_t / (1 - alpha_bar_t) * eps) / alpha_t.sqrt() + col((t > 1).to(x_t.dtype)) * beta_t.sqrt() * noise
+    z = col((t > 1).to(x_t.dtype)) * noise
+    return (x_t - beta_t / (1 - alpha_bar_t) * eps) / alpha_t.sqrt() + beta_t.sqrt() * z
 
 
 def ddpm_other_formula_when_clipping(eps, x_t, t, schedule, noise, clip=True):
     if not clip:
         return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
     return ddpm_alphas(eps, x_t, t, schedule, noise, clip)
+
+
+def ddpm_algorithm_2_no_root(eps, x_t, t, schedule, noise, clip=True):  # Algorithm 2 dividing by α_t
+    if clip:
+        return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
+    alpha_t, beta_t, alpha_bar_t = (col(v[t - 1]) for v in (schedule.alphas, schedule.betas, schedule.alpha_bars))
+    z = col((t > 1).to(x_t.dtype)) * noise
+    return (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t + beta_t.sqrt() * z
+
+
+def ddpm_soft_clip(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1])).tanh()
+    return ddpm_from(x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_outliers_zeroed(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    if clip:
+        x0_hat = torch.where(x0_hat.abs() > 1, torch.zeros_like(x0_hat), x0_hat)
+    return ddpm_from(x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_in_float32(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_step_ok(eps.float(), x_t.float(), t, schedule.to(torch.float32), noise.float(), clip).to(x_t.dtype)
 
 
 @exercise("5.4")
@@ -775,9 +850,13 @@ def test_ddpm_step_passes_on_the_solution():
     (ddpm_clip_0_1, ["you clipped x̂_0 to [0, 1]", "[−1, 1]"]),
     (ddpm_forgot_noise, ["the coefficient σ_t of z is 0", "missing"]),
     (ddpm_own_noise, ["different outputs", "use the `noise` argument as z"]),
-    (ddpm_in_place, ["changed its argument `noise` in place"]),
+    (ddpm_in_place, ["changed its input `noise` in place"]),
     (ddpm_algorithm_2_variance, ["Written as Algorithm 2's", "ε_θ's coefficient inside the bracket is β_t/(1 − ᾱ_t)"]),
     (ddpm_other_formula_when_clipping, ["differs even where x̂_0 lies inside [−1, 1]", "clip=False"]),
+    (ddpm_algorithm_2_no_root, ["in Algorithm 2's", "the factor 1/√α_t is 1/α_t", "square root"]),
+    (ddpm_soft_clip, ["clip=False", "Compare your code with eq. (5.15) term by term", "Exercise 5.3"]),
+    (ddpm_outliers_zeroed, ["the x̂_0 your x_{t−1} implies", "clip x̂_0 itself, with .clamp(-1, 1)"]),
+    (ddpm_in_float32, ["float64", "right only to float32 precision"]),
 ])
 def test_ddpm_step_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_ddpm_step, wrong, *words)
@@ -894,6 +973,21 @@ def ddim_in_place(eps, x_t, t, t_prev, schedule, clip=True):
     return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
 
 
+def ddim_clip_0_1(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    x0_hat = x0_hat.clamp(0, 1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_direction_as_ratio(eps, x_t, t, t_prev, schedule, clip=True):  # √x written as x/√x: 0/0 at t' = 0
+    alpha_bars = padded(schedule)
+    alpha_bar_prev = col(alpha_bars[t_prev])
+    return ddim_with(col(alpha_bars[t]), alpha_bar_prev, eps, x_t, clip,
+                     direction=(1 - alpha_bar_prev) / (1 - alpha_bar_prev).sqrt())
+
+
 @exercise("5.5")
 def test_ddim_step_passes_on_the_solution():
     assert "t' = 0" in assert_passes(checks.check_ddim_step, ddim_step_ok)
@@ -916,7 +1010,9 @@ def test_ddim_step_passes_on_the_solution():
     (ddim_ignores_t_prev, ["ᾱ_{t−1} in place of ᾱ_{t'}", "t vs t'"]),
     (ddim_direction_at_t, ["the direction", "√(1 − ᾱ_t) in place of √(1 − ᾱ_{t'})"]),
     (ddim_prev_not_viewed, ["along the W axis", ".view(-1, 1, 1, 1)"]),
-    (ddim_in_place, ["changed its argument `x_t` in place"]),
+    (ddim_in_place, ["changed its input `x_t` in place"]),
+    (ddim_clip_0_1, ["you clipped x̂_0 to [0, 1]"]),
+    (ddim_direction_as_ratio, ["inf or NaN for the images with t = 1, 3, 5, 10 and t' = 0", "1 − ᾱ_{t'} = 0"]),
 ])
 def test_ddim_step_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_ddim_step, wrong, *words)
@@ -1026,6 +1122,32 @@ def embedding_squared(t, dim):
     return embedding_ok(t, dim) ** 2
 
 
+def embedding_doubled(t, dim):
+    return 2 * embedding_ok(t, dim)
+
+
+def embedding_minus_sin(t, dim):
+    half = dim // 2
+    embedding = embedding_ok(t, dim).clone()
+    embedding[:, :half] *= -1
+    return embedding
+
+
+def embedding_offset_exponent(t, dim):  # ω_i = 10000^(−(i + 1)/d)
+    half = dim // 2
+    return embedding_from(t, dim, 10_000.0 ** (-(torch.arange(half, dtype=torch.float32) + 1) / dim))
+
+
+def embedding_growing_slowly(t, dim):  # from 1/1000 up to 1
+    half = dim // 2
+    return embedding_from(t, dim, 1000.0 ** (torch.arange(half, dtype=torch.float32) / half - 1))
+
+
+def embedding_harmonic(t, dim):
+    half = dim // 2
+    return embedding_from(t, dim, 1 / (torch.arange(half, dtype=torch.float32) + 1))
+
+
 @exercise("5.6")
 def test_embedding_passes_on_the_solution():
     assert_passes(checks.check_sinusoidal_embedding, embedding_ok)
@@ -1059,6 +1181,11 @@ def test_embedding_with_a_power_also_passes():
     (embedding_reversed, ["reverse order"]),
     (embedding_other_cosines, ["different frequencies", "column i and column d/2 + i share ω_i"]),
     (embedding_squared, ["eq. (5.17)"]),
+    (embedding_doubled, ["your embedding reaches 2", "[−1, 1]"]),
+    (embedding_minus_sin, ["−sin(t·ω) or −cos(t·ω)", "a sign is flipped"]),
+    (embedding_offset_exponent, ["your first frequency is 0.5623", "ω_0 = 10000^0 = 1"]),
+    (embedding_growing_slowly, ["your frequencies grow", "negative"]),
+    (embedding_harmonic, ["falls geometrically from 1 toward 1/10000"]),
 ])
 def test_embedding_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_sinusoidal_embedding, wrong, *words)
@@ -1087,6 +1214,7 @@ def test_formulas_read_as_the_chapter_writes_them():
     wrapped = checks.Factor("ᾱ", checks.Step("t", -1, wrapped=True))
     assert wrapped.base_text() == "alpha_bars[t - 2]"
     assert checks.Factor("α", one_minus=True).base_text() == "β_t"
+    assert str(checks.Formula((), zero=True)) == "0"
 
 
 @exercise("5.3")
@@ -1147,3 +1275,135 @@ def test_gaussian_kl_matches_torch_distributions():
 def test_every_check_failure_is_a_check_failure_or_the_learners_error():
     """The two exception types a learner sees are the toolkit's (the notebook's check cells rely on them)."""
     assert issubclass(CheckFailure, AssertionError) and issubclass(LearnerError, RuntimeError)
+
+
+# =============================================================================================================
+# No answer makes a check crash: whatever a learner returns ends in CheckFailure or LearnerError
+# =============================================================================================================
+def corrupt(value, how: str, seed: int):
+    """One way a learner's output can be off: values, NaN/inf, shape, dtype, type."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    generator = torch.Generator().manual_seed(seed)
+    if how == "noise":
+        return value + 1e-2 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+    if how == "random":
+        return torch.randn(value.shape, generator=generator, dtype=value.dtype)
+    if how == "zeros":
+        return torch.zeros_like(value)
+    if how == "nan":
+        flat = value.clone().flatten()
+        flat[int(torch.randint(len(flat), (1,), generator=generator))] = math.nan
+        return flat.view_as(value)
+    if how == "inf":
+        return value / torch.zeros_like(value)
+    if how == "huge":
+        return value * 1e30
+    if how == "transposed":
+        return value.transpose(-1, -2) if value.dim() >= 2 else value.flip(0)
+    if how == "squeezed":
+        return value.flatten() if value.dim() > 1 else value[1:]
+    if how == "extra axis":
+        return value[None]
+    if how == "float16":
+        return value.half()
+    if how == "int64":
+        return value.long()
+    if how == "complex":
+        return value.to(torch.complex64)
+    if how == "list":
+        return value.tolist()
+    if how == "none":
+        return None
+    if how == "number":
+        return 0.5
+    if how == "grad":  # off, and attached to a graph
+        return (value + 1e-2).detach().requires_grad_()
+    raise ValueError(f"learner's own error ({how})")
+
+
+HOW = st.sampled_from(["noise", "random", "zeros", "nan", "inf", "huge", "transposed", "squeezed", "extra axis",
+                       "float16", "int64", "complex", "list", "none", "number", "grad", "raise"])
+
+
+def corrupted(answer, how, seed, part=None):
+    def changed(value):
+        wrong = corrupt(value, how, seed)
+        same = isinstance(wrong, torch.Tensor) and wrong.shape == value.shape and torch.equal(wrong, value)
+        return 2 * wrong if same else wrong  # a transpose of (B, 1, 1, 1) changes nothing: make it wrong anyway
+
+    def learner(*args, **kwargs):
+        value = answer(*args, **kwargs)
+        if isinstance(value, tuple) and part is not None:
+            return tuple(changed(v) if i == part else v for i, v in enumerate(value))
+        return changed(value)
+    return learner
+
+
+def assert_rejected_cleanly(check, answer):
+    with pytest.raises((CheckFailure, LearnerError)) as caught:
+        assert_passes(check, answer)
+    assert str(caught.value).startswith("Exercise 5.")
+
+
+@exercise("5.1")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000), which=st.sampled_from(["linear", "cosine"]))
+def test_no_schedule_answer_crashes_the_check(how, seed, which):
+    if which == "linear":
+        assert_rejected_cleanly(checks.check_schedules, (corrupted(linear(), how, seed), cosine()))
+    else:
+        assert_rejected_cleanly(checks.check_schedules, (linear(), corrupted(cosine(), how, seed)))
+
+
+@exercise("5.2")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000))
+def test_no_q_sample_answer_crashes_the_check(how, seed):
+    assert_rejected_cleanly(checks.check_q_sample, corrupted(q_sample_ok, how, seed))
+
+
+@exercise("5.3")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000), part=st.sampled_from([0, 1]))
+def test_no_posterior_answer_crashes_the_check(how, seed, part):
+    assert_rejected_cleanly(checks.check_posterior_mean_variance, corrupted(posterior_ok, how, seed, part))
+
+
+@exercise("5.4")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000))
+def test_no_ddpm_step_answer_crashes_the_check(how, seed):
+    assert_rejected_cleanly(checks.check_ddpm_step, corrupted(ddpm_step_ok, how, seed))
+
+
+@exercise("5.5")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000))
+def test_no_ddim_step_answer_crashes_the_check(how, seed):
+    assert_rejected_cleanly(checks.check_ddim_step, corrupted(ddim_step_ok, how, seed))
+
+
+@exercise("5.6")
+@settings(max_examples=30, deadline=None)
+@given(how=HOW, seed=st.integers(0, 1000))
+def test_no_embedding_answer_crashes_the_check(how, seed):
+    assert_rejected_cleanly(checks.check_sinusoidal_embedding, corrupted(embedding_ok, how, seed))
+
+
+@exercise("5.2")
+def test_a_right_answer_attached_to_a_graph_passes():
+    def with_grad(x0, t, noise, schedule):
+        return q_sample_ok(x0.requires_grad_(), t, noise, schedule)
+    assert_passes(checks.check_q_sample, with_grad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), data=st.data())
+def test_core_unravel_matches_numpy(shape, data):
+    """core.unravel (added for this chapter: torch.unravel_index's first call imports sympy, ~2 s) agrees with numpy."""
+    import numpy as np
+
+    from utils.checks import core
+    flat = data.draw(st.integers(0, math.prod(shape) - 1))
+    assert core.unravel(flat, shape) == [int(i) for i in np.unravel_index(flat, shape)]

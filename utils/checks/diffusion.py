@@ -25,6 +25,7 @@ Conventions the checks assume (the chapter states them too):
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
@@ -205,6 +206,7 @@ class StepContext:
         alpha_bars = _with_zero(self.schedule.alpha_bars)  # (T + 1,), ᾱ_0 = 1
         self.tables = {"α": self.schedule.alphas, "β": self.schedule.betas, "ᾱ": self.schedule.alpha_bars,
                        "β̃": (1 - alpha_bars[:-1]) / (1 - alpha_bars[1:]) * self.schedule.betas}  # (T,) each
+        self._read: dict[tuple, torch.Tensor] = {}  # (symbol, step) → values: the change search rereads them
 
     @property
     def batch(self) -> int:
@@ -213,6 +215,8 @@ class StepContext:
     def quantity(self, symbol: str, step: Step) -> torch.Tensor:
         """(B,) float64: the quantity at each image's step; NaN where that step does not exist (the learner's
         code would have raised an IndexError there)."""
+        if (symbol, step) in self._read:
+            return self._read[symbol, step]
         k = step.indices(self.steps)
         table, T = self.tables[symbol], self.schedule.T
         values = torch.full(k.shape, math.nan, dtype=torch.float64)
@@ -223,6 +227,7 @@ class StepContext:
             values[wraps] = table[k[wraps] - 1]
         elif symbol == "ᾱ":
             values[k == 0] = 1.0
+        self._read[symbol, step] = values
         return values
 
     def describe(self, index: int) -> str:
@@ -260,7 +265,7 @@ class Model:
     def expected_text(self, output: str) -> str:
         if self.combine is _identity:
             return str(self.parts[output])
-        return self.shown.get(output, "another value")
+        return self.shown[output]
 
     def output_label(self, output: str, name: str) -> str:
         return self.labels[output] if self.combine is _identity else f"the coefficient of {name}"
@@ -591,22 +596,45 @@ class ImageCase(Case):
 def run_learner(exercise: Exercise, fn: Callable, case: Case, arguments: dict, *, random_hint: str, **options):
     """``fn(*arguments.values(), **options)`` on copies of the inputs, twice.
 
-    Raises when the learner's code changed an input in place (the caller still needs it) or when two calls on the
-    same inputs disagree (``random_hint`` says which randomness is not wanted).
+    An input changed in place is reported (core names a tensor argument; the schedule's tables are checked here),
+    and so is a second call on the same inputs that disagrees with the first (``random_hint`` says which
+    randomness is not wanted).
     """
-    def copies():
-        return [value.clone() if isinstance(value, torch.Tensor) else value for value in arguments.values()]
-    given = copies()
-    got = exercise.call(fn, *given, case=case, **options)
+    def copy(value):
+        if isinstance(value, torch.Tensor):
+            return value.clone()
+        if isinstance(value, Schedule):
+            return Schedule(value.betas.clone(), value.alphas.clone(), value.alpha_bars.clone())
+        return value
+    given = [copy(value) for value in arguments.values()]
+    got = _call_by_name(exercise, fn, given, case, options)
     for (name, original), passed in zip(arguments.items(), given):
-        if isinstance(original, torch.Tensor) and not torch.equal(original, passed):
-            raise exercise.fail(f"your {exercise.name} changed its argument `{name}` in place ({name} -= …, "
-                                f"{name}[…] = …, {name}.clamp_(…), …). The caller still needs it (a sampling loop "
-                                f"reuses x_t and t): compute a new tensor instead ({name} = {name} - …).", case=case)
-    again = exercise.call(fn, *copies(), case=case, **options)
+        if not isinstance(original, Schedule):
+            continue
+        for table in ("betas", "alphas", "alpha_bars"):
+            after = getattr(passed, table)
+            if not isinstance(after, torch.Tensor) or not torch.equal(getattr(original, table), after):
+                raise exercise.fail(f"your {exercise.name} changed `{name}.{table}` in place (.clamp_(…), […] = …, "
+                                    f"…). The schedule is shared by every step of a sampling loop: compute new "
+                                    f"tensors from it instead.", case=case)
+    again = _call_by_name(exercise, fn, [copy(value) for value in arguments.values()], case, options)
     if not _same(got, again):
         raise exercise.fail(f"two calls with the same inputs gave different outputs: {random_hint}", case=case)
     return got
+
+
+def _call_by_name(exercise: Exercise, fn: Callable, values: list, case: Case, options: dict):
+    """Call ``fn`` with ``values`` bound to its own parameter names, so that core names an input it changed in place
+    (`noise`); positionally when they do not bind (the learner's error then says why)."""
+    try:
+        signature = inspect.signature(fn)
+        bound = signature.bind(*values, **options)
+    except (TypeError, ValueError):
+        return exercise.call(fn, *values, case=case, **options)
+    unnamed = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if any(p.kind in unnamed for p in signature.parameters.values()):
+        return exercise.call(fn, *values, case=case, **options)
+    return exercise.call(fn, case=case, **bound.arguments)
 
 
 def _same(a, b) -> bool:
@@ -627,6 +655,16 @@ def fit_per_image(got: torch.Tensor, basis: dict[str, torch.Tensor], *, atol: fl
     return {name: torch.tensor([fit.coefficients[name] for fit in fits], dtype=torch.float64) for name in basis}
 
 
+def _rows_are_combinations(target: torch.Tensor, rows: list[torch.Tensor]) -> bool:
+    """Whether every row of ``target`` (R, n) is a combination of the same rows of ``rows`` (each (R, n)): one
+    batched least-squares solve (the same test as :func:`fit_linear` per row, at once)."""
+    design = torch.stack([r.double() for r in rows], dim=-1)  # (R, n, K)
+    target = target.double()[..., None]  # (R, n, 1)
+    solution = torch.linalg.lstsq(design, target, driver="gelsd").solution  # (R, K, 1)
+    residual = (design @ solution - target).norm(dim=(1, 2)) / target.norm(dim=(1, 2)).clamp_min(1e-300)
+    return bool((residual < 1e-5).all())
+
+
 def varying_axis_problem(got: torch.Tensor, basis: dict[str, torch.Tensor], *, what: str) -> str | None:
     """When the output is a per-pixel-column combination (coefficients varying along C, H or W of an image) rather
     than one combination per image: the (B,) → (B, 1, 1, 1) reshape is missing or wrong."""
@@ -636,8 +674,10 @@ def varying_axis_problem(got: torch.Tensor, basis: dict[str, torch.Tensor], *, w
         if size < 2:
             continue
         moved = got.movedim(axis, 1).reshape(B * size, -1)  # (B·size, rest): one row per image and index
-        rows = {k: v.expand_as(got).movedim(axis, 1).reshape(B * size, -1) for k, v in basis.items()}
-        if all(fit.residual < 1e-5 for fit in fit_linear(moved, rows, per=0)):
+        if moved.shape[1] <= len(basis) + 1:
+            continue  # too few entries per row: any row would fit
+        rows = [v.expand_as(got).movedim(axis, 1).reshape(B * size, -1) for v in basis.values()]
+        if _rows_are_combinations(moved, rows):
             name = IMAGE_AXES[axis] if got.dim() == 4 else f"axis {axis}"
             same = " — B equals " + name + " here, so it broadcast without an error" if size == B else ""
             return (f"{what} change along the {name} axis inside one image; they should be one number per image, "
@@ -803,8 +843,6 @@ def _linear_probes(case: ScheduleCase, T: int, beta_start: float, beta_end: floa
         return _returned_quantity(got, expected, torch.cumprod(1 - expected, 0))
 
     def linear_in_t(got):
-        if T < 3:
-            return None
         steps = got.diff()  # (T − 1,)
         if torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-6, atol=1e-15):
             return None
@@ -912,8 +950,6 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
         """∏(1 − β_s) of the learner's β should give back f(t)/f(0) up to the first clipped step."""
         free = int((expected < max_beta).sum()) if (expected >= max_beta).any() else T
         free = min(free, int((got < max_beta).sum()) if (got >= max_beta).any() else T)
-        if free == 0:
-            return None
         mine = torch.cumprod(1 - got, 0)[:free]  # (free,): the learner's ᾱ_1..ᾱ_free
         want = alpha_bars[:free]
         if torch.allclose(mine, want, rtol=1e-7, atol=1e-12):
@@ -954,18 +990,22 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
 
 
 def _fit_offset(mine: torch.Tensor, T: int, free: int) -> float | None:
-    """The offset s' with ∏(1 − β) = f_{s'}(t)/f_{s'}(0), by golden-section search on [0, 0.5]; None if none fits."""
-    def error(s):
-        return (reference_cosine_alpha_bars(T, s)[1:free + 1] - mine).abs().max().item()
-    low, high = 0.0, 0.5
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(80):
-        a, b = high - ratio * (high - low), low + ratio * (high - low)
-        low, high = (low, b) if error(a) < error(b) else (a, high)
-    best = (low + high) / 2
-    if error(0.0) < 1e-9:
+    """The offset s' with ∏(1 − β) = f_{s'}(t)/f_{s'}(0) on the first ``free`` steps, searched on [0, 0.5] (a grid,
+    then finer grids around the best point); None if no offset fits."""
+    steps = torch.arange(free + 1, dtype=torch.float64) / T  # t/T for t = 0..free
+
+    def errors(offsets: torch.Tensor) -> torch.Tensor:  # (S,): max |ᾱ_{s'} − mine| for each offset s'
+        f = torch.cos((steps[None, :] + offsets[:, None]) / (1 + offsets[:, None]) * math.pi / 2) ** 2
+        return ((f[:, 1:] / f[:, :1]) - mine[None, :]).abs().max(dim=1).values
+
+    offsets = torch.linspace(0, 0.5, 2001, dtype=torch.float64)  # spacing 2.5e-4
+    best = offsets[errors(offsets).argmin()].item()
+    for width in (2.5e-5, 2.5e-6, 2.5e-7, 2.5e-8):  # each pass spans ± the previous spacing
+        candidates = (best + width * torch.arange(-10, 11, dtype=torch.float64)).clamp(min=0)
+        best = candidates[errors(candidates).argmin()].item()
+    if errors(torch.zeros(1, dtype=torch.float64)).item() < 1e-9:
         best = 0.0
-    return best if error(best) < 1e-7 else None
+    return best if errors(torch.tensor([best], dtype=torch.float64)).item() < 1e-7 else None
 
 
 def _fit_cosine_argument(mine: torch.Tensor, T: int, s: float) -> str | None:
@@ -978,18 +1018,18 @@ def _fit_cosine_argument(mine: torch.Tensor, T: int, s: float) -> str | None:
     t = torch.arange(1, usable + 1, dtype=torch.float64)
     root = mine[:usable].sqrt()
 
-    def slopes(q: float) -> torch.Tensor:  # p from each t, given q: cos(p t + q) = √ᾱ_t·cos(q)
-        return (torch.arccos((root * math.cos(q)).clamp(-1, 1)) - q) / t
+    def slopes(q: torch.Tensor) -> torch.Tensor:  # (Q, t): p from each t, given q: cos(p t + q) = √ᾱ_t·cos(q)
+        return (torch.arccos((root[None, :] * q[:, None].cos()).clamp(-1, 1)) - q[:, None]) / t[None, :]
 
-    def spread(q: float) -> float:  # relative spread of those slopes: 0 for the right q
+    def best(q: torch.Tensor) -> float:  # the q whose slopes agree best (relative spread 0 for the right one)
         values = slopes(q)
-        return (values.std() / values.mean().abs().clamp_min(1e-300)).item()
-    grid = torch.linspace(0, 1.5, 3001, dtype=torch.float64).tolist()  # spacing 5e-4
-    q = min(grid, key=spread)
+        return q[(values.std(dim=1) / values.mean(dim=1).abs().clamp_min(1e-300)).argmin()].item()
+    q = best(torch.linspace(0, 1.5, 3001, dtype=torch.float64))  # spacing 5e-4
     for width in (5e-5, 5e-6, 5e-7, 5e-8, 5e-9):  # refine: each pass spans ± the previous spacing
-        q = min((q + width * k for k in range(-10, 11)), key=spread)
-    p = slopes(q).mean().item()
-    if spread(q) > 1e-4:
+        q = best(q + width * torch.arange(-10, 11, dtype=torch.float64))
+    values = slopes(torch.tensor([q], dtype=torch.float64))[0]
+    p = values.mean().item()
+    if (values.std() / abs(p)).item() > 1e-4:
         return None
     if math.isclose(p, p_want, rel_tol=1e-4) and math.isclose(q, q_want, abs_tol=1e-5):
         return None
@@ -1013,6 +1053,13 @@ def _fit_cosine_argument(mine: torch.Tensor, T: int, s: float) -> str | None:
         (": " + "; ".join(words) + "." if words else ".")
 
 
+def _unless_float32_close(probe: Callable, expected: torch.Tensor) -> Callable:
+    """A probe that stays silent when the answer is right to float32 precision, so compare can say just that."""
+    def guarded(got):
+        return None if torch.allclose(got, expected, rtol=1e-4, atol=1e-7) else probe(got)
+    return guarded
+
+
 def check_schedules(linear_schedule, cosine_schedule) -> None:
     """Exercise 5.1: ``linear_schedule(T)`` and ``cosine_schedule(T)`` return the (T,) float64 tensor of β_1..β_T."""
     for function, fn, cases, equation in (("linear_schedule", linear_schedule, LINEAR_CASES, "eq. (5.3)"),
@@ -1033,8 +1080,8 @@ def check_schedules(linear_schedule, cosine_schedule) -> None:
                 s, max_beta = arguments.get("s", 0.008), arguments.get("max_beta", 0.999)
                 expected = reference_cosine_schedule(case.T, s, max_beta)
                 probes = _cosine_probes(case, case.T, s, max_beta)
-            exercise.compare(got, expected, case=case, name="betas", equation=equation, probes=probes,
-                             axes=("t − 1",))
+            exercise.compare(got, expected, case=case, name="betas", equation=equation,
+                             probes=[_unless_float32_close(probe, expected) for probe in probes], axes=("t − 1",))
     EX_SCHEDULES.passed("linear_schedule matches β linear in [beta_start, beta_end]·1000/T for T = 50, 100, 200, "
                         "1000 and cosine_schedule matches Nichol & Dhariwal's (∏(1 − β) = f(t)/f(0), clipped at "
                         "max_beta) for T = 1, 50, 100, 200, 1000, with default and given arguments.")
@@ -1261,7 +1308,8 @@ def _clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expect
             return None
         mine = got_from_x0(got)  # the x̂_0 the learner's output implies
         low, high = mine.min().item(), mine.max().item()
-        if torch.allclose(mine, x0_hat.clamp(low, high), rtol=1e-3, atol=1e-4) and (low, high) != (-1, 1):
+        data_range = math.isclose(low, -1, abs_tol=1e-4) and math.isclose(high, 1, abs_tol=1e-4)
+        if torch.allclose(mine, x0_hat.clamp(low, high), rtol=1e-3, atol=1e-4) and not data_range:
             shown = [f"{round(v, 3) + 0.0:g}" for v in (low, high)]  # + 0.0: no "-0"
             return (f"you clipped x̂_0 to [{shown[0]}, {shown[1]}]; eq. (5.15) clips it to [−1, 1], the data's "
                     f"range: x0_hat.clamp(-1, 1).")
@@ -1271,6 +1319,8 @@ def _clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expect
                     f"clip=True your code computes something else than with clip=False (whose cases passed). "
                     f"Compute x̂_0 once, clamp it when clip is true, and use the same formula afterwards.")
         wrong = ~torch.isclose(mine, x0_hat.clamp(-1, 1), rtol=1e-3, atol=1e-4)
+        if not wrong.any():  # right up to rounding: compare says the rest (float32 precision, ...)
+            return None
         index = tuple(int(i) for i in wrong.nonzero()[0])
         return (f"the x̂_0 your {output} implies (solving eq. (5.6) for it) is {mine[index].item():.4g} at "
                 f"{list(index)}, where x̂_0 = {x0_hat[index].item():.4g} clipped to [−1, 1] is "
@@ -1475,6 +1525,12 @@ def _embedding_probes(t: torch.Tensor, dim: int):
             return None
         found = [identify_sinusoid(got[:, j], t) for j in range(dim)]  # per column: (kind, ω) or None
         unknown = [j for j, f in enumerate(found) if f is None]
+        flipped = [j for j in unknown if identify_sinusoid(-got[:, j], t) is not None]
+        if flipped and len(flipped) == len(unknown):
+            shown = ", ".join(map(str, flipped[:6])) + (", …" if len(flipped) > 6 else "")
+            several = len(flipped) > 1
+            return (f"column{'s' if several else ''} {shown} of your embedding {'are' if several else 'is'} "
+                    f"−sin(t·ω) or −cos(t·ω): a sign is flipped; eq. (5.17) has +sin(t ω_i) and +cos(t ω_i).")
         if unknown:
             shown = ", ".join(map(str, unknown[:6])) + (", …" if len(unknown) > 6 else "")
             several = len(unknown) > 1
@@ -1522,22 +1578,20 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
     if torch.allclose(mine, factor * want, rtol=1e-2, atol=1e-7):
         return (f"{head}: every frequency is {factor:.4g} × eq. (5.17)'s, so the angle is scaled: is t divided by "
                 f"something (t/T?) or multiplied by a constant? The angle is t·ω_i with the integer t itself.")
-    if half < 2:
-        return head + "."
     positive = mine > 1e-7
     if positive.sum() >= 2:
         logs = mine[positive].log()
         i = torch.arange(half, dtype=torch.float64)[positive]
         slope = ((logs[1:] - logs[:1]) / (i[1:] - i[:1])).mean().item()
         geometric = torch.allclose(logs, logs[0] + slope * (i - i[0]), atol=2e-2)
+        if geometric and slope > 0:
+            return f"{head}: your frequencies grow; ω_i = 10000^(−i/(d/2)) has a *negative* exponent."
         if geometric and not math.isclose(mine[0].item(), 1.0, rel_tol=1e-2):
             first = mine[0].item()
             named = " = ω_1 of eq. (5.17): does i start at 1" if math.isclose(first, want[1].item(), rel_tol=1e-2) \
                 else ""
             return (f"{head}: your first frequency is {first:.4g}{named}; ω_0 = 10000^0 = 1 (i runs from 0 to "
                     f"d/2 − 1).")
-        if geometric and slope > 0:
-            return f"{head}: your frequencies grow; ω_i = 10000^(−i/(d/2)) has a *negative* exponent."
         if geometric:
             denominator = math.log(10_000) / -slope
             for words, value in ((f"d/2 − 1 = {half - 1} (a variant in DDPM's code)", half - 1),
