@@ -136,6 +136,10 @@ def linear_scale_inverted(T, beta_start=1e-4, beta_end=0.02):
     return torch.linspace(T / 1000 * beta_start, T / 1000 * beta_end, T, dtype=torch.float64)
 
 
+def linear_integer_scale(T, beta_start=1e-4, beta_end=0.02):
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64) * (1000 // T)
+
+
 def linear_end_dropped(T, beta_start=1e-4, beta_end=0.02):  # T + 1 points, the last one dropped
     scale = 1000 / T
     return torch.linspace(scale * beta_start, scale * beta_end, T + 1, dtype=torch.float64)[:-1]
@@ -150,12 +154,13 @@ def linear_end_dropped(T, beta_start=1e-4, beta_end=0.02):  # T + 1 points, the 
     (linear_float32, ["dtype torch.float32 but expected torch.float64"]),
     (linear_step_over_T, ["step between neighbours", "(β_end − β_start)/T", "T − 1 gaps"]),
     (linear_scale_only_end, ["β_1 is 0.0001", "not scaled", "β_T = β_200 = 0.1 is right"]),
-    (linear_defaults_hard_coded, ["linear_schedule(100, beta_start=3e-4", "use the beta_start argument",
+    (linear_defaults_hard_coded, ["linear_schedule(300, beta_start=3e-4", "use the beta_start argument",
                                   "use the beta_end argument"]),
     (linear_geometric, ["geometrically", "linspace"]),
     (linear_reversed, ["reverse order"]),
     (linear_quadratic, ["not linear in t", "equal steps"]),
     (linear_scale_inverted, ["the scale is 1000/T, not T/1000"]),
+    (linear_integer_scale, ["linear_schedule(300", "(1000 // T)·beta_start", "integer division"]),
     (linear_end_dropped, ["β_1 = 0.0005 is right", "step between neighbours is (β_end − β_start)/T"]),
 ])
 def test_linear_schedule_names_the_mistake(wrong, words):
@@ -232,6 +237,10 @@ def cosine_clip_too_low(T, s=0.008, max_beta=0.999):
     return cosine_variant(T, s, max_beta, clip=False).clamp(max=0.9 * max_beta)
 
 
+def cosine_offset_over_T(T, s=0.008, max_beta=0.999):  # (t + s)/(T(1 + s)): the offset divided by T too
+    return cosine_variant(T, s, max_beta, argument=lambda u, s: (u + s / T) / (1 + s) * math.pi / 2)
+
+
 def cosine_list(T, s=0.008, max_beta=0.999):
     return cosine()(T, s, max_beta).tolist()
 
@@ -273,6 +282,7 @@ def cosine_noise_midway(T, s=0.008, max_beta=0.999):  # right for 10 steps, then
     (cosine_clamp_min, ["every β_t is 0.999 or more", "clamp(min=…)"]),
     (cosine_first_beta_unnormalised, ["β_1", "while β_2 … are right", "ᾱ_0 = f(0)/f(0) = 1"]),
     (cosine_clip_too_low, ["your largest β_t is", "clip β_t itself"]),
+    (cosine_offset_over_T, ["at t = 0 it is 6.233e-05 instead of s/(1 + s)·π/2", "offset s placed right"]),
     (cosine_list, ["got a list, not a torch.Tensor"]),
     (cosine_one_extra, ["201 values, one too many"]),
     (cosine_one_short, ["199 values, one too few", "ᾱ_0 = 1"]),
@@ -403,6 +413,15 @@ def q_sample_sum_of_betas(x0, t, noise, schedule):  # ᾱ_t ≈ 1 − Σ β_s, t
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
 
 
+def q_sample_index_t_minus_2(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 2])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_signal_from_alphas(x0, t, noise, schedule):
+    return col(schedule.alphas[t - 1]).sqrt() * x0 + (1 - col(schedule.alpha_bars[t - 1])).sqrt() * noise
+
+
 def q_sample_none(x0, t, noise, schedule):
     alpha_bar_t = col(schedule.alpha_bars[t - 1])
     alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise  # noqa: B018 - the forgotten return
@@ -462,6 +481,8 @@ def test_q_sample_passes_on_the_solution():
     (q_sample_three_axes, ["B = 8 landed on axis C", "(B, 1, 1)", ".view(-1, 1, 1, 1)"]),
     (q_sample_sum_of_betas, ["inf or NaN for the images with t = 33, 40, 49", "On the finite images",
                              "should be √ᾱ_t", "eq. (5.2)"]),
+    (q_sample_index_t_minus_2, ["alpha_bars[t - 2] in place of ᾱ_t", "off by one", "wraps around"]),
+    (q_sample_signal_from_alphas, ["coefficient of x_0 is √α_t instead of √ᾱ_t", "ᾱ vs α"]),
     (q_sample_none, ["got None. Did you forget to return it?"]),
     (q_sample_nan, ["inf or NaN for the images with t = ", "division by zero"]),
     (q_sample_two_mistakes, ["the coefficient of x_0 is ᾱ_t at every image", "the coefficient of ε is √β_t"]),
@@ -587,6 +608,13 @@ def posterior_variance_with_alpha(x0, x_t, t, schedule):
     return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * alpha_t
 
 
+def posterior_beta_previous_step(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * col(schedule.betas[t - 2]) / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
 def posterior_reversed_pair(x0, x_t, t, schedule):
     mean, variance = posterior_ok(x0, x_t, t, schedule)
     return variance, mean
@@ -622,6 +650,17 @@ def test_posterior_passes_on_the_solution():
 
 
 @exercise("5.3")
+def test_posterior_through_the_noise_form_also_passes():
+    """Eq. (5.11) with ε recovered from x_0 and x_t is the same mean; in float32 it cancels 1 − ᾱ_1 against β_1."""
+    def through_noise(x0, x_t, t, schedule):
+        alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+        eps = (x_t - alpha_bar_t.sqrt() * x0) / (1 - alpha_bar_t).sqrt()
+        return (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt(), \
+            (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    assert_passes(checks.check_posterior_mean_variance, through_noise)
+
+
+@exercise("5.3")
 def test_posterior_variance_shaped_like_x_t_also_passes():
     def full_variance(x0, x_t, t, schedule):
         mean, variance = posterior_ok(x0, x_t, t, schedule)
@@ -645,6 +684,7 @@ def test_posterior_variance_shaped_like_x_t_also_passes():
     (posterior_sqrt_denominator, ["coefficient of x_0", "√(1 − ᾱ_t) in place of (1 − ᾱ_t)"]),
     (posterior_xt_ratio_inverted, ["inf or NaN for the images with t = 1", "coefficient of x_t", "upside down"]),
     (posterior_variance_with_alpha, ["α_t in place of β_t"]),
+    (posterior_beta_previous_step, ["coefficient of x_0", "β_{t−1} in place of β_t"]),
     (posterior_reversed_pair, ["you returned (variance, mean)"]),
     (posterior_mean_only, ["return a pair (mean, variance); you returned a Tensor"]),
     (posterior_three, ["return a pair (mean, variance); you returned a tuple of 3"]),
@@ -820,6 +860,19 @@ def ddpm_outliers_zeroed(eps, x_t, t, schedule, noise, clip=True):
     return ddpm_from(x0_hat, x_t, t, schedule, noise)
 
 
+def ddpm_clamp_mean(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat, x_t, t, schedule)
+    mean = mean.clamp(-1, 1) if clip else mean
+    return mean + col((t > 1).to(x_t.dtype)) * col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def ddpm_sigma_is_variance(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, variance = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return mean + variance * noise
+
+
 def ddpm_in_float32(eps, x_t, t, schedule, noise, clip=True):
     return ddpm_step_ok(eps.float(), x_t.float(), t, schedule.to(torch.float32), noise.float(), clip).to(x_t.dtype)
 
@@ -856,6 +909,8 @@ def test_ddpm_step_passes_on_the_solution():
     (ddpm_algorithm_2_no_root, ["in Algorithm 2's", "the factor 1/√α_t is 1/α_t", "square root"]),
     (ddpm_soft_clip, ["clip=False", "Compare your code with eq. (5.15) term by term", "Exercise 5.3"]),
     (ddpm_outliers_zeroed, ["the x̂_0 your x_{t−1} implies", "clip x̂_0 itself, with .clamp(-1, 1)"]),
+    (ddpm_clamp_mean, ["you clipped the posterior mean μ̃", "Clip x̂_0"]),
+    (ddpm_sigma_is_variance, ["the coefficient of z is β̃_t at every image", "√β_t·[t > 1]"]),
     (ddpm_in_float32, ["float64", "right only to float32 precision"]),
 ])
 def test_ddpm_step_names_the_mistake(wrong, words):
@@ -973,6 +1028,24 @@ def ddim_in_place(eps, x_t, t, t_prev, schedule, clip=True):
     return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
 
 
+def ddim_x0_divides_by_prev(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_prev.sqrt()
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_eta_1(eps, x_t, t, t_prev, schedule, clip=True):  # the stochastic sampler, noise drawn inside
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    sigma = ((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)).sqrt()
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return (alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev - sigma ** 2).sqrt() * eps
+            + sigma * torch.randn_like(x_t))
+
+
 def ddim_clip_0_1(eps, x_t, t, t_prev, schedule, clip=True):
     alpha_bars = padded(schedule)
     alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
@@ -1011,6 +1084,8 @@ def test_ddim_step_passes_on_the_solution():
     (ddim_direction_at_t, ["the direction", "√(1 − ᾱ_t) in place of √(1 − ᾱ_{t'})"]),
     (ddim_prev_not_viewed, ["along the W axis", ".view(-1, 1, 1, 1)"]),
     (ddim_in_place, ["changed its input `x_t` in place"]),
+    (ddim_x0_divides_by_prev, ["what x̂_0 divides by (eq. 5.12) is √ᾱ_{t'} instead of √ᾱ_t", "t vs t'"]),
+    (ddim_eta_1, ["different outputs", "deterministic"]),
     (ddim_clip_0_1, ["you clipped x̂_0 to [0, 1]"]),
     (ddim_direction_as_ratio, ["inf or NaN for the images with t = 1, 3, 5, 10 and t' = 0", "1 − ᾱ_{t'} = 0"]),
 ])
@@ -1122,6 +1197,15 @@ def embedding_squared(t, dim):
     return embedding_ok(t, dim) ** 2
 
 
+def embedding_rows_mixed(t, dim):
+    angles = t.float()[:, None] * standard_frequencies(dim)[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=0).reshape(len(t), dim)
+
+
+def embedding_degrees(t, dim):
+    return embedding_from(t, dim, torch.deg2rad(standard_frequencies(dim)))
+
+
 def embedding_doubled(t, dim):
     return 2 * embedding_ok(t, dim)
 
@@ -1181,6 +1265,8 @@ def test_embedding_with_a_power_also_passes():
     (embedding_reversed, ["reverse order"]),
     (embedding_other_cosines, ["different frequencies", "column i and column d/2 + i share ω_i"]),
     (embedding_squared, ["eq. (5.17)"]),
+    (embedding_rows_mixed, ["none of your columns", "mixes the images' rows", "dim=-1"]),
+    (embedding_degrees, ["π/180", "degrees", "radians"]),
     (embedding_doubled, ["your embedding reaches 2", "[−1, 1]"]),
     (embedding_minus_sin, ["−sin(t·ω) or −cos(t·ω)", "a sign is flipped"]),
     (embedding_offset_exponent, ["your first frequency is 0.5623", "ω_0 = 10000^0 = 1"]),
