@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.solution_code import solution_namespace
+from tests.strategies import image_shapes, seeds
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,8 @@ def solved():
     return solution_namespace("02_normalization")
 
 
-images = st.fixed_dictionaries({"N": st.integers(1, 4), "C": st.integers(1, 5), "H": st.integers(1, 4),
-                                "W": st.integers(1, 4)})
+images = image_shapes  # (N, C, H, W), shared with the other chapters' tests
+CHAPTER = "02_normalization"
 
 
 def copy_affine(module, library, generator):
@@ -39,7 +40,7 @@ def outputs_and_gradients(module, x, grad_out):
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=images, eps=st.sampled_from([1e-5, 1e-3, 0.5]), seed=st.integers(0, 10_000))
+@given(shape=images, eps=st.sampled_from([1e-5, 1e-3, 0.5]), seed=seeds)
 def test_batch_norm_function_matches_f_batch_norm(solved, shape, eps, seed):
     N, C, H, W = shape.values()
     if N * H * W < 2:
@@ -65,7 +66,7 @@ def test_batch_norm_function_passes_gradcheck(solved):
 
 @settings(max_examples=25, deadline=None)
 @given(shape=images, momentum=st.sampled_from([0.1, 0.5, 1.0, None]), steps=st.integers(1, 4),
-       seed=st.integers(0, 10_000))
+       seed=seeds)
 def test_batch_norm_module_matches_torch_over_steps(solved, shape, momentum, steps, seed):
     N, C, H, W = shape.values()
     if N * H * W < 2:
@@ -88,7 +89,7 @@ def test_batch_norm_module_matches_torch_over_steps(solved, shape, momentum, ste
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=images, trailing=st.integers(1, 3), seed=st.integers(0, 10_000))
+@given(shape=images, trailing=st.integers(1, 3), seed=seeds)
 def test_layer_norm_and_rms_norm_match_torch(solved, shape, trailing, seed):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape.values(), generator=generator, dtype=torch.float64) + 1
@@ -104,7 +105,7 @@ def test_layer_norm_and_rms_norm_match_torch(solved, shape, trailing, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=images, groups=st.integers(1, 4), seed=st.integers(0, 10_000))
+@given(shape=images, groups=st.integers(1, 4), seed=seeds)
 def test_group_norm_and_instance_norm_match_torch(solved, shape, groups, seed):
     N, C, H, W = shape.values()
     C = C * groups  # a multiple of the number of groups

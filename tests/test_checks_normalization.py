@@ -14,6 +14,7 @@ from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_pa
 from tests.solution_code import solution_namespace
 from utils.checks import LearnerError
 from utils.checks import normalization as checks
+from utils.checks.core import ModuleRun
 
 CHAPTER = "02_normalization"
 SOLVED = solution_namespace(CHAPTER)
@@ -141,6 +142,98 @@ def backward_nan(grad_out, x_hat, weight, inv_std):
     return grad_x / (x_hat - x_hat), grad_weight, grad_bias
 
 
+def backward_variance_path_twice(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - 2 * x_hat * mean_gx)  # the 2 from d(σ²)/dx
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_variance_path_from_x_hat_squared(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gxx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gxx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_means_over_every_value(grad_out, x_hat, weight, inv_std):
+    grad_x = per_channel(weight * inv_std) * (grad_out - grad_out.mean() - x_hat * (grad_out * x_hat).mean())
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_divide_by_m_minus_1(grad_out, x_hat, weight, inv_std):
+    m = grad_out.numel() // grad_out.shape[1]
+    sum_g, sum_gx = grad_out.sum(DIMS, keepdim=True), (grad_out * x_hat).sum(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - sum_g / (m - 1) - x_hat * sum_gx / (m - 1))
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_s_missing_on_the_mean_term(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - x_hat * mean_gx) - per_channel(weight) * mean_g
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_variance_term_a_sum(grad_out, x_hat, weight, inv_std):
+    mean_g, sum_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).sum(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * sum_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_twice_too_large(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return 2 * grad_x, grad_weight, grad_bias
+
+
+def backward_variance_term_scaled(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - 1.5 * x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_gamma_squared(grad_out, x_hat, weight, inv_std):
+    mean_g, mean_gx = grad_out.mean(DIMS, keepdim=True), (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_dgamma_over_s(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_weight / inv_std, grad_bias
+
+
+def backward_dgamma_skips_a_row(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, (grad_out * x_hat)[:, :, 1:].sum(dim=DIMS), grad_bias  # an off-by-one slice
+
+
+def backward_dgamma_with_a_leftover_constant(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, (grad_out * (x_hat + 0.1)).sum(dim=DIMS), grad_bias
+
+
+def backward_wrong_order(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_weight, grad_x, grad_bias
+
+
+def backward_changes_grad_out_in_place(grad_out, x_hat, weight, inv_std):
+    grad_out -= grad_out.mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - x_hat * (grad_out * x_hat).mean(DIMS, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
+def backward_numpy(grad_out, x_hat, weight, inv_std):
+    return tuple(t.numpy() for t in SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std))
+
+
+def backward_from_eq_2_7_with_a_sign_slip(grad_out, x_hat, weight, inv_std):
+    m = grad_out.numel() // grad_out.shape[1]
+    d_x_hat = per_channel(weight) * grad_out  # eq. (2.4)
+    d_var = (d_x_hat * x_hat / per_channel(inv_std)).sum(DIMS, keepdim=True) * -0.5 * per_channel(inv_std) ** 3
+    d_mean = (d_x_hat * -per_channel(inv_std)).sum(DIMS, keepdim=True)  # eq. (2.6)
+    grad_x = d_x_hat * per_channel(inv_std) - d_var * 2 * (x_hat / per_channel(inv_std)) / m + d_mean / m  # − for +
+    return grad_x, (grad_out * x_hat).sum(dim=DIMS), grad_out.sum(dim=DIMS)
+
+
 def backward_stub(grad_out, x_hat, weight, inv_std):
     raise NotImplementedError("Exercise 2.1: write the body of `batch_norm_backward`, then run the check cell below.")
 
@@ -172,9 +265,32 @@ def test_backward_reference_passes():
     (backward_no_return, ["return three tensors", "NoneType"]),
     (backward_in_float32, ["dtype", "float64"]),
     (backward_nan, ["NaN"]),
+    (backward_variance_path_twice, ["path through σ² (eq. (2.5)) is 2", "a factor 2 too many"]),
+    (backward_variance_path_from_x_hat_squared, ["wrong component along x̂", "the variance term"]),
+    (backward_means_over_every_value, ["over (N, C, H, W) (every value at once)", "(0, 2, 3)"]),
+    (backward_divide_by_m_minus_1, ["both mean terms", "(= m/(m − 1))", "not ÷ (m − 1)"]),
+    (backward_s_missing_on_the_mean_term, ["path through μ (eq. (2.6)) has the wrong factor in each channel",
+                                           "s = 1/√(σ² + ε) is missing"]),
+    (backward_variance_term_a_sum, ["path through σ² (eq. (2.5)) is 100 (= m)", "use means"]),
+    (backward_twice_too_large, ["your dL/dx is 2 (= 2) × eq. (2.8) in every term"]),
+    (backward_variance_term_scaled, ["path through σ² (eq. (2.5)) is 1.5 × eq. (2.8)'s"]),
+    (backward_gamma_squared, ["γ is applied twice in your dL/dx"]),
+    (backward_dgamma_over_s, ["your dL/dγ is 1/s × Σ g·x̂", "no s = 1/√(σ² + ε)"]),
+    (backward_dgamma_skips_a_row, ["H=W=1", "your values are 0 × the right ones"]),  # the case that names it
+    (backward_wrong_order, ["in the order (grad_x, grad_weight, grad_bias)"]),
+    (backward_changes_grad_out_in_place, ["changed its input argument number 1 in place"]),
+    (backward_numpy, ["got a ndarray, not a torch.Tensor"]),
+    (backward_from_eq_2_7_with_a_sign_slip, ["path through σ² (eq. (2.5)) has the wrong sign"]),
 ])
 def test_backward_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_batch_norm_backward, wrong, *words)
+
+
+@exercise("2.1")
+def test_backward_that_no_case_can_name_gets_the_first_cases_located_difference():
+    message = assert_diagnoses(checks.check_batch_norm_backward, backward_dgamma_with_a_leftover_constant,
+                               "(N=4, C=3, H=W=5), your grad_weight", "Compare your code with eq. (2.3) term by term")
+    assert "largest difference at index" in message
 
 
 @exercise("2.1")
@@ -352,6 +468,75 @@ class FunctionInFloat32(Function):
         return x_hat * per_channel(weight) + per_channel(bias)
 
 
+class FunctionMeanOverEveryValue(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - x.mean()) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionStdPlusEps(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        inv_std = 1 / (x.std(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - x.mean(DIMS, keepdim=True)) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionNoSquareRoot(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        inv_std = 1 / (x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - x.mean(DIMS, keepdim=True)) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionVarianceOverBatchOnly(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        inv_std = 1 / torch.sqrt(x.var(dim=0, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - x.mean(DIMS, keepdim=True)) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.mean(dim=DIMS))
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionEpsAfterDivision(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        std = x.var(dim=DIMS, unbiased=False, keepdim=True).sqrt()
+        x_hat = (x - x.mean(DIMS, keepdim=True)) / std + eps
+        ctx.save_for_backward(x_hat, weight, (1 / std).flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FunctionSavesXTimesS(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        ctx.save_for_backward(x * inv_std, weight, inv_std.flatten())
+        return (x - x.mean(DIMS, keepdim=True)) * inv_std * per_channel(weight) + per_channel(bias)
+
+
+class FunctionBackwardGammaTwice(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out * per_channel(weight), x_hat, weight,
+                                                                       inv_std)
+        return grad_x, grad_weight, grad_bias, None
+
+
+class FunctionGradientForEps(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        return *SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std), torch.zeros(())
+
+
 class FunctionStub(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
@@ -380,6 +565,13 @@ def test_function_reference_passes():
     (FunctionSavesX, ["used x where eq. (2.8) has x̂"]),
     (FunctionSavesStd, ["you multiplied by σ"]),
     (FunctionInFloat32, ["float32 precision"]),
+    (FunctionMeanOverEveryValue, ["your μ is the mean over (N, C, H, W) (every value at once)", "dim=(0, 2, 3)"]),
+    (FunctionStdPlusEps, ["small inputs", "ε is outside the square root"]),
+    (FunctionNoSquareRoot, ["the square root is missing"]),
+    (FunctionVarianceOverBatchOnly, ["your σ² is computed over (N) (the batch axis only"]),
+    (FunctionEpsAfterDivision, ["small inputs", "ε is missing (or far too small)"]),
+    (FunctionSavesXTimesS, ["used x·s where eq. (2.8) has x̂ = (x − μ)·s"]),
+    (FunctionBackwardGammaTwice, ["γ is applied twice in your dL/dx"]),
 ])
 def test_function_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_batch_norm_function, wrong, *words)
@@ -391,6 +583,7 @@ def test_function_names_the_mistake(wrong, words):
     (FunctionGammaOnHeight, ["did not broadcast", "weight.view(1, 1, -1, 1)"]),
     (FunctionGammaOnLastAxis, ["did not broadcast", "3 (= C)", "5 (= H = W)", "x_hat * weight + bias"]),
     (FunctionSavesKeepdimInvStd, ["BatchNormFunction.backward raised", "did not broadcast", "3 (= C)"]),
+    (FunctionGradientForEps, ["gradient different than None at position 4", "None in the place of each input"]),
 ])
 def test_function_exceptions_are_read(wrong, words):
     assert_diagnoses(checks.check_batch_norm_function, wrong, *words, error=LearnerError)
@@ -573,6 +766,70 @@ class ModuleCountsEval(ModuleWithUpdate):
         return super().forward(x)
 
 
+class ModuleMomentumSquared(ModuleWithUpdate):
+    def factor(self):
+        return super().factor() ** 2
+
+
+class ModuleRunningVarAboutRunningMean(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        m = x.numel() // x.shape[1]
+        deviation = x - per_channel(self.running_mean)  # about the running mean, not the batch's
+        self.running_var.mul_(1 - a).add_(a * (deviation * deviation).sum(dim=DIMS) / (m - 1))
+
+
+class ModuleScalarRunningMean(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean())
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS))
+
+
+class ModuleCountsTwice(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked += 1
+        return super().forward(x)
+
+
+class ModuleEvalNoBeta(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        return (x - per_channel(self.running_mean)) / torch.sqrt(per_channel(self.running_var) + self.eps) * \
+            per_channel(self.weight)
+
+
+class ModuleEvalNoGamma(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        return (x - per_channel(self.running_mean)) / torch.sqrt(per_channel(self.running_var) + self.eps) + \
+            per_channel(self.bias)
+
+
+class ModuleEvalUnbiasedToBiased(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        m = 4 * 5 * 5  # the training batches' N·H·W, hard-coded
+        var = per_channel(self.running_var) * (m - 1) / m
+        return (x - per_channel(self.running_mean)) / torch.sqrt(var + self.eps) * per_channel(self.weight) + \
+            per_channel(self.bias)
+
+
+class ModuleEvalEpsMissing(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        return (x - per_channel(self.running_mean)) / per_channel(self.running_var).sqrt() * \
+            per_channel(self.weight) + per_channel(self.bias)
+
+
 class ModuleStub(Module):
     def forward(self, x):
         raise NotImplementedError("Exercise 2.3: write the body of `BatchNorm2d.forward`, then run the check cell "
@@ -608,6 +865,15 @@ def test_module_reference_with_the_update_written_out_passes():
     (ModuleEvalBatchVariance, ["your variance is this batch's mean and variance"]),
     (ModuleRunningStatsInTraining, ["running mean", "in training mode"]),
     (ModuleCountsEval, ["num_batches_tracked is 4 but should be 3", "not in eval mode"]),
+    (ModuleMomentumSquared, ["moved 0.01 of the way", "with momentum = 0.1 moves it by α = 0.1"]),
+    (ModuleRunningVarAboutRunningMean, ["if your α is 0.1", "the batch statistic your running_var averages in",
+                                        "x.var(dim=(0, 2, 3), unbiased=True)"]),
+    (ModuleScalarRunningMean, ["the batch statistic your running_mean averages in", "x.mean(dim=(0, 2, 3))"]),
+    (ModuleCountsTwice, ["num_batches_tracked is 2 but should be 1"]),
+    (ModuleEvalNoBeta, ["eval mode", "β is not added"]),
+    (ModuleEvalNoGamma, ["eval mode", "γ is not applied"]),
+    (ModuleEvalUnbiasedToBiased, ["your variance is 0.99 (= (m − 1)/m) × running_var"]),
+    (ModuleEvalEpsMissing, ["eps=0.5", "ε is missing", "running_var"]),
 ])
 def test_module_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_batch_norm_module, wrong, *words)
@@ -635,6 +901,28 @@ def test_module_whose_buffer_was_deleted_is_told():
             self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
             self.running_var = None
     assert_diagnoses(checks.check_batch_norm_module, ModuleWithoutRunningVar, "self.running_var is gone")
+
+
+@exercise("2.3")
+def test_module_whose_counter_was_deleted_is_told():
+    class ModuleWithoutCounter(ModuleWithUpdate):
+        def update(self, x):
+            del self.num_batches_tracked
+            self.num_batches_tracked = None
+            a = 0.1 if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS))
+    assert_diagnoses(checks.check_batch_norm_module, ModuleWithoutCounter, "self.num_batches_tracked is gone")
+
+
+@exercise("2.3")
+def test_module_with_buffers_of_the_wrong_shape_from_init_is_told():
+    class ModuleKeepdimInit(ModuleWithUpdate):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1):
+            super().__init__(num_features, eps, momentum)
+            self.running_mean = torch.zeros(1, num_features, 1, 1)
+    assert_diagnoses(checks.check_batch_norm_module, ModuleKeepdimInit, "doesn't match the broadcast shape",
+                     "self.running_mean.mul_(1 - a)", error=LearnerError)
 
 
 @exercise("2.3")
@@ -743,6 +1031,70 @@ class LayerNormPlainTensors(LayerNorm):
         self.weight, self.bias = torch.ones(self.normalized_shape), torch.zeros(self.normalized_shape)
 
 
+class LayerNormLeadingAxes(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(len(self.normalized_shape)))  # the first axes, not the last
+        return layer_norm_forward(x, dims, self.eps, self.weight, self.bias)
+
+
+class LayerNormVarianceAboutZero(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean_square = (x * x).mean(dims, keepdim=True)
+        return (x - x.mean(dims, keepdim=True)) / torch.sqrt(mean_square + self.eps) * self.weight + self.bias
+
+
+class LayerNormVarianceOverEverything(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return (x - x.mean(dims, keepdim=True)) / torch.sqrt(torch.var(x) + self.eps) * self.weight + self.bias
+
+
+class LayerNormNotCentred(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return x / torch.sqrt(x.var(dims, unbiased=False, keepdim=True) + self.eps) * self.weight + self.bias
+
+
+class LayerNormMedian(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        flat = x.flatten(-len(dims))
+        median = flat.median(-1, keepdim=True).values.reshape(*x.shape[:-len(dims)], *([1] * len(dims)))
+        return (x - median) / torch.sqrt(x.var(dims, unbiased=False, keepdim=True) + self.eps) * self.weight + self.bias
+
+
+class LayerNormGammaInside(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        x = x * self.weight
+        return (x - x.mean(dims, keepdim=True)) / torch.sqrt(x.var(dims, unbiased=False, keepdim=True) + self.eps) + \
+            self.bias
+
+
+class LayerNormBetaTwice(LayerNorm):
+    def forward(self, x):
+        return super().forward(x) + self.bias
+
+
+class LayerNormWithoutKeepdim(LayerNorm):
+    def forward(self, x):
+        mean, var = x.mean(-1), x.var(-1, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class LayerNormFunctionalWithoutAffine(LayerNorm):
+    def forward(self, x):
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, eps=self.eps)
+
+
+class LayerNormRsqrtWithoutEps(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        var = x.var(dims, unbiased=False, keepdim=True)
+        return (x - x.mean(dims, keepdim=True)) * torch.rsqrt(var) * self.weight + self.bias
+
+
 class LayerNormNaN(LayerNorm):
     def forward(self, x):
         return super().forward(x) * float("nan")
@@ -780,9 +1132,25 @@ def test_layer_norm_reference_passes():
     (LayerNormWeightInit, ["should start at ones"]),
     (LayerNormPlainTensors, ["a plain tensor, not an nn.Parameter"]),
     (LayerNormNaN, ["NaN"]),
+    (LayerNormLeadingAxes, ["your μ and σ² are computed over (B) (the batch axis)", "LayerNorm's set"]),
+    (LayerNormVarianceAboutZero, ["the mean square mean(x²), about 0 rather than about μ"]),
+    (LayerNormVarianceOverEverything, ["your σ² is computed over (B, T, D)", "the unbiased variance"]),
+    (LayerNormNotCentred, ["nothing is subtracted from x"]),
+    (LayerNormMedian, ["the value you subtract from x is not its mean over (D)"]),
+    (LayerNormGammaInside, ["you apply γ to x before normalising"]),
+    (LayerNormBetaTwice, ["your β acts as 2 × β: β is applied twice"]),
+    (LayerNormFunctionalWithoutAffine, ["γ and β are not applied"]),
+    (LayerNormRsqrtWithoutEps, ["small inputs", "ε is missing (or far too small)"]),
 ])
 def test_layer_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_layer_norm, wrong, *words)
+
+
+@exercise("2.4")
+def test_layer_norm_broadcast_error_is_read_with_names():
+    message = assert_diagnoses(checks.check_layer_norm, LayerNormWithoutKeepdim, "did not broadcast", "8 (= D)",
+                               "5 (= T)", error=LearnerError)
+    assert "return (x - mean) / torch.sqrt(var + self.eps)" in message
 
 
 @exercise("2.4")
@@ -872,6 +1240,32 @@ class InstanceKeepdimParameters(InstanceNorm):
         self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
 
 
+class InstanceMeanOverWidthOnly(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean(3, keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class InstanceFirstExampleStatistics(InstanceNorm):
+    def forward(self, x):
+        mean, var = x[:1].mean((2, 3), keepdim=True), x[:1].var((2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class InstanceDetachedScale(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.eps).detach() * per_channel(self.weight) + per_channel(self.bias)
+
+
+class InstanceEvalWithoutGraph(InstanceNorm):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            return super().forward(x)
+
+
 class InstanceStub(InstanceNorm):
     def forward(self, x):
         raise NotImplementedError("Exercise 2.5: write the body of `InstanceNorm2d.forward`, then run the check cell "
@@ -896,6 +1290,10 @@ def test_instance_norm_reference_passes():
     (InstanceGammaOnLastAxis, ["lined up with the W axis", "(1, C, 1, 1)"]),
     (InstanceNoBias, ["`self.bias` (β) is missing"]),
     (InstanceKeepdimParameters, ["shape (1, 4, 1, 1) but should have (4,)", "one γ and one β per channel"]),
+    (InstanceMeanOverWidthOnly, ["your μ is the mean over (W)", "dim=(2, 3)"]),
+    (InstanceFirstExampleStatistics, ["your output for example 1 changes when example 0"]),
+    (InstanceDetachedScale, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
+    (InstanceEvalWithoutGraph, ["eval mode", "not connected to the autograd graph"]),
 ])
 def test_instance_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_instance_norm, wrong, *words)
@@ -987,6 +1385,52 @@ class GroupDetachedVariance(GroupNorm):
         return x_hat * per_channel(self.weight) + per_channel(self.bias)
 
 
+class GroupAcrossGroups(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.view(N, self.num_groups, -1)
+        mean, var = grouped.mean(1, keepdim=True), grouped.var(1, unbiased=False, keepdim=True)  # the wrong axis
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).view(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class GroupHardCodedEps(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, -1)
+        x_hat = (grouped - grouped.mean(-1, keepdim=True)) / torch.sqrt(grouped.var(-1, unbiased=False, keepdim=True)
+                                                                          + 1e-5)
+        return x_hat.reshape(N, C, H, W) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class GroupGammaInGroupedLayout(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        G = self.num_groups
+        grouped = x.reshape(N, G, C // G, H, W)
+        x_hat = (grouped - grouped.mean((2, 3, 4), keepdim=True)) / torch.sqrt(
+            grouped.var((2, 3, 4), unbiased=False, keepdim=True) + self.eps)
+        weight = self.weight.view(1, C // G, G, 1, 1).transpose(1, 2)  # does not line up with the channels
+        bias = self.bias.view(1, C // G, G, 1, 1).transpose(1, 2)
+        return (x_hat * weight + bias).reshape(N, C, H, W)
+
+
+class GroupUnbiasedStdPlusEps(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, -1)
+        x_hat = (grouped - grouped.mean(-1, keepdim=True)) / (grouped.std(-1, keepdim=True) + self.eps)
+        return x_hat.reshape(N, C, H, W) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class GroupNotReshapedBack(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, C // self.num_groups, H, W)
+        return (grouped - grouped.mean((2, 3, 4), keepdim=True)) / torch.sqrt(
+            grouped.var((2, 3, 4), unbiased=False, keepdim=True) + self.eps)
+
+
 class GroupWrongDim(GroupNorm):
     def forward(self, x):
         N, C, H, W = x.shape
@@ -1013,6 +1457,11 @@ def test_group_norm_reference_passes():
     (GroupNoAffine, ["γ and β are not applied"]),
     (GroupPerGroupParameters, ["per channel (num_channels,), not per group"]),
     (GroupDetachedVariance, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
+    (GroupAcrossGroups, ["adding a constant to all the values of one group", "(N, G, C/G, H, W)"]),
+    (GroupHardCodedEps, ["eps=0.1", "ε is missing (or far too small)", "ε = 0.1"]),
+    (GroupGammaInGroupedLayout, ["your γ and β reach the wrong Cs", "weight[None, :, None, None]"]),
+    (GroupUnbiasedStdPlusEps, ["the unbiased variance", "ε is outside the square root"]),
+    (GroupNotReshapedBack, ["shape (2, 3, 2, 4, 4) but expected (2, 6, 4, 4)"]),
 ])
 def test_group_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_group_norm, wrong, *words)
@@ -1108,6 +1557,42 @@ class RMSWithBeta(RMSNorm):
         return rms_forward(self, x) + 0.1
 
 
+class RMSDividesByTheLastAxis(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / torch.sqrt((x * x).sum(dims, keepdim=True) / x.shape[-1] + eps) * self.weight
+
+
+class RMSEpsAfter(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x * torch.rsqrt((x * x).mean(dims, keepdim=True)) * self.weight + eps
+
+
+class RMSDetached(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / torch.sqrt((x * x).mean(dims, keepdim=True) + eps).detach() * self.weight
+
+
+class RMSGammaInside(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x * self.weight) / self.weight
+
+
+class RMSNormTimesRootN(RMSNorm):
+    def forward(self, x):
+        return x / x.norm(dim=-1, keepdim=True) * x.shape[-1] ** 0.5 * self.weight
+
+
+class RMSOverTheBatchToo(RMSNorm):
+    def forward(self, x):
+        return rms_forward(self, x, dims=(0,) + tuple(range(-len(self.normalized_shape), 0)))
+
+
 @exercise("2.7")
 def test_rms_norm_reference_passes():
     assert_passes(checks.check_rms_norm, RMSNorm)
@@ -1128,12 +1613,21 @@ def test_rms_norm_reference_passes():
     (RMSWithBias, ["parameters ['bias'] that RMSNorm does not have"]),
     (RMSInFloat32, ["float32 precision"]),
     (RMSWithBeta, ["shifted by 0.1", "RMSNorm has no β"]),
+    (rms_with_default_eps(1e-8), ["your ε is 1e-08", "should be 1.19e-07"]),
+    (rms_with_default_eps(torch.finfo(torch.float32).eps ** 2), ["ε is missing (or far too small)"]),
+    (RMSDividesByTheLastAxis, ["divides its sum by 6", "n = 24 values"]),
+    (RMSEpsAfter, ["ε is missing (or far too small)", "√(mean(x²) + ε)"]),
+    (RMSDetached, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
+    (RMSGammaInside, ["you apply γ to x before normalising"]),
+    (RMSNormTimesRootN, ["over (D) (the last axis only)", "ε is missing"]),
+    (RMSOverTheBatchToo, ["your mean(x²) is computed over (B, D)"]),
 ])
 def test_rms_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_rms_norm, wrong, *words)
 
 
 # ================================================================================================ the probes
+@exercise("2.6")
 def test_partition_means_and_identity():
     shape = (2, 3, 2, 2)
     per_channel_groups = checks.axes_partition(shape, checks.IMAGE_AXES, (0, 2, 3))
@@ -1146,6 +1640,7 @@ def test_partition_means_and_identity():
     assert not blocks.same_as(checks.channel_partition((2, 4, 1, 1), stride=2))
 
 
+@exercise("2.2")
 def test_normalisation_probe_reads_every_piece_of_a_wrong_normalisation_at_once():
     x = torch.randn(4, 3, 5, 5, dtype=torch.float64) * 2 + torch.arange(3.0, dtype=torch.float64).view(1, 3, 1, 1)
     case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5), eps=0.1)
@@ -1161,6 +1656,7 @@ def test_normalisation_probe_reads_every_piece_of_a_wrong_normalisation_at_once(
     assert checks.normalisation_problems(x, x.sin(), spec) is None
 
 
+@exercise("2.2")
 def test_group_property_and_shift_probes_speak_when_no_structure_is_found():
     x = torch.randn(4, 3, 5, 5, dtype=torch.float64) + 1
     case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5))
@@ -1175,6 +1671,7 @@ def test_group_property_and_shift_probes_speak_when_no_structure_is_found():
     assert unshifted(centred) is None
 
 
+@exercise("2.4")
 def test_independence_probe_names_a_batch_dependence():
     x = torch.randn(3, 4, 5)
     spec = checks._trailing_spec(checks.TrailingCase("test", shape=(3, 4, 5)), "LayerNorm", "eq. (2.10)", 1e-5,
@@ -1184,6 +1681,7 @@ def test_independence_probe_names_a_batch_dependence():
     assert checks.independence_probe(checks.EX_LAYER, torch.tanh, x[:1], spec, "test")(x[:1]) is None
 
 
+@exercise("2.1")
 def test_paths_probe_falls_back_on_the_zero_sum_property():
     case = checks.ImageCase("test", torch.float64, shape=(4, 3, 5, 5))
     x = torch.randn(case.shape, dtype=torch.float64)
@@ -1195,6 +1693,7 @@ def test_paths_probe_falls_back_on_the_zero_sum_property():
     assert checks.paths_problems(right, paths) is None
 
 
+@exercise("2.3")
 def test_running_probe_in_eval_and_for_an_unrecognised_update():
     case = checks.ModuleCase("test", shape=(4, 3, 2, 2), momentum=0.1)
     x = torch.randn(case.shape) * 3 + 2
@@ -1207,6 +1706,7 @@ def test_running_probe_in_eval_and_for_an_unrecognised_update():
     assert checks.running_problems(old, odd, x, "running_mean", case, None) is None  # eval: no share fits all
 
 
+@exercise("2.3")
 def test_eval_probe_is_silent_without_a_per_channel_affine_structure():
     x = torch.randn(4, 3, 2, 2)
     sources = {"the running statistics": (torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))}
@@ -1214,6 +1714,7 @@ def test_eval_probe_is_silent_without_a_per_channel_affine_structure():
     assert "not the running mean" in checks.eval_problems(x, x - 5, torch.ones(3), torch.zeros(3), sources, 1e-5)
 
 
+@exercise("2.2")
 def test_affine_probe_describes_an_unnamed_scale_and_offset():
     x_hat = torch.randn(4, 3, 2, 2)
     weight, bias = torch.tensor([1.2, 0.7, 1.9]), torch.tensor([0.1, -0.3, 0.5])
@@ -1233,10 +1734,129 @@ def test_every_check_is_fast_on_the_reference():
         assert time.perf_counter() - start < 5, f"{check.__name__} is slow"
 
 
-def test_no_nan_warnings_or_crash_on_a_constant_output():
+@exercise("2.4")
+def test_a_constant_output_is_read_without_crashing():
     class Constant(LayerNorm):
         def forward(self, x):
             return torch.zeros_like(x) * self.weight + self.bias
-    message = assert_diagnoses(checks.check_layer_norm, Constant, "Exercise 2.4")
-    assert "mean 0" in message or "variance" in message or "Compare" in message
-    assert not math.isnan(0.0)
+    assert_diagnoses(checks.check_layer_norm, Constant, "output with γ = 1, β = 0", "variance over each group")
+
+
+@exercise("2.4")
+def test_a_module_check_given_a_function_is_told():
+    assert_diagnoses(checks.check_layer_norm, lambda normalized_shape, eps=1e-5: (lambda x: x), "not an nn.Module")
+
+
+def rms_spec(shape=(3, 8)):
+    case = checks.TrailingCase("test", shape=shape, normalized_shape=shape[-1], axes=("N", "D"), eps=None)
+    return checks._trailing_spec(case, "RMSNorm", "eq. (2.12)", 1e-6, "eps", centred=False)
+
+
+def test_numbers_that_are_not_finite_are_never_close():
+    assert not checks._close(torch.tensor([1.0, math.nan]), torch.tensor([1.0, 1.0]), 1e-3)
+    assert not checks._close(torch.tensor([1.0, 1.0]), torch.tensor([1.0, math.inf]), 1e-3)
+
+
+@exercise("2.2")
+def test_normalisation_probe_skips_groups_of_one_value():
+    x = torch.randn(6, 4, 2, 1, dtype=torch.float64) * 2 + 1  # W = 1: some candidate groups hold one value
+    spec = checks._batch_norm_spec(x, checks.ImageCase("test", torch.float64, shape=(6, 4, 2, 1)))
+    wrong = (x - x.mean((0, 1), keepdim=True)) / x.std((0, 1), keepdim=True)  # over (N, C), unbiased
+    message = checks.normalisation_problems(x, wrong, spec)
+    assert "your μ and σ² are computed over (N, C, W)" in message and "the unbiased variance" in message  # W = 1
+    centred = x - x.mean(DIMS, keepdim=True)  # a factor no moment explains: every grouping is tried, none fits
+    unexplained = per_channel(torch.tensor([0.3, 2.1, 0.7, 1.3], dtype=torch.float64))
+    assert "is not 1/√(σ² + ε) over any set" in checks.normalisation_problems(x, centred * unexplained, spec)
+
+
+@exercise("2.7")
+def test_probes_that_do_not_apply_stay_silent():
+    x = torch.randn(3, 8, dtype=torch.float64) + 1
+    assert checks.shift_probe(checks.EX_RMS, torch.tanh, x, rms_spec(), "test")(torch.tanh(x)) is None  # no μ
+    same = torch.randn(3, 8)
+    assert checks._train_eval_probe(same, "LayerNorm")(same.clone()) is None
+    assert "eval mode differs" in checks._train_eval_probe(same, "LayerNorm")(same + 1)
+
+
+@exercise("2.7")
+def test_rms_probes_name_what_is_subtracted_and_what_is_divided():
+    x = torch.randn(3, 8, dtype=torch.float64) + 1
+    spec = rms_spec()
+    rms = torch.sqrt((x * x).mean(-1, keepdim=True) + 1e-6)
+    message = checks.normalisation_problems(x, (x - 0.3) / rms, spec)
+    assert "you subtract something from x" in message
+    assert checks.group_property_probe(x, spec)(x / rms) is None
+    assert "mean square over each group" in checks.group_property_probe(x, spec)(torch.tanh(x / rms))
+
+
+@exercise("2.7")
+def test_affine_probe_without_beta():
+    x_hat, weight = torch.randn(4, 5, 6), 1 + torch.rand(6)
+    read = lambda y: checks.affine_problems(x_hat, y, weight, None, (2,), ("B", "T", "D"), "RMSNorm", "eq. (2.12)")  # noqa: E731
+    assert read(x_hat * weight) is None
+    assert "you add" in read(x_hat * weight + (weight - 1)) and "has no β" in read(x_hat * weight + (weight - 1))
+    assert "your γ acts as 2 × γ: γ is applied twice" in read(2 * x_hat * weight)
+
+
+@exercise("2.7")
+def test_paths_probe_on_rms_norm_names_a_mean_path_it_should_not_have():
+    x = torch.randn(3, 8, dtype=torch.float64) + 1
+    spec = rms_spec()
+    s = 1 / torch.sqrt((x * x).mean(-1, keepdim=True) + 1e-6).expand_as(x)
+    g, gamma = torch.randn(3, 8, dtype=torch.float64), torch.ones(3, 8, dtype=torch.float64)
+    paths = checks.Paths(g, gamma, x * s, s, spec, "eq. (2.8)'s form",
+                         {"direct": "s·γg", "mean": "s·mean(γg)", "var": "s·x̂·mean(γg·x̂)", "mean_of": "γg"},
+                         gamma_inside=True)
+    basis = paths.basis()
+    assert checks.paths_problems(basis["direct"] - basis["var"], paths) is None
+    assert "subtracts no mean" in checks.paths_problems(basis["direct"] - basis["var"] - basis["mean"], paths)
+
+
+@exercise("2.1")
+def test_vector_probe_is_silent_when_there_is_nothing_to_compare():
+    assert checks.vector_problems(torch.ones(3), torch.zeros(3), {}, {}, "dL/dγ", "Σ g·x̂") is None
+
+
+@exercise("2.3")
+def test_running_probe_edge_cases():
+    case = checks.ModuleCase("test", shape=(4, 3, 2, 2), momentum=0.1)
+    x = torch.randn(case.shape) * 3 + 2
+    at_the_mean = x.mean(DIMS)  # the buffer already sits at the batch's statistic: no share can be read
+    assert "if your α is 0.1" in checks.running_problems(at_the_mean, at_the_mean + 1, x, "running_mean", case, 2)
+    nan = torch.full((3,), math.nan)
+    assert checks.running_problems(nan, torch.zeros(3), x, "running_mean", case, 1) is None
+
+
+@exercise("2.3")
+def test_eval_probe_edge_cases():
+    x = torch.randn(4, 3, 2, 2, dtype=torch.float64) * 2
+    weight, bias = torch.tensor([1.2, 0.8, 1.5]), torch.tensor([0.1, -0.2, 0.3])
+    mean, var = torch.tensor([0.5, -0.5, 1.0], dtype=torch.float64), torch.tensor([2.0, 3.0, 4.0], dtype=torch.float64)
+    sources = {"the running statistics": (mean, var)}
+    right = (x - per_channel(mean)) / torch.sqrt(per_channel(var) + 1e-5) * per_channel(weight) + per_channel(bias)
+    assert checks.eval_problems(x, right, weight, bias, sources, 1e-5) is None
+    odd = torch.tensor([1.7, 0.3, 2.9], dtype=torch.float64)
+    wrong = (x - per_channel(mean)) / torch.sqrt(per_channel(var * odd) + 1e-5) * per_channel(weight) + \
+        per_channel(bias)
+    assert "not 1/√(running_var + ε)" in checks.eval_problems(x, wrong, weight, bias, sources, 1e-5)
+
+
+@exercise("2.3")
+def test_a_buffer_that_is_gone_reads_as_nan():
+    assert torch.isnan(checks._buffer(nn.Module(), "running_mean", 3)).all()
+
+
+@exercise("2.4")
+def test_an_output_that_does_not_depend_on_x_is_told():
+    run = ModuleRun(torch.zeros(2), None)
+    with pytest.raises(checks.CheckFailure, match="does not depend on x"):
+        checks._compare_input_gradient(checks.EX_LAYER, run, run, checks.LAYER_CASES[0], None, 1e-5, 1e-4)
+
+
+@exercise("2.4")
+def test_inside_probe_is_silent_for_another_mistake():
+    module = LayerNorm(6)
+    x = torch.randn(4, 6)
+    spec = rms_spec((4, 6))
+    probe = checks.inside_probe(checks.EX_LAYER, module, x, torch.rand(6) + 1, torch.zeros(6), (1,), "test", spec)
+    assert probe(torch.tanh(x)) is None
