@@ -9,10 +9,12 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_passes_through, exercise
 from tests.solution_code import solution_namespace
-from utils.checks import LearnerError
+from utils.checks import CheckFailure, LearnerError
 from utils.checks import normalization as checks
 from utils.checks.core import ModuleRun
 
@@ -1860,3 +1862,109 @@ def test_inside_probe_is_silent_for_another_mistake():
     spec = rms_spec((4, 6))
     probe = checks.inside_probe(checks.EX_LAYER, module, x, torch.rand(6) + 1, torch.zeros(6), (1,), "test", spec)
     assert probe(torch.tanh(x)) is None
+
+
+# ================================================================================================ no crash, ever
+CORRUPTIONS = ["scale", "noise", "nan", "inf", "zero", "transpose", "flatten", "unsqueeze", "slice", "float16",
+               "list", "none", "constant", "negate", "per-channel"]
+
+
+def corrupt(t, how, amount):
+    """A reference output made wrong in one of many ways, as a broken answer might be."""
+    if how == "scale":
+        return t * amount
+    if how == "noise":
+        return t + amount * torch.sin(torch.arange(t.numel(), dtype=t.dtype)).reshape(t.shape)
+    if how in ("nan", "inf"):
+        wrong = t.clone()
+        wrong.view(-1)[int(abs(amount) * 7) % t.numel()] = math.nan if how == "nan" else math.inf
+        return wrong
+    if how == "zero":
+        return torch.zeros_like(t)
+    if how == "transpose":
+        return t.transpose(-1, -2)
+    if how == "flatten":
+        return t.flatten()
+    if how == "unsqueeze":
+        return t.unsqueeze(0)
+    if how == "slice":
+        return t[..., :-1] if t.shape[-1] > 1 else t[:0]
+    if how == "float16":
+        return t.half()
+    if how == "list":
+        return t.tolist()
+    if how == "none":
+        return None
+    if how == "constant":
+        return torch.full_like(t, amount)
+    if how == "negate":
+        return -t
+    return t * (1 + amount * torch.arange(t.shape[1], dtype=t.dtype).view(1, -1, *([1] * (t.dim() - 2)))) \
+        if t.dim() > 1 else t * amount  # per-channel
+
+
+@exercise("2.1")
+@settings(max_examples=25, deadline=None)
+@given(which=st.integers(0, 2), how=st.sampled_from(CORRUPTIONS), amount=st.floats(-3, 3).filter(lambda a: a != 0))
+def test_backward_never_crashes_on_a_corrupted_answer(which, how, amount):
+    def corrupted(grad_out, x_hat, weight, inv_std):
+        grads = list(SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std))
+        grads[which] = corrupt(grads[which], how, amount)
+        return tuple(grads)
+    try:
+        checks.check_batch_norm_backward(corrupted)
+    except (CheckFailure, LearnerError) as failure:
+        assert str(failure).startswith("Exercise 2.1")
+
+
+@exercise("2.6")
+@settings(max_examples=25, deadline=None)
+@given(how=st.sampled_from(CORRUPTIONS), amount=st.floats(-3, 3).filter(lambda a: a != 0),
+       after_init=st.booleans())
+def test_module_checks_never_crash_on_a_corrupted_output(how, amount, after_init):
+    class Corrupted(GroupNorm):
+        def forward(self, x):
+            y = super().forward(x)
+            if after_init and torch.equal(self.weight.detach(), torch.ones_like(self.weight)):
+                return y  # the normalisation right: the corruption shows only with γ, β copied in
+            return corrupt(y, how, amount)
+    try:
+        checks.check_group_norm(Corrupted)
+    except (CheckFailure, LearnerError) as failure:
+        assert str(failure).startswith("Exercise 2.6")
+
+
+@exercise("2.2")
+@settings(max_examples=20, deadline=None)
+@given(how=st.sampled_from(CORRUPTIONS), amount=st.floats(-3, 3).filter(lambda a: a != 0), in_backward=st.booleans())
+def test_function_never_crashes_on_a_corrupted_answer(how, amount, in_backward):
+    class Corrupted(Function):
+        @staticmethod
+        def forward(ctx, x, weight, bias, eps):
+            y = Function.forward(ctx, x, weight, bias, eps)
+            return y if in_backward or how in ("list", "none", "float16") else corrupt(y, how, amount)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_x, grad_weight, grad_bias, _ = Function.backward(ctx, grad_out)
+            wrong = corrupt(grad_weight, how, amount) if in_backward and how not in ("list", "none") else grad_weight
+            return grad_x, wrong, grad_bias, None
+    try:
+        checks.check_batch_norm_function(Corrupted)
+    except (CheckFailure, LearnerError) as failure:
+        assert str(failure).startswith("Exercise 2.2")
+
+
+@exercise("2.3")
+@settings(max_examples=20, deadline=None)
+@given(how=st.sampled_from(["scale", "noise", "nan", "zero", "constant", "negate", "per-channel"]),
+       amount=st.floats(-3, 3).filter(lambda a: a != 0), buffer=st.sampled_from(["running_mean", "running_var"]))
+def test_module_never_crashes_on_corrupted_buffers(how, amount, buffer):
+    class Corrupted(ModuleWithUpdate):
+        def update(self, x):
+            super().update(x)
+            getattr(self, buffer).copy_(corrupt(getattr(self, buffer)[None, :, None, None], how, amount).flatten())
+    try:
+        checks.check_batch_norm_module(Corrupted)
+    except (CheckFailure, LearnerError) as failure:
+        assert str(failure).startswith("Exercise 2.3")
