@@ -1620,6 +1620,9 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
                 else ""
             return (f"{head}: your first frequency is {first:.4g}{named}; ω_0 = 10000^0 = 1 (i runs from 0 to "
                     f"d/2 − 1).")
+        if geometric and abs(slope) < 1e-9:  # every frequency the same, e.g. an integer division i // (d/2) = 0
+            return (f"{head}: all your frequencies are {mine[0].item():.4g}: the exponent −i/(d/2) must vary with i "
+                    f"(is it an integer division, i // (d/2), which is 0 for every i?).")
         if geometric:
             denominator = math.log(10_000) / -slope
             for words, value in ((f"d/2 − 1 = {half - 1} (a variant in DDPM's code)", half - 1),
