@@ -51,9 +51,12 @@ book: $(STAMP)
 # The linter, then unit tests, the sync test, the student-notebook test, the grader's tests, the book build, and
 # nbval over every solution notebook at test scale; two workers, one notebook per worker at a time (--dist
 # loadfile). `make test CHAPTER=02` runs only chapter 02's tests and notebook (its pytest marker, chapter02).
+# One PyTorch thread per process (COURSE_THREADS, read by utils.set_threads): the two workers, their notebook kernels
+# and the book build share the cores, and several processes each spinning two OpenMP threads on two cores made one
+# cell of chapter 02 ~40× slower in CI.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	COURSE_SCALE=test $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+	COURSE_THREADS=1 OMP_NUM_THREADS=1 COURSE_SCALE=test $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=120 $(if $(CHAPTER),-m chapter$(CHAPTER_NUMBER)) tests solutions
 
 lab: $(STAMP)

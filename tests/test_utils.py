@@ -176,3 +176,17 @@ def test_small_images_hub_path_converts_and_caches(monkeypatch, tmp_path):
     assert first.class_names[0] == "airplane" and calls == ["uoft-cs/cifar10"]
     second = data.small_images("cifar10", size=16)  # converted tensors come from the cache
     assert calls == ["uoft-cs/cifar10"] and torch.equal(first.train_images, second.train_images)
+
+
+def test_set_threads_reads_the_course_variable(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("COURSE_THREADS", raising=False)
+        assert utils.set_threads() == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("COURSE_THREADS", "1")
+        assert utils.set_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("COURSE_THREADS", "two")
+        with pytest.raises(ValueError, match="COURSE_THREADS='two' is not a number of threads"):
+            utils.set_threads()
+    finally:
+        torch.set_num_threads(before)

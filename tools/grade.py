@@ -479,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return graded
 
+    if args.jobs > 1:  # notebooks graded side by side share the cores: one PyTorch thread each (utils.set_threads)
+        os.environ.setdefault("COURSE_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         graded = list(pool.map(one, submissions))
     rows = sorted((row for s in graded for row in s.rows),

@@ -10,6 +10,8 @@ if TYPE_CHECKING:  # imported lazily at run time: `import utils` does no work
 
 SCALE_VARIABLE = "COURSE_SCALE"
 SCALES = ("book", "test", "full")
+THREADS_VARIABLE = "COURSE_THREADS"
+DEFAULT_THREADS = 2  # the course's budget: a 2-core laptop
 
 
 def scale() -> str:
@@ -35,6 +37,22 @@ def by_scale(book, test=None, full=None):
     """
     choice = {"book": book, "test": book if test is None else test, "full": book if full is None else full}
     return choice[scale()]
+
+
+def set_threads() -> int:
+    """Give PyTorch the course's CPU budget, 2 threads, or ``$COURSE_THREADS``; return the number set.
+
+    The test suite sets ``COURSE_THREADS=1``: its workers, their notebook kernels and the book build share two
+    cores, and several processes each spinning two OpenMP threads slow one another down many times over.
+    """
+    import torch
+
+    value = os.environ.get(THREADS_VARIABLE, "").strip() or str(DEFAULT_THREADS)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_VARIABLE}={value!r} is not a number of threads; set it to 1, 2, … "
+                         f"(or unset it for {DEFAULT_THREADS}).")
+    torch.set_num_threads(int(value))
+    return int(value)
 
 
 def seed_everything(seed: int = 0) -> None:
