@@ -480,7 +480,7 @@ def test_q_sample_passes_on_the_solution():
     (q_sample_own_noise, ["different outputs", "use the `noise` argument"]),
     (q_sample_three_axes, ["B = 8 landed on axis C", "(B, 1, 1)", ".view(-1, 1, 1, 1)"]),
     (q_sample_sum_of_betas, ["inf or NaN for the images with t = 33, 40, 49", "On the finite images",
-                             "should be √ᾱ_t", "eq. (5.2)"]),
+                             "1 − Σ_{s≤t} β_s, a sum", "negative from t = 30", "eq. (5.2)"]),
     (q_sample_index_t_minus_2, ["alpha_bars[t - 2] in place of ᾱ_t", "off by one", "wraps around"]),
     (q_sample_signal_from_alphas, ["coefficient of x_0 is √α_t instead of √ᾱ_t", "ᾱ vs α"]),
     (q_sample_none, ["got None. Did you forget to return it?"]),
@@ -674,8 +674,7 @@ def test_posterior_variance_shaped_like_x_t_also_passes():
     (posterior_bar_on_xt, ["coefficient of x_t", "√ᾱ_t in place of √α_t", "ᾱ vs α"]),
     (posterior_bar_t_on_x0, ["coefficient of x_0", "√ᾱ_t in place of √ᾱ_{t−1}"]),
     (posterior_index_t, ["one step later", "off by one"]),
-    (posterior_wrapped, ["alpha_bars[t - 2] in place of ᾱ_{t−1}", "wrapped around to alpha_bars[-1] = ᾱ_T",
-                         "Pad a 1 in front"]),
+    (posterior_wrapped, ["only at t = 1", "alpha_bars[-1]", "t - 2 = −1", "pad a 1 in front"]),
     (posterior_std, ["your variance", "the square root of it", "variance vs standard deviation"]),
     (posterior_beta, ["the variance is β_t", "(1 − ᾱ_{t−1})·β_t/(1 − ᾱ_t)", "eq. (5.7)"]),
     (posterior_inverted_variance, ["inf or NaN for the images with t = 1", "1 − ᾱ_{t−1} = 0",
@@ -1072,7 +1071,7 @@ def test_ddim_step_passes_on_the_solution():
     (ddim_plus, ["ε_θ's coefficient in x̂_0", "sign is flipped"]),
     (ddim_alphas, ["you used α in place of ᾱ", "ᾱ vs α"]),
     (ddim_index_t, ["one step later", "t+1 in place of t and t'+1 in place of t'", "off by one"]),
-    (ddim_wrapped, ["alpha_bars[t_prev - 1] in place of ᾱ_{t'}", "wrapped around to alpha_bars[-1] = ᾱ_T"]),
+    (ddim_wrapped, ["ᾱ_0 = 1", "alpha_bars[-1]", "t_prev - 1 = −1"]),
     (ddim_no_clip, ["x̂_0 was not clipped"]),
     (ddim_clip_output, ["you clipped the new sample x_{t'}"]),
     (ddim_clip_always, ["you clipped x̂_0 although clip=False"]),
@@ -1493,3 +1492,349 @@ def test_core_unravel_matches_numpy(shape, data):
     from utils.checks import core
     flat = data.draw(st.integers(0, math.prod(shape) - 1))
     assert core.unravel(flat, shape) == [int(i) for i in np.unravel_index(flat, shape)]
+
+
+# =============================================================================================================
+# Round 3: realistic mistakes written before the probes that name them (issue 8), one test per exercise group.
+# The words are what a learner needs to hear: the quantity, the step or index, the equation's form.
+# =============================================================================================================
+def linear_scale_over_T_minus_1(T, beta_start=1e-4, beta_end=0.02):
+    scale = 1000 / (T - 1)
+    return torch.linspace(scale * beta_start, scale * beta_end, T, dtype=torch.float64)
+
+
+def linear_subsampled_1000(T, beta_start=1e-4, beta_end=0.02):  # the T = 1000 schedule, every (1000 // T)-th step
+    return torch.linspace(beta_start, beta_end, 1000, dtype=torch.float64)[:: 1000 // T][:T]
+
+
+def linear_arange_from_1(T, beta_start=1e-4, beta_end=0.02):
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    return 1000 / T * (beta_start + t / T * (beta_end - beta_start))
+
+
+def linear_numpy(T, beta_start=1e-4, beta_end=0.02):
+    import numpy as np
+    return np.linspace(1000 / T * beta_start, 1000 / T * beta_end, T)
+
+
+def cosine_precedence(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s * math.pi / 2)) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def cosine_offset_in_T(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t + s) / (T + s) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def cosine_sin_squared(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.sin((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def cosine_difference(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (alpha_bars[:-1] - alpha_bars[1:]).clamp(max=max_beta)
+
+
+def cosine_ratio_clamped(T, s=0.008, max_beta=0.999):  # right: the ratio kept at least 1 − max_beta
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    ratio = (f[1:] / f[:-1]).clamp(min=1 - max_beta)
+    return 1 - ratio
+
+
+@exercise("5.1")
+def test_schedules_written_a_third_way_pass():
+    assert_passes(checks.check_schedules, (linear(), cosine_ratio_clamped))
+
+
+@exercise("5.1")
+@pytest.mark.parametrize("wrong, words", [
+    (linear_scale_over_T_minus_1, ["1000/(T − 1)"]),
+    (linear_subsampled_1000, ["re:not scaled|1000/T"]),
+    (linear_arange_from_1, ["off by one"]),
+    (linear_numpy, ["ndarray", "torch"]),
+])
+def test_linear_schedule_round_3(wrong, words):
+    assert_diagnoses(checks.check_schedules, (wrong, cosine()), *words)
+
+
+@exercise("5.1")
+@pytest.mark.parametrize("wrong, words", [
+    (cosine_precedence, ["argument", "re:1 \\+ s·π/2|precedence|π/2 inside"]),
+    (cosine_offset_in_T, ["argument", "(t + s)/(T + s)"]),
+    (cosine_sin_squared, ["sin"]),
+    (cosine_difference, ["ᾱ_{t−1} − ᾱ_t", "ratio"]),
+])
+def test_cosine_schedule_round_3(wrong, words):
+    assert_diagnoses(checks.check_schedules, (linear(), wrong), *words)
+
+
+def q_sample_alpha_to_the_t(x0, t, noise, schedule):  # ᾱ_t as if every α were α_t
+    alpha_bar_t = col(schedule.alphas[t - 1] ** t)
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_product_of_betas(x0, t, noise, schedule):
+    alpha_bar_t = col(torch.cumprod(schedule.betas, 0)[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_index_clamped(x0, t, noise, schedule):  # alpha_bars[t] kept inside the table
+    alpha_bar_t = col(schedule.alpha_bars[t.clamp(max=schedule.T - 1)])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_index_modulo(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t % schedule.T])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_sqrt_of_everything(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return (alpha_bar_t * x0 + (1 - alpha_bar_t) * noise).sqrt()
+
+
+def q_sample_signal_unrooted(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+@exercise("5.2")
+@pytest.mark.parametrize("wrong, words", [
+    (q_sample_alpha_to_the_t, ["ᾱ", "re:α_t\\^t|α_t to the power"]),
+    (q_sample_product_of_betas, ["ᾱ", "product of the betas"]),
+    (q_sample_index_clamped, ["re:ᾱ_\\{t\\+1\\}|alpha_bars\\[t\\]"]),
+    (q_sample_index_modulo, ["re:ᾱ_\\{t\\+1\\}|alpha_bars\\[0\\]"]),
+    (q_sample_sqrt_of_everything, ["re:negative|square root", "re:whole|entire|outside"]),
+    (q_sample_signal_unrooted, ["coefficient of x_0", "√"]),
+])
+def test_q_sample_round_3(wrong, words):
+    assert_diagnoses(checks.check_q_sample, wrong, *words)
+
+
+def posterior_prev_zero_at_start(x0, x_t, t, schedule):  # ᾱ_0 taken as 0 ("nothing left")
+    alpha_bar_prev = col(torch.where(t > 1, schedule.alpha_bars[t - 2], torch.zeros((), dtype=x_t.dtype)))
+    return posterior_parts_from(x0, x_t, t, schedule, alpha_bar_prev=alpha_bar_prev)
+
+
+def posterior_parts_from(x0, x_t, t, schedule, *, alpha_bar_prev=None, alpha_bar_t=None, beta_t=None, alpha_t=None):
+    alpha_bar_prev = col(padded(schedule)[t - 1]) if alpha_bar_prev is None else alpha_bar_prev
+    alpha_bar_t = col(schedule.alpha_bars[t - 1]) if alpha_bar_t is None else alpha_bar_t
+    beta_t = col(schedule.betas[t - 1]) if beta_t is None else beta_t
+    alpha_t = col(schedule.alphas[t - 1]) if alpha_t is None else alpha_t
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_padded_read_unpadded(x0, x_t, t, schedule):  # padded, then indexed as if it were not
+    alpha_bars = padded(schedule)
+    return posterior_parts_from(x0, x_t, t, schedule, alpha_bar_prev=col(alpha_bars[t - 2]),
+                                alpha_bar_t=col(alpha_bars[t - 1]))
+
+
+def posterior_variance_flat_B(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance.flatten()
+
+
+def posterior_beta_from_alpha_bars(x0, x_t, t, schedule):  # β_t taken as 1 − ᾱ_t
+    return posterior_parts_from(x0, x_t, t, schedule, beta_t=1 - col(schedule.alpha_bars[t - 1]))
+
+
+def posterior_prev_by_division(x0, x_t, t, schedule):  # right: ᾱ_{t−1} = ᾱ_t / α_t
+    alpha_bar_prev = col(schedule.alpha_bars[t - 1] / schedule.alphas[t - 1])
+    return posterior_parts_from(x0, x_t, t, schedule, alpha_bar_prev=alpha_bar_prev)
+
+
+def posterior_clamp_t_prev_one(x0, x_t, t, schedule):  # t − 1 kept ≥ 1: ᾱ_{t−1} at t = 1 is ᾱ_1
+    alpha_bar_prev = col(schedule.alpha_bars[(t - 1).clamp(min=1) - 1])
+    return posterior_parts_from(x0, x_t, t, schedule, alpha_bar_prev=alpha_bar_prev)
+
+
+@exercise("5.3")
+def test_posterior_written_through_alpha_bar_over_alpha_passes():
+    assert_passes(checks.check_posterior_mean_variance, posterior_prev_by_division)
+
+
+@exercise("5.3")
+@pytest.mark.parametrize("wrong, words", [
+    (posterior_prev_zero_at_start, ["t = 1", "ᾱ_0", "re:is 0|= 0\\b|0 instead"]),
+    (posterior_padded_read_unpadded, ["re:one step earlier|t − 1|ᾱ_\\{t−1\\}"]),
+    (posterior_variance_flat_B, ["(B, 1, 1, 1)"]),
+    (posterior_beta_from_alpha_bars, ["β_t", "1 − ᾱ_t"]),
+    (posterior_clamp_t_prev_one, ["t = 1", "ᾱ_0", "ᾱ_1"]),
+])
+def test_posterior_round_3(wrong, words):
+    assert_diagnoses(checks.check_posterior_mean_variance, wrong, *words)
+
+
+def ddpm_clip_before_dividing(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    numerator = x_t - (1 - alpha_bar_t).sqrt() * eps
+    if clip:
+        numerator = numerator.clamp(-1, 1)
+    return ddpm_from(numerator / alpha_bar_t.sqrt(), x_t, t, schedule, noise)
+
+
+def ddpm_clip_eps(eps, x_t, t, schedule, noise, clip=True):
+    if clip:
+        eps = eps.clamp(-1, 1)
+    return ddpm_no_clip(eps, x_t, t, schedule, noise)
+
+
+def ddpm_clamp_not_assigned(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    if clip:
+        x0_hat.clamp(-1, 1)
+    return ddpm_from(x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_posterior_given_eps(eps, x_t, t, schedule, noise, clip=True):  # ε_θ passed where x̂_0 goes
+    return ddpm_from(eps, x_t, t, schedule, noise)
+
+
+def ddpm_algorithm_2_alpha_bar(eps, x_t, t, schedule, noise, clip=True):  # 1/√ᾱ_t in front, not 1/√α_t
+    alpha_bar_t, beta_t = col(schedule.alpha_bars[t - 1]), col(schedule.betas[t - 1])
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    return mean + col((t > 1).to(x_t.dtype)) * beta_t.sqrt() * noise
+
+
+def ddpm_sigma_total_noise(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise,
+                     sigma=(1 - col(schedule.alpha_bars[t - 1])).sqrt())
+
+
+@exercise("5.4")
+@pytest.mark.parametrize("wrong, words", [
+    (ddpm_clip_before_dividing, ["re:before (the )?divi|1/√ᾱ_t"]),
+    (ddpm_clip_eps, ["ε_θ", "re:clip(ped)? x̂_0|x̂_0 itself"]),
+    (ddpm_clamp_not_assigned, ["not clipped"]),
+    (ddpm_posterior_given_eps, ["x̂_0", "ε_θ"]),
+    (ddpm_algorithm_2_alpha_bar, ["ᾱ", "α_t"]),
+    (ddpm_sigma_total_noise, ["σ", "√(1 − ᾱ_t)"]),
+])
+def test_ddpm_step_round_3(wrong, words):
+    assert_diagnoses(checks.check_ddpm_step, wrong, *words)
+
+
+def ddim_clip_eps(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    return ddim_with(col(alpha_bars[t]), col(alpha_bars[t_prev]), eps.clamp(-1, 1) if clip else eps, x_t, False)
+
+
+def ddim_clip_before_dividing(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    numerator = x_t - (1 - alpha_bar_t).sqrt() * eps
+    if clip:
+        numerator = numerator.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * numerator / alpha_bar_t.sqrt() + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_prev_index_clamped(eps, x_t, t, t_prev, schedule, clip=True):  # t' = 0 read as ᾱ_1
+    alpha_bar_prev = col(schedule.alpha_bars[(t_prev - 1).clamp(min=0)])
+    return ddim_with(col(schedule.alpha_bars[t - 1]), alpha_bar_prev, eps, x_t, clip)
+
+
+def ddim_clamp_not_assigned(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    if clip:
+        x0_hat.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_x0_divided_by_alpha_bar(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_prev_read_at_t_prev_plus_1(eps, x_t, t, t_prev, schedule, clip=True):  # unpadded table indexed by t'
+    alpha_bar_prev = col(schedule.alpha_bars[t_prev])
+    return ddim_with(col(schedule.alpha_bars[t - 1]), alpha_bar_prev, eps, x_t, clip)
+
+
+@exercise("5.5")
+@pytest.mark.parametrize("wrong, words", [
+    (ddim_clip_eps, ["ε_θ", "x̂_0"]),
+    (ddim_clip_before_dividing, ["re:before (the )?divi|1/√ᾱ_t"]),
+    (ddim_prev_index_clamped, ["t' = 0", "ᾱ_0", "re:ᾱ_1|alpha_bars\\[0\\]"]),
+    (ddim_clamp_not_assigned, ["not clipped"]),
+    (ddim_x0_divided_by_alpha_bar, ["x̂_0", "√"]),
+    (ddim_prev_read_at_t_prev_plus_1, ["re:ᾱ_\\{t'\\+1\\}|alpha_bars\\[t_prev\\]"]),
+])
+def test_ddim_step_round_3(wrong, words):
+    assert_diagnoses(checks.check_ddim_step, wrong, *words)
+
+
+def embedding_t_plus_1(t, dim):
+    return embedding_ok(t + 1, dim)
+
+
+def embedding_hard_coded_64(t, dim):
+    return embedding_ok(t, 64)
+
+
+def embedding_arange_step_2_over_half(t, dim):  # exponent 2i/(d/2): the frequencies fall twice as fast
+    half = dim // 2
+    frequencies = 10_000 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_linear_frequencies(t, dim):
+    frequencies = torch.linspace(1, 1e-4, dim // 2)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_over_1000(t, dim):  # t normalised to [0, 1] first
+    return embedding_ok(t / 1000, dim)
+
+
+def embedding_stack_rows(t, dim):  # sines and cosines stacked, then reshaped across images
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.stack([angles.sin(), angles.cos()]).reshape(len(t), dim)
+
+
+def embedding_standard_form(t, dim):  # right: 1/10000^(2j/d) over j = 0, 2, ...
+    frequencies = 1.0 / (10_000 ** (torch.arange(0, dim, 2).float() / dim))
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@exercise("5.6")
+def test_embedding_in_its_standard_form_passes():
+    assert_passes(checks.check_sinusoidal_embedding, embedding_standard_form)
+
+
+@exercise("5.6")
+@pytest.mark.parametrize("wrong, words", [
+    (embedding_t_plus_1, ["t + 1"]),
+    (embedding_hard_coded_64, ["64", "re:hard-coded|dim argument"]),
+    (embedding_arange_step_2_over_half, ["re:2i|d/4|twice"]),
+    (embedding_linear_frequencies, ["re:linear|equal steps"]),
+    (embedding_over_1000, ["re:t/1000|0\\.001"]),
+    (embedding_stack_rows, ["rows"]),
+])
+def test_embedding_round_3(wrong, words):
+    assert_diagnoses(checks.check_sinusoidal_embedding, wrong, *words)

@@ -84,6 +84,7 @@ def _close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-4, atol: floa
 # one that reproduces the coefficients recovered from the learner's output.
 
 LAST = "[t > 1]"  # the indicator of Algorithm 2: no noise at the final step
+FREE = "?"  # a quantity whose value per image is unknown: solved for from the learner's output (recover_variable)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,10 @@ class Factor:
     def value(self, context: "StepContext") -> torch.Tensor:
         if self.symbol == LAST:
             return (context.steps["t"] > 1).double()
-        quantity = context.quantity(self.symbol, self.step) ** self.inner
+        if self.symbol == FREE:
+            quantity = context.free ** self.inner
+        else:
+            quantity = context.quantity(self.symbol, self.step) ** self.inner
         return (1 - quantity if self.one_minus else quantity) ** self.power
 
     def base_text(self) -> str:
@@ -200,6 +204,7 @@ class StepContext:
 
     schedule: Schedule
     steps: dict[str, torch.Tensor]
+    free: torch.Tensor | None = None  # (B,): the value of a FREE factor at each image
 
     def __post_init__(self):
         self.schedule = self.schedule.to(torch.float64)
@@ -261,6 +266,8 @@ class Model:
     advice: dict[str, str] = field(default_factory=dict)  # group → extra sentence
     shown: dict[str, str] = field(default_factory=dict)  # output → its closed form, when combine composes parts
     alternatives: tuple = ()  # other ways of writing the same equation (Algorithm 2's closed form), tried next
+    # readings of the coefficients through an intermediate (the x̂_0 a step implies): (context, got) → message or None
+    readings: tuple = ()
 
     def expected_text(self, output: str) -> str:
         if self.combine is _identity:
@@ -487,6 +494,225 @@ def _single_quantities(context: StepContext) -> dict[str, Formula]:
     return found
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Recovering one quantity the learner's code read wrongly, image by image
+# ---------------------------------------------------------------------------------------------------------------
+# When every coefficient of an image is right but for one quantity (ᾱ_{t−1} at t = 1, ᾱ_{t'} at t' = 0, a ᾱ_t built
+# as a sum instead of a product), solving for that quantity per image recovers the value the learner's code used,
+# which is then named among the schedule's entries at any step or the usual wrong constructions of ᾱ.
+@dataclass
+class Recovered:
+    """The value a learner's code used for one quantity of the equation, per image."""
+
+    symbol: str
+    step: Step
+    part: str | None  # the one part it was read in; None: everywhere it appears
+    values: torch.Tensor  # (B,) the learner's value
+    right: torch.Tensor  # (B,) the equation's value
+    wrong: torch.Tensor  # (B,) bool: images whose coefficients differ from the equation's
+
+    @property
+    def text(self) -> str:
+        return Factor(self.symbol, self.step).base_text()
+
+
+def _freed(model: Model, variable: tuple[str, Step], part: str | None) -> dict[str, Formula]:
+    """The model's parts with ``variable`` made FREE (everywhere, or in ``part`` only)."""
+    def free(formula: Formula) -> Formula:
+        return replace(formula, factors=tuple(replace(f, symbol=FREE) if (f.symbol, f.step) == variable else f
+                                              for f in formula.factors))
+    return {name: free(formula) if part in (None, name) else formula for name, formula in model.parts.items()}
+
+
+def _solve_free(model: Model, parts: dict[str, Formula], context: StepContext, got: dict[str, torch.Tensor],
+                grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each image, the value in ``grid`` ((K,) shared, or (K, B) per image) whose coefficients come closest to
+    ``got``: (values (B,), relative errors (B,)). One vectorised evaluation over K·B lanes."""
+    B = context.batch
+    grid = grid[:, None].expand(-1, B) if grid.dim() == 1 else grid  # (K, B)
+    K = grid.shape[0]
+    wide = StepContext(context.schedule, {name: v.repeat(K) for name, v in context.steps.items()},
+                       free=grid.reshape(-1))
+    predicted = model.combine({name: formula.value(wide) for name, formula in parts.items()})
+    errors = torch.stack([(predicted[k].view(K, B) - got[k][None]).abs() / (got[k].abs()[None] + 1e-3)
+                          for k in got]).amax(dim=0)  # (K, B)
+    errors = torch.nan_to_num(errors, nan=math.inf)
+    best = errors.argmin(dim=0)  # (B,)
+    return grid.gather(0, best[None])[0], errors.gather(0, best[None])[0]
+
+
+def _schedule_values(context: StepContext) -> torch.Tensor:
+    """Every entry of the schedule's tables, 0 and 1: the values a learner's index mistake can produce."""
+    tables = [context.tables[s] for s in ("ᾱ", "α", "β", "β̃")]
+    return torch.cat([torch.tensor([0.0, 1.0], dtype=torch.float64), *tables, *_constructions(context).values()])
+
+
+def _constructions(context: StepContext) -> dict[str, torch.Tensor]:
+    """Ways of building ᾱ_t from the β's that are not ∏(1 − β_s), each a (T,) table indexed like alpha_bars."""
+    betas, alphas = context.schedule.betas, context.schedule.alphas
+    steps = torch.arange(1, len(betas) + 1, dtype=torch.float64)
+    return {"1 − Σ_{s≤t} β_s, a sum (betas.cumsum): the product ∏(1 − β_s) is 1 − Σβ_s only while the β's are tiny":
+            1 - betas.cumsum(0),
+            "∏_{s≤t} β_s, the product of the betas (cumprod of betas, not of alphas)": betas.cumprod(0),
+            "α_t^t, t copies of the same α_t: the α's differ from step to step, so multiply α_1⋯α_t (cumprod)":
+            alphas ** steps,
+            "exp(−Σ_{s≤t} β_s), the small-β approximation of ∏(1 − β_s)": torch.exp(-betas.cumsum(0)),
+            "∏_{s≥t} α_s, the product from the end (a flipped cumprod)": alphas.flip(0).cumprod(0).flip(0)}
+
+
+def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> Recovered | None:
+    """The one quantity of ``model`` (a symbol at a step, everywhere it appears or in one part) whose value, chosen
+    per image, reproduces the learner's coefficients ``got`` at every image; None if there is none.
+
+    The value is searched among the schedule's entries (index mistakes), then on [0, 1] (a wrongly built ᾱ). A value
+    that is not a schedule entry is accepted only when each image has more coefficients than the one unknown."""
+    expected = model.evaluate(context)
+    differs = ~torch.stack([(got[k] - expected[k]).abs() <= 1e-6 + 1e-4 * expected[k].abs() for k in got]).all(0)
+    finite = torch.stack([torch.isfinite(v) for v in got.values()]).all(0)
+    if not differs.any() or not finite.all():
+        return None
+    named = _schedule_values(context)
+    dense = torch.cat([torch.linspace(0, 1, 2001, dtype=torch.float64),
+                       torch.logspace(-30, 0, 1501, dtype=torch.float64)]).unique()  # sorted: tiny ᾱ_T too
+    variables = list(dict.fromkeys((f.symbol, f.step) for formula in model.parts.values() for f in formula.factors
+                                   if f.symbol != LAST))
+    tries = [(v, None) for v in variables] + [(v, part) for v in variables for part, formula in model.parts.items()
+                                              if any((f.symbol, f.step) == v for f in formula.factors)
+                                              and sum(any((g.symbol, g.step) == v for g in other.factors)
+                                                      for other in model.parts.values()) > 1]
+    for variable, part in tries:
+        parts = _freed(model, variable, part)
+        values, errors = _solve_free(model, parts, context, got, named)
+        exact = errors < 1e-6
+        if not exact.all() and _sensitive_outputs(model, parts, context) > 1:
+            # over-determined (the unknown moves two coefficients): a value off the schedule's tables is evidence too
+            values, errors = _solve_free(model, parts, context, got, dense)
+            position = torch.searchsorted(dense, values)
+            low = dense[(position - 1).clamp(min=0)]
+            high = dense[(position + 1).clamp(max=len(dense) - 1)]
+            fractions = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None]  # (41, 1)
+            for _ in range(8):  # bisect-like: each pass narrows each image's bracket 20-fold around its best value
+                values, errors = _solve_free(model, parts, context, got, low + (high - low) * fractions)
+                step = (high - low) / 40
+                low, high = (values - step).clamp(min=0), values + step
+        wide = StepContext(context.schedule, context.steps, free=values)
+        predicted = model.combine({name: formula.value(wide) for name, formula in parts.items()})
+        if all(_close(got[k], predicted[k]) for k in got):
+            right = context.quantity(*variable)
+            return Recovered(variable[0], variable[1], part, values, right, differs)
+    return None
+
+
+def _sensitive_outputs(model: Model, parts: dict[str, Formula], context: StepContext) -> int:
+    """How many of the model's outputs change when the FREE quantity in ``parts`` changes (0.3 → 0.6)."""
+    outputs = []
+    for value in (0.3, 0.6):
+        probe = StepContext(context.schedule, context.steps, free=torch.full((context.batch,), value,
+                                                                             dtype=torch.float64))
+        outputs.append(model.combine({name: formula.value(probe) for name, formula in parts.items()}))
+    return sum(not torch.allclose(torch.as_tensor(outputs[0][k]), torch.as_tensor(outputs[1][k]), equal_nan=True)
+               for k in outputs[0])
+
+
+def _name_value_at(value: float, context: StepContext, symbol: str, step_index: int) -> str | None:
+    """"ᾱ_1 (alpha_bars[0])", "0", "1 − Σ_{s≤t} β_s …" for a value a learner's code used, or None."""
+    def near(a: float, b: float) -> bool:
+        return abs(a - b) <= 1e-8 + 2e-4 * abs(b)
+    if near(value, 0.0):
+        return "0"
+    code = {"ᾱ": "alpha_bars", "α": "alphas", "β": "betas", "β̃": "posterior variances"}
+    order = [symbol] + [s for s in ("ᾱ", "α", "β", "β̃") if s != symbol]
+    for name in order:
+        table = context.tables[name]
+        hits = [k for k in range(len(table)) if near(value, table[k].item())]
+        if hits:
+            k = min(hits, key=lambda k: abs(k + 1 - step_index))
+            return f"{name}_{k + 1} ({code[name]}[{k}])"
+    if near(value, 1.0):
+        return "1"
+    if symbol == "ᾱ" and 1 <= step_index <= context.schedule.T:
+        for words, table in _constructions(context).items():
+            if near(value, table[step_index - 1].item()):
+                return words
+    return None
+
+
+def describe_recovered(found: Recovered, context: StepContext, equation: str) -> str:
+    """What the learner's code used for the recovered quantity, at the images where it matters, and what to do."""
+    steps = found.step.indices(context.steps)  # (B,) the step each image's quantity belongs to
+    wrong = found.wrong.nonzero().flatten().tolist()
+    where = "" if found.part is None else f" in {found.part}"
+    only = f", and only at {_steps_text(context, found.wrong)} (your other images are right)" \
+        if _at_an_end(context, found.wrong) and not found.wrong.all() else ""
+    if found.symbol == "ᾱ":  # one wrong construction of ᾱ at every image: say it once
+        for words, table in _constructions(context).items():
+            inside = (steps[wrong] >= 1) & (steps[wrong] <= context.schedule.T)
+            if inside.all() and _close(found.values[wrong], table[steps[wrong] - 1], rtol=2e-4, atol=1e-7):
+                b = max(wrong, key=lambda i: abs(found.values[i] - found.right[i]).item())
+                k = int(steps[b])
+                negative = (table < 0).nonzero().flatten()
+                sign = (f" It is negative from t = {int(negative[0]) + 1} on, where its square root is NaN."
+                        if len(negative) else "")
+                return (f"everything in {equation} is right except {found.text}{where}{only}: your {found.text} is "
+                        f"{words} (at {context.describe(b)}: {found.values[b].item():.4g}, where {found.symbol}_{k} = "
+                        f"{found.right[b].item():.4g}).{sign} ᾱ_t = ∏_{{s≤t}}(1 − β_s) is schedule.alpha_bars[t - 1].")
+    shown, names, seen = [], [], set()
+    for b in wrong:
+        k = int(steps[b])
+        have, want = found.values[b].item(), found.right[b].item()
+        name = _name_value_at(have, context, found.symbol, k)
+        if (k, name or f"{have:.4g}") in seen or len(shown) == 3:
+            continue  # the same step read the same way in several images: say it once
+        seen.add((k, name or f"{have:.4g}"))
+        names.append(name)
+        right_name = f"{found.symbol}_{k}" if 0 <= k <= context.schedule.T else f"step {k}"
+        shown.append(f"at {context.describe(b)} your {found.text} is {have:.4g}" + (f" = {name}" if name else "")
+                     + f" where {equation} needs {right_name} = {want:.4g}")
+    message = f"everything in {equation} is right except {found.text}{where}{only}: " + "; ".join(shown) + "."
+    ks = {int(steps[b]) for b in wrong}
+    if ks == {0} and found.symbol == "ᾱ":
+        index = "t_prev" if found.step.base == "t'" else "t - 1"
+        last = f"ᾱ_{context.schedule.T} (alpha_bars[{context.schedule.T - 1}])"
+        if all(n == last for n in names):
+            below = "t_prev - 1" if found.step.base == "t'" else "t - 2"
+            message += f" That is alpha_bars[-1]: an index one below 0 ({below} = −1) wraps around to the last entry."
+        message += (" ᾱ_0 = 1 (nothing removed from the signal yet) is not in schedule.alpha_bars, whose index 0 is "
+                    "ᾱ_1: pad a 1 in front, F.pad(schedule.alpha_bars, (1, 0), value=1.0), and index that with "
+                    f"{index}.")
+    elif ks == {context.schedule.T}:
+        message += (f" At t = T = {context.schedule.T}, step T sits at the table's last index, T − 1: an index that "
+                    f"runs past the end and was clamped or wrapped reads another step.")
+    elif all(n and "[" in n and n.startswith(found.symbol + "_") for n in names):
+        message += " Step k sits at index k − 1 of each table (alpha_bars[k - 1] is ᾱ_k)."
+    elif found.symbol == "ᾱ":
+        message += " ᾱ_t = ∏_{s≤t}(1 − β_s) is schedule.alpha_bars[t - 1] (and ᾱ_0 = 1)."
+    return message
+
+
+def _at_an_end(context: StepContext, images: torch.Tensor) -> bool:
+    """Whether every image in ``images`` (a (B,) mask, not empty) has t = 1, t = T or t' = 0, and not every image of
+    the batch is one of them (otherwise a step look-alike explains it as well)."""
+    t, T = context.steps["t"], context.schedule.T
+    ends = (t == 1) | (t == T)
+    if "t'" in context.steps:
+        ends = ends | (context.steps["t'"] == 0)
+    return bool(images.any() and ends[images].all())
+
+
+def _steps_text(context: StepContext, mask: torch.Tensor) -> str:
+    return " and ".join(f"{name} = {', '.join(map(str, sorted(set(v[mask].tolist()))))}"
+                        for name, v in context.steps.items())
+
+
+def matching_change(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> Change | None:
+    """The first small change to ``model`` (see :func:`changes`) that reproduces ``got`` at every image."""
+    for change in changes(model):
+        predicted = model.evaluate(context, change.parts)
+        if all(_close(got[key], predicted[key]) for key in predicted):
+            return change
+    return None
+
+
 def explain_coefficients(model: Model, context: StepContext, got: dict[str, torch.Tensor], *, output: str,
                          names: dict[str, str]) -> str | None:
     """Why the coefficients ``got`` (each (B,), recovered from the learner's output) differ from ``model``'s.
@@ -535,6 +761,12 @@ def explain_coefficients(model: Model, context: StepContext, got: dict[str, torc
             if all(_close(got[key], predicted[key]) for key in expected):
                 return change
         return None
+    differs = ~torch.stack([(got[k] - expected[k]).abs() <= 1e-6 + 1e-4 * expected[k].abs() for k in expected]).all(0)
+    at_an_end = _at_an_end(context, differs)
+    if at_an_end:  # only images at t = 1, t = T or t' = 0 differ: one quantity read wrongly there, most likely
+        found = recover_variable(model, context, got)
+        if found:
+            return f"{head}: {describe_recovered(found, context, model.equation)}"
     change = first_change(model)
     if change:
         plainer = single_quantity() if change.cancels else None
@@ -551,6 +783,13 @@ def explain_coefficients(model: Model, context: StepContext, got: dict[str, torc
         also = first_change(other)
         if also:
             return f"{head}: in {other.equation} {also.what}. {also.why}"
+    for reading in model.readings:
+        message = reading(context, got)
+        if message:
+            return f"{head}: {message}"
+    found = None if at_an_end else recover_variable(model, context, got)
+    if found:
+        return f"{head}: {describe_recovered(found, context, model.equation)}"
     plain = single_quantity()
     if plain:
         return plain
@@ -704,7 +943,9 @@ def linear_probe(model: Model, context: StepContext, basis: dict[str, torch.Tens
 
 
 def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, *, output: str,
-                             rest: Callable[[torch.Tensor], str | None] | None = None) -> str | None:
+                             rest: Callable[[torch.Tensor], str | None] | None = None,
+                             inputs: dict[str, torch.Tensor] | None = None,
+                             names: dict[str, str] | None = None) -> str | None:
     """When some images of the learner's output are inf/NaN: which steps they have (t = 1: a division by
     1 − ᾱ_0 = 0), and, through ``rest(mask)``, what the finite images say."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape or not got.is_floating_point():
@@ -712,6 +953,10 @@ def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, 
     bad = ~torch.isfinite(got.detach()).flatten(1).all(dim=1)  # (B,): images with an inf or NaN
     if not bad.any() or not torch.isfinite(expected).all():
         return None
+    if inputs:
+        by_sign = nonfinite_pixels_problem(got, inputs, names or {}, output=output)
+        if by_sign:
+            return by_sign
     steps = {name: sorted(set(v[bad].tolist())) for name, v in context.steps.items()}
     where = " and ".join(f"{name} = {', '.join(map(str, values))}" for name, values in steps.items())
     message = f"your {output} is inf or NaN for the images with {where}" + (
@@ -726,6 +971,38 @@ def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, 
         message += ": a division by zero, or the square root of a negative number"
     explained = rest(~bad) if rest is not None and not bad.all() else None
     return message + (f". On the finite images, {explained}" if explained else ".")
+
+
+def nonfinite_pixels_problem(got: torch.Tensor, inputs: dict[str, torch.Tensor], names: dict[str, str], *,
+                             output: str) -> str | None:
+    """When the NaN entries of the learner's output follow the *sign* of the inputs, pixel by pixel: a square root
+    (or log, or fractional power) was taken of something that can be negative — an input itself (√(ᾱ_t·x_0)), or
+    the whole combination (√(ᾱ_t x_0 + (1 − ᾱ_t) ε)). Recovered from where the NaNs are and what the finite entries
+    are."""
+    got = got.detach()
+    bad = torch.isnan(got)
+    if not bad.any() or bad.all():
+        return None
+    for key, tensor in inputs.items():
+        if torch.equal(bad, tensor < 0):
+            return (f"your {output} is NaN exactly where {names[key]} < 0 (and finite elsewhere): a square root, log "
+                    f"or fractional power is taken of something that contains {names[key]} itself, such as "
+                    f"√(ᾱ_t·{names[key]}). Only the coefficient is a square root: √ᾱ_t·{names[key]}, "
+                    f"alpha_bar_t.sqrt() * {key}.")
+    squares = []  # the finite entries of each image are the square root of a combination of the inputs?
+    for b in range(got.shape[0]):
+        keep = ~bad[b]
+        if keep.sum() <= len(inputs) + 1:
+            return None
+        fit = fit_linear(got[b][keep] ** 2, {k: v[b][keep] for k, v in inputs.items()})
+        combination = sum(fit.coefficients[k] * v[b].double() for k, v in inputs.items())
+        if not fit.exact or not torch.equal(bad[b], combination < 0):
+            return None
+        squares.append(fit)
+    shown = squares[0].formula(names)
+    return (f"your {output} is NaN exactly where {shown} is negative, and the square root of it elsewhere (here for "
+            f"the first image): you took the square root of the whole sum. Only the coefficients are square roots "
+            f"— x = √a·x_0 + √b·ε, not √(a·x_0 + b·ε).")
 
 
 def _rest(model: Model, context: StepContext, basis: dict[str, torch.Tensor], got, *, output: str,
@@ -754,9 +1031,11 @@ def misplaced_batch_axis(got, expected: torch.Tensor) -> str | None:
 
 
 def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: ImageCase, context: StepContext,
-                   name: str, equation: str, probes=(), rest=None, **options) -> None:
+                   name: str, equation: str, probes=(), rest=None, inputs: dict[str, torch.Tensor] | None = None,
+                   names: dict[str, str] | None = None, **options) -> None:
     """:meth:`Exercise.compare` for a batch of images, after a per-image axis that landed on C, H or W and the
-    steps of any inf/NaN images.
+    steps of any inf/NaN images (``inputs``, the image inputs the output is linear in, with their display
+    ``names``, let NaNs that follow an input's sign be read).
 
     In float32 the absolute tolerance is 1e-4: a right answer written another way (the posterior mean through eq.
     (5.11)) cancels 1 − ᾱ_1 against β_1 at t = 1 and loses about that much; every mistake differs by far more.
@@ -764,7 +1043,7 @@ def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: Ima
     if case.dtype == torch.float32:
         options.setdefault("atol", 1e-4)
     problem = misplaced_batch_axis(got, expected) or nonfinite_images_problem(got, expected, context, output=name,
-                                                                              rest=rest)
+                                                                              rest=rest, inputs=inputs, names=names)
     if problem:
         raise exercise.fail(problem, case=case, name=name)
     exercise.compare(got, expected, case=case, name=name, equation=equation, probes=probes, axes=IMAGE_AXES,
@@ -1145,7 +1424,8 @@ def check_q_sample(q_sample) -> None:
         compare_images(EX_Q_SAMPLE, got, reference_q_sample(x0, t, noise, schedule), case=case, context=context,
                        name="x_t", equation="eq. (5.2)",
                        probes=[linear_probe(Q_SAMPLE_MODEL, context, basis, output="x_t", names=names)],
-                       rest=_rest(Q_SAMPLE_MODEL, context, basis, got, output="x_t", names=names))
+                       rest=_rest(Q_SAMPLE_MODEL, context, basis, got, output="x_t", names=names), inputs=basis,
+                       names=names)
     EX_Q_SAMPLE.passed(f"{len(IMAGE_CASES)} cases (t = 1 and t = T, B = W, batch size 1, float64) match "
                        "x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, one t per image.")
 
@@ -1212,7 +1492,8 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
         compare_images(EX_POSTERIOR, mean, expected_mean, case=case, context=context, name="mean",
                        equation="eq. (5.6)",
                        probes=[linear_probe(POSTERIOR_MEAN_MODEL, context, basis, output="mean", names=names)],
-                       rest=_rest(POSTERIOR_MEAN_MODEL, context, basis, mean, output="mean", names=names))
+                       rest=_rest(POSTERIOR_MEAN_MODEL, context, basis, mean, output="mean", names=names),
+                       inputs=basis, names=names)
         if isinstance(variance, torch.Tensor) and variance.shape == x_t.shape:
             expected_variance = expected_variance.expand_as(x_t)
 
@@ -1234,6 +1515,38 @@ EX_DDIM = Exercise("5.5", "ddim_step")
 
 X0_NOISE = Formula((_f("ᾱ", one_minus=True, power=0.5),))  # ε's coefficient in x̂_0, eq. (5.12)
 X0_SCALE = Formula((_f("ᾱ", power=0.5),))  # what x̂_0 divides by
+
+
+X0_MODEL = Model("eq. (5.12)", parts={"x_t": Formula((_f("ᾱ", power=-0.5),)),
+                                     "eps": Formula((_f("ᾱ", one_minus=True, power=0.5), _f("ᾱ", power=-0.5)), -1.0)},
+                 labels={"x_t": "x̂_0's coefficient of x_t", "eps": "x̂_0's coefficient of ε_θ"})
+
+
+def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[str, torch.Tensor]]):
+    """A :attr:`Model.readings` entry for a step x_new = A·x̂_0 + B·x_t + C·ε_θ (+ σ z): when the learner's
+    coefficients are that with the right A, B, C, σ but another x̂_0, recover their x̂_0 = p·x_t + q·ε_θ and name it
+    (an input passed in its place, or a small change to eq. (5.12)). ``new_sample(context)`` gives A, B, C (and σ)."""
+    def reading(context: StepContext, got: dict[str, torch.Tensor]) -> str | None:
+        right = new_sample(context)
+        if "z" in got and not _close(got["z"], right["sigma"]):
+            return None
+        if (right["A"].abs() < 1e-6).any():
+            return None
+        x0 = {"x_t": (got["x_t"] - right["B"]) / right["A"], "eps": (got["eps"] - right["C"]) / right["A"]}
+        zero, one = torch.zeros_like(x0["x_t"]), torch.ones_like(x0["x_t"])
+        for name, code, (p, q) in (("ε_θ", "eps", (zero, one)), ("x_t", "x_t", (one, zero))):
+            if _close(x0["x_t"], p, atol=1e-5) and _close(x0["eps"], q, atol=1e-5):
+                return (f"the rest of {equation} is right, but the x̂_0 it uses is {name} itself: you passed `{code}` "
+                        f"where x̂_0 goes. Compute x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t first (eq. 5.12) and use that.")
+        change = matching_change(X0_MODEL, context, x0)
+        if change is None:
+            return None
+        b = int(((x0["x_t"] - X0_MODEL.evaluate(context)["x_t"]).abs() + (x0["eps"] - X0_MODEL.evaluate(context)[
+            "eps"]).abs()).argmax())
+        return (f"the rest of {equation} is right, but its x̂_0 = {x0['x_t'][b].item():.4g}·x_t + "
+                f"{x0['eps'][b].item():.4g}·ε_θ at {context.describe(b)}, where eq. (5.12) gives x̂_0 = "
+                f"(x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t: {change.what}. {change.why}").replace("+ -", "− ")
+    return reading
 
 
 def _ddpm_combine(parts):
@@ -1259,7 +1572,10 @@ DDPM_MODEL = Model(
     shown={"x_t": "1/√α_t", "eps": "−β_t/(√α_t·√(1 − ᾱ_t))", "z": "√β_t·[t > 1]"},
     swaps=(("A", "B"), ("c", "d")),
     advice={"μ̃ (eq. 5.6)": "If you call your posterior_mean_variance, does it pass the check of Exercise 5.3?"},
-    alternatives=(DDPM_ALGORITHM_2,))
+    alternatives=(DDPM_ALGORITHM_2,),
+    readings=(implied_x0_reading("eq. (5.15)", lambda c: {"A": POSTERIOR_X0.value(c), "B": POSTERIOR_XT.value(c),
+                                                          "C": 0.0, "sigma": Formula((_f("β", power=0.5),
+                                                                                      Factor(LAST))).value(c)}),))
 
 
 def _ddim_combine(parts):
@@ -1274,7 +1590,10 @@ DDIM_MODEL = Model(
             "a": "x̂_0's coefficient in the new sample", "b": "ε_θ's coefficient in the new sample (the direction)"},
     combine=_ddim_combine, groups={"x̂_0 (eq. 5.12)": ("c", "d"), "the new sample": ("a", "b")},
     shown={"x_t": "√ᾱ_{t'}/√ᾱ_t", "eps": "√(1 − ᾱ_{t'}) − √ᾱ_{t'}·√(1 − ᾱ_t)/√ᾱ_t"},
-    swaps=(("a", "b"), ("c", "d")))
+    swaps=(("a", "b"), ("c", "d")),
+    readings=(implied_x0_reading("eq. (5.16)", lambda c: {"A": Formula((_f("ᾱ", "t'", power=0.5),)).value(c),
+                                                          "B": 0.0, "C": Formula((_f("ᾱ", "t'", one_minus=True,
+                                                                                     power=0.5),)).value(c)}),))
 
 
 def reference_predict_x0(eps, x_t, alpha_bar_t):
@@ -1303,9 +1622,29 @@ def reference_ddim_step(eps, x_t, t, t_prev, schedule, clip=True):
 
 
 def _clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expected: torch.Tensor,
-                 other_setting: torch.Tensor, *, output: str, noise_part: torch.Tensor | None = None):
+                 other_setting: torch.Tensor, *, output: str, noise_part: torch.Tensor | None = None,
+                 rerun: Callable | None = None, inputs: dict[str, torch.Tensor] | None = None,
+                 alpha_bar_t: torch.Tensor | None = None):
     """Probes for the clipping of x̂_0: the learner's x̂_0 is recovered from their output by inverting the (already
-    checked) linear part, ``got_from_x0(got) → x̂_0``, and compared with x̂_0 clipped or not."""
+    checked) linear part, ``got_from_x0(got) → x̂_0``, and compared with x̂_0 clipped or not.
+
+    ``rerun(inputs, clip)`` is the reference step on other inputs: the step with one input clipped in place of x̂_0
+    (or as well) says which tensor the learner clipped. ``alpha_bar_t`` ((B, 1, 1, 1)) names a clip range that
+    changes with t (±1/√ᾱ_t: the numerator of eq. (5.12) clipped before the division)."""
+    def which_tensor(got):
+        if not clip or rerun is None:
+            return None
+        for key, tensor in (inputs or {}).items():
+            name = {"eps": "ε_θ", "x_t": "x_t"}.get(key, key)
+            for both in (False, True):
+                changed = {**inputs, key: tensor.clamp(-1, 1)}
+                if torch.allclose(got, rerun(changed, both), rtol=1e-4, atol=1e-5):
+                    what = "as well as x̂_0" if both else "instead of x̂_0"
+                    return (f"you clipped {name} to [−1, 1] {what}. Only x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t (eq. "
+                            f"5.12), the estimate of the clean image, is known to lie in [−1, 1]; {name} is noise "
+                            f"or a noisy image and leaves that range by design: use it unclipped, and clip x̂_0 itself.")
+        return None
+
     def wrong_setting(got):
         if torch.allclose(got, other_setting, rtol=1e-4, atol=1e-5):
             return ("you clipped x̂_0 although clip=False: clamp only when clip is true." if not clip else
@@ -1333,6 +1672,9 @@ def _clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expect
             shown = [f"{round(v, 3) + 0.0:g}" for v in (low, high)]  # + 0.0: no "-0"
             return (f"you clipped x̂_0 to [{shown[0]}, {shown[1]}]; eq. (5.15) clips it to [−1, 1], the data's "
                     f"range: x0_hat.clamp(-1, 1).")
+        ranged = _range_per_image(mine, x0_hat, alpha_bar_t)
+        if ranged:
+            return ranged
         inside = x0_hat.abs() <= 1
         if not torch.allclose(mine[inside], x0_hat[inside], rtol=1e-3, atol=1e-4):
             return (f"your {output} differs even where x̂_0 lies inside [−1, 1], so clipping changes nothing: with "
@@ -1346,7 +1688,32 @@ def _clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expect
                 f"{list(index)}, where x̂_0 = {x0_hat[index].item():.4g} clipped to [−1, 1] is "
                 f"{x0_hat.clamp(-1, 1)[index].item():.4g}: clip x̂_0 itself, with .clamp(-1, 1), right after eq. "
                 f"(5.12).")
-    return [wrong_setting, output_clipped, recovered_x0]
+    return [wrong_setting, output_clipped, which_tensor, recovered_x0]
+
+
+def _range_per_image(mine: torch.Tensor, x0_hat: torch.Tensor, alpha_bar_t: torch.Tensor | None) -> str | None:
+    """When the learner's x̂_0 is x̂_0 clipped to a range of its own in each image: the range, named when it is
+    ±1/√ᾱ_t (the clamp came before the division by √ᾱ_t) or ±√ᾱ_t."""
+    flat_mine, flat_x0 = mine.flatten(1), x0_hat.flatten(1)  # (B, pixels)
+    low, high = flat_mine.min(dim=1).values, flat_mine.max(dim=1).values  # (B,)
+    if not torch.allclose(flat_mine, flat_x0.clamp(low[:, None], high[:, None]), rtol=1e-3, atol=1e-4):
+        return None
+    binds = (flat_x0.max(dim=1).values > high + 1e-3) & (flat_x0.min(dim=1).values < low - 1e-3)  # (B,)
+    if not binds.any() or not torch.allclose(low[binds], -high[binds], rtol=1e-3, atol=1e-5) or \
+            torch.allclose(high[binds], torch.ones_like(high[binds]), atol=1e-3):
+        return None  # not a symmetric range, or [−1, 1] up to rounding (compare says float32 precision)
+    b = int(binds.nonzero()[0])
+    bounds = {}
+    if alpha_bar_t is not None:
+        root = alpha_bar_t.flatten().double().sqrt()  # (B,)
+        bounds = {"1/√ᾱ_t: you clipped x_t − √(1 − ᾱ_t)·ε_θ to [−1, 1] before dividing it by √ᾱ_t": 1 / root,
+                  "√ᾱ_t: you clipped after multiplying x̂_0 by √ᾱ_t": root}
+    for words, bound in bounds.items():
+        if torch.allclose(high[binds].double(), bound[binds].to(high.dtype).double(), rtol=1e-3):
+            return (f"your x̂_0 is clipped to ±{high[b].item():.4g} in image {b}, a bound that changes with t: it is "
+                    f"{words}. Clip x̂_0 itself, after the division of eq. (5.12): x0_hat.clamp(-1, 1).")
+    return (f"your x̂_0 is clipped to ±{high[b].item():.4g} in image {b} and to other bounds in other images; eq. "
+            f"(5.15) clips x̂_0 itself to [−1, 1], the same for every image: x0_hat.clamp(-1, 1).")
 
 
 # The clip=False cases come first: there the step is linear in (x_t, ε_θ, z), and its coefficients are recovered;
@@ -1392,7 +1759,10 @@ def check_ddpm_step(ddpm_step) -> None:
             return (got - mean_xt * x_t - coefficients["z"] * noise) / mean_x0
         probes = _clip_probes(implied_x0, x0_hat, case.clip, expected,
                               reference_ddpm_step(eps, x_t, t, schedule, noise, not case.clip), output="x_{t−1}",
-                              noise_part=coefficients["z"] * noise)
+                              noise_part=coefficients["z"] * noise, inputs={"eps": eps, "x_t": x_t},
+                              rerun=lambda given, clip: reference_ddpm_step(given["eps"], given["x_t"], t, schedule,
+                                                                            noise, clip),
+                              alpha_bar_t=_column(schedule.alpha_bars[t - 1], x_t))
         basis, names = {"x_t": x_t, "eps": eps, "z": noise}, {"x_t": "x_t", "eps": "ε_θ", "z": "z"}
         if not case.clip:
             probes = [probes[0], linear_probe(DDPM_MODEL, context, basis, output="x_{t−1}", names=names),
@@ -1400,6 +1770,7 @@ def check_ddpm_step(ddpm_step) -> None:
         compare_images(EX_DDPM, got, expected, case=case, context=context, name="x_{t−1}", equation="eq. (5.15)",
                        probes=probes, rest=None if case.clip else _rest(DDPM_MODEL, context, basis, got,
                                                                         output="x_{t−1}", names=names),
+                       inputs=basis, names=names,
                        otherwise="if you call your posterior_mean_variance, does it pass the check of Exercise 5.3?")
     EX_DDPM.passed(f"{len(DDPM_CASES)} cases (t = 1 and t = T mixed in a batch, clip on and off, batch size 1, "
                    "float64) match eq. (5.15): x̂_0 from eq. (5.12), clipped, in μ̃ of eq. (5.6), plus √β_t z for t > 1.")
@@ -1439,7 +1810,11 @@ def check_ddim_step(ddim_step) -> None:
         def implied_x0(got):  # x_{t'} = a x̂_0 + b ε, solved for x̂_0 (a = √ᾱ_{t'} > 0)
             return (got - parts["b"] * eps) / parts["a"]
         probes = _clip_probes(implied_x0, x0_hat, case.clip, expected,
-                              reference_ddim_step(eps, x_t, t, t_prev, schedule, not case.clip), output="x_{t'}")
+                              reference_ddim_step(eps, x_t, t, t_prev, schedule, not case.clip), output="x_{t'}",
+                              inputs={"eps": eps, "x_t": x_t},
+                              rerun=lambda given, clip: reference_ddim_step(given["eps"], given["x_t"], t, t_prev,
+                                                                            schedule, clip),
+                              alpha_bar_t=_column(_with_zero(schedule.alpha_bars)[t], x_t))
         basis, names = {"x_t": x_t, "eps": eps}, {"x_t": "x_t", "eps": "ε_θ"}
         if not case.clip:
             probes.insert(1, linear_probe(DDIM_MODEL, context, basis, output="x_{t'}", names=names))
@@ -1452,7 +1827,7 @@ def check_ddim_step(ddim_step) -> None:
         compare_images(EX_DDIM, got, expected, case=case, context=context, name="x_{t'}",
                        equation="eq. (5.16) with σ = 0", probes=probes, mistakes=mistakes,
                        rest=None if case.clip else _rest(DDIM_MODEL, context, basis, got, output="x_{t'}",
-                                                         names=names))
+                                                         names=names), inputs=basis, names=names)
     EX_DDIM.passed(f"{len(DDIM_CASES)} cases (jumps of 1 to 20 steps, t = T, t' = 0, clip on and off, float64) match "
                    "DDIM's deterministic update, eq. (5.16) with σ = 0.")
 
