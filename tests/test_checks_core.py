@@ -1,6 +1,8 @@
 """The check toolkit itself: every diagnosis path of ``Exercise.compare`` and ``call``, and the numeric tools
 (coefficient recovery, temperature fit, named factors, difference location, module runs)."""
 import math
+import re
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from einops import rearrange
 from tests.checks_harness import assert_passes
 from utils import conventions
 from utils.checks import CheckFailure, LearnerError, core
+from utils.checks import operands as operands_module
 
 EX = core.Exercise("9.1", "toy")
 CASE = core.Case("a toy case")
@@ -359,3 +362,263 @@ def test_an_input_changed_in_place_is_named():
         EX.call(scale_in_place, p=torch.ones(3), g=2 * torch.ones(3), case=CASE)
     nan = torch.tensor([math.nan, 1.0])
     assert EX.call(lambda x: x + 1, nan, case=CASE)[1] == 2  # NaN inputs left alone are unchanged
+
+
+# ----- shape errors read from the operands of the operation that raised ---------------------------------------
+IMAGE = {"N": 4, "C": 3, "H": 5, "W": 5}
+
+
+def op(*shapes, name="mul", names=(), variables=()):
+    """An Operation with operands of ``shapes``, the i-th named ``names[i]`` (a name ending in "~" is a view)."""
+    operands = []
+    for i, shape in enumerate(shapes):
+        given = names[i] if i < len(names) else None
+        operands.append(operands_module.Operand(tuple(shape), given and given.rstrip("~"), bool(given) and
+                                                given.endswith("~")))
+    return operands_module.Operation(name, tuple(operands), tuple(variables))
+
+
+def read(*shapes, sizes=IMAGE, **options) -> str:
+    return operands_module.read_operation(op(*shapes, **options), sizes)
+
+
+def per_channel_scale_on_the_last_axis(x, weight):
+    scale = weight * 2  # (C,): lines up with W
+    return x * scale
+
+
+def test_a_broadcast_error_names_both_shapes_and_the_learners_variable():
+    case = ImageCase("images")
+    with pytest.raises(LearnerError) as caught:
+        EX.call(per_channel_scale_on_the_last_axis, torch.ones(4, 3, 5, 5), torch.ones(3), case=case)
+    message = str(caught.value)
+    assert "Two tensors did not broadcast" in message  # the first sentence stays, for every reading
+    assert "Your `scale` of shape (3,) = (C,) was broadcast against your `x` of shape (4, 3, 5, 5) = (N, C, H, W)" \
+        in message
+    assert "lines up with the LAST axis (W), not with C — view `scale` as (1, 3, 1, 1) = (1, C, 1, 1)" in message
+    assert "Is a reduction missing" not in message  # no menu once the shapes say what happened
+
+
+@dataclass(frozen=True)
+class ImageCase(core.Case):
+    @property
+    def sizes(self):
+        return dict(IMAGE)
+
+
+def test_a_1d_tensor_from_a_reduction_and_a_1d_tensor_among_equal_sizes():
+    message = read((4, 3, 5, 5), (3,), names=("x", "var"))
+    assert "Your `var` of shape (3,) = (C,)" in message and "[None, :, None, None]" in message
+    assert "a mean or sum over (N, H, W) with keepdim=True gives that shape directly" in message
+    ambiguous = read((4, 4, 5, 5), (4,), sizes={"N": 4, "C": 4, "H": 5, "W": 5})  # N = C: two places it may go
+    assert "(4, 1, 1, 1) = (N, 1, 1, 1) or (1, 4, 1, 1)" in ambiguous and "keepdim" not in ambiguous
+
+
+def test_a_reduction_without_keepdim_is_read_from_the_axis_that_disappeared():
+    message = read((2, 5, 8), (2, 5), sizes={"B": 2, "T": 5, "D": 8})
+    assert "it is (B, T, D) with D reduced away, a mean or sum without keepdim=True" in message
+    assert "its (B, T) met (T, D)" in message and "(2, 5, 1) = (B, T, 1)" in message
+    both = read((4, 3, 5, 5), (4, 3, 5))  # H = W: either could have gone
+    assert "with W or H reduced away" in both or "with H or W reduced away" in both
+
+
+def test_a_tensor_that_lacks_size_one_axes_and_one_on_the_wrong_axes():
+    lacking = read((1, 2, 12, 1), (1, 2, 12), sizes={"H": 2, "Tq": 12})
+    assert "it lacks the other's axes of size 1 (a mean or sum without keepdim=True" in lacking
+    assert "view it as (1, 2, 12, 1) = (1, H, Tq, 1)" in lacking
+    misplaced = read((4, 3, 5, 6), (1, 3, 1, 1, 1), sizes=None)  # (3, 1, 1, 1) lined up from the left
+    assert "its (axis 1) met (axis 0): view it as (1, 3, 1, 1)" in misplaced
+
+
+def test_two_layouts_of_one_vector_crossed_into_an_outer_product():
+    named = read((4, 3, 5, 5), (1, 1, 3, 1, 3), names=("x_hat", "scale"),
+                 variables=(("weight", (3,)), ("inv_std", (1, 3, 1, 1)), ("x_hat", (4, 3, 5, 5))))
+    assert "Your `scale` of shape (1, 1, 3, 1, 3) = (1, 1, C, 1, C) has C = 3 on 2 axes" in named
+    assert "(your `weight` is (3,) = (C,) and your `inv_std` is (1, 3, 1, 1) = (1, C, 1, 1))" in named
+    assert "Give every per-C tensor the same shape, (1, 3, 1, 1) = (1, C, 1, 1)" in named
+    unnamed = read((4, 3, 5, 5), (1, 3, 1, 3))
+    assert "(say (3,) and (1, 3, 1, 1) = (1, C, 1, 1))" in unnamed
+    scores = read((2, 3, 5, 8), (2, 3, 5, 5), sizes={"B": 2, "H": 3, "T": 5, "D": 8})  # (T, T) is no crossing
+    assert "on 2 axes" not in scores
+    assert "on 2 axes" not in read((5, 3, 4), (3, 1, 3), sizes=None)  # one 3 alone would not broadcast either
+
+
+def test_a_size_split_over_two_axes_of_a_grouped_view():
+    message = read((2, 3, 2, 4, 4), (1, 6, 1, 1), names=(None, "self.weight~"),
+                   sizes={"N": 2, "C": 6, "H": 4, "W": 4, "G": 3, "C/G": 2})
+    assert "A view of your `self.weight` of shape (1, 6, 1, 1) = (1, C, 1, 1)" in message
+    assert "holds its C = 6 entries split over the axes (G, C/G)" in message  # not (N, G), also 6 entries
+    assert "view `self.weight` as (1, 3, 2, 1, 1) = (1, G, C/G, 1, 1)" in message
+    assert "view the smaller one as" in read((2, 3, 2, 4), (6, 1, 1), sizes=None)
+
+
+def test_permuted_axes_and_a_plain_clash():
+    swapped = read((2, 5, 3), (2, 3, 5), names=("p", "grad_p"), sizes={"B": 2, "Tq": 5, "Tk": 3})
+    assert "have the same sizes in another order: their last two axes are swapped" in swapped
+    assert "(B, Tk, Tq)" in swapped
+    permuted = read((4, 3, 5, 6), (4, 5, 6, 3), sizes=None)
+    assert "one of them has its axes permuted" in permuted
+    clash = read((1, 2, 12, 16), (1, 2, 12, 6), names=("correction", "output"),
+                 sizes={"H": 2, "Tq": 12, "block_size": 16, "d_v": 6})
+    assert "their axis -1 holds block_size = 16 in one and d_v = 6 in the other" in clash
+
+
+def test_operations_that_are_not_read():
+    assert operands_module.read_operation(None) is None
+    assert read((3, 4)) is None  # one operand
+    assert read((3, 4), (5,), name="setitem") is None  # a write: the target is a region, not the operand
+    assert read((3, 4), (5, 4), name="cat") is None
+    assert read((3, 4), (4,)) is None  # they broadcast: nothing to read
+    assert operands_module.axis_names((3, 4), None) is None
+    assert operands_module.axis_names((3, 4), {"D": 8}) is None
+    assert operands_module.show_shape((7,), {}) == "(7,)"
+
+
+def test_axis_names_prefer_the_cases_order_and_stay_cheap():
+    assert operands_module.axis_names((4, 3, 5, 5), IMAGE) == ["N", "C", "H", "W"]
+    assert operands_module.axis_names((5, 1, 9), IMAGE) == ["H", "1", "9"]
+    many = {f"a{i}": 2 for i in range(5)}  # 5 names for every axis of 6: 15,625 choices, so only the first
+    assert operands_module.axis_names((2,) * 6, many) == ["a0"] * 6
+
+
+@pytest.mark.parametrize("a, b, words", [
+    ((2, 3, 5, 8), (8, 7, 3, 2), "the second operand has all its axes in reverse order"),
+    ((5, 8, 3, 2), (2, 3, 8, 7), "the first operand has all its axes in reverse order"),
+    ((5, 3), (5, 3), "one of the operands needs a transpose (A @ Bᵀ and Aᵀ @ B would both fit)"),
+    ((2, 5, 8), (2, 7, 8), "a transpose is missing on the second operand (`k`): k.transpose(-2, -1)"),
+    ((2, 5, 3), (2, 5, 4), "a transpose is missing on the first operand (`dS`): dS.transpose(-2, -1)"),
+    ((5, 3), (4, 5), "the operands are in the wrong order"),
+    ((5, 3), (4, 6), "they must be equal"),
+    ((2, 5, 3), (4, 3, 6), "the batch axes (2,) and (4,) do not broadcast"),
+])
+def test_matrix_products_are_read(a, b, words):
+    message = read(a, b, name="matmul", names=("dS", "k"), sizes=None)
+    assert words in message
+    assert message.startswith(" Yours is `dS` ")
+
+
+def test_matrix_products_that_fit_or_are_not_matrices_are_not_read():
+    assert read((2, 5, 3), (2, 3, 4), name="matmul") is None
+    assert read((3,), (3, 4), name="matmul") is None
+    a, b = torch.ones(5, 8), torch.ones(2, 7, 8)
+    swapped = operands_module._operation(torch.Tensor.__rmatmul__, (b, a), {}, {"k": b})  # b.__rmatmul__(a) = a @ b
+    assert operands_module.read_operation(swapped).endswith("missing on the second operand (`k`): k.transpose(-2, -1).")
+
+
+def test_a_matrix_product_error_quotes_the_view_it_came_from():
+    def scores(q, k):
+        return q @ k.T  # reverses every axis of a 4-D k
+
+    with pytest.raises(LearnerError) as caught:
+        EX.call(scores, torch.ones(2, 3, 5, 8), torch.ones(2, 3, 7, 8), case=CASE)
+    message = str(caught.value)
+    assert "Two tensors did not broadcast" in message  # PyTorch's error is about the batch axes
+    assert "Yours is `q` (2, 3, 5, 8) @ a view of `k` (8, 7, 3, 2)" in message
+    assert "has all its axes in reverse order" in message
+
+
+class BadModule(nn.Module):
+    """A learner's module with a per-channel buffer lined up with the wrong axis, and a counter it updates."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("centre", torch.zeros(3))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x - self.centre
+
+
+def test_a_module_is_copied_for_the_second_run():
+    module = BadModule()
+    for fn in (module, module.forward):
+        with pytest.raises(LearnerError, match=r"Your `self.centre` of shape \(3,\)"):
+            EX.call(fn, torch.ones(2, 3, 4, 4), case=CASE)
+    assert module.calls == 2  # once per call: the second runs were on copies
+
+
+def test_a_custom_backward_is_read_too():
+    class Scale(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight):
+            ctx.save_for_backward(weight)
+            return x * weight[None, :, None, None]
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            (weight,) = ctx.saved_tensors
+            return grad_out * weight, None  # (C,) on the last axis
+
+    x, weight = torch.ones(2, 3, 4, 4, requires_grad=True), torch.ones(3)
+    out = Scale.apply(x, weight)
+    for run in (lambda: EX.call(torch.autograd.grad, out, x, torch.ones_like(out), case=CASE),
+                lambda: EX.call(out.backward, torch.ones_like(out), retain_graph=True, case=CASE)):
+        with pytest.raises(LearnerError, match=r"Your `weight` of shape \(3,\) was broadcast against your "
+                                               r"`grad_out`"):
+            run()
+    assert torch.autograd.has_torch_function is torch.overrides.has_torch_function  # switched back
+
+
+def test_no_reading_when_the_second_run_differs_or_cannot_be_made():
+    calls = []
+
+    def flaky(x):
+        calls.append(1)
+        if len(calls) == 1:
+            return x * torch.ones(5)  # raises the first time only
+        return x
+
+    with pytest.raises(LearnerError, match=r"Is a reduction missing keepdim=True"):
+        EX.call(flaky, torch.ones(3), case=CASE)  # the first run raises, the second does not: the generic reading
+
+    def other_error(x):
+        calls.append(1)
+        raise (RuntimeError("The size of tensor a (1) must match the size of tensor b (2) at non-singleton "
+                            "dimension 0") if len(calls) % 2 else ValueError("something else"))
+
+    calls.clear()
+    with pytest.raises(LearnerError, match=r"Is a reduction missing"):
+        EX.call(other_error, torch.ones(3), case=CASE)
+
+    class Uncopyable(nn.Module):
+        def __deepcopy__(self, memo):
+            raise RuntimeError("no copies")
+
+        def forward(self, x):
+            return x * torch.ones(5)
+
+    with pytest.raises(LearnerError, match=r"Is a reduction missing"):
+        EX.call(Uncopyable(), torch.ones(3), case=CASE)
+    assert operands_module.failing_operation(len, (), {}, ValueError("not about shapes")) is None
+
+
+def test_an_error_no_torch_operation_raised_has_no_operation():
+    def raises_itself(x):
+        raise RuntimeError("The size of tensor a (1) must match the size of tensor b (2) at non-singleton dimension 0")
+
+    with pytest.raises(LearnerError, match=r"Is a reduction missing"):
+        EX.call(raises_itself, torch.ones(3), case=CASE)
+
+
+def test_inputs_are_copied_except_those_in_a_graph():
+    leaf, plain = torch.ones(2, requires_grad=True), torch.ones(2)
+    copied = operands_module._copy_inputs({"a": [leaf, plain], "b": (plain, 3)})
+    assert copied["a"][0] is leaf and copied["a"][1] is not plain and torch.equal(copied["a"][1], plain)
+    assert copied["b"][1] == 3 and isinstance(copied["b"], tuple)
+
+
+def test_operands_are_named_by_identity_then_by_storage():
+    x = torch.ones(3, 4)
+    names = {"x": x, "empty": torch.ones(0)}
+    assert operands_module._operand(x, names) == operands_module.Operand((3, 4), "x")
+    assert operands_module._operand(x.T, names) == operands_module.Operand((4, 3), "x", view=True)
+    assert operands_module._operand(torch.ones(2), names) == operands_module.Operand((2,))
+    assert operands_module._storage(torch.ones(2, 2).to_sparse()) is None
+
+
+def test_the_learners_frame_is_found_or_there_is_none(monkeypatch):
+    weight = torch.ones(3)  # noqa: F841 - read from this frame's locals
+    assert "weight" in operands_module._learner_locals()
+    monkeypatch.setattr(operands_module, "LIBRARY_FILE", re.compile("."))  # every frame a library's
+    assert operands_module._learner_locals() == {}

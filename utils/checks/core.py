@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from utils import conventions
+from utils.checks.operands import LIBRARY_FILE, Operation, failing_operation, read_operation
 
 
 class CheckFailure(AssertionError):
@@ -167,15 +168,16 @@ class Exercise:
 
 
 # ---------------------------------------------------------------------------------------------- calling
-# Frames from these files are the course's or a library's, not the learner's.
-_NOT_LEARNER = re.compile(r"[/\\](torch|einops|utils[/\\]checks|nbclient|IPython|ipykernel|site-packages)[/\\]")
+_NOT_LEARNER = LIBRARY_FILE  # frames from these files are the course's or a library's, not the learner's
 
 
 def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
     """Call the learner's ``fn``; an exception it raises is reported as theirs, not the check's.
 
     The message names the exception, reads it (a broadcast, a matmul, an einops pattern, an index past the end,
-    mixed dtypes, in-place autograd errors, …) and quotes the line of *their* code that raised it.
+    mixed dtypes, in-place autograd errors, …) and quotes the line of *their* code that raised it. A shape error
+    is read from the whole shapes of the operation that raised, found by running the call once more on copies
+    (:mod:`utils.checks.operands`): only a failing call pays for it.
     ``NotImplementedError`` (an untouched stub) passes through unchanged, so a learner sees the stub's own
     message, "Exercise 1.3: write the body of ...".
     """
@@ -188,7 +190,8 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         raise
     except Exception as error:  # noqa: BLE001 - any error in the learner's code is reported as theirs
         text = " ".join(str(error).split()).rstrip(".")
-        hint = exception_hint(error, case.sizes if isinstance(case, Case) else None)
+        sizes = case.sizes if isinstance(case, Case) else None
+        hint = exception_hint(error, sizes, failing_operation(fn, args, kwargs, error))  # shapes: a second run
         if isinstance(case, Case):
             frame = _learner_frame(error)
             own = case.explain(error, (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
@@ -262,20 +265,26 @@ def named_sizes_in(text: str, sizes: dict[str, int] | None) -> str:
     return (" Here " + ", ".join(f.replace(" (= ", " = ").rstrip(")") for f in found) + ".") if found else ""
 
 
-def exception_hint(error: BaseException, sizes: dict[str, int] | None = None) -> str:
+def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
+                   operation: Operation | None = None) -> str:
     """What a PyTorch / einops error message means for the learner's code, as one or two sentences.
 
-    ``sizes`` (a case's :attr:`Case.sizes`) names the sizes in a shape error: "8 (= d_k)".
+    ``sizes`` (a case's :attr:`Case.sizes`) names the sizes in a shape error: "8 (= d_k)". ``operation`` (see
+    :func:`~utils.checks.operands.failing_operation`) is the operation that raised, with its operands' shapes:
+    a shape error is then read from the whole shapes ("a 1-D tensor lines up with the LAST axis").
     """
+    reading = read_operation(operation, sizes)  # what the operands' shapes say, when they say something
     text = str(error)
     match = _BROADCAST.search(text)
     if match:
         a, b, dim = match.groups()
         return (f" Two tensors did not broadcast: one has {named_size(a, sizes)} entries and the other "
-                f"{named_size(b, sizes)} along dimension {dim}. Is a reduction missing keepdim=True, a tensor built "
-                f"with the wrong size, or a per-channel/per-item tensor lined up with the wrong axis (view it so its "
-                f"entries sit on the axis they belong to)?")
+                f"{named_size(b, sizes)} along dimension {dim}." + (reading or
+                " Is a reduction missing keepdim=True, a tensor built with the wrong size, or a per-channel/per-item "
+                "tensor lined up with the wrong axis (view it so its entries sit on the axis they belong to)?"))
     if any(message in text for message in _MATMUL):
+        if reading:
+            return " The shapes don't fit a matrix product (…, n, k) @ (…, k, m)." + reading
         return (" The shapes don't fit a matrix product (…, n, k) @ (…, k, m): is a transpose missing, or on the "
                 "wrong axes?" + named_sizes_in(text, sizes))
     match = _MASK_INDEX.search(text)
