@@ -114,8 +114,9 @@ class Factor:
     inner: float = 1.0  # (1 − q^inner)^power: ½ is the look-alike 1 − √ᾱ_t of √(1 − ᾱ_t)
 
     def value(self, context: "StepContext") -> torch.Tensor:
-        if self.symbol == LAST:
-            return (context.steps["t"] > 1).double()
+        if self.symbol == LAST:  # one_minus: the indicator the wrong way round, [t = 1]
+            indicator = (context.steps["t"] > 1).double()
+            return 1 - indicator if self.one_minus else indicator
         if self.symbol == FREE:
             quantity = context.free ** self.inner
         else:
@@ -125,7 +126,7 @@ class Factor:
     def base_text(self) -> str:
         """The quantity without its power: "ᾱ_{t−1}", "(1 − ᾱ_t)"; 1 − α_t is written β_t."""
         if self.symbol == LAST:
-            return LAST
+            return "[t = 1]" if self.one_minus else LAST
         if self.one_minus and self.symbol in ("α", "β"):
             return f"{'β' if self.symbol == 'α' else 'α'}_{self.step}"
         name = f"{self.symbol}_{self.step}"
@@ -367,6 +368,10 @@ def changes(model: Model) -> Iterator[Change]:
                               f" (the factor {LAST} is missing)",
                               "No noise at the last step: z = 0 for the images whose t is 1 (Algorithm 2: "
                               "x_0 = μ̃_1).")
+                yield changed(name, swap_in(replace(factor, one_minus=not factor.one_minus)),
+                              " (the mask is the wrong way round: noise only where t = 1)",
+                              "Noise goes to every image except those at their last step: multiply z by "
+                              "(t > 1), not (t == 1).")
                 continue
             for symbol, one_minus in _SYMBOL_SWAPS.get((factor.symbol, factor.one_minus), []):
                 new = replace(factor, symbol=symbol, one_minus=one_minus)
@@ -464,6 +469,14 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                                  if f.step.base in shifted else f),
                          f"{where}you read every quantity one step {'later' if offset > 0 else 'earlier'} ({steps})",
                          _why_step(Step(shifted[0]), Step(shifted[0], offset)), label)
+    if any(f.symbol in ("α", "β") for f in factors):  # betas and alphas indexed alike, apart from alpha_bars
+        for offset in (1, -1):
+            yield Change(rewrite(lambda f: replace(f, step=Step(f.step.base, f.step.offset + offset))
+                                 if f.symbol in ("α", "β") else f),
+                         f"{where}you read β and α one step {'later' if offset > 0 else 'earlier'} (β_{{t{offset:+d}}} "
+                         f"and α_{{t{offset:+d}}} in place of β_t and α_t){everywhere}",
+                         "betas and alphas hold step t at index t − 1 (betas[t - 1] is β_t); only a padded "
+                         "alpha_bars, with ᾱ_0 = 1 in front, is indexed by t itself.", label)
     yield Change(rewrite(lambda f: replace(f, power=2 * f.power) if abs(f.power) == 0.5 else f),
                  f"{where}the square roots are missing{everywhere}",
                  "Variance vs standard deviation: the coefficients are square roots, √ᾱ_t and √(1 − ᾱ_t) (.sqrt()).",
@@ -666,7 +679,8 @@ def describe_recovered(found: Recovered, context: StepContext, equation: str) ->
         seen.add((k, name or f"{have:.4g}"))
         names.append(name)
         right_name = f"{found.symbol}_{k}" if 0 <= k <= context.schedule.T else f"step {k}"
-        shown.append(f"at {context.describe(b)} your {found.text} is {have:.4g}" + (f" = {name}" if name else "")
+        shown.append(f"at {context.describe(b)} your {found.text} is {have:.4g}"
+                     + (f" = {name}" if name and name != f"{have:.4g}" else "")
                      + f" where {equation} needs {right_name} = {want:.4g}")
     message = f"everything in {equation} is right except {found.text}{where}{only}: " + "; ".join(shown) + "."
     ks = {int(steps[b]) for b in wrong}
@@ -738,12 +752,15 @@ def explain_coefficients(model: Model, context: StepContext, got: dict[str, torc
     singles = _single_quantities(context)
     wrong = [key for key in expected if not _close(got[key], expected[key])]
     steps = context.steps["t"]
-    if len(steps) > 1 and len(set(steps.tolist())) > 1 and any(got[k].abs().max() > 1e-6 for k in expected) and \
-            all(_close(got[k], got[k][:1].expand_as(got[k]), 1e-6) for k in expected):
-        first = all(_close(got[k], expected[k][:1].expand_as(got[k])) for k in expected)
-        return (f"{head}: your coefficients are the same for every image, though each image has its own t"
-                + (" — they are the first image's" if first else "") + ". Use the whole (B,) tensor t: "
-                "schedule.alpha_bars[t - 1] picks ᾱ_t for every image, shape (B,); view it as (B, 1, 1, 1).")
+    same = len(steps) > 1 and len(set(steps.tolist())) > 1 and any(got[k].abs().max() > 1e-6 for k in expected) \
+        and all(_close(got[k], got[k][:1].expand_as(got[k]), 1e-6) for k in expected)
+    whose = [b for b in range(len(steps)) if all(_close(got[k], expected[k][b:b + 1].expand_as(got[k]))
+                                                  for k in expected)] if same else []
+    if whose:  # one image's coefficients used for the whole batch (not merely equal coefficients: ᾱ_0 = 0 at t' = 0)
+        owner = "the first image's" if whose[0] == 0 else f"those of image {whose[0]} ({context.describe(whose[0])})"
+        return (f"{head}: your coefficients are the same for every image, though each image has its own t — they "
+                f"are {owner}. Use the whole (B,) tensor t: schedule.alpha_bars[t - 1] picks ᾱ_t for every image, "
+                "shape (B,); view it as (B, 1, 1, 1).")
 
     def single_quantity() -> str | None:  # every wrong coefficient is one schedule quantity, at every image
         found = []
@@ -1118,12 +1135,30 @@ def _returned_quantity(got: torch.Tensor, betas: torch.Tensor, alpha_bars: torch
         "1 − ᾱ_t, the *total* noise variance up to t; β_t is one step's: 1 − ᾱ_t / ᾱ_{t−1}": 1 - alpha_bars,
         "√β_t, a standard deviation; return the variances β_t": betas.sqrt(),
         "β in reverse order: β_1 is the smallest, at index 0": betas.flip(0),
+        "ᾱ_{t−1} − ᾱ_t, a difference; β_t = 1 − ᾱ_t/ᾱ_{t−1} is one minus a ratio (α_t = ᾱ_t/ᾱ_{t−1})":
+        torch.cat([torch.ones(1, dtype=alpha_bars.dtype), alpha_bars[:-1]]) - alpha_bars,
     }
     for words, values in others.items():
         for candidate in (values, values.clamp(max=max_beta)) if max_beta else (values,):
             if len(values) > 1 and torch.allclose(got, candidate, rtol=1e-6, atol=1e-12):
                 return f"you returned {words}."
     return None
+
+
+def _common_scale(first: float, last: float, T: int) -> str | None:
+    """When both ends of the learner's linear schedule are beta_start and beta_end times one factor c ≠ 1000/T:
+    c, named among the scales a learner writes (1000/(T − 1), 1000 // T, T/1000, …)."""
+    if not math.isclose(first, last, rel_tol=1e-6) or math.isclose(first, 1000 / T, rel_tol=1e-9):
+        return None
+    named = {"1000/(T − 1)": 1000 / max(T - 1, 1), "1000/(T + 1)": 1000 / (T + 1), "(1000/T)²": (1000 / T) ** 2,
+             "√(1000/T)": math.sqrt(1000 / T), "1/T": 1 / T, "1000": 1000.0, "T": float(T)}  # (1, T/1000 and
+    # 1000 // T are named end by end below, with their own advice)
+    words = next((name for name, value in named.items() if math.isclose(first, value, rel_tol=1e-6)), None)
+    if words is None:
+        return None  # the per-end reading below says what each end is
+    return (f"both ends are scaled by {first:.6g} = {words}: β_1 = {first:.6g}·beta_start and β_T = {first:.6g}·"
+            f"beta_end. Eq. (5.3) scales both by 1000/T = {1000 / T:.6g}, so that the chain adds about as much noise "
+            f"for any T.")
 
 
 def _linear_probes(case: ScheduleCase, T: int, beta_start: float, beta_end: float):
@@ -1167,6 +1202,9 @@ def _linear_probes(case: ScheduleCase, T: int, beta_start: float, beta_end: floa
         want_1, want_T = scale * beta_start, scale * beta_end
         if math.isclose(b1, want_1, rel_tol=1e-9) and math.isclose(bT, want_T, rel_tol=1e-9):
             return None
+        common = _common_scale(b1 / beta_start, bT / beta_end, T)
+        if common:
+            return common
 
         def named(value, table):
             return next((words for words, v in table.items() if math.isclose(value, v, rel_tol=1e-6)), None)
@@ -1233,6 +1271,9 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
                 f"β_t = 1 − ᾱ_t / ᾱ_{{t−1}} (eq. 5.4) lies in (0, 1)")
         if torch.allclose(got, inverted.clamp(max=max_beta), rtol=1e-6):
             return f"{head}. Yours is 1 − ᾱ_{{t−1}}/ᾱ_t: the ratio is upside down."
+        read = _read_cosine_argument(got, T, s, max_beta)
+        if read:
+            return f"{head}, and yours are not. {read[0].upper()}{read[1:]}"
         if (got[: first - 1] > 0).all() and first > 1:
             below = int((got[: first - 1] < max_beta).cumprod(0).sum())  # the steps before any clipping
             argument = _fit_cosine_argument(torch.cumprod(1 - got, 0)[:below], T, s)
@@ -1264,6 +1305,9 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
                             "cosine, cos²(…), and you used cos(…).")
                 return (f"your ᾱ_t = ∏(1 − β_s) is eq. (5.4)'s raised to the power {power:.4g}: f(t) = "
                         f"cos²((t/T + s)/(1 + s)·π/2), squared once.")
+        read = _read_cosine_argument(got, T, s, max_beta)
+        if read:
+            return read
         fitted = _fit_offset(mine, T, free)
         if fitted is not None and not math.isclose(fitted, s, rel_tol=1e-3, abs_tol=1e-6):
             if fitted < 1e-6:
@@ -1274,7 +1318,7 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
             else:
                 words = f"yours is the cosine with s = {fitted:.4g}; eq. (5.4) uses the s argument, {s}."
             return f"your ᾱ_t = ∏(1 − β_s) match f(t)/f(0) with another offset: {words}"
-        argument = _fit_cosine_argument(mine, T, s)
+        argument = _fit_cosine_argument(mine, T, s) or _read_cosine_argument(got, T, s, max_beta, named_only=False)
         if argument:
             return f"your ᾱ_t = ∏(1 − β_s) depart from f(t)/f(0) of eq. (5.4). {argument}"
         departs = int((~torch.isclose(mine, want, rtol=1e-7, atol=1e-12)).nonzero()[0])
@@ -1282,6 +1326,101 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
                 f"{mine[departs].item():.6g}, expected {want[departs].item():.6g}): compute f at t = 0, 1, …, T "
                 f"(torch.arange(T + 1) / T), ᾱ = f / f[0], then β = 1 − ᾱ[1:] / ᾱ[:-1].")
     return [returned, positive, clipped, recovered_alpha_bars]
+
+
+def _recover_cosine_argument(got: torch.Tensor, max_beta: float) -> tuple[float, float] | None:
+    """(p, q) with the learner's ᾱ_t ∝ cos²(p·t + q), read in closed form from their β's; None if they are not so.
+
+    On a run of unclipped steps, 1 − β_t = f(t)/f(t − 1), so u_t = ∏(1 − β) is f up to a constant factor C. With
+    f = cos²(p t + q) = ½(1 + cos(2p t + 2q)), u is a constant plus a sinusoid in t, which obeys the linear recurrence
+    u_{t+1} + u_{t−1} = 2cos(2p)·u_t + m: least squares gives cos(2p), then C, then the phase 2q. Works whatever
+    the argument's scale (t not divided by T, π for π/2), since cos² is read as periodic. p is returned in [0, π/2]
+    and q in [0, π): cos² cannot tell p from p + π or from −p (with −q)."""
+    usable = torch.isfinite(got) & (got < max_beta * (1 - 1e-9))  # (T,) steps whose β is the plain ratio
+    best, start = (0, 0), None
+    for i, ok in enumerate(usable.tolist() + [False]):  # the longest run of usable steps
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            best, start = max(best, (i - start, start)), None
+    length, first = best
+    if length < 5:
+        return None
+    ratios = (1 - got[first:first + length]).double()  # f(t)/f(t − 1) for the run's steps
+    u = torch.cat([torch.ones(1, dtype=torch.float64), ratios.cumprod(0)])  # f(t)/f(first − 1), length + 1 points
+    if not torch.isfinite(u).all() or u.abs().max() > 1e12:
+        return None
+    t = torch.arange(first, first + length + 1, dtype=torch.float64)  # u[j] = f(first + j)/f(first)
+    design = torch.stack([u[1:-1], torch.ones_like(u[1:-1])], dim=1)  # (n − 2, 2)
+    k, m = torch.linalg.lstsq(design, (u[2:] + u[:-2])[:, None], driver="gelsd").solution[:, 0].tolist()
+    if not -2 < k < 2:
+        return None
+    p = math.acos(k / 2) / 2
+    scale = m / (2 - k)  # C/2
+    if abs(scale) < 1e-300:
+        return None
+    y = u / scale - 1  # cos(2p t + 2q)
+    basis = torch.stack([torch.cos(2 * p * t), -torch.sin(2 * p * t)], dim=1)
+    c, d = torch.linalg.lstsq(basis, y[:, None], driver="gelsd").solution[:, 0].tolist()
+    q = (math.atan2(d, c) / 2) % math.pi
+    rebuilt = scale * (1 + torch.cos(2 * p * t + 2 * q))
+    if ((rebuilt - u).abs() / u.abs().clamp_min(1e-12)).max() > 1e-6:
+        return None
+    return p, q
+
+
+def _same_argument(p: float, q: float, pc: float, qc: float) -> bool:
+    """Whether cos²(p t + q) and cos²(pc t + qc) agree at every integer t (p mod π, q mod π, and the sign)."""
+    def near_multiple(x: float, tolerance: float) -> bool:
+        r = x % math.pi
+        return min(r, math.pi - r) <= tolerance
+    return any(near_multiple(p - sign * pc, 1e-4 * abs(pc) + 1e-10) and near_multiple(q - sign * qc, 1e-5)
+               for sign in (1, -1))
+
+
+def _read_cosine_argument(got: torch.Tensor, T: int, s: float, max_beta: float, *,
+                          named_only: bool = True) -> str | None:
+    """The argument of the learner's cos², recovered in closed form and named as the chapter's
+    (t/T + s)/(1 + s)·π/2 with one or two things changed; None when it is the right one or cannot be read (or,
+    with ``named_only``, when it is no such small change)."""
+    recovered = _recover_cosine_argument(got, max_beta)
+    if recovered is None:
+        return None
+    p, q = recovered
+    p_want, q_want = math.pi / (2 * T * (1 + s)), s / (1 + s) * math.pi / 2
+    if _same_argument(p, q, p_want, q_want):
+        return None
+    shift = ("off by one in the time grid: f is evaluated at t/T for t = 0, 1, …, T, and β_t compares f(t) with "
+             "f(t − 1)")
+    numerators = [("t/T + s", 1 / T, s, None), ("t/T", 1 / T, 0.0, "the offset s is missing"),
+                  ("t + s", 1.0, s, "t is not divided by T (t/T runs from 0 to 1)"),
+                  ("(t + s)/T", 1 / T, s / T, "the offset s is divided by T too"),
+                  ("t/T − s", 1 / T, -s, "−s in place of +s"),
+                  ("(t + 1)/T + s", 1 / T, 1 / T + s, f"t + 1 in place of t ({shift})"),
+                  ("(t − 1)/T + s", 1 / T, s - 1 / T, f"t − 1 in place of t ({shift})"),
+                  ("t/(T + 1) + s", 1 / (T + 1), s, "t/(T + 1) in place of t/T"),
+                  ("t/(T − 1) + s", 1 / max(T - 1, 1), s, "t/(T − 1) in place of t/T")]
+    denominators = [("1 + s", 1 + s, None), ("1 − s", 1 - s, "divided by 1 − s instead of 1 + s"),
+                    ("1", 1.0, "no division by (1 + s)"), ("T + s", T + s, "divided by T + s instead of 1 + s")]
+    factors = [("π/2", math.pi / 2, None), ("π", math.pi, "π in place of π/2"), ("π/4", math.pi / 4,
+                                                                                  "π/4 in place of π/2")]
+    candidates = [(f"({n})/({d})·{f}", a * fv / dv, b * fv / dv, [e for e in (ne, de, fe) if e])
+                  for n, a, b, ne in numerators for d, dv, de in denominators for f, fv, fe in factors]
+    candidates += [(f"({n})/(1 + s·π/2)", a / (1 + s * math.pi / 2), b / (1 + s * math.pi / 2),
+                    [e for e in (ne,) if e] + ["·π/2 went into the denominator, (…)/(1 + s·π/2): operator "
+                                               "precedence — write ((t/T + s)/(1 + s))·π/2"])
+                   for n, a, b, ne in numerators]
+    candidates.sort(key=lambda c: len(c[3]))
+    want = f"(t/T + s)/(1 + s)·π/2 = {p_want:.4g}·t + {q_want:.4g}"
+    for form, pc, qc, edits in candidates:
+        if edits and len(edits) <= 2 and _same_argument(p, q, pc, qc):
+            return (f"your ᾱ_t = f(t)/f(0) with f(t) = cos²(g(t)), and your argument is g(t) = {form} — "
+                    f"{'; '.join(edits)}. Eq. (5.4) has g(t) = {want}.")
+    if named_only:
+        return None
+    return (f"your ᾱ_t = f(t)/f(0) with f(t) = cos²(g(t)) for an argument g(t) = {p:.4g}·t + {q:.4g} (read from your "
+            f"β's, up to multiples of π); eq. (5.4) has g(t) = {want}: rising from s/(1 + s)·π/2 at t = 0 to π/2 "
+            f"at t = T.")
 
 
 def _fit_offset(mine: torch.Tensor, T: int, free: int) -> float | None:
@@ -1496,6 +1635,13 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
                        inputs=basis, names=names)
         if isinstance(variance, torch.Tensor) and variance.shape == x_t.shape:
             expected_variance = expected_variance.expand_as(x_t)
+        B = x_t.shape[0]
+        if isinstance(variance, torch.Tensor) and variance.numel() == B and variance.shape != expected_variance.shape \
+                and B > 1:
+            raise EX_POSTERIOR.fail(f"shape {tuple(variance.shape)}: one β̃_t per image, as it should be, but it "
+                                    f"must broadcast against images (B, C, H, W): return it as (B, 1, 1, 1) = "
+                                    f"{tuple(expected_variance.shape)}, e.g. with .view(-1, 1, 1, 1) on the (B,) "
+                                    f"tensors you read from the schedule.", case=case, name="variance")
 
         def variance_rest(mask, variance=variance, context=context):
             sub = StepContext(context.schedule, {k: v[mask] for k, v in context.steps.items()})
@@ -1916,6 +2062,27 @@ def _embedding_probes(t: torch.Tensor, dim: int):
             return "every t gets the same embedding: the angles are t·ω_i, one row per image's t."
         return None
 
+    def embedded_steps(got):
+        """The step t' each row embeds, read from its sin/cos pairs with eq. (5.17)'s frequencies: t + 1, t/1000."""
+        mine = recover_embedded_steps(got, frequencies)
+        if mine is None or torch.allclose(mine, t.double(), atol=1e-2):
+            return None
+        shown = ", ".join(f"{a:.4g}" for a in mine[:4].tolist())
+        head = (f"your rows are eq. (5.17)'s embedding of other steps: t' = {shown}, … for t = "
+                f"{', '.join(map(str, t[:4].tolist()))}, …")
+        shift = (mine - t.double()).mean().item()
+        if torch.allclose(mine - t.double(), torch.full_like(mine, round(shift)), atol=1e-2):
+            return (f"{head}: you embedded t {'+' if shift > 0 else '−'} {abs(round(shift))} instead of t (off by "
+                    f"{abs(round(shift))}). The angles are t·ω_i with the step t itself (1..T), as the network sees "
+                    f"it in sampling.")
+        if len(t) > 2 and (t != t[0]).any():  # t' = a·t + b with b ≠ 0 (a scale alone is read as frequencies)
+            fit = fit_linear(mine, {"t": t.double(), "1": torch.ones_like(mine)})
+            a, b = fit.coefficients["t"], fit.coefficients["1"]
+            if fit.exact and abs(b) > 1e-2:
+                return (f"{head}: you embedded {a:.4g}·t {'+' if b > 0 else '−'} {abs(b):.4g}, not t: the angles are "
+                        f"t·ω_i with the integer step t itself.")
+        return None
+
     def columns(got):
         if len(t) < 4:
             return None
@@ -1958,7 +2125,29 @@ def _embedding_probes(t: torch.Tensor, dim: int):
             return ("the sines and the cosines use different frequencies: column i and column d/2 + i share ω_i "
                     "(eq. 5.17).")
         return _frequency_problem(omega_sin, frequencies, half)
-    return [bounded, uses_t, columns]
+    return [bounded, uses_t, embedded_steps, columns]
+
+
+def recover_embedded_steps(got: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor | None:
+    """(B,) the step t' with row b = [sin(t' ω_i), cos(t' ω_i)] for eq. (5.17)'s ω, or None when the rows are not
+    such embeddings. t' comes from the slowest frequency's angle (unique while t'·ω < 2π), then is refined with
+    each faster one, choosing the turn nearest the estimate."""
+    half = len(frequencies)
+    rows = got.detach().double()
+    if rows.dim() != 2 or rows.shape[1] != 2 * half or not torch.isfinite(rows).all():
+        return None
+    sin, cos = rows[:, :half], rows[:, half:]  # (B, d/2)
+    if not torch.allclose(sin ** 2 + cos ** 2, torch.ones_like(sin), atol=1e-3):
+        return None
+    angles = torch.atan2(sin, cos) % (2 * math.pi)  # (B, d/2): t'·ω_i modulo 2π
+    estimate = angles[:, -1] / frequencies[-1]  # the slowest frequency
+    for i in range(half - 2, -1, -1):
+        turns = torch.round((estimate * frequencies[i] - angles[:, i]) / (2 * math.pi))
+        estimate = (angles[:, i] + 2 * math.pi * turns) / frequencies[i]
+    rebuilt = estimate[:, None] * frequencies[None, :]
+    if not (torch.allclose(rebuilt.sin(), sin, atol=2e-3) and torch.allclose(rebuilt.cos(), cos, atol=2e-3)):
+        return None
+    return estimate
 
 
 def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str | None:
@@ -2001,15 +2190,56 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
         if geometric:
             denominator = math.log(10_000) / -slope
             for words, value in ((f"d/2 − 1 = {half - 1} (a variant in DDPM's code)", half - 1),
-                                 (f"d = {2 * half}", 2 * half), ("1", 1)):
-                if math.isclose(denominator, value, rel_tol=2e-2):
+                                 (f"d = {2 * half}", 2 * half), ("1", 1),
+                                 (f"d/4 = {half / 2:g}: the exponent is 2i/(d/2), as when i runs over 0, 2, 4, … "
+                                  f"(torch.arange(0, d, 2)) but is still divided by d/2 — divide by d then", half / 2),
+                                  (f"d/2 + 1 = {half + 1}", half + 1)):
+                if math.isclose(denominator, value, rel_tol=2e-2) and value != half:
                     return (f"{head}: the exponent is −i/(d/2); you divided i by {words}, so the frequencies fall "
                             f"{'too fast' if denominator < half else 'too slowly'} (ω_{{d/2−1}} should be "
                             f"{want[-1].item():.3g}).")
+            rounded = round(denominator)
+            if rounded in (8, 16, 32, 64, 128, 256, 512) and math.isclose(denominator, rounded, rel_tol=2e-2):
+                return (f"{head}: the exponent is −i/{rounded}, a fixed number, where eq. (5.17) has −i/(d/2) = "
+                        f"−i/{half} here: is d/2 hard-coded ({rounded} = d/2 for d = {2 * rounded})? Use the dim "
+                        f"argument, half = dim // 2.")
             base = math.exp(-slope * half)
             return (f"{head}: your frequencies fall geometrically as base^(−i/(d/2)) with base {base:.4g}; eq. "
                     f"(5.17)'s base is 10000, not {base:.4g}.")
+    steps = mine.diff()
+    if half > 2 and torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-2, atol=1e-6):
+        return (f"{head}: your frequencies fall in equal steps of {-steps.mean().item():.3g} (linearly, as "
+                f"torch.linspace) from {mine[0].item():.3g} to {mine[-1].item():.3g}; eq. (5.17)'s fall "
+                f"geometrically, by equal ratios: ω_i = 10000^(−i/(d/2)), i.e. "
+                f"torch.exp(-math.log(10000) * torch.arange(d/2) / (d/2)).")
     return f"{head}: ω_i = 10000^(−i/(d/2)), i = 0 … d/2 − 1, falls geometrically from 1 toward 1/10000."
+
+
+def _embedding_shape_problem(sinusoidal_embedding, got, t: torch.Tensor, case: EmbeddingCase) -> str | None:
+    """A (B, dim) embedding of another shape, read: one half missing, sines and cosines stacked along the batch axis,
+    or a size that does not follow ``dim`` (the function is called again with another dim to tell)."""
+    if not isinstance(got, torch.Tensor) or got.dim() != 2:
+        return None
+    B, dim = len(t), case.dim
+    rows, width = got.shape
+    if (rows, width) == (B, dim):
+        return None
+    if (rows, width) == (2 * B, dim // 2):
+        return (f"shape {tuple(got.shape)} = (2B, d/2): the sines and cosines were joined along the batch axis, "
+                f"dim=0; join them along the last axis, torch.cat([sin, cos], dim=-1), for (B, d) = ({B}, {dim}).")
+    if rows == B and width == dim // 2:
+        return (f"shape {tuple(got.shape)} = (B, d/2): only one half; eq. (5.17) has d/2 sines and then d/2 "
+                f"cosines, torch.cat([sin, cos], dim=-1), for (B, d) = ({B}, {dim}).")
+    if rows == B and width == 2 * dim:
+        return (f"shape {tuple(got.shape)} = (B, 2d): d frequencies, each with a sine and a cosine; eq. (5.17) has "
+                f"d/2 frequencies (i = 0 … d/2 − 1), so that sines and cosines together fill d columns.")
+    if rows == B:
+        other = EX_EMBEDDING.call(sinusoidal_embedding, t, dim + 4, case=case)
+        if isinstance(other, torch.Tensor) and other.dim() == 2 and other.shape[1] == width:
+            return (f"shape {tuple(got.shape)}: {width} columns for dim = {dim}, and {width} again for dim = "
+                    f"{dim + 4}: a size is hard-coded ({width}). Use the dim argument: half = dim // 2 frequencies, "
+                    f"(B, dim) in all.")
+    return None
 
 
 def check_sinusoidal_embedding(sinusoidal_embedding) -> None:
@@ -2018,6 +2248,9 @@ def check_sinusoidal_embedding(sinusoidal_embedding) -> None:
         t = torch.tensor(case.steps)
         got = run_learner(EX_EMBEDDING, sinusoidal_embedding, case, {"t": t, "dim": case.dim},
                           random_hint="the embedding is a fixed function of t (no random numbers).")
+        problem = _embedding_shape_problem(sinusoidal_embedding, got, t, case)
+        if problem:
+            raise EX_EMBEDDING.fail(problem, case=case, name="embedding")
         EX_EMBEDDING.compare(got, reference_sinusoidal_embedding(t, case.dim), case=case, name="embedding",
                              equation="eq. (5.17)", probes=_embedding_probes(t, case.dim), atol=3e-4, rtol=1e-4,
                              axes=("B", "column"))
