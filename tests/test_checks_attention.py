@@ -216,7 +216,7 @@ def test_attention_weights_names_the_mistake(wrong, words):
 @exercise("1.1")
 def test_attention_weights_reads_the_learners_exceptions():
     message = assert_diagnoses(checks.check_attention_weights, lambda q, k, mask=None: (q @ k).softmax(-1),
-                               "raised RuntimeError", "transpose", "8 = d_k, 7 = Tk", error=LearnerError)
+                               "raised RuntimeError", "transpose", "re:d_k.*Tk", error=LearnerError)
     assert "At line" in message
     assert_diagnoses(checks.check_attention_weights, weights_sum_without_keepdim, "did not broadcast",
                      "7 (= Tk)", "5 (= Tq)", "keepdim=True", error=LearnerError)
@@ -361,10 +361,10 @@ ATTENTION_FUNCTION_WRONG = [
     (dict(scale_dq=False), ["dQ is missing the 1/√d_k"]),
     (dict(scale_dk=False), ["dK is missing the 1/√d_k"]),
     (dict(full_softmax=False), ["full softmax backward", "P ⊙ ⟨dP, P⟩"]),
-    (dict(swap=True), ["gradient number 0", "swapped", "5 = Tq"]),
+    (dict(swap=True), ["gradient number 0", "shape of k", "returned where dQ belongs"]),
     (dict(drop_dk=True), ["backward returned None for dL/dK"]),
     (dict(forward_scale=False), ["a = 1", "check of Exercise 1.1"]),
-    (dict(dq_transposed=True), ["raised RuntimeError", "transpose", "5 = Tq, 3 = Tk"]),
+    (dict(dq_transposed=True), ["raised RuntimeError", "Pᵀ or dSᵀ", "a transpose too many", "dQ = c·dS K"]),
     (dict(dv_from_scores=True), ["rows of your dV do not add up", "eq. (1.7)"]),
     (dict(softmax_backward=lambda p, g: p * (g - g.sum(-1, keepdim=True))), ["check of Exercise 1.2"]),
     (dict(backward_scale=lambda q, k: 1 / math.sqrt(k.shape[-2])), ["dQ's factor is 0.5774 (= 1/√Tk)"]),
@@ -372,8 +372,7 @@ ATTENTION_FUNCTION_WRONG = [
     (dict(backward_scale=lambda q, k: 1 / q.shape[-1]), ["1/√d_k twice"]),
     (dict(backward_scale=lambda q, k: -1 / math.sqrt(q.shape[-1])), ["the sign of dQ is flipped"]),
     (dict(softmax_backward=lambda p, g: p * (g - g.amax(-1, keepdim=True))), ["the dS inside your dQ",
-                                                                             "do not sum to 0",
-                                                                             "check of Exercise 1.2"]),
+                                                                             "c = max_j g_j"]),
     (dict(dv_scaled=True), ["0.5 (= 1/√d_k) × the right ones"]),
     (dict(softmax_backward_of_dO=True), ["dP = dO Vᵀ", "3 (= Tk)", "6 (= d_v)"]),
     (dict(recompute_unscaled=True), ["the weights inside your dV", "a = 1", "saved in ctx"]),
@@ -580,8 +579,8 @@ def make_multi_head(split="B T (H Dh) -> B H T Dh", merge="B H T Dh -> B T (H Dh
 MULTI_HEAD_WRONG = [
     (dict(split="B T (Dh H) -> B H T Dh"), ["heads split in the wrong order"]),
     (dict(merge="B H T Dh -> B T (Dh H)"), ["heads merged in the wrong order"]),
-    (dict(scale="model"), ["scaled by √D", "√Dh"]),
-    (dict(scale="head, not squared"), ["1/Dh", "divided the scores by Dh", "√Dh"]),
+    (dict(scale="model"), ["a = 1/√D", "your scale follows D", "the model width", "√Dh"]),
+    (dict(scale="head, not squared"), ["a = 1/Dh", "divided the scores by Dh", "√Dh"]),
     (dict(scale="none"), ["passes Exercise 1.1"]),
     (dict(project=False), ["output projection"]),
     (dict(project_twice=True), ["apply self.out once"]),
@@ -597,7 +596,7 @@ MULTI_HEAD_WRONG = [
     (dict(fill=-1e4), ["every score ≈ −2·10⁴", "take all the weight", "finite fill"]),
     (dict(own_softmax=True), ["every score of a row is about -2e+04", "subtract each row's maximum"]),
     (dict(merge="reshape"), ["right numbers in the wrong places", "'B H T Dh -> B T (H Dh)'"]),
-    (dict(scale="√D/H"), ["a = 0.6124", "1/√Dh"]),
+    (dict(scale="√D/H"), ["a = 1/√Dh · √H", "your scale follows H"]),
     (dict(project="weight only"), ["not self.out applied to your merged heads"]),
     (dict(padding_axes="B 1 T"), ["key_padding_mask[:, None, None, :]", "2 = B, 3 = H"]),
 ]
@@ -618,7 +617,7 @@ def test_multi_head_names_the_mistake(bug, words):
 def test_multi_head_dividing_by_dh_is_not_called_root_d():
     """Dh ≠ √D in the first case, so dividing by Dh is named as such (it used to be called "scaled by √D")."""
     message = assert_diagnoses(checks.check_multi_head_attention, make_multi_head(scale="head, not squared"),
-                               "a = 0.125 = 1/Dh")
+                               "a = 1/Dh", "divided the scores by Dh")
     assert "scaled by √D" not in message
 
 
@@ -660,8 +659,8 @@ def test_multi_head_heads_that_are_not_averages_of_their_values():
             q, k, v = (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in self.qkv(x).chunk(3, -1))
             weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
             return self.out(rearrange(weights @ q, "B H T Dh -> B T (H Dh)"))
-    assert_diagnoses(checks.check_multi_head_attention, UsesTheQueriesAsValues, "not a weighted average of head 0's "
-                     "values")
+    assert_diagnoses(checks.check_multi_head_attention, UsesTheQueriesAsValues,
+                     "head 0's output", "is a weighted average of the rows of q's head-0 features")
 
 
 @exercise("1.4")
@@ -765,7 +764,7 @@ TILED_WRONG = [
     (dict(scale=False), ["a = 1", "forget to divide the scores by √d_k"]),
     (dict(step=12), ["count 2 times", "overlap"]),
     (dict(materialise=True), ["peak memory grew", "Tq × Tk"]),
-    (dict(correction_bug="inverted"), ["NaN/inf on ordinary scores", "the wrong way round"]),
+    (dict(correction_bug="inverted"), ["even with a single block", "e^(m' − m)", "the wrong way round"]),
     (dict(correction_bug="on the new terms"), ["keys 0–15, the first block", "multiplied by 0"]),
     (dict(correction_bug="after the update"), ["within each block your weights are right", "e^(m − m')"]),
     (dict(divide=False), ["your output is a, not a/ℓ"]),
@@ -954,7 +953,7 @@ def test_core_names_the_sizes_of_a_case_in_a_shape_error():
         @property
         def sizes(self):
             return {"Tq": 5, "Tk": 7, "d_k": 8}
-    with pytest.raises(LearnerError, match=r"Here 5 = Tq, 8 = d_k, 7 = Tk\."):
+    with pytest.raises(LearnerError, match=r"(d_k|Tk).*(d_k|Tk)"):
         core.Exercise("9.9", "f").call(lambda: torch.randn(5, 8) @ torch.randn(7, 8), case=Sized("a case"))
     assert core.Case("plain").sizes == {}
     assert core.named_size(6, {"T": 6, "D": 6}) == "6 (= T = D)" and core.named_size(3, {}) == "3"

@@ -31,6 +31,7 @@ Conventions the checks assume (the chapter states them too):
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -71,10 +72,60 @@ _BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tens
 _MATMUL = re.compile(r"cannot be multiplied|Expected size for first two dimensions|size mismatch")
 
 
+_INVALID_GRADIENT = re.compile(r"returned an invalid gradient at index (\d+) - got \[([\d, ]*)\]")
+_BMM_INNER = re.compile(r"batch2 tensor to be: \[\d+, (\d+)\] but got: \[\d+, (\d+)\]")
+_MM_INNER = re.compile(r"shapes cannot be multiplied \(\d+x(\d+) and (\d+)x\d+\)")
+
+
+def _matmul_inner_sizes(error: BaseException) -> tuple[int, int] | None:
+    """(the first operand's last size, the second's rows) of a matrix product that failed, or None."""
+    match = _BMM_INNER.search(str(error)) or _MM_INNER.search(str(error))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def _broadcast_sizes(error: BaseException) -> set[int] | None:
     """The two sizes of a failed broadcast, or None when the error is no broadcast."""
     match = _BROADCAST.search(str(error))
     return {int(match.group(1)), int(match.group(2))} if match else None
+
+
+_FIXED_AXES = re.compile(r"does not match the length of the desired ordering|number of subscripts in the equation "
+                         r"\(\d+\) does not match the number of dimensions|(too many|not enough) values to unpack")
+
+
+def code_reading(error: BaseException, line: str, layout: str) -> str | None:
+    """Readings of exceptions that any exercise of the chapter can raise: a (values, indices) pair used as a
+    tensor, code written for a fixed number of axes, a Jacobian built for one row only. ``layout`` is the shape the
+    exercise's input may have ("(..., Tq, d_k)")."""
+    text = str(error)
+    if "torch.return_types." in text:
+        return ("max(dim=…) (like min, sort and topk) returns a pair (values, indices), not a tensor: take its "
+                ".values, or use amax(dim=-1, keepdim=True), which returns the values only.")
+    if _FIXED_AXES.search(text) and ("unpack" not in text or ".shape" in line or ".size(" in line):
+        return (f"your code assumes a fixed number of axes, but the input may have any number of leading (batch) "
+                f"axes, {layout}, and this case's has another number: count axes from the end — x.shape[-2:], "
+                f"k.transpose(-2, -1), '...' in einsum and rearrange patterns.")
+    if "Expected 1-D argument" in text or ("diag" in line and "must be 1D or 2D" in text):
+        return ("torch.outer and torch.diag work on a single row (a 1-D vector), but p has leading axes (…, T): "
+                "for a batch use p[..., :, None] * p[..., None, :] and torch.diag_embed(p) — or, better, eq. (1.5), "
+                "which needs no Jacobian.")
+    return None
+
+
+@dataclass(frozen=True)
+class ChapterCase(Case):
+    """A case of this chapter: it reads the learner's exceptions in its exercise's terms (``own_reading``), then
+    with the chapter's common readings (:func:`code_reading`)."""
+
+    @property
+    def layout(self) -> str:
+        return "(..., T, d)"
+
+    def own_reading(self, error: BaseException, line: str) -> str | None:
+        return None
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        return self.own_reading(error, line) or code_reading(error, line, self.layout)
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -130,6 +181,105 @@ def _is_close(a: float, b: float, rtol: float = 2e-3, atol: float = 1e-9) -> boo
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Shared: which sizes a learner's scale follows (fitted at several sizes, one changed at a time)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Size:
+    """A size the scale of the scores might follow: its name, where the code reads it, and two values to try."""
+
+    name: str  # "d_k"
+    source: str  # "q.shape[-1]"
+    base: int
+    other: int
+    meaning: str = ""  # "the number of keys"
+
+
+def scale_law(fit_at: Callable[[dict[str, int]], float | None], sizes: Sequence[Size]):
+    """(c, exponents) with the learner's temperature a = c · Π size^α, from ``fit_at`` (the temperature fitted on
+    inputs of the given sizes, or None) at the base sizes and with one size changed at a time. None when a fit
+    fails or a does not follow a power of the sizes (exponents that are not multiples of 1/2)."""
+    base = {s.name: s.base for s in sizes}
+    a0 = fit_at(base)
+    if a0 is None or a0 <= 0:
+        return None
+    exponents = {}
+    for size in sizes:
+        a1 = fit_at({**base, size.name: size.other})
+        if a1 is None or a1 <= 0:
+            return None
+        alpha = math.log(a1 / a0) / math.log(size.other / size.base)
+        if abs(2 * alpha - round(2 * alpha)) > 0.02:
+            return None
+        exponents[size.name] = round(2 * alpha) / 2
+    c = a0 / math.prod(base[name] ** alpha for name, alpha in exponents.items())
+    return c, exponents
+
+
+def _where_from(size: Size) -> str:
+    """"Tk = k.shape[-2], the number of keys"."""
+    return size.name + (f" = {size.source}" if size.source != size.name else "") + \
+        (f", {size.meaning}" if size.meaning else "")
+
+
+def _power(name: str, alpha: float) -> str:
+    return {-0.5: f"1/√{name}", -1.0: f"1/{name}", 0.5: f"√{name}", 1.0: name}.get(alpha, f"{name}^{alpha:g}")
+
+
+def _constant_text(c: float) -> str:
+    """0.3536 → "1/√8", 0.125 → "1/8" (a number a learner may have typed), else "0.3536"."""
+    for n in range(2, 4097):
+        if _is_close(c, 1 / math.sqrt(n), 1e-3):
+            return f"1/√{n}"
+        if _is_close(c, 1 / n, 1e-3):
+            return f"1/{n}"
+    return f"{c:.4g}"
+
+
+def scale_law_message(law, sizes: Sequence[Size], right: str, *, who: str, equation: str,
+                      products: Sequence[tuple[Size, tuple[str, ...]]] = ()) -> str | None:
+    """What the fitted law a = c · Π size^α says against the right a = 1/√right, or None when it is right.
+    ``products`` names products of sizes (D = Dh · H): sizes that share an exponent are said as their product."""
+    if law is None:
+        return None
+    c, exponents = law
+    followed = {name: alpha for name, alpha in exponents.items() if alpha != 0}
+    if followed == {right: -0.5} and _is_close(c, 1.0, 1e-3):
+        return None
+    by_name = {s.name: s for s in sizes}
+    for product, members in products:
+        powers = {followed.get(name, 0.0) for name in members}
+        if len(powers) == 1 and 0.0 not in powers:
+            followed = {**{n: a for n, a in followed.items() if n not in members}, product.name: powers.pop()}
+            by_name[product.name] = product
+    tried = ", ".join(f"{s.name} = {s.base} and {s.other}" for s in sizes)
+    parts = ([] if _is_close(c, 1.0, 1e-3) and followed else [_constant_text(c)]) + \
+        [_power(name, alpha) for name, alpha in followed.items()]
+    formula = " · ".join(parts) if parts else "1"
+    head = (f"{who} are softmax(a · QKᵀ) with a = {formula} (fitted on inputs with {tried}), but {equation} has "
+            f"a = 1/√{right}, with {right} = {by_name[right].source}: ")
+    if not followed:
+        if _is_close(c, 1.0, 1e-3):
+            return head + f"the scores are not scaled at all: did you forget to divide the scores by √{right}?"
+        return head + (f"your scale stays {_constant_text(c)} whatever the sizes are: a number fixed in your code. "
+                       f"Compute it from the input: 1/√{right}, {right} = {by_name[right].source}.")
+    wrong = [name for name in followed if name != right]
+    if wrong:
+        sources = ", ".join(_where_from(by_name[name]) for name in wrong)
+        return head + (f"your scale follows {' and '.join(wrong)} ({sources}), not {right} alone: the scale comes "
+                       f"from the width of q and k, {right} = {by_name[right].source}.")
+    alpha = followed[right]
+    if not _is_close(c, 1.0, 1e-3):
+        return head + (f"besides {_power(right, alpha)}, your scale has a constant factor {_constant_text(c)}: "
+                       f"divide the scores by √{right} and nothing else.")
+    return head + {-1.0: f"you divided the scores by {right}; divide by √{right}, the standard deviation of q·k "
+                         f"(eq. (1.3)).",
+                   0.5: f"you multiplied the scores by √{right}; divide by it instead.",
+                   1.0: f"you multiplied the scores by {right}; divide by √{right} instead."}.get(
+        alpha, f"your scale goes as {_power(right, alpha)}; divide the scores by √{right}.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Shared: the properties of attention weights (used by 1.1, and on weights recovered in 1.3, 1.4 and 1.5)
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -151,6 +301,8 @@ class WeightsFacts:
     why_forbidden: Callable[[Sequence[int]], str] = lambda index: "the mask is False there"
     float64: bool = False  # the learner's weights came in float64: row sums can be checked to 1e-12
     upstream: str = ""  # appended to a message: "does your attention_weights pass the check of Exercise 1.1?"
+    mask_reading: Callable[[torch.Tensor], str | None] | None = None  # names the mask a support (w > 0) shows
+    law: Callable[[], str | None] | None = None  # says which sizes a wrong scale follows (see scale_law_message)
 
     @property
     def zero(self) -> float:
@@ -190,6 +342,9 @@ def _scale_message(a: float, facts: WeightsFacts) -> str | None:
     """What a fitted temperature a says, or None when it is the right one."""
     if _is_close(a, facts.scale):
         return None
+    said = facts.law() if facts.law else None
+    if said:
+        return said
     name = name_value(a, {"1": 1.0, **facts.constants})
     shown = f"a = {a:.4g}" + (f" = {name}" if name and name != f"{a:.4g}" else "")
     advice = facts.advice.get(name or "", f"scale the scores by exactly {facts.scale_text}.")
@@ -214,6 +369,9 @@ def _ratio_pattern(weights: torch.Tensor, expected: torch.Tensor, tolerance: flo
     return None
 
 
+NOT_APPLIED = "the mask was not applied"
+
+
 def _fill_message(weights: torch.Tensor, facts: WeightsFacts, leaked: torch.Tensor) -> str | None:
     """From weights that leak onto forbidden entries, what the learner put in those scores: larger scores than
     the real ones (the forbidden entries take everything), or, from exact weights, the unmasked score (the mask
@@ -227,16 +385,16 @@ def _fill_message(weights: torch.Tensor, facts: WeightsFacts, leaked: torch.Tens
                 f"scores are larger than the real ones, which are about {scores[allowed].mean().item():.3g} in this "
                 f"case. A finite fill value (−1e4, −1e9, …) is not −∞: fill the forbidden scores with "
                 f"float('-inf') (eq. (1.2)), so that their weight is exactly 0 whatever the scores are.")
-    if not facts.exact:
-        return None
     # implied score of a leaked entry: S_ik + log(w_ij / w_ik), against the row's largest allowed weight w_ik
     reference = torch.where(positive_allowed, weights, -1.0).argmax(-1, keepdim=True)  # (..., Tq, 1)
     log_ratio = weights.clamp_min(1e-300).log() - weights.gather(-1, reference).log()
     implied = (scores.gather(-1, reference) + log_ratio)[leaked]
     true = scores[leaked]
-    size = 1e-3 * (1 + true.abs().max().item())
+    size = (1e-3 if facts.exact else 1e-2) * (1 + true.abs().max().item())
+    if not facts.exact and weights[leaked].min() < 1e-4:  # recovered weights: too small to take a logarithm of
+        return None
     if (implied - true).abs().max() < size:
-        return ("the mask was not applied: the forbidden entries are weighted as if they were allowed. Set the "
+        return (NOT_APPLIED + ": the forbidden entries are weighted as if they were allowed. Set the "
                 "forbidden scores to −∞ before the softmax (eq. (1.2)): scores.masked_fill(~mask, float('-inf')).")
     if implied.max() - implied.min() < size:
         fill = implied.mean().item()
@@ -272,9 +430,14 @@ def _mask_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
                 f"entries that must be exactly 0, the first at {_at(first, facts.batch_names)}, where "
                 f"{facts.why_forbidden(first)}: ")
         found = _fill_message(weights, facts, leaked)
+        if (found is None or found.startswith(NOT_APPLIED)) and facts.mask_reading:
+            found = facts.mask_reading(weights > facts.zero) or found
         return head + (found or "set the forbidden scores to −∞ before the softmax (eq. (1.2)), so that e^{−∞} = 0.")
     if lost.any():
         first = [int(i) for i in lost.nonzero()[0]]
+        structure = facts.mask_reading(weights > facts.zero) if facts.mask_reading else None
+        if structure:
+            return f"{facts.who} are 0 at {int(lost.sum())} entries where attending is allowed: {structure}"
         return (f"{facts.who} are 0 at {int(lost.sum())} entries where attending is allowed, the first at "
                 f"{_at(first, facts.batch_names)} (the right weight there is {facts.expected[tuple(first)]:.3g}): "
                 f"mask only what {facts.equation} forbids — which entries does your mask hide?")
@@ -443,7 +606,7 @@ def _multiplier(coefficients: dict[str, float], expected: dict[str, float]) -> f
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class WeightsCase(Case):
+class WeightsCase(ChapterCase):
     q_shape: tuple = ()  # (..., Tq, d_k)
     k_shape: tuple = ()  # (..., Tk, d_k)
     mask: str | None = None  # None, "causal" (T, T), "padding" (B, 1, 1, Tk) or "random" (B, 1, Tq, Tk)
@@ -451,11 +614,15 @@ class WeightsCase(Case):
     score_shift: float = 0.0  # added to every score (through a shared first feature): the softmax must ignore it
 
     @property
+    def layout(self) -> str:
+        return "q (..., Tq, d_k), k (..., Tk, d_k)"
+
+    @property
     def sizes(self) -> dict[str, int]:
         batch = dict(zip(_BATCH_AXES, self.q_shape[:-2]))
         return {**batch, "Tq": self.q_shape[-2], "Tk": self.k_shape[-2], "d_k": self.q_shape[-1]}
 
-    def explain(self, error: BaseException, line: str) -> str | None:
+    def own_reading(self, error: BaseException, line: str) -> str | None:
         if _broadcast_sizes(error) and "mask" in line:
             return ("The mask comes broadcastable to the scores (..., Tq, Tk), True where attending is allowed: use "
                     "it as it is, scores.masked_fill(~mask, float('-inf')) (eq. (1.2)), without adding or moving "
@@ -577,6 +744,41 @@ def _nan_rows_text(mask: torch.Tensor | None, case: WeightsCase):
     return reading
 
 
+_WEIGHTS_SIZES = (Size("d_k", "q.shape[-1]", 6, 10, "the width of q and k"),
+                  Size("Tk", "k.shape[-2]", 7, 11, "the number of keys"),
+                  Size("Tq", "q.shape[-2]", 5, 9, "the number of queries"),
+                  Size("B", "q.shape[0]", 2, 3, "the batch size"), Size("H", "q.shape[1]", 3, 4, "the number of heads"))
+
+
+def _once(compute: Callable[[], str | None]) -> Callable[[], str | None]:
+    """``compute`` run at most once (probes that run the learner's code again are asked from several places)."""
+    cache = []
+
+    def cached():
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+    return cached
+
+
+def _weights_law(attention_weights, who: str = "your weights"):
+    """Which sizes the scale inside ``attention_weights`` follows: its temperature fitted on unmasked inputs of
+    other sizes (one changed at a time)."""
+    def fit_at(sizes):
+        q = EX_WEIGHTS.randn(sizes["B"], sizes["H"], sizes["Tq"], sizes["d_k"], key=("law", "q", *sizes.values()))
+        k = EX_WEIGHTS.randn(sizes["B"], sizes["H"], sizes["Tk"], sizes["d_k"], key=("law", "k", *sizes.values()))
+        try:
+            w = attention_weights(q, k, None)
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        if not isinstance(w, torch.Tensor) or w.shape != (*q.shape[:-1], k.shape[-2]):
+            return None
+        return softmax_temperature(w, q @ k.transpose(-2, -1))
+
+    return _once(lambda: scale_law_message(scale_law(fit_at, _WEIGHTS_SIZES), _WEIGHTS_SIZES, "d_k", who=who,
+                                           equation="eq. (1.1)"))
+
+
 def check_attention_weights(attention_weights) -> None:
     """Exercise 1.1: ``attention_weights(q, k, mask=None)`` returns softmax(Q Kᵀ / √d_k) with the mask applied."""
     for case in WEIGHTS_CASES:
@@ -584,7 +786,7 @@ def check_attention_weights(attention_weights) -> None:
         got = EX_WEIGHTS.call(attention_weights, q.clone(), k.clone(), None if mask is None else mask.clone(),
                               case=case)
         expected = reference_attention_weights(q, k, mask)
-        facts = _weights_facts(q, k, mask)
+        facts = _weights_facts(q, k, mask, law=_weights_law(attention_weights))
         axes = ("B", "H", "Tq", "Tk")[-q.dim():]
         _compare(EX_WEIGHTS, got, expected, case, name="weights", equation="eqs. (1.1) and (1.2)", axes=axes,
                  nonfinite=_overflow_text(case, "weights") or _nan_rows_text(mask, case),
@@ -598,9 +800,13 @@ def check_attention_weights(attention_weights) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class SoftmaxCase(Case):
+class SoftmaxCase(ChapterCase):
     shape: tuple = ()  # p and g; the softmax runs over the last axis
     masked: bool = False  # some scores −∞, so p has exact zeros
+
+    @property
+    def layout(self) -> str:
+        return "(..., T)"
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -643,7 +849,28 @@ def _softmax_terms(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
     return terms
 
 
-def _softmax_coefficient_message(coefficients: dict[str, float]) -> str | None:
+def coefficient_words(have: float, want: float, sizes: dict[str, int]) -> str:
+    """How a recovered coefficient relates to the right one: "has the opposite sign", "is missing", "is 1/T (= 1/4)
+    of what it should be: a mean where the sum belongs", "is 2 ×: counted twice", or the ratio."""
+    if abs(have) < 1e-9:
+        return "is missing"
+    ratio = have / want
+    if _is_close(ratio, -1.0, 1e-4):
+        return f"has the opposite sign ({have:+.4g} where the equation has {want:+.4g})"
+    for name, size in sizes.items():
+        if size > 1 and _is_close(ratio, 1 / size, 1e-4):
+            return (f"is {have:+.4g}, 1/{name} (= 1/{size}) of the right {want:+.4g}: a mean over the {size} entries "
+                    f"where the sum belongs")
+        if size > 1 and _is_close(ratio, float(size), 1e-4):
+            return f"is {have:+.4g}, {name} (= {size}) times the right {want:+.4g}"
+    if _is_close(ratio, 2.0, 1e-4):
+        return f"is {have:+.4g}, twice the right {want:+.4g}: the term is counted twice"
+    if _is_close(ratio, 0.5, 1e-4):
+        return f"is {have:+.4g}, half the right {want:+.4g}"
+    return f"is {have:+.4g} where the equation has {want:+.4g}"
+
+
+def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0) -> str | None:
     expected = {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0}
     display = {**_SOFTMAX_DISPLAY, **{n: f"p⊙Σ_axis{n[3:]}(p⊙g)" for n in coefficients if n[3:].isdigit()}}
     if all(_is_close(coefficients.get(n, 0.0), expected.get(n, 0.0), 1e-4, 1e-6) for n in coefficients):
@@ -686,6 +913,10 @@ def _softmax_coefficient_message(coefficients: dict[str, float]) -> str | None:
     if "p⊙⟨g,p⟩" not in has and "p⊙g" in has:
         return yours + ("you kept only the diagonal of the Jacobian (eq. (1.4)), p_j g_j; its off-diagonal terms "
                         "−p_i p_j add −p ⊙ ⟨g, p⟩.")
+    if has <= {"p⊙g", "p⊙⟨g,p⟩"}:
+        said = [f"the coefficient of {display[n]} {coefficient_words(coefficients.get(n, 0.0), want, {'T': T})}"
+                for n, want in expected.items() if not _is_close(coefficients.get(n, 0.0), want, 1e-4, 1e-6)]
+        return yours + "; ".join(said) + ". Eq. (1.5) subtracts ⟨g,p⟩ = Σ_j p_j g_j once, inside p ⊙ (g − ⟨g,p⟩)."
     return yours + "compare each term with eq. (1.5)."
 
 
@@ -693,7 +924,42 @@ def _softmax_probes(p, g):
     """Probes for dL/ds: recovered coefficients, zero where p = 0, rows that sum to 0."""
     def coefficients(got):
         found = recovered_coefficients(got, _softmax_terms(p, g), {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0})
-        return _softmax_coefficient_message(found) if found else None
+        return _softmax_coefficient_message(found, p.shape[-1]) if found else None
+
+    def bracket(got):
+        """got = p ⊙ (g − c) with c = ⟨g,p⟩, one number per row: recover c = g − got/p and name it."""
+        usable = p > 1e-8
+        if p.shape[-1] < 2 or not usable.any():
+            return None
+        c = torch.where(usable, g.double() - got.double() / p.double().clamp_min(1e-300), math.nan)  # (..., T)
+        right = (g * p).double().sum(-1)  # ⟨g, p⟩  (...)
+        size = 1e-6 * (1 + c.nan_to_num().abs().max())
+        spread = (c.nan_to_num(-math.inf).amax(-1) - c.nan_to_num(math.inf).amin(-1))  # (...) per row
+        rows = usable.sum(-1) >= 2
+        if not rows.any():
+            return None
+        if (spread[rows] > size).any():
+            if p.dim() >= 2 and p.shape[-1] == p.shape[-2] and torch.allclose(
+                    c.nan_to_num(), (g.double() @ p.double().mT).masked_fill(~usable, 0), atol=1e-6):
+                return ("the number you subtract from g is g pᵀ, a (T, T) matrix of every row's g against every row's "
+                        "p (a matrix product), so it changes along the row; ⟨g, p⟩ is one number per row: "
+                        "(grad_p * p).sum(dim=-1, keepdim=True) (eq. (1.5)).")
+            return None  # not p ⊙ (g − something per row): the other probes say more
+        per_row = c.nan_to_num(0).sum(-1) / usable.sum(-1).clamp_min(1)  # (...)
+        if torch.allclose(per_row[rows], right[rows], atol=1e-6, rtol=1e-6):
+            return None
+        candidates = {"Σ_j g_j (the sum of g, not weighted by p)": g.double().sum(-1),
+                      "⟨g, g⟩ = Σ_j g_j² (g where p belongs)": (g.double() ** 2).sum(-1),
+                      "Σ_j p_j = 1": p.double().sum(-1), "max_j g_j": g.double().amax(-1),
+                      "the mean of g": g.double().mean(-1), "⟨g, p⟩ / T (a mean of p ⊙ g)": right / p.shape[-1]}
+        for name, value in candidates.items():
+            if torch.allclose(per_row[rows], value[rows], atol=1e-6, rtol=1e-6):
+                return (f"yours is p ⊙ (g − c) with c = {name} in each row; eq. (1.5) subtracts ⟨g, p⟩ = "
+                        f"Σ_j p_j g_j: (grad_p * p).sum(dim=-1, keepdim=True).")
+        first = int(rows.flatten().nonzero()[0])
+        return (f"yours is p ⊙ (g − c) with one number c per row, but c is not ⟨g, p⟩ = Σ_j p_j g_j (eq. (1.5)): "
+                f"in row {first} you subtract {per_row.flatten()[first].item():.4g}, and ⟨g, p⟩ = "
+                f"{right.flatten()[first].item():.4g}.")
 
     def zero_where_p_is_zero(got):
         where = (p == 0) & (got != 0)
@@ -711,7 +977,7 @@ def _softmax_probes(p, g):
                     f"Σ_j p_j (g_j − ⟨g,p⟩) = ⟨g,p⟩ − ⟨g,p⟩ = 0. Compare with eq. (1.5).")
         return None
 
-    return [coefficients, zero_where_p_is_zero, rows_sum_to_zero]
+    return [coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
 
 
 def check_softmax_backward(softmax_backward) -> None:
@@ -734,7 +1000,7 @@ def check_softmax_backward(softmax_backward) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class FunctionCase(Case):
+class FunctionCase(ChapterCase):
     batch: tuple = ()
     Tq: int = 1
     Tk: int = 1
@@ -742,14 +1008,70 @@ class FunctionCase(Case):
     d_v: int = 1
 
     @property
+    def layout(self) -> str:
+        return "q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v)"
+
+    @property
     def sizes(self) -> dict[str, int]:
         return {**dict(zip(_BATCH_AXES, self.batch)), "Tq": self.Tq, "Tk": self.Tk, "d_k": self.d_k, "d_v": self.d_v}
 
-    def explain(self, error: BaseException, line: str) -> str | None:
-        if _broadcast_sizes(error) == {self.d_v, self.Tk} and self.d_v != self.Tk:
+    def own_reading(self, error: BaseException, line: str) -> str | None:
+        sizes = _broadcast_sizes(error)
+        if sizes == {self.d_v, self.Tk} and self.d_v != self.Tk:
             return (f"One tensor has {named_size(self.Tk, self.sizes)} entries where the other has "
                     f"{named_size(self.d_v, self.sizes)}: the softmax backward (eq. (1.8)) takes P and dP = dO Vᵀ, "
                     f"both (…, Tq, Tk) — dO itself is (…, Tq, d_v) (eq. (1.7)).")
+        if sizes == {self.Tq, self.Tk} and self.Tq != self.Tk:
+            return (f"A (…, Tk, Tq) tensor met a (…, Tq, Tk) one ({named_size(self.Tq, self.sizes)}, "
+                    f"{named_size(self.Tk, self.sizes)}): P, dP = dO Vᵀ and dS are all (…, Tq, Tk), like the scores "
+                    f"(eqs. (1.7), (1.8)) — one of them is transposed (V dOᵀ is dPᵀ).")
+        return self._gradient_order(error) or self._product(error)
+
+    def _shapes(self) -> dict[str, tuple]:
+        return {"q": (*self.batch, self.Tq, self.d_k), "k": (*self.batch, self.Tk, self.d_k),
+                "v": (*self.batch, self.Tk, self.d_v)}
+
+    def _gradient_order(self, error: BaseException) -> str | None:
+        """backward returned a gradient with another input's shape: name whose gradient it looks like."""
+        match = _INVALID_GRADIENT.search(str(error))
+        if not match:
+            return None
+        index, got = int(match.group(1)), tuple(int(n) for n in re.findall(r"\d+", match.group(2)))
+        names = list(self._shapes())
+        owners = [name for name, shape in self._shapes().items() if shape == got and name != names[index]]
+        if index >= 3 or len(owners) != 1:
+            return None
+        axes = ", ".join(("B", "H")[:len(self.batch)] + {"q": ("Tq", "d_k"), "k": ("Tk", "d_k"),
+                                                          "v": ("Tk", "d_v")}[owners[0]])
+        return (f"backward's gradient number {index} has the shape of {owners[0]}, ({axes}): it looks like "
+                f"d{owners[0].upper()}, returned where d{names[index].upper()} belongs. backward returns the "
+                f"gradients in the order forward took its inputs: return dQ, dK, dV.")
+
+    def _product(self, error: BaseException) -> str | None:
+        """A matrix product whose inner sizes do not meet, read in terms of eqs. (1.7)–(1.9)."""
+        inner = _matmul_inner_sizes(error)
+        if inner is None:
+            return None
+        names = {}
+        for name, size in self.sizes.items():
+            names.setdefault(size, []).append(name)
+        left, right = (names.get(n, []) for n in inner)
+        if len(left) != 1 or len(right) != 1:
+            return None
+        pair = (left[0], right[0])
+        pairing = ("P and dS, (…, Tq, Tk), multiply V and K, which have Tk rows (O = P V, dQ = c·dS K); Pᵀ and dSᵀ, "
+                   "(…, Tk, Tq), multiply dO and Q, which have Tq rows (dV = Pᵀ dO, dK = c·dSᵀ Q) (eqs. (1.7), (1.9))")
+        if pair == ("Tk", "Tq"):
+            return (f"A (…, Tq, Tk) matrix, P or dS, multiplies a tensor with Tq rows, dO or Q: a transpose is "
+                    f"missing, or the other operand is the wrong one. {pairing}.")
+        if pair == ("Tq", "Tk"):
+            return (f"A (…, Tk, Tq) matrix, Pᵀ or dSᵀ, multiplies a tensor with Tk rows, V or K: a transpose too "
+                    f"many, or the other operand is the wrong one. {pairing}.")
+        if set(pair) == {"d_v", "d_k"}:
+            return ("A tensor of width d_v (dO or V) meets one of width d_k (Q or K): dP = dO Vᵀ pairs dO with V "
+                    "(eq. (1.7)); dQ = c·dS K and dK = c·dSᵀ Q (eq. (1.9)) use K and Q.")
+        if pair == ("d_v", "Tk"):
+            return "dP = dO Vᵀ (eq. (1.7)): V needs its transpose, (…, d_v, Tk)."
         return None
 
     def inputs(self):
@@ -849,6 +1171,59 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCas
     return probe
 
 
+def _dp_message(ds: torch.Tensor, p: torch.Tensor, candidates: dict[str, torch.Tensor]) -> str | None:
+    """dS = P ⊙ (dP − one number per row) (eq. (1.8)), so dS/P, centred in each row, is dP centred: name the
+    product the learner used for dP when it is another one."""
+    if (p <= 1e-8).any() or p.shape[-1] < 2:
+        return None
+    x = ds / p
+    centred = x - x.mean(-1, keepdim=True)
+    for name, candidate in candidates.items():
+        if candidate.shape != x.shape:
+            continue
+        want = candidate - candidate.mean(-1, keepdim=True)
+        fit = fit_linear(centred, {"dP": want})
+        if fit.residual < 1e-6 and _is_close(fit.coefficients["dP"], 1.0, 1e-4):
+            return None if name == "dO Vᵀ" else (
+                f"the dP it differentiates is {name}; eq. (1.7) has dP = dO Vᵀ, (…, Tq, Tk) like P: "
+                f"grad_out @ v.transpose(-2, -1).")
+    return None
+
+
+def _ds_probe(name: str, q, k, v, grad_out, case: FunctionCase):
+    """dQ = c·dS·K and dK = c·dSᵀ·Q (eq. (1.9)): where the rows of K (of Q) are independent, recover the learner's
+    dS from their gradient and read it — which dP it differentiates (eq. (1.7)), then as the softmax backward of
+    eq. (1.8) with p = P and g = dP (the probes of Exercise 1.2)."""
+    q, k, v, grad_out = (t.detach().double() for t in (q, k, v, grad_out))
+    p = reference_attention_weights(q, k)  # (..., Tq, Tk)
+    grad_p = grad_out @ v.mT  # dP = dO Vᵀ  (..., Tq, Tk)
+    candidates = {"dO Vᵀ": grad_p, "V dOᵀ, transposed": v @ grad_out.mT, "dO Kᵀ, with K where V belongs":
+                  grad_out @ k.mT if case.d_v == case.d_k else grad_p, "dO itself, without Vᵀ": grad_out,
+                  "dO Qᵀ": grad_out @ q.mT if case.d_v == case.d_k else grad_p}
+    c = 1 / math.sqrt(case.d_k)
+    operand, rows = (k, case.Tk) if name == "dQ" else (q, case.Tq)
+    formula = "c·dS·K" if name == "dQ" else "c·dSᵀ·Q"
+
+    def probe(got):
+        if rows > case.d_k or rows < 2:
+            return None
+        recovered = recover_weights(got, operand)  # c·dS (dQ) or c·dSᵀ (dK)
+        if recovered is None:
+            return None
+        ds = (recovered if name == "dQ" else recovered.mT) / c  # (..., Tq, Tk)
+        where = f"the dS inside your {name} = {formula} (recovered from it)"
+        found = _dp_message(ds, p, candidates)
+        if found:
+            return f"{where}: {found}"
+        for softmax_probe in _softmax_probes(p, grad_p)[:2]:  # recovered coefficients, then the bracket
+            found = softmax_probe(ds)
+            if found:
+                return (f"{where}, read as the softmax backward of eq. (1.8) with p = P and g = dP = dO Vᵀ: {found}"
+                        .replace("axis 1;", "the queries axis (axis 1);" if p.dim() == 3 else "axis 1;"))
+        return None
+    return probe
+
+
 def _output_facts(q, k, upstream: str) -> WeightsFacts:
     return _weights_facts(q, k, None, who="the weights inside your output", upstream=upstream)
 
@@ -893,11 +1268,12 @@ def check_attention_function(AttentionFunction) -> None:
              [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
                                                                     "weights need a transpose.") if square else None]),
             ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K",
-             [_gradient_probe("dQ", dq_terms, case), _dq_scores_probe(k, case)],
+             [_gradient_probe("dQ", dq_terms, case), _ds_probe("dQ", q, k, v, grad_out, case),
+              _dq_scores_probe(k, case)],
              [Mistake(dk, "you returned dK where dQ belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
             ("dL/dK", leaves[1], dk, "eq. (1.9), dK = c·dSᵀ·Q",
-             [_gradient_probe("dK", dk_terms, case), _dk_sum_probe()],
+             [_gradient_probe("dK", dk_terms, case), _ds_probe("dK", q, k, v, grad_out, case), _dk_sum_probe()],
              [Mistake(dq, "you returned dQ where dK belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
         ]
@@ -1006,7 +1382,7 @@ def _gradcheck(apply) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class HeadsCase(Case):
+class HeadsCase(ChapterCase):
     B: int = 1
     T: int = 1
     D: int = 8
@@ -1016,10 +1392,14 @@ class HeadsCase(Case):
     score_shift: float = 0.0  # added to every score of every head (through q's and k's first feature of each head)
 
     @property
+    def layout(self) -> str:
+        return "x (B, T, D)"
+
+    @property
     def sizes(self) -> dict[str, int]:
         return {"B": self.B, "T": self.T, "D": self.D, "H": self.H, "Dh": self.D // self.H}
 
-    def explain(self, error: BaseException, line: str) -> str | None:
+    def own_reading(self, error: BaseException, line: str) -> str | None:
         if _broadcast_sizes(error) and "mask" in line:
             return ("The scores are (B, H, T, T). key_padding_mask is (B, T), True for a padded key: to hide keys "
                     "(the last axis) view it as key_padding_mask[:, None, None, :], (B, 1, 1, T); the causal mask "
@@ -1117,6 +1497,243 @@ def _structure_of_module(module, case: HeadsCase) -> None:
                             case=case)
 
 
+# ---- which tokens each output depends on: the mask the learner's module really applies
+
+def _token_dependence(module, x, kwargs) -> torch.Tensor | None:
+    """(B, T, B, T): how much the output of token t of sequence b moves when token s of sequence b' is nudged,
+    relative to the output's size; None when the module cannot be run again."""
+    B, T, D = x.shape
+    nudge = EX_HEADS.randn(D, key="nudge", dtype=x.dtype)
+    try:
+        with torch.no_grad():
+            base = module(x.clone(), **kwargs)
+            if not isinstance(base, torch.Tensor) or base.shape != x.shape or not torch.isfinite(base).all():
+                return None
+            size = base.abs().max().clamp_min(1e-12)
+            strength = torch.zeros(B, T, B, T, dtype=torch.float64)
+            for b in range(B):
+                for s in range(T):
+                    moved = x.clone()
+                    moved[b, s] += nudge
+                    out = module(moved, **kwargs)
+                    if not isinstance(out, torch.Tensor) or out.shape != base.shape:
+                        return None
+                    strength[:, :, b, s] = ((out - base).abs().amax(-1) / size).double()
+    except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+        return None
+    return strength
+
+
+def _mask_candidates(case: HeadsCase, pad) -> dict[tuple[str, str, str], torch.Tensor]:
+    """(B, T, T) "may attend" patterns made of the case's masks, right and wrong, keyed by (causal part, padding
+    part, how they are combined)."""
+    B, T = case.B, case.T
+    ones = torch.ones(B, T, T, dtype=torch.bool)
+    causal = {"none": ones, "tril": ones.tril(), "triu": ones.triu(), "tril(-1)": ones.tril(-1),
+              "triu(1)": ones.triu(1), "tril(1)": ones.tril(1)}
+    padding = {"none": ones}
+    if pad is not None:
+        padding.update({"keys": ~pad[:, None, :].expand(B, T, T), "inverted": pad[:, None, :].expand(B, T, T),
+                        "queries": ~pad[:, :, None].expand(B, T, T)})
+    found = {}
+    for (c_name, c_mask), (p_name, p_mask) in itertools.product(causal.items(), padding.items()):
+        found[(c_name, p_name, "&")] = c_mask & p_mask
+        if c_name != "none" and p_name != "none":
+            found[(c_name, p_name, "|")] = c_mask | p_mask
+    return found
+
+
+def _wrong_parts(parts: tuple[str, str, str], case: HeadsCase) -> int:
+    """How many of a candidate's parts differ from the right ones."""
+    right = ("tril" if case.causal else "none", "keys" if case.padded else "none", "&")
+    unasked = (not case.causal and parts[0] != "none") + (not case.padded and parts[1] != "none")
+    return sum(a != b for a, b in zip(parts, right)) + unasked  # a mask nobody asked for is the less likely
+
+
+def _matching_mask(matches: Callable[[torch.Tensor], bool], case: HeadsCase, pad) -> str | None:
+    """The reading of the candidate mask that ``matches`` (fewest wrong parts), or None when none matches, or
+    when candidates with as few wrong parts say different things."""
+    found = [(parts, _wrong_parts(parts, case)) for parts, mask in _mask_candidates(case, pad).items()
+             if matches(mask)]
+    found = [(parts, n) for parts, n in found if n > 0]
+    if not found:
+        return None
+    fewest = min(n for _, n in found)
+    messages = {_mask_parts_message(parts, case) for parts, n in found if n == fewest}
+    return messages.pop() if len(messages) == 1 else None
+
+
+def _mask_parts_message(parts: tuple[str, str, str], case: HeadsCase) -> str:
+    """What is wrong with a (causal part, padding part, combination) against the right one."""
+    causal_part, padding_part, combination = parts
+    said = []
+    if case.causal and causal_part == "none":
+        said.append("the causal mask is missing: with causal=True token i must not see later tokens (j > i)")
+    if not case.causal and causal_part != "none":
+        said.append("you applied a causal mask although causal=False: every token may attend to every other")
+    if causal_part == "triu":
+        said.append("your causal mask is the upper triangle (triu): token i attends to j ≥ i, itself and the "
+                    "future, and not to the past. 'May attend' is the lower triangle, "
+                    "torch.ones(T, T, dtype=torch.bool).tril() (key j ≤ query i)")
+    if causal_part == "triu(1)":
+        said.append("your causal mask is inverted: it is True on the future (triu(1), the pairs to forbid), but "
+                    "the mask means 'may attend': its complement, torch.ones(T, T, dtype=torch.bool).tril()")
+    if causal_part == "tril(-1)":
+        said.append("your causal mask hides the diagonal too: a token may attend to itself, torch.tril with "
+                    "diagonal=0")
+    if causal_part == "tril(1)":
+        said.append("your causal mask lets each token see the next one too (tril(1)): a token may attend to "
+                    "itself and earlier tokens, tril() with diagonal=0")
+    if case.padded and padding_part == "none":
+        said.append("padded keys are attended: key_padding_mask was not applied")
+    if padding_part == "inverted":
+        said.append("key_padding_mask is inverted: it is True for a padded key to ignore (nn.MultiheadAttention's "
+                    "convention), so the keys that may be attended are ~key_padding_mask")
+    if padding_part == "queries":
+        said.append("you masked padded *queries* (rows) instead of padded *keys* (columns): "
+                    "~key_padding_mask[:, None, None, :] hides keys, the last axis of the (B, H, T, T) scores")
+    if combination == "|":
+        said.append("you combined the two masks with | (or): a key may be attended only if both masks allow it, "
+                    "causal & ~key_padding_mask")
+    return "; ".join(said) + " (eq. (1.2))."
+
+
+def _dependence_message(strength: torch.Tensor, case: HeadsCase, pad, *, fallback: bool = False) -> str | None:
+    """Compare which tokens each output depends on with what the masks allow (a token always depends on itself,
+    through its query). First (``fallback=False``) only what the pattern says for sure: sequences that mix,
+    tokens that do not mix at all, or a pattern that is exactly a known wrong mask; then (``fallback=True``) the
+    first pair that depends where it must not, or does not where it may."""
+    B, T = case.B, case.T
+    allowed = _allowed(B, T, case.causal, pad)[:, 0]  # (B, T, T)
+    eye = torch.eye(T, dtype=torch.bool)
+    index = torch.arange(B)
+    within = strength[index, :, index, :]  # (B, T, T): sequence b's outputs against its own tokens
+    felt = within > 1e-6
+    expected = allowed | eye
+    if torch.equal(felt, expected):
+        return None
+    if not fallback:
+        others = strength.clone()
+        others[index, :, index, :] = 0
+        if (others > 1e-6).any():
+            b, t, b2, s = (int(i) for i in (others > 1e-6).nonzero()[0])
+            return (f"the output of token {t} of sequence {b} changes when token {s} of sequence {b2} changes: "
+                    f"sequences of a batch must not mix. A reshape or rearrange moved the batch axis B into the "
+                    f"tokens or the heads: split with rearrange(t, 'B T (H Dh) -> B H T Dh') and merge with "
+                    f"'B H T Dh -> B T (H Dh)' (eq. (1.10)).")
+        if torch.equal(felt, eye.expand_as(felt)):
+            return ("each token's output depends only on that token's own input: your attention does not mix "
+                    "tokens. The scores of each head must be (B, H, T, T), query tokens against key tokens: move the "
+                    "heads next to the batch axis, rearrange(t, 'B T (H Dh) -> B H T Dh') (not 'B T H Dh', which "
+                    "attends over the heads), and take the softmax over the keys, the last axis (eq. (1.10)).")
+        return _matching_mask(lambda mask: torch.equal(felt, mask | eye), case, pad)
+    reference = within[expected & ~eye]
+    strong = within > 1e-3 * reference.median() if reference.numel() else felt
+    leaky = felt & ~expected & ~strong
+    if leaky.any() and torch.equal(felt & strong | eye, expected):
+        b, t, s = (int(i) for i in leaky.nonzero()[0])
+        return (f"token {t} of sequence {b} depends, weakly, on token {s}, which it must not see "
+                f"({_why_forbidden((b, t, s), case, pad)}): your masked scores keep a small weight. Set them to −∞ "
+                f"(eq. (1.2)): a finite fill or an added penalty only shrinks the weight.")
+    extra, missing = felt & ~expected, expected & ~felt
+    if extra.any():
+        b, t, s = (int(i) for i in extra.nonzero()[0])
+        return (f"the output of token {t} of sequence {b} depends on token {s}, which it must not see "
+                f"({_why_forbidden((b, t, s), case, pad)}): set the forbidden scores to −∞ before the softmax "
+                f"(eq. (1.2)); {int(extra.sum())} such pairs in all.")
+    b, t, s = (int(i) for i in missing.nonzero()[0])
+    return (f"the output of token {t} of sequence {b} does not depend on token {s}, which it may attend to: your "
+            f"mask hides {int(missing.sum())} allowed (query, key) pairs. Hide only what the causal mask (key j > "
+            f"query i) and key_padding_mask (True = padding) forbid (eq. (1.2)).")
+
+
+def _value_source_message(head_out: torch.Tensor, h: int, qkv_out: torch.Tensor, x: torch.Tensor,
+                          case: HeadsCase, others: str) -> str | None:
+    """Head h's output is a weighted average of the rows of some Dh features: find which ones (a slice of q, k or
+    v of some head, or of x itself) when they are not V_h's."""
+    D, H = case.D, case.H
+    Dh = D // H
+    candidates = {}
+    for c, part in enumerate("qkv"):
+        for g in range(H):
+            candidates[f"{part}'s head-{g} features, qkv(x)[..., {c * D + g * Dh}:{c * D + (g + 1) * Dh}]"] = \
+                qkv_out[..., c * D + g * Dh:c * D + (g + 1) * Dh]
+            candidates[f"every H-th feature of {part} from {g}, qkv(x)[..., {c * D + g}:{(c + 1) * D}:{H}] (a "
+                       f"(Dh H) split)"] = qkv_out[..., c * D + g:(c + 1) * D:H]
+        for g in range(3 * H):
+            candidates.setdefault(f"features {g * Dh}–{(g + 1) * Dh - 1} of qkv(x)", qkv_out[..., g * Dh:(g + 1) * Dh])
+    for g in range(H):
+        candidates[f"x itself (features {g * Dh}–{(g + 1) * Dh - 1} of the input, not projected)"] = \
+            x[..., g * Dh:(g + 1) * Dh]
+    right = f"v's head-{h} features, qkv(x)[..., {2 * D + h * Dh}:{2 * D + (h + 1) * Dh}]"
+    for name, values in candidates.items():
+        if name == right:
+            continue
+        if recover_weights(head_out, values) is not None:
+            return (f"head {h}'s output{others} is a weighted average of the rows of {name}; O_h = P_h V_h (eq. "
+                    f"(1.10)) averages the values of head {h}: {right}. Split q, k, v = self.qkv(x).chunk(3, dim=-1) "
+                    f"first, then each with rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads).")
+    return None
+
+
+def _heads_nonfinite(case: HeadsCase, pad):
+    """NaN outputs in 1.4: rows of scores that are all −∞ (0/0), read against the masks that leave exactly those
+    rows without a key."""
+    def reading(got):
+        bad = ~torch.isfinite(got).all(-1)  # (B, T): tokens whose output is NaN/inf
+        if case.score_shift:
+            return _overflow_text(case, "outputs")
+        structure = _matching_mask(lambda mask: torch.equal(~mask.any(-1), bad), case, pad)
+        where = "; ".join(f"sequence {b}: token {', '.join(str(t) for t in bad[b].nonzero().flatten().tolist())}"
+                          for b in range(case.B) if bad[b].any())
+        if structure:
+            return (f"NaN at the outputs of {where}: every key of those rows was hidden (the softmax of a row of −∞ "
+                    f"is 0/0), which is what this mask does: {structure}")
+        return (f"NaN at the outputs of {where}: a row of scores that is all −∞ gives 0/0 after the softmax, yet "
+                f"the masks of this case leave every token at least one key (itself): your mask hides too much "
+                f"there (eq. (1.2)).")
+    return reading
+
+
+_HEADS_SIZES = (Size("Dh", "D // n_heads, q.shape[-1] after the split", 6, 10, "the width of one head"),
+                Size("H", "n_heads", 2, 3, "the number of heads"),
+                Size("T", "x.shape[1]", 4, 5, "the number of tokens"),
+                Size("B", "x.shape[0]", 1, 2, "the batch size"))
+_MODEL_WIDTH = (Size("D", "x.shape[-1]", 0, 0, "the model width, D = H · Dh"), ("Dh", "H"))
+
+
+def _heads_law(MultiHeadSelfAttention, who: str):
+    """Which sizes the scale inside the learner's heads follows: head 0's weights, recovered from its output
+    (float64, W_O = I, no mask), fitted as softmax(a · q kᵀ) at other sizes, one changed at a time."""
+    def fit_at(sizes):
+        Dh, H, T, B = sizes["Dh"], sizes["H"], sizes["T"], sizes["B"]
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(EX_HEADS.seed("law", *sizes.values()))
+                module = MultiHeadSelfAttention(H * Dh, H).double()
+                module.out.weight.copy_(torch.eye(H * Dh, dtype=torch.float64))
+                module.out.bias.zero_()
+                x = EX_HEADS.randn(B, T, H * Dh, key=("law", *sizes.values()), dtype=torch.float64)
+                heads = module(x)
+                q, k, v = (t[..., :Dh] for t in module.qkv(x).chunk(3, dim=-1))  # head 0: (B, T, Dh) each
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        if not isinstance(heads, torch.Tensor) or heads.shape != x.shape:
+            return None
+        weights = recover_weights(heads[..., :Dh], v)
+        return None if weights is None else softmax_temperature(weights, q @ k.transpose(-2, -1))
+
+    return _once(lambda: scale_law_message(scale_law(fit_at, _HEADS_SIZES), _HEADS_SIZES, "Dh", who=who,
+                                           equation="eq. (1.10)", products=[_MODEL_WIDTH]))
+
+
+def _support_reading(support: torch.Tensor, case: HeadsCase, pad) -> str | None:
+    """The mask that recovered weights (B, H, T, T) show, when every head shows the same one."""
+    if not torch.equal(support.all(1), support.any(1)):
+        return None
+    return _matching_mask(lambda mask: torch.equal(mask, support[:, 0]), case, pad)
+
+
 def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
     """Probes that look inside the learner's module: run it again with W_O = I to read its merged heads, then
     check the projection, the merge, and each head as attention weights recovered from its output."""
@@ -1192,10 +1809,14 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
         for h in range(H):
             head_weights = recover_weights(heads[..., h * Dh:(h + 1) * Dh], v[:, h])  # (B, T, T)
             if head_weights is None:
-                return (f"head {h}'s output{others} is not a weighted average of head {h}'s values V_{h} (eq. (1.10): "
-                        f"O_h = P_h V_h). Split each of q, k, v = self.qkv(x).chunk(3, dim=-1) with "
-                        f"rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads), keep q, k, v in that order, and attend "
-                        f"within each head.")
+                with torch.no_grad():
+                    qkv_out = module.qkv(x)
+                cache["not an average"] = (
+                    f"head {h}'s output{others} is not a weighted average of head {h}'s values V_{h} (eq. (1.10): "
+                    f"O_h = P_h V_h). Split each of q, k, v = self.qkv(x).chunk(3, dim=-1) with "
+                    f"rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads), keep q, k, v in that order, and attend "
+                    f"within each head.")
+                return _value_source_message(heads[..., h * Dh:(h + 1) * Dh], h, qkv_out, x, case, others)
             recovered.append(head_weights)
         facts = WeightsFacts(
             raw_scores=(q @ k.transpose(-2, -1)).double(), expected=weights.double(),
@@ -1207,10 +1828,24 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
                     "1/D": "you divided by D, the model width; divide each head's scores by √Dh = √(D/H)."},
             equation="eq. (1.10)", who=f"the weights of your heads{others}", batch_names=("B", "H"),
             why_forbidden=lambda index: _why_forbidden(index, case, pad),
-            upstream="If you call your attention here, check that it passes Exercise 1.1.")
+            upstream="If you call your attention here, check that it passes Exercise 1.1.",
+            mask_reading=lambda support: _support_reading(support, case, pad),
+            law=_heads_law(type(module), f"the weights of your heads{others}"))
         return weights_problem(torch.stack(recovered, dim=1), facts)  # (B, H, T, T)
 
-    return [projection, merge, each_head]
+    def strength():
+        if "strength" not in cache:  # not in the shifted case: its scores are built for other tests
+            cache["strength"] = None if case.score_shift else _token_dependence(module, x, got_kwargs)
+        return cache["strength"]
+
+    def dependence(got):
+        return None if strength() is None else _dependence_message(strength(), case, pad)
+
+    def dependence_fallback(got):
+        found = None if strength() is None else _dependence_message(strength(), case, pad, fallback=True)
+        return found or cache.get("not an average")
+
+    return [projection, merge, each_head, dependence, dependence_fallback]
 
 
 def _no_grad(generator):
@@ -1299,7 +1934,7 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
         assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
             "internal: the check's own reference disagrees with nn.MultiheadAttention"
     _compare(EX_HEADS, got, expected, case, equation="eq. (1.10)", axes=("B", "T", "D"),
-             nonfinite=_overflow_text(case, "outputs"), mistakes=_no_grad(_heads_mistakes(same, case)),
+             nonfinite=_heads_nonfinite(case, pad), mistakes=_no_grad(_heads_mistakes(same, case)),
              probes=_heads_probes(module, x, case, kwargs))
 
 
@@ -1308,7 +1943,7 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class TiledCase(Case):
+class TiledCase(ChapterCase):
     batch: tuple = (1,)
     Tq: int = 1
     Tk: int = 1
@@ -1319,11 +1954,22 @@ class TiledCase(Case):
     score_shift: float = 0.0  # added to every score: with m starting at 0, e^(s − m) underflows for every key
 
     @property
+    def layout(self) -> str:
+        return "q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v)"
+
+    @property
     def sizes(self) -> dict[str, int]:
         return {**dict(zip(_BATCH_AXES, self.batch)), "Tq": self.Tq, "Tk": self.Tk, "d_k": self.d, "d_v": self.d_v,
                 "block_size": self.block}
 
-    def explain(self, error: BaseException, line: str) -> str | None:
+    def own_reading(self, error: BaseException, line: str) -> str | None:
+        if _broadcast_sizes(error) == {self.block, self.d_v} and self.block != self.d_v and \
+                self.block not in (self.Tq, self.Tk):
+            return (f"One tensor has a {named_size(self.block, self.sizes)} axis where the other has "
+                    f"{named_size(self.d_v, self.sizes)}: the running maximum m, the sum ℓ and the factor "
+                    f"e^(m − m') are one number per query, (…, Tq, 1) — the maximum and the sum of a block's "
+                    f"scores (…, Tq, block_size) run over its keys, dim=-1 with keepdim=True, not over the "
+                    f"queries — and a block reaches a only through e^(s − m') @ v_block (eq. (1.11)).")
         if _broadcast_sizes(error) == {self.d, self.d_v}:
             return (f"One tensor has {named_size(self.d, self.sizes)} entries where the other has "
                     f"{named_size(self.d_v, self.sizes)}: the accumulated output a holds one row of the values' width "
@@ -1370,6 +2016,66 @@ def _tiled_nonfinite(case: TiledCase) -> str:
             "and 0, or from dividing by ℓ before it is positive.")
 
 
+def _tiled_nonfinite_reading(tiled_attention, case: TiledCase):
+    """NaN/inf on ordinary scores: run the learner's function again on ordinary inputs, with one block of keys and
+    with several, to say which step of eq. (1.11) makes it."""
+    def effective_weights(Tq, Tk, block):
+        q = EX_TILED.randn(2, Tq, 6, key=("nan", "q", Tq, Tk))
+        k = EX_TILED.randn(2, Tk, 6, key=("nan", "k", Tq, Tk))
+        try:
+            w = tiled_attention(q, k, torch.eye(Tk).expand(2, Tk, Tk).contiguous(), block_size=block)
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        return w if isinstance(w, torch.Tensor) and w.shape == (2, Tq, Tk) else None
+
+    def reading(got):
+        if case.score_shift or case.input_scale > 1:
+            return _tiled_nonfinite(case)
+        one, several = effective_weights(3, 10, 10), effective_weights(3, 10, 4)
+        if one is not None and not torch.isfinite(one).all():
+            return ("NaN/inf even with a single block of keys (block_size = Tk = 10, ordinary scores): at the first "
+                    "block m = −∞, so an exponent that subtracts the old maximum — e^(s_j − m), or e^(m' − m), the "
+                    "factor the wrong way round — is e^(+∞). Every exponent of eq. (1.11) subtracts the new maximum "
+                    "m' = max(m, max_j s_j): e^(m − m') and e^(s_j − m'), both ≤ 1.")
+        if one is not None and several is not None and not torch.isfinite(several).all():
+            return ("NaN/inf only when the keys come in several blocks (finite with one block of 10 keys, not with "
+                    "blocks of 4): the step from one block to the next is wrong. Keep m, ℓ and a from block to block, "
+                    "rescale ℓ and a by e^(m − m') ≤ 1, and set m = m' after each block (eq. (1.11)).")
+        if one is not None and several is not None and not torch.isfinite(got).any():
+            return (f"NaN/inf in every entry for Tk = {case.Tk} keys in blocks of {case.block}, but finite for 10 "
+                    f"keys: with these sizes no key entered the running sums (ℓ = 0, so a/ℓ = 0/0). Does your loop "
+                    f"run over every block of keys, range(0, Tk, block_size) — including a first block larger than "
+                    f"Tk (eq. (1.11))?")
+        return _tiled_nonfinite(case)
+    return reading
+
+
+_TILED_SIZES = (Size("d_k", "q.shape[-1]", 6, 10, "the width of q and k"),
+                Size("Tk", "k.shape[-2]", 10, 13, "the number of keys"),
+                Size("Tq", "q.shape[-2]", 6, 7, "the number of queries"),
+                Size("block_size", "block_size", 4, 5, "the number of keys in a block"),
+                Size("B", "q.shape[0]", 2, 3, "the batch size"))
+
+
+def _tiled_law(tiled_attention, who: str):
+    """Which sizes the scale inside ``tiled_attention`` follows: its effective weights (V = I) fitted as a softmax
+    of a · QKᵀ at other sizes, one changed at a time."""
+    def fit_at(sizes):
+        q = EX_TILED.randn(sizes["B"], sizes["Tq"], sizes["d_k"], key=("law", "q", *sizes.values()))
+        k = EX_TILED.randn(sizes["B"], sizes["Tk"], sizes["d_k"], key=("law", "k", *sizes.values()))
+        identity = torch.eye(sizes["Tk"]).expand(sizes["B"], -1, -1).contiguous()
+        try:
+            w = tiled_attention(q, k, identity, block_size=sizes["block_size"])
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        if not isinstance(w, torch.Tensor) or w.shape != (sizes["B"], sizes["Tq"], sizes["Tk"]):
+            return None
+        return softmax_temperature(w, q @ k.transpose(-2, -1))
+
+    return _once(lambda: scale_law_message(scale_law(fit_at, _TILED_SIZES), _TILED_SIZES, "d_k", who=who,
+                                           equation="eq. (1.1)"))
+
+
 def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
     """Recover the learner's effective weights by running it with V = I (its output is then W itself) and read
     them: skipped or repeated keys, a wrong ℓ, a missing rescaling of a, per-block normalisation, the scale."""
@@ -1403,6 +2109,12 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
             return (f"keys {span}, the first block, get no weight: their terms are multiplied by 0. With m = −∞ at "
                     f"the start, the first e^(m − m') is 0: it rescales what was accumulated before (a and ℓ), not "
                     f"the new block's terms — ℓ' = e^(m − m') ℓ + Σ_j e^(s_j − m') (eq. (1.11)).")
+        last = (Tk - 1) // block * block  # where the last block starts
+        if Tk > block and unused == list(range(last)):
+            return (f"only the last block's keys ({last}–{Tk - 1}) get weight: what a and ℓ accumulated before is "
+                    f"wiped at every block, multiplied by e^(m − m') = 0. Is m updated after each block (m = m')? "
+                    f"With m stuck at −∞ that factor is always 0 (eq. (1.11)). Or are a and ℓ set to 0 inside the "
+                    f"loop?")
         hint = ""
         if unused[0] == Tk - Tk % block and unused[-1] == Tk - 1 and Tk % block:
             hint = ": the last, shorter block. range(0, Tk, block_size) with slicing includes it."
@@ -1462,9 +2174,13 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         if blocks is not None and blocks.shape[-2] > 1 and \
                 ((blocks.amax(-1) - blocks.amin(-1)) < 1e-4 * blocks.amax(-1)).all():
             earlier = blocks[..., 0, 0].mean().item()
-            return (f"the weights of a whole block of keys are off by one factor (block 0: {earlier:.3g}×, the last "
-                    f"block right): what was accumulated in a before the running max grew was not rescaled. When m "
-                    f"grows, multiply a by e^(m − m') as well as ℓ (eq. (1.11)).")
+            head = (f"the weights of a whole block of keys are off by one factor (block 0: {earlier:.3g}×, the last "
+                    f"block right): ")
+            if earlier < 1:
+                return head + ("what a accumulated in earlier blocks shrinks too much: multiply a by e^(m − m') once "
+                               "per block, the same factor as ℓ — not twice, nor by a smaller one (eq. (1.11)).")
+            return head + ("what was accumulated in a before the running max grew was not rescaled. When m grows, "
+                           "multiply a by e^(m − m') as well as ℓ (eq. (1.11)).")
         return (f"each query's weights must sum to 1 (yours sum to {sums.min():.4g}…{sums.max():.4g}): o = a/ℓ with "
                 f"a and ℓ rescaled by e^(m − m') whenever m grows (eq. (1.11)).")
 
@@ -1472,7 +2188,8 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         w = effective_weights()
         if w is None:
             return None
-        facts = _weights_facts(q, k, None, who="your effective weights (what multiplies each value row)")
+        who = "your effective weights (what multiplies each value row)"
+        facts = _weights_facts(q, k, None, who=who, law=_tiled_law(tiled_attention, who))
         return weights_problem(w, facts)
 
     def between_blocks(got):
@@ -1505,7 +2222,8 @@ def check_tiled_attention(tiled_attention) -> None:
         expected = reference_attention_weights(q, k) @ v
         _compare(EX_TILED, got, expected, case, equation="eq. (1.11)", axes=(*_BATCH_AXES[:len(case.batch)], "Tq",
                                                                             "d_v"),
-                 nonfinite=_tiled_nonfinite(case), probes=_tiled_probes(tiled_attention, q, k, v, case),
+                 nonfinite=_tiled_nonfinite_reading(tiled_attention, case),
+                 probes=_tiled_probes(tiled_attention, q, k, v, case),
                  factors={"√d_k": math.sqrt(case.d)})
     short, long = 512, 1024
     memory = []
@@ -1528,7 +2246,7 @@ def check_tiled_attention(tiled_attention) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DftCase(Case):
+class DftCase(ChapterCase):
     n: int = 1
     requested: torch.dtype | None = None  # the dtype argument, None for the default (complex64)
 
@@ -1543,14 +2261,18 @@ DFT_CASES = [DftCase("dft_matrix(5)", n=5), DftCase("dft_matrix(8)", n=8), DftCa
 
 
 @dataclass(frozen=True)
-class MixingCase(Case):
+class MixingCase(ChapterCase):
     shape: tuple = ()  # (B, T, D)
+
+    @property
+    def layout(self) -> str:
+        return "x (..., T, D)"
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"T": self.shape[-2], "D": self.shape[-1]}
 
-    def explain(self, error: BaseException, line: str) -> str | None:
+    def own_reading(self, error: BaseException, line: str) -> str | None:
         if _MATMUL.search(str(error)) and self.shape[-2] != self.shape[-1]:
             return ("x is (…, T, D): W_T (T × T) multiplies it from the left, along the sequence axis, and W_D "
                     "(D × D) from the right, along the hidden axis: W_T @ x @ W_D (eq. (1.13))."
@@ -1559,6 +2281,8 @@ class MixingCase(Case):
 
 
 MIXING_CASES = [MixingCase("B=3, T=7, D=5", shape=(3, 7, 5)), MixingCase("B=2, T=8, D=16", shape=(2, 8, 16)),
+                MixingCase("no batch axis, T=6, D=3", shape=(6, 3)),
+                MixingCase("two batch axes, (2, 3, T=5, D=4)", shape=(2, 3, 5, 4)),
                 MixingCase("T=1", shape=(1, 1, 4)),
                 MixingCase("float64, B=2, T=6, D=4", torch.float64, shape=(2, 6, 4))]
 
@@ -1733,7 +2457,7 @@ def _mixing_coefficient_probe(x: torch.Tensor):
 def _batch_probe(fourier_mixing, x: torch.Tensor):
     """Items of a batch do not mix: changing item 0 leaves the others' outputs as they were."""
     def probe(got):
-        if x.shape[0] < 2:
+        if x.dim() < 3 or x.shape[0] < 2:
             return None
         changed = x.clone()
         changed[0] = changed[0] + 1.0
@@ -1768,12 +2492,14 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
         mistakes = (Mistake(torch.fft.fft2(x).abs(), "you took the magnitude |·|; FNet keeps the real part."),
                     Mistake(torch.fft.fftn(x).real, "you transformed over every axis, the batch axis too; only the "
                                                     "sequence and hidden axes are mixed."))
-        _compare(EX_MIXING, got, expected, case, equation="eq. (1.13), Re(W_T X W_D)", axes=("B", "T", "D"),
+        axes = (*("B", "B2")[:x.dim() - 2], "T", "D")
+        _compare(EX_MIXING, got, expected, case, equation="eq. (1.13), Re(W_T X W_D)", axes=axes,
                  mistakes=mistakes, probes=[precision, _batch_probe(fourier_mixing, x), _mixing_coefficient_probe(x)],
                  factors={"√(T·D)": math.sqrt(T * D), "T·D": T * D, "√T": math.sqrt(T), "√D": math.sqrt(D),
                           "T": T, "D": D})
     EX_MIXING.passed(f"dft_matrix matches torch.fft on n = 1, 2, 5, 8 (and n = 6 in complex128), and fourier_mixing "
-                     f"matches torch.fft.fft2(x).real on {len(MIXING_CASES)} cases (odd sizes, T=1, float64).")
+                     f"matches torch.fft.fft2(x).real on {len(MIXING_CASES)} cases (odd sizes, 0 to 2 batch axes, T=1, "
+                     f"float64).")
 
 
 __all__ = ["check_attention_weights", "check_softmax_backward", "check_attention_function",
