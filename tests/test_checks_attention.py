@@ -446,8 +446,16 @@ def test_attention_function_keys_gradients_must_sum_to_zero():
             grad_p = grad_out @ v.transpose(-2, -1)
             grad_s = p * (grad_p - grad_p.amax(-1, keepdim=True))  # written again for dK, wrongly
             return grad_q, grad_s.transpose(-2, -1) @ q / math.sqrt(q.shape[-1]), grad_v
-    assert_diagnoses(checks.check_attention_function, InlinesAWrongSoftmaxBackwardForDk, "gradients of the keys "
-                     "must sum to 0", "eq. (1.8)")
+    assert_diagnoses(checks.check_attention_function, InlinesAWrongSoftmaxBackwardForDk, "the dS inside your dK",
+                     "c = max_j g_j")
+
+    class AddsWeightDecayToDk(make_attention_function()):  # dK leaves the span of Q's rows: dS cannot be recovered
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            return grad_q, grad_k + 1e-2 * ctx.saved_tensors[1], grad_v
+    assert_diagnoses(checks.check_attention_function, AddsWeightDecayToDk, "gradients of the keys must sum to 0",
+                     "eq. (1.8)")
 
 
 @exercise("1.3")
@@ -1043,3 +1051,428 @@ def test_independent_terms_drop_what_cannot_be_told_apart():
     p = torch.rand(6, dtype=torch.float64)
     terms = checks.independent_terms({"p": p, "2p": 2 * p, "p²": p * p}, p)
     assert list(terms) == ["p", "p²"]
+
+
+# ===== Round 2: wrong answers written before the probes that name them =========================================
+# Each was written as a learner would write it and run against the checks *before* the probes of this round (scale
+# laws fitted across sizes, token dependence and mask structure in 1.4, dS recovered from dQ/dK in 1.3, the
+# bracket of 1.2, re-runs with one and several blocks in 1.5, readings of fixed-axes code). Before: 21 of 49 named.
+
+def scores_scaled_by(q, k, scale):
+    return q @ k.transpose(-2, -1) * scale
+
+
+def masked(scores, mask):
+    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+
+
+def w_scale_from_the_batch_axis(q, k, mask=None):
+    return masked(scores_scaled_by(q, k, 1 / math.sqrt(q.size(0))), mask).softmax(-1)
+
+
+def w_hard_coded_width(q, k, mask=None):
+    return masked(scores_scaled_by(q, k, 1 / math.sqrt(8)), mask).softmax(-1)
+
+
+def w_multiplies_by_the_mask(q, k, mask=None):
+    scores = scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1]))
+    return (scores if mask is None else scores * mask).softmax(-1)
+
+
+def w_max_without_values(q, k, mask=None):
+    scores = masked(scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1])), mask)
+    e = torch.exp(scores - scores.max(dim=-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+
+
+def w_permute_for_four_axes(q, k, mask=None):
+    return masked(q @ k.permute(0, 1, 3, 2) / math.sqrt(q.shape[-1]), mask).softmax(-1)
+
+
+def w_einsum_for_four_axes(q, k, mask=None):
+    return masked(torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1]), mask).softmax(-1)
+
+
+def w_where_with_branches_swapped(q, k, mask=None):
+    scores = scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        scores = torch.where(mask, torch.full_like(scores, float("-inf")), scores)
+    return scores.softmax(-1)
+
+
+def w_softmax_twice(q, k, mask=None):
+    return masked(scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1])), mask).softmax(-1).softmax(-1)
+
+
+def w_global_max(q, k, mask=None):
+    scores = masked(scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1])), mask)
+    e = torch.exp(scores - scores.max())
+    return e / e.sum(-1, keepdim=True)
+
+
+def w_scaled_by_tk_and_dk(q, k, mask=None):  # "normalise by the number of pairs"
+    return masked(scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1] * k.shape[-2])), mask).softmax(-1)
+
+
+def w_multiplied_by_root_dk_times_two(q, k, mask=None):
+    return masked(scores_scaled_by(q, k, 2 / math.sqrt(q.shape[-1])), mask).softmax(-1)
+
+
+ROUND2_WEIGHTS = [
+    (w_scale_from_the_batch_axis, ["a = 1/√B", "follows B", "q.shape[0]", "the batch size"]),
+    (w_hard_coded_width, ["a = 1/√8", "a number fixed in your code"]),
+    (w_multiplies_by_the_mask, ["filled the forbidden scores with 0"]),
+    (w_max_without_values, ["(values, indices)", ".values", "amax"]),
+    (w_permute_for_four_axes, ["fixed number of axes", "transpose(-2, -1)"]),
+    (w_einsum_for_four_axes, ["fixed number of axes", "'...' in einsum"]),
+    (w_where_with_branches_swapped, ["the mask is inverted"]),
+    (w_softmax_twice, ["softmax(P)", "applied twice"]),
+    (w_global_max, ["NaN/inf on large scores", "each row's maximum"]),
+    (w_scaled_by_tk_and_dk, ["follows Tk", "the number of keys"]),
+    (w_multiplied_by_root_dk_times_two, ["constant factor 2", "1/√d_k"]),
+]
+
+
+@exercise("1.1")
+@pytest.mark.parametrize("wrong, words", ROUND2_WEIGHTS, ids=[w.__name__ for w, _ in ROUND2_WEIGHTS])
+def test_round2_attention_weights(wrong, words):
+    assert_diagnoses(checks.check_attention_weights, wrong, *words)
+
+
+def sb_matrix_product(p, grad_p):  # ⟨g, p⟩ as g @ pᵀ
+    return p * (grad_p - grad_p @ p.transpose(-2, -1))
+
+
+def sb_jacobian_of_one_row(p, grad_p):
+    return (torch.diag(p) - torch.outer(p, p)) @ grad_p
+
+
+def sb_jacobian_batched(p, grad_p):  # right: J for every row, then J g
+    jacobian = torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)
+    return (jacobian @ grad_p.unsqueeze(-1)).squeeze(-1)
+
+
+def sb_subtracts_twice(p, grad_p):
+    return p * (grad_p - 2 * (grad_p * p).sum(-1, keepdim=True))
+
+
+def sb_g_dot_g(p, grad_p):
+    return p * (grad_p - (grad_p * grad_p).sum(-1, keepdim=True))
+
+
+def sb_p_squared(p, grad_p):
+    return p * p * (grad_p - (grad_p * p).sum(-1, keepdim=True))
+
+
+def sb_half(p, grad_p):
+    return p * (grad_p - 0.5 * (grad_p * p).sum(-1, keepdim=True))
+
+
+def sb_row_max(p, grad_p):
+    return p * (grad_p - grad_p.amax(-1, keepdim=True))
+
+
+def sb_odd_constant(p, grad_p):  # subtracts ⟨g, p⟩ + 1
+    return p * (grad_p - (grad_p * p).sum(-1, keepdim=True) - 1)
+
+
+def sb_times_row_length(p, grad_p):
+    return p * (grad_p - p.shape[-1] * (grad_p * p).sum(-1, keepdim=True))
+
+
+ROUND2_SOFTMAX = [
+    (sb_matrix_product, ["g pᵀ", "one number per row"]),
+    (sb_jacobian_of_one_row, ["torch.outer", "single row", "diag_embed"]),
+    (sb_subtracts_twice, ["the coefficient of p⊙⟨g,p⟩", "twice"]),
+    (sb_g_dot_g, ["c = ⟨g, g⟩"]),
+    (sb_p_squared, ["p⊙p⊙g − p⊙p⊙⟨g,p⟩", "factor p too many"]),
+    (sb_half, ["the coefficient of p⊙⟨g,p⟩", "half"]),
+    (sb_row_max, ["c = max_j g_j"]),
+    (sb_odd_constant, ["you subtract a constant 1", "g − ⟨g, p⟩ and nothing else"]),
+    (sb_times_row_length, ["T (= 4) times the right"]),
+]
+
+
+@exercise("1.2")
+@pytest.mark.parametrize("wrong, words", ROUND2_SOFTMAX, ids=[w.__name__ for w, _ in ROUND2_SOFTMAX])
+def test_round2_softmax_backward(wrong, words):
+    assert_diagnoses(checks.check_softmax_backward, wrong, *words)
+
+
+@exercise("1.2")
+def test_round2_softmax_backward_right_variants_pass():
+    assert_passes(checks.check_softmax_backward, sb_jacobian_batched)
+
+
+def attention_function(backward_body):
+    """An autograd.Function whose backward is ``backward_body(q, k, v, p, grad_out)``."""
+    class AttentionFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            p = weights_ok(q, k)
+            ctx.save_for_backward(q, k, v, p)
+            return p @ v
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            return backward_body(*ctx.saved_tensors, grad_out)
+    return AttentionFunction
+
+
+def gradients(q, k, v, p, grad_out, *, grad_p=None, grad_s=None, dv=None, dk_operand=None):
+    """(dQ, dK, dV) of eqs. (1.7)–(1.9), with any step replaced."""
+    c = 1 / math.sqrt(q.shape[-1])
+    grad_p = grad_out @ v.transpose(-2, -1) if grad_p is None else grad_p
+    grad_s = softmax_backward_ok(p, grad_p) if grad_s is None else grad_s
+    dk = c * grad_s.transpose(-2, -1) @ (q if dk_operand is None else dk_operand)
+    return c * grad_s @ k, dk, p.transpose(-2, -1) @ grad_out if dv is None else dv
+
+
+def b_ds_summed_over_queries(q, k, v, p, grad_out):
+    grad_p = grad_out @ v.transpose(-2, -1)
+    return gradients(q, k, v, p, grad_out, grad_s=p * (grad_p - (grad_p * p).sum(-2, keepdim=True)))
+
+
+def b_dk_from_the_keys(q, k, v, p, grad_out):
+    return gradients(q, k, v, p, grad_out, dk_operand=k)
+
+
+def b_dv_from_v(q, k, v, p, grad_out):
+    return gradients(q, k, v, p, grad_out, dv=p.transpose(-2, -1) @ v)
+
+
+def b_dp_from_k(q, k, v, p, grad_out):
+    return gradients(q, k, v, p, grad_out, grad_p=grad_out @ k.transpose(-2, -1))
+
+
+def b_returns_dk_first(q, k, v, p, grad_out):
+    dq, dk, dv = gradients(q, k, v, p, grad_out)
+    return dk, dq, dv
+
+
+def b_dp_transposed(q, k, v, p, grad_out):  # V dOᵀ: (Tk, Tq)
+    return gradients(q, k, v, p, grad_out, grad_p=v @ grad_out.transpose(-2, -1))
+
+
+def b_dp_transposed_when_square(q, k, v, p, grad_out):
+    grad_p = v @ grad_out.transpose(-2, -1) if q.shape == k.shape else None
+    return gradients(q, k, v, p, grad_out, grad_p=grad_p)
+
+
+def b_recomputes_p_unscaled(q, k, v, p, grad_out):
+    p = (q @ k.transpose(-2, -1)).softmax(-1)
+    return gradients(q, k, v, p, grad_out)
+
+
+def b_ds_with_mean(q, k, v, p, grad_out):
+    grad_p = grad_out @ v.transpose(-2, -1)
+    return gradients(q, k, v, p, grad_out, grad_s=p * (grad_p - (grad_p * p).mean(-1, keepdim=True)))
+
+
+ROUND2_FUNCTION = [
+    (b_ds_summed_over_queries, ["the dS inside your dQ", "the queries axis"]),
+    (b_dk_from_the_keys, ["Pᵀ or dSᵀ", "dK = c·dSᵀ Q"]),
+    (b_dv_from_v, ["Pᵀ or dSᵀ", "dV = Pᵀ dO"]),
+    (b_dp_from_k, ["width d_v", "width d_k", "dP = dO Vᵀ"]),
+    (b_returns_dk_first, ["shape of k", "returned where dQ belongs"]),
+    (b_dp_transposed, ["(…, Tk, Tq) tensor met a (…, Tq, Tk)", "V dOᵀ is dPᵀ"]),
+    (b_dp_transposed_when_square, ["the dS inside your dQ", "the dP it differentiates is V dOᵀ, transposed"]),
+    (b_recomputes_p_unscaled, ["the weights inside your dV", "a = 1"]),
+    (b_ds_with_mean, ["the coefficient of (P⊙⟨dP,P⟩)K", "1/Tk (= 1/3)", "a mean"]),
+]
+
+
+@exercise("1.3")
+@pytest.mark.parametrize("body, words", ROUND2_FUNCTION, ids=[b.__name__ for b, _ in ROUND2_FUNCTION])
+def test_round2_attention_function(body, words):
+    assert_diagnoses(checks.check_attention_function, attention_function(body), *words)
+
+
+def multi_head(forward_body):
+    """A MultiHeadSelfAttention whose forward is ``forward_body(self, x, causal, key_padding_mask)``."""
+    class MultiHeadSelfAttention(nn.Module):
+        def __init__(self, d_model, n_heads):
+            super().__init__()
+            self.n_heads = n_heads
+            self.qkv = nn.Linear(d_model, 3 * d_model)
+            self.out = nn.Linear(d_model, d_model)
+
+        def forward(self, x, causal=False, key_padding_mask=None):
+            return forward_body(self, x, causal, key_padding_mask)
+    return MultiHeadSelfAttention
+
+
+def heads_of(self, x, pattern="B T (H Dh) -> B H T Dh"):
+    return (rearrange(t, pattern, H=self.n_heads) for t in self.qkv(x).chunk(3, dim=-1))
+
+
+def may_attend(T, causal, key_padding_mask, *, causal_mask=None, combine="&", padding_on="keys"):
+    allowed = torch.ones(T, T, dtype=torch.bool)
+    if causal:
+        allowed = torch.ones(T, T, dtype=torch.bool).tril() if causal_mask is None else causal_mask
+    if key_padding_mask is not None:
+        keep = ~key_padding_mask[:, None, None, :] if padding_on == "keys" else ~key_padding_mask[:, None, :, None]
+        if padding_on == "both":
+            keep = ~key_padding_mask[:, None, None, :] & ~key_padding_mask[:, None, :, None]
+        allowed = (allowed & keep) if combine == "&" or not causal else (allowed | keep)
+    return allowed
+
+
+def attend(q, k, v, allowed, scale=None):
+    scores = q @ k.transpose(-2, -1) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+
+
+def mha_attends_over_heads(self, x, causal, key_padding_mask):
+    q, k, v = heads_of(self, x, "B T (H Dh) -> B T H Dh")
+    heads = q.transpose(-2, -1)[..., :0].sum() + attend(q, k, v, torch.ones(1, dtype=torch.bool))
+    return self.out(rearrange(heads, "B T H Dh -> B T (H Dh)"))
+
+
+def mha_triu(self, x, causal, key_padding_mask):
+    T = x.shape[1]
+    allowed = may_attend(T, causal, key_padding_mask, causal_mask=torch.ones(T, T, dtype=torch.bool).triu())
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_or(self, x, causal, key_padding_mask):
+    allowed = may_attend(x.shape[1], causal, key_padding_mask, combine="|")
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_hard_coded_scale(self, x, causal, key_padding_mask):
+    allowed = may_attend(x.shape[1], causal, key_padding_mask)
+    return self.out(rearrange(attend(*heads_of(self, x), allowed, scale=1 / math.sqrt(8)), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_qkv_interleaved(self, x, causal, key_padding_mask):  # view(B, T, H, 3, Dh): q, k, v per head
+    B, T, D = x.shape
+    q, k, v = self.qkv(x).view(B, T, self.n_heads, 3, D // self.n_heads).permute(3, 0, 2, 1, 4)
+    return self.out(rearrange(attend(q, k, v, may_attend(T, causal, key_padding_mask)), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_padding_on_both_axes(self, x, causal, key_padding_mask):
+    allowed = may_attend(x.shape[1], causal, key_padding_mask, padding_on="both")
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_forbidden_mask_as_allowed(self, x, causal, key_padding_mask):  # tril(...) == 0 passed as "may attend"
+    T = x.shape[1]
+    allowed = may_attend(T, causal, key_padding_mask, causal_mask=torch.tril(torch.ones(T, T)) == 0)
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+def mha_values_from_x(self, x, causal, key_padding_mask):
+    q, k, _ = heads_of(self, x)
+    v = rearrange(x, "B T (H Dh) -> B H T Dh", H=self.n_heads)
+    return self.out(rearrange(attend(q, k, v, may_attend(x.shape[1], causal, key_padding_mask)),
+                              "B H T Dh -> B T (H Dh)"))
+
+
+def mha_padding_of_the_wrong_sequence(self, x, causal, key_padding_mask):  # flips the batch order of the padding
+    pad = None if key_padding_mask is None else key_padding_mask.flip(0)
+    allowed = may_attend(x.shape[1], causal, pad)
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+ROUND2_HEADS = [
+    (mha_attends_over_heads, ["depends only on that token's own input", "'B T H Dh'"]),
+    (mha_triu, ["upper triangle (triu)", "the future"]),
+    (mha_or, ["combined the two masks with |"]),
+    (mha_hard_coded_scale, ["a = 1/√8", "a number fixed in your code"]),
+    (mha_qkv_interleaved, ["is a weighted average of the rows of q's head-2 features", "chunk(3, dim=-1) first"]),
+    (mha_padding_on_both_axes, ["NaN at the outputs of sequence 1: token 3, 4", "padded *queries*"]),
+    (mha_forbidden_mask_as_allowed, ["your causal mask is inverted", "triu(1)"]),
+    (mha_values_from_x, ["x itself", "not projected"]),
+    (mha_padding_of_the_wrong_sequence, ["the wrong entries", "lined up"]),
+]
+
+
+@exercise("1.4")
+@pytest.mark.parametrize("body, words", ROUND2_HEADS, ids=[b.__name__ for b, _ in ROUND2_HEADS])
+def test_round2_multi_head(body, words):
+    assert_diagnoses(checks.check_multi_head_attention, multi_head(body), *words)
+
+
+def tiled(*, scale=lambda q, block_size: 1 / math.sqrt(q.shape[-1]), update_max=True, exponent_of="new",
+          correction_power=1, stop=lambda Tk: Tk, keep_normalised=False):
+    """A learner's tiled attention (eq. (1.11)) with one step changed."""
+    def tiled_attention(q, k, v, block_size=256):
+        c = scale(q, block_size)
+        m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+        ell = torch.zeros_like(m)
+        a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+        for start in range(0, stop(k.shape[-2]), block_size):
+            s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * c
+            m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+            correction = torch.exp(m - m_new)
+            e = torch.exp(s - (m_new if exponent_of == "new" else m))
+            ell_new = correction * ell + e.sum(-1, keepdim=True)
+            if keep_normalised:  # o stays a/ℓ at every step: a right variant
+                a = (correction * ell * a + e @ v[..., start:start + block_size, :]) / ell_new
+            else:
+                a = correction ** correction_power * a + e @ v[..., start:start + block_size, :]
+            ell = ell_new
+            if update_max:
+                m = m_new
+        return a if keep_normalised else a / ell
+    return tiled_attention
+
+
+ROUND2_TILED = [
+    (dict(scale=lambda q, block_size: 1 / math.sqrt(block_size)), ["a = 1/√block_size", "follows block_size"]),
+    (dict(scale=lambda q, block_size: 1 / math.sqrt(64)), ["a = 1/8 = 1/√64", "a number fixed in your code"]),
+    (dict(update_max=False), ["only the last block's keys", "m = m'"]),
+    (dict(exponent_of="old"), ["even with a single block", "e^(s_j − m)"]),
+    (dict(correction_power=2), ["shrinks too much", "not twice"]),
+    (dict(stop=lambda Tk: Tk - 1), ["no key entered the running sums", "range(0, Tk, block_size)"]),
+]
+
+
+@exercise("1.5")
+@pytest.mark.parametrize("bug, words", ROUND2_TILED, ids=[str(i) for i in range(len(ROUND2_TILED))])
+def test_round2_tiled(bug, words):
+    assert_diagnoses(checks.check_tiled_attention, tiled(**bug), *words)
+
+
+@exercise("1.5")
+def test_round2_tiled_right_variant_passes():
+    assert_passes(checks.check_tiled_attention, tiled(keep_normalised=True))
+
+
+def mixing_unpacks_three_axes(x):
+    B, T, D = x.shape
+    complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    return (dft_ok(T, complex_dtype) @ x.to(complex_dtype) @ dft_ok(D, complex_dtype)).real.to(x.dtype)
+
+
+def mixing_same_matrix_on_both_sides(x):
+    T = x.shape[-2]
+    complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    W = dft_ok(T, complex_dtype)
+    return (W @ x.to(complex_dtype) @ W).real.to(x.dtype)
+
+
+def dft_indices_from_one(n, dtype=torch.complex64):
+    j = torch.arange(1, n + 1, dtype=torch.float64)
+    return torch.polar(torch.ones(n, n, dtype=torch.float64), -2 * math.pi * torch.outer(j, j) / n).to(dtype)
+
+
+def dft_angle_in_complex64(n, dtype=torch.complex64):
+    j = torch.arange(n)
+    return torch.exp(-2j * math.pi * torch.outer(j, j) / n).to(dtype)
+
+
+ROUND2_FOURIER = [
+    ((dft_ok, mixing_unpacks_three_axes), ["fixed number of axes", "x (..., T, D)"]),
+    ((dft_ok, mixing_same_matrix_on_both_sides), ["W_T @ x @ W_D"]),
+    ((dft_indices_from_one, mixing_ok), ["W[0, k] = W[j, 0] = e^0 = 1", "torch.arange(n)"]),
+    ((dft_angle_in_complex64, mixing_ok), ["float32 precision", "float64"]),
+]
+
+
+@exercise("1.6")
+@pytest.mark.parametrize("answer, words", ROUND2_FOURIER, ids=[a[0].__name__ + "+" + a[1].__name__
+                                                               for a, _ in ROUND2_FOURIER])
+def test_round2_fourier(answer, words):
+    assert_diagnoses(checks.check_fourier_mixing, answer, *words)

@@ -102,7 +102,7 @@ def code_reading(error: BaseException, line: str, layout: str) -> str | None:
         return ("max(dim=…) (like min, sort and topk) returns a pair (values, indices), not a tensor: take its "
                 ".values, or use amax(dim=-1, keepdim=True), which returns the values only.")
     if _FIXED_AXES.search(text) and ("unpack" not in text or ".shape" in line or ".size(" in line):
-        return (f"your code assumes a fixed number of axes, but the input may have any number of leading (batch) "
+        return (f"Your code assumes a fixed number of axes, but the input may have any number of leading (batch) "
                 f"axes, {layout}, and this case's has another number: count axes from the end — x.shape[-2:], "
                 f"k.transpose(-2, -1), '...' in einsum and rearrange patterns.")
     if "Expected 1-D argument" in text or ("diag" in line and "must be 1D or 2D" in text):
@@ -228,12 +228,9 @@ def _power(name: str, alpha: float) -> str:
 
 def _constant_text(c: float) -> str:
     """0.3536 → "1/√8", 0.125 → "1/8" (a number a learner may have typed), else "0.3536"."""
-    for n in range(2, 4097):
-        if _is_close(c, 1 / math.sqrt(n), 1e-3):
-            return f"1/√{n}"
-        if _is_close(c, 1 / n, 1e-3):
-            return f"1/{n}"
-    return f"{c:.4g}"
+    forms = [f"1/{n}" for n in range(2, 4097) if _is_close(c, 1 / n, 1e-3)][:1] + \
+        [f"1/√{n}" for n in range(2, 4097) if _is_close(c, 1 / math.sqrt(n), 1e-3)][:1]
+    return " = ".join(forms) or f"{c:.4g}"
 
 
 def scale_law_message(law, sizes: Sequence[Size], right: str, *, who: str, equation: str,
@@ -432,6 +429,12 @@ def _mask_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
         found = _fill_message(weights, facts, leaked)
         if (found is None or found.startswith(NOT_APPLIED)) and facts.mask_reading:
             found = facts.mask_reading(weights > facts.zero) or found
+        if (found is None or found.startswith(NOT_APPLIED)) and lost.any():
+            hidden = [int(i) for i in lost.nonzero()[0]]
+            found = (f"and {int(lost.sum())} allowed entries get none, the first at "
+                     f"{_at(hidden, facts.batch_names)}: your mask hides the wrong entries. Is it lined up with the "
+                     f"right axes (batch, query, key)? Each mask must broadcast to the scores with its own axes "
+                     f"({facts.equation}).")
         return head + (found or "set the forbidden scores to −∞ before the softmax (eq. (1.2)), so that e^{−∞} = 0.")
     if lost.any():
         first = [int(i) for i in lost.nonzero()[0]]
@@ -523,6 +526,11 @@ def weights_problem(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
     if a is not None:
         message = _scale_message(a, facts)
         return message + (f" {facts.upstream}" if facts.upstream else "") if message else None
+    twice = softmax_temperature(weights, facts.expected, allowed, floor=floor, tolerance=tolerance)
+    if twice is not None and _is_close(twice, 1.0, 1e-2):  # log w = P + a constant per row: w = softmax(P)
+        return (f"{facts.who} are softmax(P), a softmax of the right weights P = softmax(S): the softmax is applied "
+                f"twice. Apply it once, to the scores ({facts.equation})." +
+                (f" {facts.upstream}" if facts.upstream else ""))
     return None
 
 
@@ -831,7 +839,7 @@ SOFTMAX_CASES = [
 ]
 
 _SOFTMAX_DISPLAY = {"p⊙p⊙g": "p⊙p⊙g", "p⊙p⊙⟨g,p⟩": "p⊙p⊙⟨g,p⟩", "p⊙g": "p⊙g", "p⊙⟨g,p⟩": "p⊙⟨g,p⟩",
-                    "g": "g", "⟨g,p⟩": "⟨g,p⟩", "p⊙Σg": "p⊙Σ_j g_j", "p⊙ΣΣ": "p⊙(Σ over every entry of p⊙g)",
+                    "g": "g", "⟨g,p⟩": "⟨g,p⟩", "p⊙Σg": "p⊙Σ_j g_j", "p": "p",
                     "p⊙⟨g,p⟩ᵀ": "p⊙⟨g,p⟩ᵀ"}
 
 
@@ -845,7 +853,7 @@ def _softmax_terms(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
             terms[f"p⊙Σ{axis}"] = p * (g * p).sum(axis, keepdim=True)
     if p.dim() >= 2 and p.shape[-1] == p.shape[-2]:
         terms["p⊙⟨g,p⟩ᵀ"] = p * dot.transpose(-2, -1)  # the row sums lined up along the last axis
-    terms["p⊙ΣΣ"] = p * (g * p).sum()
+    terms["p"] = p  # p ⊙ (a constant): a number subtracted in every row alike, e.g. a sum over every entry
     return terms
 
 
@@ -870,7 +878,7 @@ def coefficient_words(have: float, want: float, sizes: dict[str, int]) -> str:
     return f"is {have:+.4g} where the equation has {want:+.4g}"
 
 
-def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0) -> str | None:
+def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0, total: float = math.nan) -> str | None:
     expected = {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0}
     display = {**_SOFTMAX_DISPLAY, **{n: f"p⊙Σ_axis{n[3:]}(p⊙g)" for n in coefficients if n[3:].isdigit()}}
     if all(_is_close(coefficients.get(n, 0.0), expected.get(n, 0.0), 1e-4, 1e-6) for n in coefficients):
@@ -897,9 +905,13 @@ def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0) -> 
         return yours + ("the row sums ⟨g, p⟩ are lined up along the last axis, so row i's sum lands in column i: "
                         "a sum without keepdim=True broadcasts that way. Keep the axis: "
                         "(grad_p * p).sum(dim=-1, keepdim=True).")
-    if "p⊙ΣΣ" in has:
-        return yours + ("you summed over every entry (.sum() without dim); ⟨g, p⟩ is one number per row: "
-                        "(grad_p * p).sum(dim=-1, keepdim=True).")
+    if "p" in has:
+        constant = -coefficients["p"]
+        if _is_close(constant, total, 1e-4) and "p⊙⟨g,p⟩" not in has:
+            return yours + ("you summed over every entry (.sum() without dim): the same number for every row; "
+                            "⟨g, p⟩ is one number per row: (grad_p * p).sum(dim=-1, keepdim=True).")
+        return yours + (f"you subtract a constant {constant:.4g} from g in every row besides (or instead of) ⟨g,p⟩: "
+                        f"the bracket of eq. (1.5) is g − ⟨g, p⟩ and nothing else.")
     wrong_axes = sorted(n[3:] for n in has if n[3:].isdigit())
     if wrong_axes:
         return yours + (f"you summed p⊙g over axis {', '.join(wrong_axes)}; the sum Σ_j p_j g_j runs over the softmax "
@@ -924,7 +936,7 @@ def _softmax_probes(p, g):
     """Probes for dL/ds: recovered coefficients, zero where p = 0, rows that sum to 0."""
     def coefficients(got):
         found = recovered_coefficients(got, _softmax_terms(p, g), {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0})
-        return _softmax_coefficient_message(found, p.shape[-1]) if found else None
+        return _softmax_coefficient_message(found, p.shape[-1], (g * p).sum().item()) if found else None
 
     def bracket(got):
         """got = p ⊙ (g − c) with c = ⟨g,p⟩, one number per row: recover c = g − got/p and name it."""
@@ -1166,6 +1178,10 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCas
         if "P⊙⟨dP,P⟩" not in has and has <= {"P⊙dP"}:
             return yours + ("dS must go through the full softmax backward of eq. (1.8) (your softmax_backward of "
                             "Exercise 1.2), not just P ⊙ dP: it subtracts P ⊙ ⟨dP, P⟩.")
+        if has <= {"P⊙dP", "P⊙⟨dP,P⟩"} and _is_close(found.get("P⊙dP", 0.0), c, 1e-4):
+            sizes = {"Tk": case.Tk, "Tq": case.Tq, "d_k": d_k, "d_v": case.d_v}
+            return yours + (f"the coefficient of {display['P⊙⟨dP,P⟩']} "
+                            f"{coefficient_words(found.get('P⊙⟨dP,P⟩', 0.0), -c, sizes)}. {upstream}")
         return yours + upstream
 
     return probe
@@ -1190,37 +1206,61 @@ def _dp_message(ds: torch.Tensor, p: torch.Tensor, candidates: dict[str, torch.T
     return None
 
 
-def _ds_probe(name: str, q, k, v, grad_out, case: FunctionCase):
-    """dQ = c·dS·K and dK = c·dSᵀ·Q (eq. (1.9)): where the rows of K (of Q) are independent, recover the learner's
-    dS from their gradient and read it — which dP it differentiates (eq. (1.7)), then as the softmax backward of
-    eq. (1.8) with p = P and g = dP (the probes of Exercise 1.2)."""
-    q, k, v, grad_out = (t.detach().double() for t in (q, k, v, grad_out))
+def _read_ds(name: str, got, q, k, v, grad_out) -> str | None:
+    """Recover the dS inside the learner's dQ = c·dS·K (or dK = c·dSᵀ·Q) when K's (Q's) rows are independent, and
+    read it: which dP it differentiates (eq. (1.7)), then as the softmax backward of eq. (1.8) with p = P and
+    g = dP (the probes of Exercise 1.2). None when it cannot be recovered or looks right."""
+    q, k, v, grad_out, got = (t.detach().double() for t in (q, k, v, grad_out, got))
     p = reference_attention_weights(q, k)  # (..., Tq, Tk)
     grad_p = grad_out @ v.mT  # dP = dO Vᵀ  (..., Tq, Tk)
-    candidates = {"dO Vᵀ": grad_p, "V dOᵀ, transposed": v @ grad_out.mT, "dO Kᵀ, with K where V belongs":
-                  grad_out @ k.mT if case.d_v == case.d_k else grad_p, "dO itself, without Vᵀ": grad_out,
-                  "dO Qᵀ": grad_out @ q.mT if case.d_v == case.d_k else grad_p}
-    c = 1 / math.sqrt(case.d_k)
-    operand, rows = (k, case.Tk) if name == "dQ" else (q, case.Tq)
+    d_k, d_v = q.shape[-1], v.shape[-1]
+    candidates = {"dO Vᵀ": grad_p, "V dOᵀ, transposed": v @ grad_out.mT, "dO itself, without Vᵀ": grad_out}
+    if d_v == d_k:
+        candidates.update({"dO Kᵀ, with K where V belongs": grad_out @ k.mT, "dO Qᵀ": grad_out @ q.mT})
+    operand = k if name == "dQ" else q
+    if operand.shape[-2] > d_k or operand.shape[-2] < 2:
+        return None
+    recovered = recover_weights(got, operand)  # c·dS (dQ) or c·dSᵀ (dK)
+    if recovered is None:
+        return None
+    ds = (recovered if name == "dQ" else recovered.mT) * math.sqrt(d_k)  # (..., Tq, Tk)
+    found = _dp_message(ds, p, candidates)
+    if found:
+        return found
+    for softmax_probe in _softmax_probes(p, grad_p)[:2]:  # recovered coefficients, then the bracket
+        found = softmax_probe(ds)
+        if found:
+            return (f"read as the softmax backward of eq. (1.8) with p = P and g = dP = dO Vᵀ, {found}"
+                    .replace("axis 1;", "the queries axis (axis 1);" if p.dim() == 3 else "axis 1;"))
+    return None
+
+
+def _ds_probe(name: str, apply, q, k, v, grad_out, case: FunctionCase):
+    """dQ = c·dS·K and dK = c·dSᵀ·Q (eq. (1.9)): the learner's dS, recovered from their gradient (:func:`_read_ds`)
+    on this case's inputs, or — when its widths are too small to recover it — on inputs with the same batch, Tq and
+    Tk but wider q, k and v."""
     formula = "c·dS·K" if name == "dQ" else "c·dSᵀ·Q"
+    rows = case.Tk if name == "dQ" else case.Tq
 
     def probe(got):
-        if rows > case.d_k or rows < 2:
+        if rows <= case.d_k:
+            found = _read_ds(name, got, q, k, v, grad_out)
+            return f"the dS inside your {name} = {formula} (recovered from it): {found}" if found else None
+        d_k = max(case.Tq, case.Tk) + 1
+        shapes = {"q": (case.Tq, d_k), "k": (case.Tk, d_k), "v": (case.Tk, d_k + 1), "dO": (case.Tq, d_k + 1)}
+        wide = [EX_FUNCTION.randn(*case.batch, *shape, key=("wide", case.label, n), dtype=torch.float64)
+                for n, shape in shapes.items()]
+        leaves = [t.clone().requires_grad_() for t in wide[:3]]
+        try:
+            apply(*leaves).backward(wide[3])
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
             return None
-        recovered = recover_weights(got, operand)  # c·dS (dQ) or c·dSᵀ (dK)
-        if recovered is None:
+        gradient = leaves[0 if name == "dQ" else 1].grad
+        if gradient is None or gradient.shape != leaves[0 if name == "dQ" else 1].shape:
             return None
-        ds = (recovered if name == "dQ" else recovered.mT) / c  # (..., Tq, Tk)
-        where = f"the dS inside your {name} = {formula} (recovered from it)"
-        found = _dp_message(ds, p, candidates)
-        if found:
-            return f"{where}: {found}"
-        for softmax_probe in _softmax_probes(p, grad_p)[:2]:  # recovered coefficients, then the bracket
-            found = softmax_probe(ds)
-            if found:
-                return (f"{where}, read as the softmax backward of eq. (1.8) with p = P and g = dP = dO Vᵀ: {found}"
-                        .replace("axis 1;", "the queries axis (axis 1);" if p.dim() == 3 else "axis 1;"))
-        return None
+        found = _read_ds(name, gradient, *wide)
+        return (f"the dS inside your {name} = {formula} (recovered from it, on an input with d_k = {d_k} and d_v = "
+                f"{d_k + 1}, wide enough for that): {found}") if found else None
     return probe
 
 
@@ -1268,12 +1308,13 @@ def check_attention_function(AttentionFunction) -> None:
              [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
                                                                     "weights need a transpose.") if square else None]),
             ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K",
-             [_gradient_probe("dQ", dq_terms, case), _ds_probe("dQ", q, k, v, grad_out, case),
+             [_gradient_probe("dQ", dq_terms, case), _ds_probe("dQ", apply, q, k, v, grad_out, case),
               _dq_scores_probe(k, case)],
              [Mistake(dk, "you returned dK where dQ belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
             ("dL/dK", leaves[1], dk, "eq. (1.9), dK = c·dSᵀ·Q",
-             [_gradient_probe("dK", dk_terms, case), _ds_probe("dK", q, k, v, grad_out, case), _dk_sum_probe()],
+             [_gradient_probe("dK", dk_terms, case), _ds_probe("dK", apply, q, k, v, grad_out, case),
+              _dk_sum_probe()],
              [Mistake(dq, "you returned dQ where dK belongs: backward returns gradients in the order forward took "
                           "its inputs, (q, k, v).") if square else None]),
         ]
