@@ -452,6 +452,15 @@ def test_a_size_split_over_two_axes_of_a_grouped_view():
     assert "view the smaller one as" in read((2, 3, 2, 4), (6, 1, 1), sizes=None)
 
 
+def test_axes_out_of_order_where_they_meet():
+    message = read((2, 3, 2, 4, 4), (1, 2, 3, 1, 1), names=(None, "self.weight~"),
+                   sizes={"N": 2, "C": 6, "H": 4, "W": 4, "G": 3, "C/G": 2})
+    assert "its (C/G, G) met (G, C/G) — the same sizes in another order" in message
+    assert "make it (1, 3, 2, 1, 1) = (1, G, C/G, 1, 1)" in message
+    named = read((4, 3, 5), (5, 3), names=(None, "b"), sizes=None)
+    assert "its (5, 3) met (3, 5)" in named and "make `b` (1, 3, 5)" in named
+
+
 def test_permuted_axes_and_a_plain_clash():
     swapped = read((2, 5, 3), (2, 3, 5), names=("p", "grad_p"), sizes={"B": 2, "Tq": 5, "Tk": 3})
     assert "have the same sizes in another order: their last two axes are swapped" in swapped

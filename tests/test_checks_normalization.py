@@ -567,10 +567,10 @@ def test_function_reference_passes():
     (FunctionSavesX, ["used x where eq. (2.8) has x̂"]),
     (FunctionSavesStd, ["you multiplied by σ"]),
     (FunctionInFloat32, ["float32 precision"]),
-    (FunctionMeanOverEveryValue, ["your μ is the mean over (N, C, H, W) (every value at once)", "dim=(0, 2, 3)"]),
+    (FunctionMeanOverEveryValue, ["your mean μ is over (N, C, H, W) (every value at once)", "dim=(0, 2, 3)"]),
     (FunctionStdPlusEps, ["small inputs", "ε is outside the square root"]),
     (FunctionNoSquareRoot, ["the square root is missing"]),
-    (FunctionVarianceOverBatchOnly, ["your σ² is computed over (N) (the batch axis only"]),
+    (FunctionVarianceOverBatchOnly, ["your variance σ² is computed over (N) (the batch axis only"]),
     (FunctionEpsAfterDivision, ["small inputs", "ε is missing (or far too small)"]),
     (FunctionSavesXTimesS, ["used x·s where eq. (2.8) has x̂ = (x − μ)·s"]),
     (FunctionBackwardGammaTwice, ["γ is applied twice in your dL/dx"]),
@@ -870,7 +870,7 @@ def test_module_reference_with_the_update_written_out_passes():
     (ModuleMomentumSquared, ["moved 0.01 of the way", "with momentum = 0.1 moves it by α = 0.1"]),
     (ModuleRunningVarAboutRunningMean, ["if your α is 0.1", "the batch statistic your running_var averages in",
                                         "x.var(dim=(0, 2, 3), unbiased=True)"]),
-    (ModuleScalarRunningMean, ["the batch statistic your running_mean averages in", "x.mean(dim=(0, 2, 3))"]),
+    (ModuleScalarRunningMean, ["averages in the mean of every value of the batch", "one number for every channel"]),
     (ModuleCountsTwice, ["num_batches_tracked is 2 but should be 1"]),
     (ModuleEvalNoBeta, ["eval mode", "β is not added"]),
     (ModuleEvalNoGamma, ["eval mode", "γ is not applied"]),
@@ -1134,9 +1134,9 @@ def test_layer_norm_reference_passes():
     (LayerNormWeightInit, ["should start at ones"]),
     (LayerNormPlainTensors, ["a plain tensor, not an nn.Parameter"]),
     (LayerNormNaN, ["NaN"]),
-    (LayerNormLeadingAxes, ["your μ and σ² are computed over (B) (the batch axis)", "LayerNorm's set"]),
+    (LayerNormLeadingAxes, ["your mean μ and variance σ² are computed over (B) (the batch axis)", "LayerNorm's set"]),
     (LayerNormVarianceAboutZero, ["the mean square mean(x²), about 0 rather than about μ"]),
-    (LayerNormVarianceOverEverything, ["your σ² is computed over (B, T, D)", "the unbiased variance"]),
+    (LayerNormVarianceOverEverything, ["your variance σ² is computed over (B, T, D)", "the unbiased variance"]),
     (LayerNormNotCentred, ["nothing is subtracted from x"]),
     (LayerNormMedian, ["the value you subtract from x is not its mean over (D)"]),
     (LayerNormGammaInside, ["you apply γ to x before normalising"]),
@@ -1292,7 +1292,7 @@ def test_instance_norm_reference_passes():
     (InstanceGammaOnLastAxis, ["lined up with the W axis", "(1, C, 1, 1)"]),
     (InstanceNoBias, ["`self.bias` (β) is missing"]),
     (InstanceKeepdimParameters, ["shape (1, 4, 1, 1) but should have (4,)", "one γ and one β per channel"]),
-    (InstanceMeanOverWidthOnly, ["your μ is the mean over (W)", "dim=(2, 3)"]),
+    (InstanceMeanOverWidthOnly, ["your mean μ is over (W)", "dim=(2, 3)"]),
     (InstanceFirstExampleStatistics, ["your output for example 1 changes when example 0"]),
     (InstanceDetachedScale, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
     (InstanceEvalWithoutGraph, ["eval mode", "not connected to the autograd graph"]),
@@ -1622,7 +1622,7 @@ def test_rms_norm_reference_passes():
     (RMSDetached, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
     (RMSGammaInside, ["you apply γ to x before normalising"]),
     (RMSNormTimesRootN, ["over (D) (the last axis only)", "ε is missing"]),
-    (RMSOverTheBatchToo, ["your mean(x²) is computed over (B, D)"]),
+    (RMSOverTheBatchToo, ["your mean square mean(x²) is computed over (B, D)"]),
 ])
 def test_rms_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_rms_norm, wrong, *words)
@@ -1765,7 +1765,8 @@ def test_normalisation_probe_skips_groups_of_one_value():
     spec = checks._batch_norm_spec(x, checks.ImageCase("test", torch.float64, shape=(6, 4, 2, 1)))
     wrong = (x - x.mean((0, 1), keepdim=True)) / x.std((0, 1), keepdim=True)  # over (N, C), unbiased
     message = checks.normalisation_problems(x, wrong, spec)
-    assert "your μ and σ² are computed over (N, C, W)" in message and "the unbiased variance" in message  # W = 1
+    assert "your mean μ and variance σ² are computed over (N, C, W)" in message  # W = 1
+    assert "the unbiased variance" in message
     centred = x - x.mean(DIMS, keepdim=True)  # a factor no moment explains: every grouping is tried, none fits
     unexplained = per_channel(torch.tensor([0.3, 2.1, 0.7, 1.3], dtype=torch.float64))
     assert "is not 1/√(σ² + ε) over any set" in checks.normalisation_problems(x, centred * unexplained, spec)
@@ -1968,3 +1969,468 @@ def test_module_never_crashes_on_corrupted_buffers(how, amount, buffer):
         checks.check_batch_norm_module(Corrupted)
     except (CheckFailure, LearnerError) as failure:
         assert str(failure).startswith("Exercise 2.3")
+
+
+# ================================================================================================ unseen mistakes
+# Round 3: realistic wrong answers written before the checks were improved for them (the kinds the previous round
+# left vague: axes, a variance over other values than the mean, counts, eval mode, the output saved for x̂, …).
+
+
+def unseen_bw_count_forgets_width(grad_out, x_hat, weight, inv_std):
+    N, C, H, W = grad_out.shape
+    m = N * H  # forgot W
+    mean_g = grad_out.sum(DIMS, keepdim=True) / m
+    mean_gx = (grad_out * x_hat).sum(DIMS, keepdim=True) / m
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_variance_term_outside_scale(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g) - x_hat * mean_gx  # parenthesis closed too early
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_mean_without_keepdim(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS)  # (C,)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_mean_path_sign(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out + mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_eq_2_7_without_half(grad_out, x_hat, weight, inv_std):
+    N, C, H, W = grad_out.shape
+    m = N * H * W
+    s = per_channel(inv_std)
+    d_x_hat = grad_out * per_channel(weight)
+    x_mu = x_hat / s
+    d_var = (d_x_hat * x_mu).sum(DIMS, keepdim=True) * s ** 3  # forgot the −1/2
+    d_mean = -s * d_x_hat.sum(DIMS, keepdim=True)
+    grad_x = d_x_hat * s + d_var * 2 * x_mu / m + d_mean / m
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_bias_over_two_axes(grad_out, x_hat, weight, inv_std):
+    grad_x, grad_weight, _ = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, grad_weight, grad_out.sum(dim=(0, 2))
+
+
+def unseen_bw_product_of_means(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = grad_out.mean(DIMS, keepdim=True) * x_hat.mean(DIMS, keepdim=True)  # mean(g)·mean(x̂), not mean(g·x̂)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+def unseen_bw_variance_term_without_x_hat(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - mean_gx)  # the x̂ in front of mean(g·x̂) left out
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+# ----- 2.2
+class UnseenFnVarOverOtherAxes(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        var = x.var(dim=(2, 3), unbiased=False, keepdim=True)  # per example: not the mean's axes
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.mean(0).flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+
+class UnseenFnVarAboutZero(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        var = (x ** 2).mean(dim=DIMS, keepdim=True)  # forgot to subtract the mean inside
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+
+class UnseenFnMeanNoKeepdim(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS)  # (C,)
+        var = x.var(dim=DIMS, unbiased=False, keepdim=True)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+
+class UnseenFnUnbiasedByHand(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        N, C, H, W = x.shape
+        mean = x.mean(dim=DIMS, keepdim=True)
+        var = ((x - mean) ** 2).sum(dim=DIMS, keepdim=True) / (N * H * W - 1)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+
+class UnseenFnSavesOutput(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        y = (x - mean) * inv_std * per_channel(weight) + per_channel(bias)
+        ctx.save_for_backward(y, weight, inv_std.flatten())  # saved y, not x̂
+        return y
+
+
+
+class UnseenFnBackwardGammaGradFromGradX(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_bias, grad_weight, None  # γ and β swapped
+
+
+
+class UnseenFnEpsSquared(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        std = x.std(dim=DIMS, unbiased=False, keepdim=True)
+        inv_std = 1 / torch.sqrt(std ** 2 + eps ** 2)  # eps squared with the std
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+
+# ----- 2.3
+class UnseenModStatsOfOutput(ModuleWithUpdate):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        y = Function.apply(x, self.weight, self.bias, self.eps)
+        with torch.no_grad():
+            self.update(y)  # statistics of the output, not of the input
+        return y
+
+
+
+class UnseenModCumulativeDividesByZero(ModuleWithUpdate):
+    def update(self, x):
+        a = 1 / self.num_batches_tracked.item() if self.momentum is None and self.num_batches_tracked > 0 \
+            else (self.momentum or 0.0)  # first batch: a = 0, the buffers stay put
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+        self.num_batches_tracked += 1
+
+
+
+class UnseenModMeanOverTwoAxes(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=(0, 2)).mean(-1))  # same numbers: passes
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=(2, 3), unbiased=True).mean(0))  # mean of per-example vars
+
+
+
+class UnseenModEvalNoCentring(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        scale = per_channel(self.weight / torch.sqrt(self.running_var + self.eps))
+        return x * scale + per_channel(self.bias)  # forgot − running_mean
+
+
+
+class UnseenModEvalNoSqrt(ModuleWithUpdate):
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        x_hat = (x - per_channel(self.running_mean)) / per_channel(self.running_var + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenModMomentumOnBatch(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a = self.factor()
+        self.running_mean.copy_(a * self.running_mean + (1 - a) * x.mean(dim=DIMS))
+        self.running_var.copy_(a * self.running_var + (1 - a) * x.var(dim=DIMS, unbiased=True))
+
+
+
+class UnseenModEvalUsesTrainingBranch(ModuleWithUpdate):
+    def forward(self, x):
+        if not self.training:
+            with torch.no_grad():
+                pass
+            return Function.apply(x, self.weight, self.bias, self.eps)  # batch statistics in eval mode
+        return super().forward(x)
+
+
+
+# ----- 2.4
+class UnseenLNVarLastAxisOnly(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=-1, unbiased=False, keepdim=True)  # the mean's axes, but the variance over the last one
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+
+class UnseenLNAnnotatedTransformer(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dim=dims, keepdim=True)
+        std = x.std(dim=dims, keepdim=True)  # unbiased, and ε outside
+        return self.weight * (x - mean) / (std + self.eps) + self.bias
+
+
+
+class UnseenLNMeanCountLastAxis(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.sum(dim=dims, keepdim=True) / x.shape[-1]  # divides by the last axis only
+        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+
+class UnseenLNNormalizesOverFirstAxes(LayerNorm):
+    def forward(self, x):
+        mean = x.mean(dim=0, keepdim=True)
+        var = x.var(dim=0, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+
+class UnseenLNRsqrtEps(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, unbiased=False, keepdim=True)
+        return (x - mean) * (torch.rsqrt(var) + self.eps) * self.weight + self.bias
+
+
+
+# ----- 2.5
+class UnseenINVarPerExample(InstanceNorm):
+    def forward(self, x):
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        var = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True)  # over the whole example
+        x_hat = (x - mean) / torch.sqrt(var + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenINLibraryDefaultEps(InstanceNorm):
+    def forward(self, x):
+        return nn.functional.instance_norm(x) * per_channel(self.weight) + per_channel(self.bias)  # its eps
+
+
+
+class UnseenINOverChannels(InstanceNorm):
+    def forward(self, x):
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, unbiased=False, keepdim=True)
+        x_hat = (x - mean) / torch.sqrt(var + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenINEvalIdentity(InstanceNorm):
+    def forward(self, x):
+        if not self.training:
+            return x * per_channel(self.weight) + per_channel(self.bias)  # "no running statistics to use"
+        return super().forward(x)
+
+
+
+# ----- 2.6
+class UnseenGNOverChannelsOnly(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, C // self.num_groups, H, W)
+        mean = grouped.mean(dim=2, keepdim=True)  # over the group's channels only, per pixel
+        var = grouped.var(dim=2, unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenGNPooledOverBatch(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, C // self.num_groups, H, W)
+        mean = grouped.mean(dim=(0, 2, 3, 4), keepdim=True)
+        var = grouped.var(dim=(0, 2, 3, 4), unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenGNViewForgetsBatch(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(self.num_groups, -1)  # forgot N: a group's rows cut across examples
+        mean = grouped.mean(dim=1, keepdim=True)
+        var = grouped.var(dim=1, unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenGNUnbiased(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, -1)
+        mean, var = grouped.mean(-1, keepdim=True), grouped.var(-1, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+
+class UnseenGNAffinePerGroup(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        G = self.num_groups
+        grouped = x.reshape(N, G, C // G, H, W)
+        mean = grouped.mean(dim=(2, 3, 4), keepdim=True)
+        var = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True)
+        x_hat = (grouped - mean) / torch.sqrt(var + self.eps)
+        y = x_hat * self.weight.view(1, C // G, G, 1, 1) + self.bias.view(1, C // G, G, 1, 1)  # wrong split of γ
+        return y.reshape(N, C, H, W)
+
+
+
+# ----- 2.7
+class UnseenRMSL2Norm(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self.weight * x / torch.sqrt((x * x).sum(dim=dims, keepdim=True) + eps)
+
+
+
+class UnseenRMSVariance(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self.weight * x / torch.sqrt(x.var(dim=dims, unbiased=False, keepdim=True) + eps)
+
+
+
+class UnseenRMSFloat32Eps(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(torch.float32).eps if self.eps is None else self.eps
+        return self.weight * x / torch.sqrt((x * x).mean(dim=dims, keepdim=True) + eps)
+
+
+
+class UnseenRMSEpsNone(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return self.weight * x / torch.sqrt((x * x).mean(dim=dims, keepdim=True) + self.eps)
+
+
+
+class UnseenRMSGammaInside(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        y = self.weight * x
+        return y / torch.sqrt((y * y).mean(dim=dims, keepdim=True) + eps)
+
+
+
+class UnseenRMSLastAxis(RMSNorm):
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self.weight * x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps)
+
+
+class UnseenRMSMeanAbs(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self.weight * x / (x.abs().mean(dim=dims, keepdim=True) + eps)
+
+
+UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
+    ("2.1", unseen_bw_count_forgets_width, ["you divided the sums by 20 (= N·H", "n = N·H·W = 100"]),
+    ("2.1", unseen_bw_variance_term_outside_scale, ["the path through σ²", "the factor γ·s is missing"]),
+    ("2.1", unseen_bw_mean_without_keepdim, ["`mean_g` of shape (3,) = (C,) lines up with the LAST axis (W)",
+                                             "keepdim=True"]),
+    ("2.1", unseen_bw_mean_path_sign, ["the path through μ (eq. (2.6)) has the wrong sign"]),
+    ("2.1", unseen_bw_eq_2_7_without_half, ["the path through σ² (eq. (2.5)) is -2"]),
+    ("2.1", unseen_bw_bias_over_two_axes, ["sum over the axes (0, 2, 3)"]),
+    ("2.1", unseen_bw_product_of_means, ["the path through σ² (eq. (2.5)) is missing"]),
+    ("2.1", unseen_bw_variance_term_without_x_hat, ["a term -1·γ·s·mean(g·x̂) that eq. (2.8) does not have",
+                                                    "in place of −γ·s·x̂·mean(g·x̂)"]),
+    ("2.2", UnseenFnVarOverOtherAxes, ["your variance σ² is computed over (H, W)", "dim=(0, 2, 3)"]),
+    ("2.2", UnseenFnVarAboutZero, ["the mean square mean(x²)", "the biased variance"]),
+    ("2.2", UnseenFnMeanNoKeepdim, ["`mean` of shape (3,) = (C,) lines up with the LAST axis (W)"]),
+    ("2.2", UnseenFnUnbiasedByHand, ["you divide by the unbiased variance"]),
+    ("2.2", UnseenFnSavesOutput, ["used the output y = γ·x̂ + β where eq. (2.8) has x̂"]),
+    ("2.2", UnseenFnBackwardGammaGradFromGradX, ["your dL/dγ is Σ g, which is dL/dβ", "in the order"]),
+    ("2.2", UnseenFnEpsSquared, ["ε is missing (or far too small)"]),
+    ("2.3", UnseenModStatsOfOutput, ["averages in the mean of your output y", "from the input x"]),
+    ("2.3", UnseenModCumulativeDividesByZero, ["as if α were 0", "increment num_batches_tracked before"]),
+    ("2.3", UnseenModMeanOverTwoAxes, ["the unbiased variance of each example's channel over (H, W), averaged over "
+                                       "the N examples"]),
+    ("2.3", UnseenModEvalNoCentring, ["you subtract nothing: subtract running_mean"]),
+    ("2.3", UnseenModEvalNoSqrt, ["the square root is missing"]),
+    ("2.3", UnseenModMomentumOnBatch, ["momentum is applied backwards"]),
+    ("2.3", UnseenModEvalUsesTrainingBranch, ["you normalise with this batch's mean and variance"]),
+    ("2.4", UnseenLNVarLastAxisOnly, ["your variance σ² is computed over (W) (the last axis only)"]),
+    ("2.4", UnseenLNAnnotatedTransformer, ["the unbiased variance", "ε is outside the square root"]),
+    ("2.4", UnseenLNMeanCountLastAxis, ["your μ is 12 × the mean over (C, H, W)", "divide the sum by 4 (= H = W)"]),
+    ("2.4", UnseenLNNormalizesOverFirstAxes, ["your mean μ and variance σ² are computed over (B) (the batch axis)"]),
+    ("2.4", UnseenLNRsqrtEps, ["ε is missing"]),
+    ("2.5", UnseenINVarPerExample, ["your variance σ² is computed over (C, H, W)", "dim=(2, 3)"]),
+    ("2.5", UnseenINLibraryDefaultEps, ["your ε is 1e-05", "should be 0.001"]),
+    ("2.5", UnseenINOverChannels, ["computed over (C)", "dim=(2, 3)"]),
+    ("2.5", UnseenINEvalIdentity, ["your output in eval mode differs from training mode"]),
+    ("2.6", UnseenGNOverChannelsOnly, ["computed over (C)", "dim=(2, 3, 4)"]),
+    ("2.6", UnseenGNPooledOverBatch, ["pooled over the whole batch"]),
+    ("2.6", UnseenGNViewForgetsBatch, ["example 0 changes when the other examples"]),
+    ("2.6", UnseenGNUnbiased, ["the unbiased variance"]),
+    ("2.6", UnseenGNAffinePerGroup, ["its (C/G, G) met (G, C/G)", "(1, G, C/G, 1, 1)"]),
+    ("2.7", UnseenRMSL2Norm, ["the sum of squares Σx²"]),
+    ("2.7", UnseenRMSVariance, ["you divide by the biased variance", "the mean square mean(x²)"]),
+    ("2.7", UnseenRMSFloat32Eps, ["your ε is 1.19e-07 (= torch.finfo(torch.float32).eps)"]),
+    ("2.7", UnseenRMSEpsNone, ["eps=None is not a number to add", "torch.finfo(x.dtype).eps"]),
+    ("2.7", UnseenRMSGammaInside, ["you apply γ to x before normalising"]),
+    ("2.7", UnseenRMSLastAxis, ["computed over (D) (the last axis only)"]),
+    ("2.7", UnseenRMSMeanAbs, ["the mean absolute value mean(|x|)"]),
+]
+UNSEEN_CHECKS = {"2.1": checks.check_batch_norm_backward, "2.2": checks.check_batch_norm_function,
+                 "2.3": checks.check_batch_norm_module, "2.4": checks.check_layer_norm,
+                 "2.5": checks.check_instance_norm, "2.6": checks.check_group_norm, "2.7": checks.check_rms_norm}
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in UNSEEN])
+def test_unseen_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)

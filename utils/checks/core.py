@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from utils import conventions
-from utils.checks.operands import LIBRARY_FILE, Operation, failing_operation, read_operation
+from utils.checks.operands import LIBRARY_FILE, Operation, axis_names, failing_operation, read_operation
 
 
 class CheckFailure(AssertionError):
@@ -133,7 +133,7 @@ class Exercise:
         default_atol, default_rtol = tolerance(expected.dtype)
         atol, rtol = atol or default_atol, rtol or default_rtol
         where = self.where(case, name)
-        problem = structure_problem(got, expected)
+        problem = structure_problem(got, expected, case.sizes)
         if problem:
             raise CheckFailure(f"{where}: {problem}")
         got, expected = got.detach(), expected.detach()
@@ -335,14 +335,19 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- structure
-def structure_problem(got, expected: torch.Tensor) -> str | None:
-    """What is wrong with ``got``'s type, shape or dtype, said so the learner knows what to change; else None."""
+def structure_problem(got, expected: torch.Tensor, sizes: dict[str, int] | None = None) -> str | None:
+    """What is wrong with ``got``'s type, shape or dtype, said so the learner knows what to change; else None.
+    ``sizes`` (the case's) names the axes of both shapes: "yours is (N, G, C/G, H, W), the expected (N, C, H, W)"."""
     if not isinstance(got, torch.Tensor):
         if got is None:
             return "got None. Did you forget to return it?"
         return f"got a {type(got).__name__}, not a torch.Tensor."
     if got.shape != expected.shape:
-        return f"shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{shape_hint(got.shape, expected.shape)}"
+        mine, theirs = axis_names(got.shape, sizes), axis_names(expected.shape, sizes)
+        named = (f" Yours is ({', '.join(mine)}), the expected ({', '.join(theirs)})."
+                 if mine and theirs and mine != theirs else "")
+        return (f"shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{named}"
+                f"{shape_hint(got.shape, expected.shape)}")
     if got.dtype != expected.dtype:
         return (f"dtype {got.dtype} but expected {expected.dtype} (the inputs' dtype). Avoid hard-coded dtypes "
                 f"such as torch.float32 or .float().")
@@ -366,6 +371,14 @@ def shape_hint(got: torch.Size, expected: torch.Size) -> str:
                 return f" The axis of size 1 at position {i} is missing: a reduction without keepdim=True?"
             if expected[:i] + expected[i + 1:] == got:
                 return f" Axis {i} (size {size}) is missing: did a sum, mean or indexing remove it?"
+    for i in range(len(expected) - 1 if len(got) + 1 == len(expected) else 0):  # two axes of yours merged
+        if expected[:i] + (expected[i] * expected[i + 1],) + expected[i + 2:] == got:
+            return (f" Your axis {i} holds the expected axes {i} and {i + 1} merged ({expected[i]} × "
+                    f"{expected[i + 1]} = {got[i]}): a reshape to the expected shape is missing.")
+    for i in range(len(got) - 1 if len(got) == len(expected) + 1 else 0):  # one axis of yours split in two
+        if got[:i] + (got[i] * got[i + 1],) + got[i + 2:] == expected:
+            return (f" The expected axis {i} ({expected[i]} entries) is split into your axes {i} and {i + 1} "
+                    f"({got[i]} × {got[i + 1]}): reshape back to {expected} (a grouped view not undone?).")
     if math.prod(got) == math.prod(expected):
         return " Same number of entries, other shape: a reshape or rearrange with the wrong axes?"
     if len(got) == len(expected) and all(g == e or e == 1 for g, e in zip(got, expected)):

@@ -74,8 +74,8 @@ class ImageCase(Case):
     @property
     def sizes(self) -> dict[str, int]:
         N, C, H, W = self.shape
-        return {"N": N, "C": C, "H": H, "W": W, "G": self.groups} if self.groups > 1 else \
-            {"N": N, "C": C, "H": H, "W": W}
+        grouped = {"G": self.groups, "C/G": C // self.groups} if self.groups > 1 else {}  # (N, G, C/G, H, W) too
+        return {"N": N, "C": C, "H": H, "W": W, **grouped}
 
     @property
     def m(self) -> int:  # values per channel for BatchNorm: N·H·W
@@ -112,6 +112,13 @@ class TrailingCase(Case):
     @property
     def sizes(self) -> dict[str, int]:
         return dict(zip(self.axes, self.shape))
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if self.eps is None and isinstance(error, TypeError) and "NoneType" in str(error):
+            return ("eps=None is not a number to add: it means ε = torch.finfo(x.dtype).eps, the machine epsilon "
+                    "of the input's dtype, as in nn.RMSNorm (eq. (2.12)) — eps = torch.finfo(x.dtype).eps if "
+                    "self.eps is None else self.eps.")
+        return None
 
 
 class _NamedFirst:
@@ -277,6 +284,7 @@ class NormSpec:
     eps_text: str = "eps"  # where the right ε comes from
     centred: bool = True  # subtract μ (RMSNorm: no)
     extra_means: dict = field(default_factory=dict)  # message → per-value tensor (e.g. a running mean)
+    sizes: dict = field(default_factory=dict)  # the case's named sizes, to name a wrong count ("W", "N·H")
 
 
 @dataclass
@@ -315,6 +323,9 @@ _MOMENTS = {
     "squared deviations": "the sum of squared deviations Σ(x − μ)², with no ÷ n",
     "mean square": "the mean square mean(x²), about 0 rather than about μ",
     "sum of squares": "the sum of squares Σx² (the squared L2 norm), with no ÷ n",
+    "mean |x|": "the mean absolute value mean(|x|), an L1 average rather than a root mean square",
+    "about your μ": "the mean of (x − μ)² with your μ",  # your μ came from other values: σ² follows them
+    "unbiased about your μ": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
 }
 # the ways of turning a second moment M into the factor a of x̂ = (x − μ)·a
 _FORMS = {
@@ -331,8 +342,16 @@ _NAMED_EPS = {"1e-5": 1e-5, "1e-6": 1e-6, "1e-8": 1e-8, "1e-3": 1e-3, "1e-12": 1
               "torch.finfo(torch.float64).eps": torch.finfo(torch.float64).eps}
 
 
-def _moment(x: torch.Tensor, partition: Partition, kind: str) -> torch.Tensor | None:
+def _moment(x: torch.Tensor, partition: Partition, kind: str, mu: torch.Tensor | None = None) -> torch.Tensor | None:
     n = partition.size
+    if kind.endswith("about your μ"):  # σ² of x − μ with the learner's μ, e.g. ((x − μ)²).mean(other axes)
+        if mu is None or _close(mu, partition.mean(x), 1e-9, x.abs().max().item()):
+            return None  # the same as the plain variance
+        square = partition.mean((x - mu) ** 2)
+        return square * n / (n - 1) if kind.startswith("unbiased") and n > 1 else \
+            (None if kind.startswith("unbiased") else square)
+    if kind == "mean |x|":  # squared, like the others: then 1/(√M + ε) is 1/(mean(|x|) + ε)
+        return partition.mean(x.abs()) ** 2
     if kind in ("mean square", "sum of squares"):
         square = partition.mean(x * x)
         return square if kind == "mean square" else square * n
@@ -352,16 +371,16 @@ class _Scale:
     count: float | None = None  # what the sum was divided by, when it is not n
 
 
-def _which_scale(x, a, spec: NormSpec, rtol: float) -> _Scale | None:
+def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = None) -> _Scale | None:
     """Which second moment over which values, turned into a factor how, gives your a: the right ones first, and of
-    the forms that fit the closest. Only when no form fits any values: the ε, or the count (÷ n), you really used
-    with the right moment."""
+    the forms that fit the closest; ``mu`` is your μ, about which σ² may be taken over other values. Only when no
+    form fits any values: the ε, or the count (÷ n), you really used with the right moment."""
     expected_moment = "variance" if spec.centred else "mean square"
     moments = [expected_moment] + [m for m in _MOMENTS if m != expected_moment]
     partitions = [spec.partition] + [p for p in spec.candidates if not p.same_as(spec.partition)]
     for partition in partitions:
         for moment in moments:
-            M = _moment(x, partition, moment)
+            M = _moment(x, partition, moment, mu)
             if M is None:
                 continue
             errors = {form: ((a - formula(M, spec.eps)).abs() / a.abs()).max().item()
@@ -396,6 +415,29 @@ def _which_mean(x, mu, spec: NormSpec, rtol: float):
     for message, value in spec.extra_means.items():
         if _close(mu, value.double().expand_as(mu), rtol):
             return message
+    right = spec.partition.mean(x)
+    big = right.abs() > 1e-3 * right.abs().max()
+    ratio = mu[big] / right[big] if big.any() else None
+    if ratio is not None and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
+        count = spec.partition.size / ratio.mean().item()  # your μ = Σx / count
+        named = count_name(count, spec.sizes)
+        return (f"your μ is {ratio.mean().item():.4g} × the mean over {spec.partition.name}: you divide the sum by "
+                f"{count:.4g}" + (f" (= {named})" if named else "") + f", but each group has n = "
+                f"{spec.partition.size} values — take the mean over all of them ({spec.code})")
+    return None
+
+
+def count_name(count: float, sizes: dict) -> str | None:
+    """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal a count a learner divided by
+    (all of them, up to three, where sizes coincide)."""
+    if abs(count - round(count)) > 1e-6 * max(count, 1) or round(count) < 1:
+        return None
+    names = [name for name in sizes if "/" not in name]  # products of axes, not of ratios
+    for r in range(1, len(names) + 1):
+        found = ["·".join(subset) for subset in itertools.combinations(names, r)
+                 if math.prod(sizes[name] for name in subset) == round(count)]
+        if found:
+            return " = ".join(found[:3])
     return None
 
 
@@ -411,7 +453,7 @@ def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> 
             continue
         mu = -fit.b / fit.a  # x̂ = a·x + b = (x − μ)·a
         mean = _which_mean(x, mu, spec, rtol)
-        scale = _which_scale(x, fit.a, spec, rtol)
+        scale = _which_scale(x, fit.a, spec, rtol, mu)
         if mean is None and scale is None:
             return None  # nothing recognised: the invariance probes say it better
         if fit.partition.size >= 3 or (mean is not None and scale is not None):
@@ -457,16 +499,18 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
     mean_partition = mean if isinstance(mean, Partition) and spec.centred else None
     scale_partition = scale.partition if scale else None
     statistic = "σ²" if spec.centred else "mean(x²)"
+    called = "variance σ²" if spec.centred else "mean square mean(x²)"
     if mean_partition and scale_partition and mean_partition.same_as(scale_partition) \
             and not mean_partition.same_as(right):
-        problems.append(f"your μ and σ² are computed over {mean_partition.describe()}, but {spec.method}'s are over "
+        problems.append(f"your mean μ and variance σ² are computed over {mean_partition.describe()}, but "
+                        f"{spec.method}'s are over "
                         f"{right.describe()}: reduce over {spec.code}")
     else:
         if mean_partition and not mean_partition.same_as(right):
-            problems.append(f"your μ is the mean over {mean_partition.describe()}, but {spec.method}'s is over "
+            problems.append(f"your mean μ is over {mean_partition.describe()}, but {spec.method}'s is over "
                             f"{right.describe()}: reduce over {spec.code}")
         if scale_partition and not scale_partition.same_as(right):
-            problems.append(f"your {statistic} is computed over {scale_partition.describe()}, but {spec.method}'s "
+            problems.append(f"your {called} is computed over {scale_partition.describe()}, but {spec.method}'s "
                             f"is over {right.describe()}: reduce over {spec.code}")
     # -- the second moment and how it becomes the factor
     if scale is None:
@@ -477,12 +521,15 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
                         f"1/√({statistic} + ε) over {right.name} is {want.flatten()[worst].item():.4g})")
     else:
         expected_moment = "variance" if spec.centred else "mean square"
-        if scale.moment != expected_moment and scale.count is None:
+        moment = {"about your μ": "variance", "unbiased about your μ": "unbiased"}.get(scale.moment, scale.moment)
+        if moment != expected_moment and scale.count is None:
             problems.append(f"you divide by {_MOMENTS[scale.moment]}; {spec.method} divides by "
                             f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
                                                              if spec.centred else ""))
         if scale.count is not None:
-            problems.append(f"your {statistic} divides its sum by {scale.count:.4g}, but each group {right.name} has "
+            named = count_name(scale.count, spec.sizes)
+            problems.append(f"your {statistic} divides its sum by {scale.count:.4g}"
+                            + (f" (= {named})" if named else "") + f", but each group {right.name} has "
                             f"n = {right.size} values: take the mean over all of them ({spec.code}) — or, the same "
                             f"numbers, your output is {math.sqrt(right.size / scale.count):.4g} × the right one")
         elif scale.eps is not None:
@@ -492,7 +539,7 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
         elif scale.form == "no eps":
             problems.append(f"ε is missing (or far too small): divide by √({statistic} + ε) with ε = {spec.eps:.3g} "
                             f"({spec.eps_text})")
-        elif scale.form != "inside":
+        elif scale.form != "inside" and scale.moment != "mean |x|":  # an L1 average: where ε sits is moot
             said = _FORMS[scale.form][1]
             problems.append(said if spec.centred else said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)"))
     if not problems:
@@ -702,6 +749,18 @@ class Paths:
     def expected(self) -> dict:
         return {"direct": 1.0, "mean": -1.0 if self.spec.centred else 0.0, "var": -1.0}
 
+    def lookalikes(self) -> dict:
+        """Terms a learner writes in place of eq. (2.8)'s: the variance term with the wrong mean in it, or
+        without its x̂. name → (term at every value, how the chapter would write it)."""
+        P = self.spec.partition
+        if self.gamma_inside:
+            h, scale, g_text = self.gamma * self.g, self.s, "γg"
+        else:
+            h, scale, g_text = self.g, self.gamma * self.s, "g"
+        prefix = "s·" if self.gamma_inside else "γ·s·"
+        return {"x̂·mean(g)": (scale * self.x_hat * P.mean(h), f"{prefix}x̂·mean({g_text})"),
+                "mean(g·x̂)": (scale * P.mean(h * self.x_hat), f"{prefix}mean({g_text}·x̂)")}
+
 
 _PATH_NAMES = {"direct": "the direct path (through x̂)", "mean": "the path through μ (eq. (2.6))",
                "var": "the path through σ² (eq. (2.5))"}  # RMSNorm's "σ²" is mean(x²): the same path
@@ -732,7 +791,8 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
         named = name_value(factor, paths.factors)
         said.append(f"both mean terms, −{terms['mean']} and −{terms['var']}, are {factor:.4g}"
                     + (f" (= {named})" if named else "") + " × what they should be"
-                    + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
+                    + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else
+                       _count_hint(paths.spec.partition.size / factor, paths.spec)))
         off = []
     for key in off:
         have, should = c[key], want[key]
@@ -753,6 +813,36 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
     return "in your dL/dx, " + "; ".join(said) + f" ({eq})." + (paths.detached_hint if missing else "")
 
 
+def _count_hint(count: float, spec: NormSpec) -> str:
+    """": you divided the sums by 20 (= N·H), but …" when ``count`` is a product of the case's sizes; else ""."""
+    named, right = count_name(count, spec.sizes), count_name(spec.partition.size, spec.sizes)
+    if not named:
+        return ""
+    return (f": you divided the sums by {round(count)} (= {named}), but the means run over the n = "
+            + (f"{right} = " if right else "") + f"{spec.partition.size} values of each group "
+            f"{spec.partition.name} ({spec.code})")
+
+
+def _lookalike_problems(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torch.dtype) -> str | None:
+    """dL/dx fitted with one look-alike term added to eq. (2.8)'s three: a term eq. (2.8) does not have, named
+    with its recovered coefficient and the term it stands in for."""
+    for key, (term, text) in paths.lookalikes().items():
+        fit = fit_linear(dx, {**paths.basis(), key: term})
+        c = fit.coefficients
+        if not _exact(fit, dtype) or abs(c[key]) < rtol:
+            continue
+        rest = {k: v for k, v in c.items() if k != key}
+        replaced = [k for k in ("mean", "var") if abs(rest[k]) < rtol and paths.expected[k] != 0]
+        said = f"your dL/dx has a term {c[key]:.4g}·{text} that {paths.equation} does not have"
+        if replaced:
+            said += " in place of " + " and ".join(f"−{paths.terms[k]}" for k in replaced)
+            rest.update({k: paths.expected[k] for k in replaced})
+        others = _coefficient_problems(rest, paths, rtol)
+        return said + (f"; also {others[len('in your dL/dx, '):]}" if others and others.startswith("in your dL/dx, ")
+                       else f" ({paths.equation})." if not others else f"; also: {others}")
+    return None
+
+
 def _exact(fit, dtype: torch.dtype) -> bool:
     """A least-squares fit that explains the answer to its dtype's rounding."""
     return fit.residual < (1e-9 if dtype == torch.float64 else 1e-4)
@@ -767,6 +857,9 @@ def paths_problems(got: torch.Tensor, paths: Paths) -> str | None:
     fit = fit_linear(dx, paths.basis())
     if _exact(fit, got.dtype):
         return _coefficient_problems(fit.coefficients, paths, rtol)
+    lookalike = _lookalike_problems(dx, paths, rtol, got.dtype)
+    if lookalike:
+        return lookalike
     C = dx.shape[1] if dx.dim() > 1 else 0
     if paths.per_group and C and dx.numel() // C >= 6:  # one fit per channel: a per-channel factor (γ, s) is off
         fits = fit_linear(dx, paths.basis(), per=1)
@@ -921,7 +1014,7 @@ def _batch_norm_spec(x: torch.Tensor, case: ImageCase, extra_means=None) -> Norm
     candidates = every_axes_partition(tuple(x.shape), IMAGE_AXES, IMAGE_METHODS)
     right = next(p for p in candidates if p.same_as(axes_partition(x.shape, IMAGE_AXES, STATISTICS)))
     return NormSpec("BatchNorm", "eq. (2.1)", right, "dim=(0, 2, 3)", tuple(candidates), case.eps,
-                    "the eps argument", extra_means=extra_means or {})
+                    "the eps argument", extra_means=extra_means or {}, sizes=case.sizes)
 
 
 def _statistics(x: torch.Tensor, eps: float):
@@ -1059,6 +1152,10 @@ def check_batch_norm_function(BatchNormFunction) -> None:
                                                                 "x̂ = (x − μ)·s: save x̂, not the centred input."),
                 "x·s": (x * _view(inv_std, 4, (1,)), "your backward used x·s where eq. (2.8) has x̂ = (x − μ)·s: save "
                                                      "the x̂ your output is made from (the mean subtracted)."),
+                "y": (expected, "your backward used the output y = γ·x̂ + β where eq. (2.8) has x̂: save x̂ itself in "
+                                "forward, before γ and β are applied."),
+                "γ·x̂": (x_hat * _view(weight, 4, (1,)), "your backward used γ·x̂ where eq. (2.8) has x̂: save x̂ "
+                                                         "itself in forward, before γ is applied."),
             }
             paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives)
             EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol,
@@ -1106,14 +1203,23 @@ def _momentum_factor(momentum, step: int) -> float:
 
 
 def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor, kind: str, case: ModuleCase,
-                     step: int | None) -> str | None:
-    """How your buffer moved toward this batch's statistic: the momentum you used (eq. (2.9)), and whether the
-    statistic was the biased or the unbiased variance. ``step`` is None in eval mode (it must not move)."""
+                     step: int | None, output: torch.Tensor | None = None) -> str | None:
+    """How your buffer moved toward this batch's statistic: the statistic you averaged in (recovered with the
+    right α and named), else the momentum you used (eq. (2.9)) and whether the statistic was the biased or the
+    unbiased variance. ``step`` is None in eval mode (it must not move); ``output`` is your training output."""
     rtol = 1e-3
     old, new = before.detach().double(), after.detach().double()
     xd = x.detach().double()
     if step is not None and _close(new, old, 1e-6):
+        if case.momentum is None and step == 1:
+            return (f"{kind} did not change at training step 1, as if α were 0: with momentum=None, α = "
+                    f"1/num_batches_tracked after counting this batch, so α = 1/1 at the first step — increment "
+                    f"num_batches_tracked before computing α (eq. (2.9)).")
         return f"{kind} did not change at training step {step}: update it in every training-mode forward (eq. (2.9))."
+    if step is not None:
+        named = _averaged_statistic(old, new, xd, kind, case, _momentum_factor(case.momentum, step), output)
+        if named:
+            return f"at training step {step} your {kind} averages in {named} (eq. (2.9))."
     statistics = {"mean": {"the batch mean": xd.mean(STATISTICS)}} if kind == "running_mean" else {
         "var": {"the unbiased batch variance": xd.var(STATISTICS, unbiased=True),
                 "the biased batch variance": xd.var(STATISTICS, unbiased=False),
@@ -1155,7 +1261,8 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
                 "0.1": "use self.momentum (or 1/num_batches_tracked when it is None), not a hard-coded 0.1",
                 "1 (no average)": "you replaced the running statistic by the batch's: average them, "
                                   "(1 − α)·running + α·batch",
-                f"1/{step + 1}": "num_batches_tracked is one ahead: increment it, then use α = 1/num_batches_tracked",
+                f"1/{step + 1}": f"your α is 1/{step + 1} = 1/(num_batches_tracked + 1), one batch too many: "
+                                 f"increment num_batches_tracked once, then use α = 1/num_batches_tracked",
                 f"1/{step - 1}": "increment num_batches_tracked before computing α = 1/num_batches_tracked",
             }.get(name, "")
             said.append(f"at training step {step} your {kind} moved {used:.3g} of the way from its old value toward "
@@ -1174,6 +1281,50 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
     return None
 
 
+def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, output) -> str | None:
+    """The batch statistic your buffer averaged in, if your α is right: (new − (1 − α)·old)/α, named among the
+    statistics a learner might compute instead (other values, the output, a count off by a factor); else None."""
+    used = (new - (1 - alpha) * old) / alpha
+    if not torch.isfinite(used).all():
+        return None
+    m = case.m
+    every = "one number for every channel: reduce over dim=(0, 2, 3) only, keeping one entry per channel"
+    from_x = "compute the statistics from the input x, before normalising"
+    if kind == "running_mean":
+        right = x.mean(STATISTICS)
+        candidates = {"the mean of every value of the batch": (x.mean().expand_as(right), every)}
+        if output is not None:
+            candidates["the mean of your output y (≈ β, since y is normalised)"] = (output.double().mean(STATISTICS),
+                                                                                 from_x)
+    else:
+        right = x.var(STATISTICS, unbiased=True)
+        per_example = "it leaves out how the examples differ: take the variance over (N, H, W) at once"
+        candidates = {
+            "the variance of every value of the batch": (x.var().expand_as(right), every),
+            "the unbiased variance of each example's channel over (H, W), averaged over the N examples": (
+                x.var((2, 3), unbiased=True).mean(0), per_example),
+            "the biased variance of each example's channel over (H, W), averaged over the N examples": (
+                x.var((2, 3), unbiased=False).mean(0), per_example)}
+        if output is not None:
+            candidates["the variance of your output y (≈ γ², since y is normalised)"] = (
+                output.double().var(STATISTICS, unbiased=True), from_x)
+    for name, (value, advice) in candidates.items():
+        if _close(used, value, rtol=1e-4):
+            return f"{name}: {advice}"
+    ratio = used / right
+    k = ratio.mean().item()
+    if kind == "running_var" and _close(ratio, torch.full_like(ratio, k), 1e-4) and abs(k - 1) > 1e-3:
+        if abs(k - m / (m - 1)) <= 1e-4 * k:
+            return (f"{k:.4g} (= m/(m − 1), m = N·H·W = {m}) × the unbiased batch variance: Bessel's correction is "
+                    f"applied twice — x.var(dim=(0, 2, 3), unbiased=True) already divides by m − 1, so do not "
+                    f"multiply by m/(m − 1) again")
+        named = count_name(m / k - 1, case.sizes) if abs(m / k - 1 - round(m / k - 1)) < 1e-6 else None
+        if named and round(m / k - 1) != m - 1:
+            return (f"the sum of squared deviations divided by {round(m / k - 1)} (= {named}) instead of m − 1 = "
+                    f"{m - 1} (m = N·H·W)")
+    return None
+
+
 def eval_problems(x, y, weight, bias, sources: dict, eps: float, ratios: dict | None = None) -> str | None:
     """What your eval-mode output normalises with, recovered per channel: y = A·x + B, so the mean μ′ = (β − B)/A
     and the factor a′ = A/γ are compared with the running statistics and with what else they might be."""
@@ -1187,7 +1338,8 @@ def eval_problems(x, y, weight, bias, sources: dict, eps: float, ratios: dict | 
     B = fit.b.transpose(0, 1).reshape(C, -1)[:, 0]
     gamma, beta = weight.detach().double(), bias.detach().double()
     mean_used, factor_used = (beta - B) / A, A / gamma
-    mean_is = next((n for n, (mean, _) in sources.items() if _close(mean_used, mean.double(), rtol)), None)
+    size = next(iter(sources.values()))[0].abs().max().item()  # a mean of 0 is then recognised too
+    mean_is = next((n for n, (mean, _) in sources.items() if _close(mean_used, mean.double(), rtol, size)), None)
     factor_is = None
     for name, (_, var) in sources.items():  # of the forms that fit, the closest (ε may be small next to σ²)
         errors = {form: ((factor_used - formula(var.double(), eps)).abs() / factor_used.abs()).max().item()
@@ -1196,6 +1348,8 @@ def eval_problems(x, y, weight, bias, sources: dict, eps: float, ratios: dict | 
         if errors[form] <= rtol:
             factor_is = (name, form, _FORMS[form][1])
             break
+    if factor_is and _close(mean_used, sources[factor_is[0]][0].double(), rtol, size):
+        mean_is = factor_is[0]  # one source explains both: say it once
     right = next(iter(sources))
     if mean_is == right and factor_is and factor_is[0] == right and factor_is[1] == "inside":
         return None
@@ -1237,7 +1391,7 @@ def _buffer(module, name: str, C: int) -> torch.Tensor:
 
 
 def _buffer_problems(EX, module, case, step: int | None, before: dict, x, expected_tracked: int,
-                     library) -> None:
+                     library, output: torch.Tensor | None = None) -> None:
     for name in ("running_mean", "running_var"):
         buffer = getattr(module, name, None)
         if not isinstance(buffer, torch.Tensor):
@@ -1251,7 +1405,7 @@ def _buffer_problems(EX, module, case, step: int | None, before: dict, x, expect
         if buffer.requires_grad or buffer.grad_fn is not None:
             raise EX.fail(f"self.{name} is part of the autograd graph: update the running statistics under "
                           f"`with torch.no_grad():` (or from x.detach()).", case=case)
-        probe = (lambda got, name=name: running_problems(before[name], got, x, name, case, step))
+        probe = (lambda got, name=name: running_problems(before[name], got, x, name, case, step, output))
         EX.compare(buffer.detach(), getattr(library, name), case=case, name=name, equation="eq. (2.9)",
                    probes=[probe], atol=1e-5, rtol=1e-4)
     tracked = getattr(module, "num_batches_tracked", None)
@@ -1320,7 +1474,7 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                 _compare_input_gradient(EX, got, expected, step_case, paths, atol, rtol)
                 compare_runs(EX, got, expected, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
                              grad_equation="eq. (2.8) (your BatchNormFunction's backward)")
-                _buffer_problems(EX, module, step_case, step, before, x, step, library)
+                _buffer_problems(EX, module, step_case, step, before, x, step, library, got.output)
             # eval mode: the running statistics are constants
             eval_case = _labelled(case, "eval mode")
             module.eval()
@@ -1339,6 +1493,7 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                 "running statistics that this eval batch had already updated": (
                     (1 - alpha) * running_mean + alpha * xd.mean(STATISTICS),
                     (1 - alpha) * running_var + alpha * xd.var(STATISTICS, unbiased=True)),
+                "0 — you subtract nothing: subtract running_mean": (torch.zeros(C, dtype=torch.float64), running_var),
                 "mean 0 and variance 1, the initial buffers": (torch.zeros(C, dtype=torch.float64),
                                                                torch.ones(C, dtype=torch.float64)),
             }
@@ -1507,7 +1662,7 @@ def _trailing_spec(case: TrailingCase, method: str, equation: str, eps: float, e
     candidates = every_axes_partition(case.shape, case.axes, known)
     right = next(p for p in candidates if p.same_as(axes_partition(case.shape, case.axes, dims)))
     return NormSpec(method, equation, right, f"dim={case.dims if len(case.dims) > 1 else case.dims[0]} (the last "
-                    f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred)
+                    f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred, sizes=case.sizes)
 
 
 def _trailing_input(EX, case: TrailingCase) -> torch.Tensor:
@@ -1558,10 +1713,10 @@ INSTANCE_CASES = (
 )
 
 
-def _image_spec(x, method, equation, right: Partition, code: str, eps: float, extra=()) -> NormSpec:
+def _image_spec(x, method, equation, right: Partition, code: str, case: ImageCase, extra=()) -> NormSpec:
     candidates = _unique(every_axes_partition(tuple(x.shape), IMAGE_AXES, IMAGE_METHODS) + list(extra))
     right = next(p for p in candidates if p.same_as(right))
-    return NormSpec(method, equation, right, code, tuple(candidates), eps, "the eps argument")
+    return NormSpec(method, equation, right, code, tuple(candidates), case.eps, "the eps argument", sizes=case.sizes)
 
 
 @_one_thread
@@ -1575,7 +1730,7 @@ def check_instance_norm(InstanceNorm2d) -> None:
             N, C, H, W = case.shape
             x = _image_batch(EX, case)
             spec = _image_spec(x, "InstanceNorm", "eq. (2.10)", axes_partition(x.shape, IMAGE_AXES, (2, 3)),
-                               "dim=(2, 3)", case.eps)
+                               "dim=(2, 3)", case)
             _check_normalisation_module(EX, case, lambda: InstanceNorm2d(C, eps=case.eps),
                                         nn.InstanceNorm2d(C, eps=case.eps, affine=True), x, spec, (1,), IMAGE_AXES,
                                         "InstanceNorm2d has one γ and one β per channel: torch.ones(num_features).")
@@ -1625,7 +1780,7 @@ def check_group_norm(GroupNorm) -> None:
             x = _image_batch(EX, case)
             right = channel_partition(x.shape, block=C // G)
             code = f"reshape to (N, G, C/G, H, W) = (N, {G}, {C // G}, H, W) and reduce over dim=(2, 3, 4)"
-            spec = _image_spec(x, "GroupNorm", "eq. (2.11)", right, code, case.eps, _channel_partitions(x.shape, G))
+            spec = _image_spec(x, "GroupNorm", "eq. (2.11)", right, code, case, _channel_partitions(x.shape, G))
             _check_normalisation_module(
                 EX, case, lambda: GroupNorm(G, C, eps=case.eps), nn.GroupNorm(G, C, eps=case.eps), x, spec, (1,),
                 IMAGE_AXES, "GroupNorm's γ and β are per channel (num_channels,), not per group: the groups share "

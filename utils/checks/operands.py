@@ -52,6 +52,7 @@ class Operand:
     shape: tuple[int, ...]
     name: str | None = None
     view: bool = False  # the variable holds the tensor this operand is a view of (k for k.T)
+    origin: bool = False  # not the variable itself, but a tensor of its shape (made from it, most likely)
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,8 @@ def _name_of(size: int, sizes: dict[str, int] | None) -> str:
 def _describe(operand: Operand, sizes) -> str:
     """"your `scale` of shape (3,) = (C,)", "a view of your `k` of shape …", "a tensor of shape …"."""
     shape = show_shape(operand.shape, sizes)
+    if operand.name and operand.origin:
+        return f"a tensor of shape {shape}, the shape of your `{operand.name}`,"
     if operand.name:
         return f"{'a view of ' if operand.view else ''}your `{operand.name}` of shape {shape}"
     return f"a tensor of shape {shape}"
@@ -265,7 +268,7 @@ def _Describe(operand: Operand, sizes) -> str:  # noqa: N802 - the same, to star
 
 
 def _who(operand: Operand) -> str:
-    return f"`{operand.name}`" if operand.name and not operand.view else "it"
+    return f"`{operand.name}`" if operand.name and not (operand.view or operand.origin) else "it"
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -316,10 +319,20 @@ def read_broadcast(a: Operand, b: Operand, sizes: dict[str, int] | None = None, 
     """Two operands that do not broadcast: what the smaller one is, and where its axes should go. ``variables``
     are the learner's tensors, (name, shape), where it raised: the ones involved are named."""
     small, large = sorted((a, b), key=lambda o: (math.prod(o.shape), len(o.shape)))
+    small = _with_origin(small, large, variables)
     message = _crossed(small, large, sizes, variables)
-    for reading in (_misplaced, _split, _permuted):
+    for reading in (_reordered, _misplaced, _split, _permuted):
         message = message or reading(small, large, sizes)
     return message or _clash(a, b, sizes)
+
+
+def _with_origin(small: Operand, large: Operand, variables) -> Operand:
+    """An unnamed operand (a temporary such as torch.sqrt(var + eps)) described by the one variable of the learner's
+    that has its shape, when exactly one has: "a tensor of the shape of your `var`"."""
+    if small.name:
+        return small
+    same = [name for name, shape in variables if shape == small.shape and shape != large.shape]
+    return Operand(small.shape, same[0], origin=True) if len(same) == 1 else small
 
 
 def _target(small, large, axes) -> tuple[int, ...]:
@@ -328,6 +341,31 @@ def _target(small, large, axes) -> tuple[int, ...]:
     for axis, size in zip(axes, [s for s in small if s != 1]):
         target[axis] = size
     return tuple(target)
+
+
+def _reordered(small: Operand, large: Operand, sizes) -> str | None:
+    """Lined up from the last axis, the small one's sizes meet the same sizes in another order: its axes are the
+    right ones, out of order (a view or a transpose with two sizes swapped)."""
+    S, L = small.shape, large.shape
+    if len(S) > len(L) or math.prod(S) == math.prod(L):  # two tensors of one size: which is wrong is not known
+        return None
+    offset = len(L) - len(S)
+    pairs = [(size, offset + i) for i, size in enumerate(S) if size != 1]
+    mine, theirs = [size for size, _ in pairs], [L[axis] for _, axis in pairs]
+    if not pairs or sorted(mine) != sorted(theirs) or mine == theirs:
+        return None
+    names = axis_names(L, sizes) or [str(size) for size in L]
+    free = [(L[axis], names[axis]) for _, axis in pairs]  # its sizes, named after the axes of the same size
+    called = []
+    for size in mine:
+        match = next(item for item in free if item[0] == size)
+        free.remove(match)
+        called.append(match[1])
+    target = show_shape(tuple(L[axis] if any(axis == a for _, a in pairs) else 1 for axis in range(len(L))), sizes)
+    return (f" {_Describe(small, sizes)} was broadcast against {_describe(large, sizes)}: lined up from the last "
+            f"axis, its ({', '.join(called)}) met ({', '.join(names[axis] for _, axis in pairs)}) — the same sizes "
+            f"in another order, so its axes are out of order (a view or transpose with two sizes swapped): make "
+            f"{_who(small) if small.name and not small.view else 'it'} {target}.")
 
 
 def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
@@ -349,9 +387,11 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
     if len(core) == 1:
         index = "[" + ", ".join(":" if i in axes else "None" for i in range(len(L))) + "]"
         dropped = ", ".join(names[i] for i in range(len(L)) if i != axes[0])
-        return (start + f"a 1-D tensor lines up with the LAST axis ({met}), not with {belong} — view {_who(small)} "
-                f"as {targets} ({index})" + (f"; a mean or sum over ({dropped}) with keepdim=True gives that shape "
-                                             f"directly." if reduced and len(found) == 1 else "."))
+        return (f" {_Describe(small, sizes)} lines up with the LAST axis ({met}) of {_describe(large, sizes)}, "
+                f"not with {belong}: broadcasting aligns shapes from their last axis, so a 1-D tensor meets the last "
+                f"one — view {_who(small)} as {targets} ({index})" + (
+                    f"; a mean or sum over ({dropped}) with keepdim=True gives that shape directly."
+                    if reduced and len(found) == 1 else "."))
     if reduced and len(found) <= 2:
         gone = " or ".join(", ".join(names[i] for i in range(len(L)) if i not in option) for option in found)
         return (start + f"it is {_tuple(names)} with {gone} reduced away, a mean or sum without keepdim=True. "
