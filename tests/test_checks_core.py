@@ -52,6 +52,17 @@ def test_structure_is_checked_first(got, words):
     assert words in diagnosis(got)
 
 
+def test_an_axis_split_or_merged_and_shapes_named_with_the_cases_sizes():
+    assert "expected axis 1 (6 entries) is split into your axes 1 and 2 (3 × 2)" in \
+        core.shape_hint(torch.Size([2, 3, 2, 4]), torch.Size([2, 6, 4]))
+    assert "Your axis 1 holds the expected axes 1 and 2 merged (3 × 2 = 6)" in \
+        core.shape_hint(torch.Size([2, 6, 4]), torch.Size([2, 3, 2, 4]))
+    sizes = {"N": 2, "C": 6, "H": 4, "G": 3, "C/G": 2}
+    message = core.structure_problem(torch.ones(2, 3, 2, 4), torch.ones(2, 6, 4), sizes)
+    assert "shape (2, 3, 2, 4) but expected (2, 6, 4). Yours is (N, G, C/G, H), the expected (N, C, H)." in message
+    assert "Yours is" not in core.structure_problem(torch.ones(5), torch.ones(7), sizes)  # no size named
+
+
 def test_a_missing_keepdim_and_an_unreduced_axis():
     assert "missing: a reduction without keepdim=True" in core.shape_hint(torch.Size([3]), torch.Size([3, 1]))
     assert "should have size 1" in core.shape_hint(torch.Size([3, 4]), torch.Size([3, 1]))
@@ -393,9 +404,9 @@ def test_a_broadcast_error_names_both_shapes_and_the_learners_variable():
         EX.call(per_channel_scale_on_the_last_axis, torch.ones(4, 3, 5, 5), torch.ones(3), case=case)
     message = str(caught.value)
     assert "Two tensors did not broadcast" in message  # the first sentence stays, for every reading
-    assert "Your `scale` of shape (3,) = (C,) was broadcast against your `x` of shape (4, 3, 5, 5) = (N, C, H, W)" \
-        in message
-    assert "lines up with the LAST axis (W), not with C — view `scale` as (1, 3, 1, 1) = (1, C, 1, 1)" in message
+    assert "Your `scale` of shape (3,) = (C,) lines up with the LAST axis (W) of your `x` of shape (4, 3, 5, 5) = " \
+           "(N, C, H, W), not with C" in message
+    assert "view `scale` as (1, 3, 1, 1) = (1, C, 1, 1)" in message
     assert "Is a reduction missing" not in message  # no menu once the shapes say what happened
 
 
@@ -428,6 +439,14 @@ def test_a_tensor_that_lacks_size_one_axes_and_one_on_the_wrong_axes():
     assert "view it as (1, 2, 12, 1) = (1, H, Tq, 1)" in lacking
     misplaced = read((4, 3, 5, 6), (1, 3, 1, 1, 1), sizes=None)  # (3, 1, 1, 1) lined up from the left
     assert "its (axis 1) met (axis 0): view it as (1, 3, 1, 1)" in misplaced
+
+
+def test_a_temporary_is_described_by_the_variable_whose_shape_it_has():
+    message = read((2, 5, 8), (2, 5), sizes={"B": 2, "T": 5, "D": 8}, variables=(("var", (2, 5)), ("x", (2, 5, 8))))
+    assert "A tensor of shape (2, 5) = (B, T), the shape of your `var`, was broadcast against" in message
+    assert "view it as (2, 5, 1)" in message
+    two = read((2, 5, 8), (2, 5), sizes=None, variables=(("var", (2, 5)), ("mean", (2, 5))))
+    assert "the shape of your" not in two  # two candidates: none is named
 
 
 def test_two_layouts_of_one_vector_crossed_into_an_outer_product():
@@ -563,8 +582,8 @@ def test_a_custom_backward_is_read_too():
     out = Scale.apply(x, weight)
     for run in (lambda: EX.call(torch.autograd.grad, out, x, torch.ones_like(out), case=CASE),
                 lambda: EX.call(out.backward, torch.ones_like(out), retain_graph=True, case=CASE)):
-        with pytest.raises(LearnerError, match=r"Your `weight` of shape \(3,\) was broadcast against your "
-                                               r"`grad_out`"):
+        with pytest.raises(LearnerError, match=r"Your `weight` of shape \(3,\) lines up with the LAST axis \(axis 3\) "
+                                               r"of your `grad_out`"):
             run()
     assert torch.autograd.has_torch_function is torch.overrides.has_torch_function  # switched back
 
