@@ -2376,6 +2376,23 @@ class UnseenRMSMeanAbs(RMSNorm):
         return self.weight * x / (x.abs().mean(dim=dims, keepdim=True) + eps)
 
 
+class UnseenModBesselTwice(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a, m = self.factor(), x.numel() // x.shape[1]
+        self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+        self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS) * m / (m - 1))  # x.var is unbiased already
+
+
+class UnseenModVarianceCountForgetsWidth(ModuleWithUpdate):
+    def update(self, x):
+        self.num_batches_tracked += 1
+        a, (N, _, H, _) = self.factor(), x.shape
+        mean = x.mean(dim=DIMS, keepdim=True)
+        self.running_mean.mul_(1 - a).add_(a * mean.flatten())
+        self.running_var.mul_(1 - a).add_(a * ((x - mean) ** 2).sum(dim=DIMS) / (N * H))
+
+
 UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.1", unseen_bw_count_forgets_width, ["you divided the sums by 20 (= N·H", "n = N·H·W = 100"]),
     ("2.1", unseen_bw_variance_term_outside_scale, ["the path through σ²", "the factor γ·s is missing"]),
@@ -2402,6 +2419,9 @@ UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.3", UnseenModEvalNoSqrt, ["the square root is missing"]),
     ("2.3", UnseenModMomentumOnBatch, ["momentum is applied backwards"]),
     ("2.3", UnseenModEvalUsesTrainingBranch, ["you normalise with this batch's mean and variance"]),
+    ("2.3", UnseenModBesselTwice, ["(= m/(m − 1), m = N·H·W = 100) × the unbiased batch variance",
+                                   "Bessel's correction is applied twice"]),
+    ("2.3", UnseenModVarianceCountForgetsWidth, ["divided by 20 (= N·H = N·W) instead of m − 1 = 99"]),
     ("2.4", UnseenLNVarLastAxisOnly, ["your variance σ² is computed over (W) (the last axis only)"]),
     ("2.4", UnseenLNAnnotatedTransformer, ["the unbiased variance", "ε is outside the square root"]),
     ("2.4", UnseenLNMeanCountLastAxis, ["your μ is 12 × the mean over (C, H, W)", "divide the sum by 4 (= H = W)"]),
@@ -2434,3 +2454,31 @@ UNSEEN_CHECKS = {"2.1": checks.check_batch_norm_backward, "2.2": checks.check_ba
     for exercise_id, wrong, words in UNSEEN])
 def test_unseen_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)
+
+
+def test_counts_are_named_from_the_cases_sizes_or_not_at_all():
+    sizes = {"N": 4, "C": 3, "H": 5, "W": 5}
+    assert checks.count_name(20, sizes) == "N·H = N·W"
+    assert checks.count_name(7, sizes) is None and checks.count_name(2.5, sizes) is None
+    case = checks.ImageCase("counts", shape=(4, 3, 5, 5))
+    spec = checks._batch_norm_spec(torch.zeros(4, 3, 5, 5), case)
+    assert checks._count_hint(7, spec) == ""
+    assert checks._count_hint(300, spec).startswith(": you divided the sums by 300 (= N·C·H·W)")
+
+
+def test_a_module_gradient_outside_eq_2_8_and_its_look_alikes_is_left_to_the_properties():
+    case = checks.LAYER_CASES[0]
+    x = checks._trailing_input(checks.EX_LAYER, case).double()
+    spec = checks._trailing_spec(case, "LayerNorm", "eq. (2.10)", case.eps, "the eps argument", centred=True)
+    P = spec.partition
+    s = 1 / torch.sqrt(checks._moment(x, P, "variance") + spec.eps)
+    x_hat = (x - P.mean(x)) * s
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    paths = checks.Paths(g, torch.ones_like(x), x_hat, s, spec, "eq. (2.8)'s form",
+                         {"direct": "s·γg", "mean": "s·mean(γg)", "var": "s·x̂·mean(γg·x̂)", "mean_of": "γg"},
+                         gamma_inside=True)
+    right = s * (g - P.mean(g) - x_hat * P.mean(g * x_hat))
+    assert checks.paths_problems(right, paths) is None
+    assert "a term 2·s·x̂·mean(γg) that eq. (2.8)'s form does not have" in \
+        checks.paths_problems(right + 2 * s * x_hat * P.mean(g), paths)
+    assert checks.paths_problems(right + x * g, paths) is not None  # no look-alike: a property says it

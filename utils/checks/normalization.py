@@ -430,7 +430,7 @@ def _which_mean(x, mu, spec: NormSpec, rtol: float):
 def count_name(count: float, sizes: dict) -> str | None:
     """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal a count a learner divided by
     (all of them, up to three, where sizes coincide)."""
-    if abs(count - round(count)) > 1e-6 * max(count, 1) or round(count) < 1:
+    if abs(count - round(count)) > 1e-4 * max(count, 1) or round(count) < 1:
         return None
     names = [name for name in sizes if "/" not in name]  # products of axes, not of ratios
     for r in range(1, len(names) + 1):
@@ -1318,10 +1318,11 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
             return (f"{k:.4g} (= m/(m − 1), m = N·H·W = {m}) × the unbiased batch variance: Bessel's correction is "
                     f"applied twice — x.var(dim=(0, 2, 3), unbiased=True) already divides by m − 1, so do not "
                     f"multiply by m/(m − 1) again")
-        named = count_name(m / k - 1, case.sizes) if abs(m / k - 1 - round(m / k - 1)) < 1e-6 else None
-        if named and round(m / k - 1) != m - 1:
-            return (f"the sum of squared deviations divided by {round(m / k - 1)} (= {named}) instead of m − 1 = "
-                    f"{m - 1} (m = N·H·W)")
+        count = (m - 1) / k  # your variance = Σ(x − μ)² / count
+        named = count_name(count, case.sizes)
+        if named and round(count) not in (m, m - 1):  # m itself: the biased variance, said below
+            return (f"the sum of squared deviations divided by {round(count)} (= {named}) instead of m − 1 = "
+                    f"{m - 1} (m = N·H·W): x.var(dim=(0, 2, 3), unbiased=True)")
     return None
 
 
