@@ -1476,3 +1476,170 @@ ROUND2_FOURIER = [
                                                                for a, _ in ROUND2_FOURIER])
 def test_round2_fourier(answer, words):
     assert_diagnoses(checks.check_fourier_mixing, answer, *words)
+
+
+# ----- round 2: the remaining failure paths of the new probes, each reached once
+
+def sb_plus(p, grad_p):
+    return p * (grad_p + (grad_p * p).sum(-1, keepdim=True))
+
+
+def sb_one_and_a_half(p, grad_p):
+    return p * (grad_p - 1.5 * (grad_p * p).sum(-1, keepdim=True))
+
+
+def sb_dot_squared(p, grad_p):
+    return p * (grad_p - (grad_p * p).sum(-1, keepdim=True) ** 2)
+
+
+def sb_only_the_dot(p, grad_p):
+    return -p * (grad_p * p).sum(-1, keepdim=True)
+
+
+@exercise("1.2")
+@pytest.mark.parametrize("wrong, words", [
+    (sb_plus, ["has the opposite sign"]),
+    (sb_one_and_a_half, ["is -1.5 where the equation has -1"]),
+    (sb_dot_squared, ["one number c per row, but c is not ⟨g, p⟩", "in row 0 you subtract"]),
+    (sb_only_the_dot, ["the coefficient of p⊙g is missing"]),
+], ids=["plus", "one and a half", "dot squared", "only the dot"])
+def test_round2_softmax_backward_coefficients_and_brackets(wrong, words):
+    assert_diagnoses(checks.check_softmax_backward, wrong, *words)
+
+
+def b_dp_without_transposing_v(q, k, v, p, grad_out):
+    return gradients(q, k, v, p, grad_out, grad_p=grad_out @ v)
+
+
+def b_ds_squared(q, k, v, p, grad_out):  # not a softmax backward at all: its rows do not sum to 0
+    grad_p = grad_out @ v.transpose(-2, -1)
+    return gradients(q, k, v, p, grad_out, grad_s=p * grad_p ** 2)
+
+
+@exercise("1.3")
+@pytest.mark.parametrize("body, words", [
+    (b_dp_without_transposing_v, ["dP = dO Vᵀ (eq. (1.7)): V needs its transpose"]),
+    (b_ds_squared, ["the dS inside your dQ = c·dS·K has rows that do not sum to 0"]),
+], ids=["dO V", "dS squared"])
+def test_round2_attention_function_products_and_rows(body, words):
+    assert_diagnoses(checks.check_attention_function, attention_function(body), *words)
+
+
+def mha_always_causal(self, x, causal, key_padding_mask):
+    allowed = may_attend(x.shape[1], True, key_padding_mask)
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+@exercise("1.4")
+def test_round2_multi_head_mask_nobody_asked_for():
+    assert_diagnoses(checks.check_multi_head_attention, multi_head(mha_always_causal), "are 0 at",
+                     "you applied a causal mask although causal=False")
+
+
+def heads_case(label):
+    return next(case for case in checks.HEADS_CASES if case.label.startswith(label))
+
+
+@exercise("1.4")
+def test_mask_parts_are_named_one_by_one():
+    both = heads_case("causal + key padding")
+    said = {parts: checks._mask_parts_message(parts, both) for parts in checks._mask_candidates(
+        both, both.key_padding_mask())}
+    assert "the causal mask is missing" in said["none", "keys", "&"]
+    assert "key_padding_mask was not applied" in said["tril", "none", "&"]
+    assert "key_padding_mask is inverted" in said["tril", "inverted", "&"]
+    assert "padded *queries*" in said["tril", "queries", "&"]
+    assert "with | (or)" in said["tril", "keys", "|"]
+    assert "hides the diagonal" in said["tril(-1)", "keys", "&"]
+    assert "the next one too" in said["tril(1)", "keys", "&"]
+    assert "although causal=False" in checks._mask_parts_message(("tril", "none", "&"), heads_case("B=2, T=5"))
+
+
+@exercise("1.4")
+def test_dependence_is_read_against_the_masks():
+    case = heads_case("causal, B=2, T=6")
+    B, T = case.B, case.T
+    right = checks._allowed(B, T, True, None)[:, 0] | torch.eye(T, dtype=torch.bool)  # (B, T, T)
+
+    def strength(within):  # (B, T, T) → (B, T, B, T): no dependence across sequences
+        full = torch.zeros(B, T, B, T, dtype=torch.float64)
+        for b in range(B):
+            full[b, :, b, :] = within[b].double()
+        return full
+    assert checks._dependence_message(strength(right), case, None) is None
+    mixed = strength(right)
+    mixed[0, 0, 1, 0] = 1.0
+    assert "sequences of a batch must not mix" in checks._dependence_message(mixed, case, None)
+    alone = strength(torch.eye(T, dtype=torch.bool).expand(B, T, T))
+    assert "depends only on that token's own input" in checks._dependence_message(alone, case, None)
+    upper = strength(torch.ones(B, T, T, dtype=torch.bool).triu())
+    assert "upper triangle" in checks._dependence_message(upper, case, None)
+    leaky = strength(right.double() + 1e-5 * ~right)
+    assert checks._dependence_message(leaky, case, None) is None  # not a known mask: said by the fallback
+    assert "depends, weakly" in checks._dependence_message(leaky, case, None, fallback=True)
+    odd = right.clone()
+    odd[0, 1, 4] = True  # one forbidden pair, strongly
+    assert "must not see" in checks._dependence_message(strength(odd), case, None, fallback=True)
+    hidden = right.clone()
+    hidden[0, 3, 1] = False
+    assert "does not depend on token 1" in checks._dependence_message(strength(hidden), case, None, fallback=True)
+
+
+@exercise("1.4")
+def test_nan_outputs_without_a_known_mask_are_said_plainly():
+    case = heads_case("causal, B=2, T=6")
+    got = torch.zeros(case.B, case.T, case.D)
+    got[1, 2] = math.nan  # a token no candidate mask leaves without keys
+    assert "your mask hides too much there" in checks._heads_nonfinite(case, None)(got)
+
+
+def tiled_max_over_queries(q, k, v, block_size=256):
+    scale = 1 / math.sqrt(q.shape[-1])
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * scale
+        m_new = torch.maximum(m, s.amax(-2, keepdim=True))  # over the queries: (..., Tq, block)
+        correction = torch.exp(m - m_new)
+        e = torch.exp(s - m_new)
+        ell = correction * ell + e.sum(-1, keepdim=True)
+        a = correction * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+    return a / ell
+
+
+@exercise("1.5")
+def test_round2_tiled_running_quantities_with_a_block_axis():
+    assert_diagnoses(checks.check_tiled_attention, tiled_max_over_queries, "block_size", "one number per query",
+                     "(…, Tq, 1)", "dim=-1 with keepdim=True")
+
+
+@exercise("1.5")
+def test_tiled_nan_readings_from_runs_with_one_and_several_blocks():
+    ordinary = checks.TILED_CASES[0]
+    right = tiled(keep_normalised=True)
+
+    def nan_with_several_blocks(q, k, v, block_size=256):
+        out = right(q, k, v, block_size)
+        return out if block_size >= k.shape[-2] else out * math.nan
+    assert "only when the keys come in several blocks" in checks._tiled_nonfinite_reading(
+        nan_with_several_blocks, ordinary)(torch.full((1, 2, 12, 6), math.nan))
+
+    def nan_for_this_case_only(q, k, v, block_size=256):
+        out = right(q, k, v, block_size)
+        return out * math.nan if k.shape[-2] == ordinary.Tk else out
+    got = torch.zeros(1, 2, 12, 6)
+    got[0, 0, 0, 0] = math.nan  # not every entry: no reading of its own
+    assert "NaN/inf on ordinary scores" in checks._tiled_nonfinite_reading(nan_for_this_case_only, ordinary)(got)
+
+
+def w_additive_penalty(q, k, mask=None):  # "−30 is as good as −∞": not where the forbidden scores are large
+    scores = scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1]))
+    return (scores if mask is None else scores - 30.0 * (~mask)).softmax(-1)
+
+
+@exercise("1.1")
+def test_round2_additive_penalty_is_caught_where_forbidden_scores_are_large():
+    assert_diagnoses(checks.check_attention_weights, w_additive_penalty, "large scores and a causal mask",
+                     "you added -30 to the forbidden scores")
