@@ -1832,3 +1832,296 @@ def test_embedding_in_its_standard_form_passes():
 ])
 def test_embedding_round_3(wrong, words):
     assert_diagnoses(checks.check_sinusoidal_embedding, wrong, *words)
+
+
+# =============================================================================================================
+# Ten fresh mistakes, written after the round-3 probes were in place and not tuned for (see the closing report)
+# =============================================================================================================
+def fresh_linear_scaled_difference(T, beta_start=1e-4, beta_end=0.02):  # only the rise is scaled by 1000/T
+    steps = torch.arange(T, dtype=torch.float64) / (T - 1)
+    return beta_start + 1000 / T * steps * (beta_end - beta_start)
+
+
+def fresh_cosine_pi_approx(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * 3.14 / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def fresh_cosine_sqrt_ratio(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - (alpha_bars[1:] / alpha_bars[:-1]).sqrt()).clamp(max=max_beta)
+
+
+def fresh_q_sample_fourth_root(x0, t, noise, schedule):
+    alpha_bar = col(schedule.alpha_bars[t - 1])
+    return alpha_bar.sqrt().sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+
+
+def fresh_posterior_noise_form_unrooted(x0, x_t, t, schedule):  # eq. (5.11) with ε recovered without its √
+    alpha_bar_t, beta_t = col(schedule.alpha_bars[t - 1]), col(schedule.betas[t - 1])
+    alpha_t = col(schedule.alphas[t - 1])
+    eps = (x_t - alpha_bar_t.sqrt() * x0) / (1 - alpha_bar_t)
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
+    _, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, variance
+
+
+def fresh_posterior_variance_unpadded(x0, x_t, t, schedule):  # the mean padded, the variance not
+    mean, _ = posterior_ok(x0, x_t, t, schedule)
+    alpha_bar_prev = col(schedule.alpha_bars[t - 2])
+    variance = (1 - alpha_bar_prev) / (1 - col(schedule.alpha_bars[t - 1])) * col(schedule.betas[t - 1])
+    return mean, variance
+
+
+def fresh_ddpm_sigma_previous_beta(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise,
+                     sigma=col(schedule.betas[t - 2]).sqrt())
+
+
+def fresh_ddpm_posterior_variance_as_sigma(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, variance = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return mean + variance * noise
+
+
+def fresh_ddim_alpha_t_unpadded(eps, x_t, t, t_prev, schedule, clip=True):  # ᾱ_t from the unpadded table at t
+    return ddim_with(col(schedule.alpha_bars[t.clamp(max=schedule.T - 1)]), col(padded(schedule)[t_prev]), eps,
+                     x_t, clip)
+
+
+def fresh_embedding_two_pi(t, dim):
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = 2 * math.pi * t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+FRESH = [
+    (checks.check_schedules, (fresh_linear_scaled_difference, None), ["β_1", "not scaled"]),
+    (checks.check_schedules, (None, fresh_cosine_pi_approx), ["re:3\\.14|π"]),
+    (checks.check_schedules, (None, fresh_cosine_sqrt_ratio), ["re:square root|√"]),
+    (checks.check_q_sample, fresh_q_sample_fourth_root, ["coefficient of x_0", "re:√√|\\^0\\.25|ᾱ_t\\^"]),
+    (checks.check_posterior_mean_variance, fresh_posterior_noise_form_unrooted, ["re:√\\(1 − ᾱ_t\\)|square root"]),
+    (checks.check_posterior_mean_variance, fresh_posterior_variance_unpadded, ["t = 1", "ᾱ_0"]),
+    (checks.check_ddpm_step, fresh_ddpm_sigma_previous_beta, ["β_{t−1}"]),
+    (checks.check_ddpm_step, fresh_ddpm_posterior_variance_as_sigma, ["β̃"]),
+    (checks.check_ddim_step, fresh_ddim_alpha_t_unpadded, ["ᾱ_{t+1}"]),
+    (checks.check_sinusoidal_embedding, fresh_embedding_two_pi, ["re:6\\.28|2π"]),
+]
+
+
+@pytest.mark.parametrize("check, wrong, words", FRESH, ids=[
+    (w if callable(w) else next(x for x in w if x)).__name__ for _, w, _ in FRESH])
+def test_fresh_mistakes_are_named(check, wrong, words):
+    if isinstance(wrong, tuple):
+        wrong = (wrong[0] or linear(), wrong[1] or cosine())
+    assert_diagnoses(check, wrong, *words)
+
+
+# =============================================================================================================
+# Every reading path of the round-3 probes, with a wrong answer of its own (or the helper itself where no learner's
+# answer can reach a defensive branch)
+# =============================================================================================================
+def q_sample_last_index_avoided(x0, t, noise, schedule):  # ᾱ_T read as ᾱ_{T−1}, "to stay inside the table"
+    alpha_bar_t = col(schedule.alpha_bars[(t - 1).clamp(max=schedule.T - 2)])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_root_of_noise_term(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + ((1 - alpha_bar_t) * noise).sqrt()
+
+
+def q_sample_three_arguments(x0, t, noise):
+    return x0
+
+
+def q_sample_of_another_image(x0, t, noise, schedule):  # every image with the last image's t
+    alpha_bar_t = schedule.alpha_bars[t[-1] - 1]
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_chain_backwards(x0, t, noise, schedule):  # the index counted from the end
+    alpha_bar_t = col(schedule.alpha_bars[schedule.T - t])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_linear_alpha_bar(x0, t, noise, schedule):  # ᾱ_t falling linearly to 0
+    alpha_bar_t = col(1 - t.to(x0.dtype) / schedule.T)
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+@exercise("5.2")
+@pytest.mark.parametrize("wrong, words", [
+    (q_sample_chain_backwards, ["except ᾱ_t", "= ᾱ_41 (alpha_bars[40])", "index k − 1"]),
+    (q_sample_linear_alpha_bar, ["except ᾱ_t", "is 0.96 where eq. (5.2) needs ᾱ_2", "schedule.alpha_bars[t - 1]"]),
+    (q_sample_last_index_avoided, ["only at t = 50", "ᾱ_49", "At t = T = 50", "last index"]),
+    (q_sample_root_of_noise_term, ["NaN exactly where ε < 0", "√(ᾱ_t·ε)"]),
+    (q_sample_three_arguments, ["raised TypeError"]),
+    (q_sample_of_another_image, ["the same for every image", "those of image 7 (t = 40)"]),
+])
+def test_q_sample_reading_paths(wrong, words):
+    assert_diagnoses(checks.check_q_sample, wrong, *words)
+
+
+def ddpm_clip_eps_too(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_step_ok(eps.clamp(-1, 1) if clip else eps, x_t, t, schedule, noise, clip)
+
+
+def ddpm_clip_to_alpha_bar(eps, x_t, t, schedule, noise, clip=True):  # a range that changes with t, unnamed
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    return ddpm_from(torch.maximum(torch.minimum(x0_hat, alpha_bar_t), -alpha_bar_t) if clip else x0_hat, x_t, t,
+                     schedule, noise)
+
+
+def ddpm_clip_after_scaling(eps, x_t, t, schedule, noise, clip=True):  # √ᾱ_t·x̂_0 clipped, then divided again
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    scaled = x_t - (1 - alpha_bar_t).sqrt() * eps
+    x0_hat = (scaled / alpha_bar_t).clamp(-1, 1) * alpha_bar_t.sqrt() if clip else scaled / alpha_bar_t.sqrt()
+    return ddpm_from(x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_x_t_as_x0(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_from(x_t, x_t, t, schedule, noise)
+
+
+def ddpm_noise_mask_inverted(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return mean + col((t == 1).to(x_t.dtype)) * col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def ddpm_step_tables_read_late(eps, x_t, t, schedule, noise, clip=True):  # betas[t], alphas[t] inside μ̃
+    def posterior(x0, x_t, t, schedule):
+        return posterior_parts_from(x0, x_t, t, schedule, beta_t=col(schedule.betas[t.clamp(max=schedule.T - 1)]),
+                                    alpha_t=col(schedule.alphas[t.clamp(max=schedule.T - 1)]))
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise, posterior=posterior)
+
+
+@exercise("5.4")
+@pytest.mark.parametrize("wrong, words", [
+    (ddpm_clip_eps_too, ["you clipped ε_θ to [−1, 1] as well as x̂_0"]),
+    (ddpm_clip_to_alpha_bar, ["and to other bounds in other images", "the same for every image"]),
+    (ddpm_clip_after_scaling, ["re:clipped to ±[\\d.]+ in image", "re:√ᾱ_t|other bounds"]),
+    (ddpm_x_t_as_x0, ["x̂_0 it uses is x_t itself", "you passed `x_t`"]),
+    (ddpm_noise_mask_inverted, ["[t = 1] instead of √β_t·[t > 1]", "(t > 1), not (t == 1)"]),
+    (ddpm_step_tables_read_late, ["β_{t+1} and α_{t+1}", "betas[t - 1] is β_t"]),
+])
+def test_ddpm_step_reading_paths(wrong, words):
+    assert_diagnoses(checks.check_ddpm_step, wrong, *words)
+
+
+def embedding_cat_batch_axis(t, dim):
+    half = dim // 2
+    angles = t.float()[:, None] * torch.exp(-math.log(10_000) * torch.arange(half) / half)[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=0)
+
+
+def embedding_dim_frequencies(t, dim):  # dim frequencies, each with a sine and a cosine
+    angles = t.float()[:, None] * torch.exp(-math.log(10_000) * torch.arange(dim) / dim)[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_with_t_column(t, dim):
+    return torch.cat([t.float()[:, None], embedding_ok(t, dim)], dim=-1)
+
+
+def embedding_angle_table_transposed(t, dim):
+    half = dim // 2
+    angles = t.float()[None, :] * torch.exp(-math.log(10_000) * torch.arange(half) / half)[:, None]  # (d/2, B)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_half_step_late(t, dim):
+    return embedding_ok(t + 0.5, dim)
+
+
+def embedding_exponent_over_128(t, dim):
+    frequencies = 10_000 ** (-torch.arange(dim // 2) / 128)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_exponent_over_half_plus_1(t, dim):
+    half = dim // 2
+    frequencies = 10_000 ** (-torch.arange(half) / (half + 1))
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_floor_exponent(t, dim):
+    half = dim // 2
+    frequencies = 10_000.0 ** (-(torch.arange(half) // half))
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@exercise("5.6")
+@pytest.mark.parametrize("wrong, words", [
+    (embedding_cat_batch_axis, ["(2B, d/2)", "dim=-1"]),
+    (embedding_dim_frequencies, ["(B, 2d)", "d/2 frequencies"]),
+    (embedding_with_t_column, ["shape (10, 17)"]),
+    (embedding_angle_table_transposed, ["(d/2, B)", "t[:, None] * ω[None, :]"]),
+    (embedding_half_step_late, ["you embedded 1·t + 0.5"]),
+    (embedding_exponent_over_128, ["−i/128, a fixed number", "hard-coded"]),
+    (embedding_exponent_over_half_plus_1, ["d/2 + 1 = 9"]),
+    (embedding_floor_exponent, ["all your frequencies are 1"]),
+])
+def test_embedding_reading_paths(wrong, words):
+    assert_diagnoses(checks.check_sinusoidal_embedding, wrong, *words)
+
+
+@exercise("5.1")
+def test_cosine_reading_paths():
+    def cosine_squared_time(T, s=0.008, max_beta=0.999):  # not a line in t: no argument can be read
+        return cosine_variant(T, s, max_beta, argument=lambda u, s: (u ** 2 * 2 + s) / (1 + s) * math.pi / 2)
+
+    def cosine_pi_squared(T, s=0.008, max_beta=0.999):  # an argument that is no small change of eq. (5.4)'s
+        return cosine_variant(T, s, max_beta, argument=lambda u, s: (u + s) / (1 + s) * math.pi ** 2 / 2)
+    assert_diagnoses(checks.check_schedules, (linear(), cosine_squared_time), "not positive", "rises again")
+    assert_diagnoses(checks.check_schedules, (linear(), cosine_pi_squared), "rises 3.142 × as fast",
+                     "as if π were 9.8696")
+
+
+def test_reading_helpers_refuse_what_they_cannot_read():
+    """The defensive branches: inputs no learner's answer reaches through a check, read by the helpers directly."""
+    betas = checks.reference_cosine_schedule(50)
+    assert checks._recover_cosine_argument(betas[:4], 0.999) is None  # too few steps
+    assert checks._recover_cosine_argument(torch.full((20,), 1e-3, dtype=torch.float64), 0.999) is None  # flat
+    assert checks._recover_cosine_argument(torch.full((20,), -1e12, dtype=torch.float64), 0.999) is None  # huge
+    assert checks._read_cosine_argument(betas, 50, 0.008, 0.999) is None  # the right argument
+    assert all(probe(betas) is None for probe in checks._cosine_probes(None, 50, 0.008, 0.999))
+    linear_betas = checks.reference_linear_schedule(50)
+    assert all(probe(linear_betas) is None for probe in checks._linear_probes(None, 50, 1e-4, 0.02))
+    assert checks.recover_embedded_steps(torch.zeros(3, 5), torch.ones(2)) is None
+    assert checks._aliased_factor(torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)) is None
+    frequencies = 10_000.0 ** (-torch.arange(4, dtype=torch.float64) / 4)
+    assert checks._frequency_problem(frequencies, frequencies, 4) is None
+    assert checks._embedding_probes(torch.tensor([1, 2]), 4)[3](torch.zeros(2, 4)) is None  # too few rows
+    context = checks.StepContext(checks.ImageCase("x").schedule(), {"t": torch.tensor([1, 2])})
+    assert checks._name_value_at(1.0, context, "ᾱ", 0) == "1"
+    assert checks.nonfinite_pixels_problem(torch.tensor([[math.nan, 1.0]]), {"x0": torch.ones(1, 2)}, {"x0": "x_0"},
+                                           output="x_t") is None  # too few finite entries to fit
+    assert checks.varying_axis_problem(torch.ones(2, 1, 1, 2), {"x0": torch.ones(2, 1, 1, 2)}, what="x") is None
+    got = checks.Q_SAMPLE_MODEL.evaluate(context)
+    assert checks.recover_variable(checks.Q_SAMPLE_MODEL, context, got) is None  # nothing to recover
+    assert checks.recover_variable(checks.Q_SAMPLE_MODEL, context, {k: v * math.nan for k, v in got.items()}) is None
+
+
+def test_the_x0_a_step_implies_is_read_through_a_change_of_eq_5_12():
+    """x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/ᾱ_t inside an otherwise right DDIM step (its own change search finds it first in a
+    check; the reading names it too)."""
+    context = checks.StepContext(checks.ImageCase("x").schedule(), {"t": torch.tensor([3, 9]),
+                                                                    "t'": torch.tensor([1, 4])})
+    parts = dict(checks.DDIM_MODEL.parts)
+    parts["d"] = checks.Formula((checks._f("ᾱ"),))
+    got = checks.DDIM_MODEL.evaluate(context, parts)
+    message = checks.DDIM_MODEL.readings[0](context, got)
+    assert "its x̂_0 =" in message and "ᾱ_t without its square root everywhere (ᾱ_t in place of √ᾱ_t)" in message

@@ -7,7 +7,15 @@ Every check diagnoses from what the right answer must satisfy, before it compare
   least squares (``x_t ≈ a·x_0 + b·ε`` per image) and explains a wrong one in the chapter's symbols: it tries the
   small changes a learner makes to the equation — ᾱ for α, t + 1 for t, a missing square root, a wrapped-around
   index, a flipped sign, two terms swapped — and names the one that reproduces the learner's coefficients at every
-  t of the batch (:class:`Formula`, :func:`explain_coefficients`).
+  t of the batch (:class:`Formula`, :func:`explain_coefficients`). When no such change fits, the one quantity the
+  learner's code read wrongly is solved for image by image (:func:`recover_variable`): ᾱ_{t−1} at t = 1 read as
+  ᾱ_1 or 0 or alpha_bars[-1], ᾱ_{t'} at t' = 0, a ᾱ_t built as 1 − Σβ or α_t^t, and named among the schedule's
+  entries at any step. A step's coefficients are also read through the x̂_0 they imply (eq. 5.12), and the
+  posterior's through eq. (5.11), the same mean written with the noise.
+- **Recovered constants.** The cosine schedule's argument is read in closed form from the learner's β's (the
+  recurrence of a sinusoid) and named as a small edit of (t/T + s)/(1 + s)·π/2; the linear schedule's scale; the
+  embedding's frequencies (folded ones included) and the step t' each row embeds; the clip range of x̂_0 per image
+  and which tensor was clipped; NaNs read by the sign of the inputs (√(ᾱ_t·x_0), the square root of the whole sum).
 - **Properties.** Coefficients are one number per image (not per pixel column); the output does not change from
   call to call, and the inputs are not modified; the schedules are increasing / linear / clipped where they must
   be, and ∏(1 − β) gives back the cosine's ᾱ; the time embedding's columns are sines and cosines whose recovered
@@ -25,6 +33,7 @@ Conventions the checks assume (the chapter states them too):
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field, replace
@@ -57,6 +66,21 @@ class Schedule:
 
     def to(self, *args) -> "Schedule":  # a dtype and/or a device, as for a tensor
         return Schedule(self.betas.to(*args), self.alphas.to(*args), self.alpha_bars.to(*args))
+
+
+def one_thread(check: Callable) -> Callable:
+    """Run a check with one intra-op thread: its tensors are tiny, and on a loaded machine waking a second thread
+    costs each small op milliseconds (a failing diagnosis searches thousands of candidates: 0.2 s becomes 5 s).
+    The learner's setting is restored afterwards. (Chapter 02's checks do the same.)"""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return check(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return run
 
 
 def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -117,11 +141,10 @@ class Factor:
         if self.symbol == LAST:  # one_minus: the indicator the wrong way round, [t = 1]
             indicator = (context.steps["t"] > 1).double()
             return 1 - indicator if self.one_minus else indicator
-        if self.symbol == FREE:
-            quantity = context.free ** self.inner
-        else:
-            quantity = context.quantity(self.symbol, self.step) ** self.inner
-        return (1 - quantity if self.one_minus else quantity) ** self.power
+        quantity = context.free if self.symbol == FREE else context.quantity(self.symbol, self.step)
+        if self.inner != 1:
+            quantity = _power(quantity, self.inner)
+        return _power(1 - quantity if self.one_minus else quantity, self.power)
 
     def base_text(self) -> str:
         """The quantity without its power: "ᾱ_{t−1}", "(1 − ᾱ_t)"; 1 − α_t is written β_t."""
@@ -149,6 +172,22 @@ class Factor:
         if power == 2:
             return inner + "²"
         return f"{inner}^{power:g}"
+
+
+def _power(values: torch.Tensor, power: float) -> torch.Tensor:
+    """values ** power, with the common powers spelled out (a float pow is several times slower, and the searches
+    below evaluate formulas on thousands of candidate values)."""
+    if power == 1:
+        return values
+    if power == 0.5:
+        return values.sqrt()
+    if power == -1:
+        return values.reciprocal()
+    if power == -0.5:
+        return values.rsqrt()
+    if power == 2:
+        return values * values
+    return values ** power
 
 
 @dataclass(frozen=True)
@@ -342,7 +381,8 @@ def _why_power(old: float, new: float) -> str:
     if abs(new) > abs(old):
         return "Variance vs standard deviation: this factor is a square root (.sqrt())."
     if abs(new) < abs(old):
-        return "There is no square root on this factor."
+        return ("There is no square root on this factor." if abs(old) == 1 else
+                "One square root too many on this factor (.sqrt() applied twice?).")
     return "This factor divides where you multiply (or the reverse)."
 
 
@@ -457,6 +497,16 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
             yield Change(rewrite(lambda f: replace(f, step=new_step) if (f.symbol, f.step) == (symbol, step) else f),
                          f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}",
                          _why_step(step, new_step), label)
+    for symbol, step in variables:  # one variable's square root lost (or doubled) wherever it appears
+        for scale, words in ((2.0, "without its square root"), (0.5, "with a square root too many")):
+            powered = [f for f in factors if (f.symbol, f.step) == (symbol, step) and not f.one_minus
+                       and abs(f.power) == (0.5 if scale == 2.0 else 1.0)]
+            if powered:
+                yield Change(rewrite(lambda f: replace(f, power=f.power * scale) if f in powered else f),
+                             f"{where}you used {shown(symbol, step)} {words}{everywhere} "
+                             f"({replace(powered[0], power=powered[0].power * scale).text()} in place of "
+                             f"{powered[0].text()})",
+                             _why_power(powered[0].power, powered[0].power * scale), label)
     for old, new in (("ᾱ", "α"), ("α", "ᾱ")):  # one symbol at every step
         if any(f.symbol == old for f in factors):
             yield Change(rewrite(lambda f: replace(f, symbol=new) if f.symbol == old else f),
@@ -604,7 +654,7 @@ def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Te
             low = dense[(position - 1).clamp(min=0)]
             high = dense[(position + 1).clamp(max=len(dense) - 1)]
             fractions = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None]  # (41, 1)
-            for _ in range(8):  # bisect-like: each pass narrows each image's bracket 20-fold around its best value
+            for _ in range(7):  # bisect-like: each pass narrows each image's bracket 20-fold around its best value
                 values, errors = _solve_free(model, parts, context, got, low + (high - low) * fractions)
                 step = (high - low) / 40
                 low, high = (values - step).clamp(min=0), values + step
@@ -641,13 +691,7 @@ def _name_value_at(value: float, context: StepContext, symbol: str, step_index: 
         if hits:
             k = min(hits, key=lambda k: abs(k + 1 - step_index))
             return f"{name}_{k + 1} ({code[name]}[{k}])"
-    if near(value, 1.0):
-        return "1"
-    if symbol == "ᾱ" and 1 <= step_index <= context.schedule.T:
-        for words, table in _constructions(context).items():
-            if near(value, table[step_index - 1].item()):
-                return words
-    return None
+    return "1" if near(value, 1.0) else None  # (a wrong construction of ᾱ is named once, by describe_recovered)
 
 
 def describe_recovered(found: Recovered, context: StepContext, equation: str) -> str:
@@ -1276,7 +1320,7 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
             return f"{head}, and yours are not. {read[0].upper()}{read[1:]}"
         if (got[: first - 1] > 0).all() and first > 1:
             below = int((got[: first - 1] < max_beta).cumprod(0).sum())  # the steps before any clipping
-            argument = _fit_cosine_argument(torch.cumprod(1 - got, 0)[:below], T, s)
+            argument = _read_cosine_argument(got[:below], T, s, max_beta, named_only=False)
             return (f"{head}; yours are positive up to t = {first - 1}, then your ᾱ_t = ∏(1 − β_s) rises again. "
                     f"cos² is periodic: its argument must run from s/(1 + s)·π/2 at t = 0 to exactly π/2 at t = T, "
                     f"where f(T) = 0 — (t/T + s)/(1 + s)·π/2." + (f" {argument}" if argument else ""))
@@ -1310,15 +1354,12 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
             return read
         fitted = _fit_offset(mine, T, free)
         if fitted is not None and not math.isclose(fitted, s, rel_tol=1e-3, abs_tol=1e-6):
-            if fitted < 1e-6:
-                words = ("the offset s is missing from f(t) = cos²((t/T + s)/(1 + s) · π/2); without it β_1 is tiny "
-                         "and the first steps add almost no noise (eq. 5.4).")
-            elif math.isclose(fitted, 0.008, rel_tol=1e-3):
+            if math.isclose(fitted, 0.008, rel_tol=1e-3):
                 words = f"you used s = 0.008, not the s argument ({s}): use the function's parameter."
             else:
                 words = f"yours is the cosine with s = {fitted:.4g}; eq. (5.4) uses the s argument, {s}."
             return f"your ᾱ_t = ∏(1 − β_s) match f(t)/f(0) with another offset: {words}"
-        argument = _fit_cosine_argument(mine, T, s) or _read_cosine_argument(got, T, s, max_beta, named_only=False)
+        argument = _read_cosine_argument(got, T, s, max_beta, named_only=False)
         if argument:
             return f"your ᾱ_t = ∏(1 − β_s) depart from f(t)/f(0) of eq. (5.4). {argument}"
         departs = int((~torch.isclose(mine, want, rtol=1e-7, atol=1e-12)).nonzero()[0])
@@ -1357,14 +1398,12 @@ def _recover_cosine_argument(got: torch.Tensor, max_beta: float) -> tuple[float,
         return None
     p = math.acos(k / 2) / 2
     scale = m / (2 - k)  # C/2
-    if abs(scale) < 1e-300:
-        return None
     y = u / scale - 1  # cos(2p t + 2q)
     basis = torch.stack([torch.cos(2 * p * t), -torch.sin(2 * p * t)], dim=1)
     c, d = torch.linalg.lstsq(basis, y[:, None], driver="gelsd").solution[:, 0].tolist()
     q = (math.atan2(d, c) / 2) % math.pi
     rebuilt = scale * (1 + torch.cos(2 * p * t + 2 * q))
-    if ((rebuilt - u).abs() / u.abs().clamp_min(1e-12)).max() > 1e-6:
+    if not ((rebuilt - u).abs() / u.abs().clamp_min(1e-12)).max() <= 1e-6:  # NaN (a zero scale) fails too
         return None
     return p, q
 
@@ -1418,9 +1457,16 @@ def _read_cosine_argument(got: torch.Tensor, T: int, s: float, max_beta: float, 
                     f"{'; '.join(edits)}. Eq. (5.4) has g(t) = {want}.")
     if named_only:
         return None
+    ratio = p / p_want
+    words = [f"it rises {ratio:.4g} × as fast as eq. (5.4)'s"] if not math.isclose(ratio, 1, rel_tol=1e-4) else []
+    if words and math.isclose(q, q_want * ratio, rel_tol=1e-3):
+        words.append(f"the whole argument is scaled, as if π were {ratio * math.pi:.5g} — use math.pi")
+    elif not math.isclose(q, q_want, abs_tol=1e-5):
+        words.append(f"at t = 0 it is {q:.4g} instead of s/(1 + s)·π/2 = {q_want:.4g} (is the offset s placed right: "
+                     f"(t/T + s)/(1 + s)?)")
     return (f"your ᾱ_t = f(t)/f(0) with f(t) = cos²(g(t)) for an argument g(t) = {p:.4g}·t + {q:.4g} (read from your "
-            f"β's, up to multiples of π); eq. (5.4) has g(t) = {want}: rising from s/(1 + s)·π/2 at t = 0 to π/2 "
-            f"at t = T.")
+            f"β's, up to multiples of π): " + "; ".join(words) + f". Eq. (5.4) has g(t) = {want}, rising from "
+            f"s/(1 + s)·π/2 at t = 0 to π/2 at t = T.")
 
 
 def _fit_offset(mine: torch.Tensor, T: int, free: int) -> float | None:
@@ -1437,54 +1483,7 @@ def _fit_offset(mine: torch.Tensor, T: int, free: int) -> float | None:
     for width in (2.5e-5, 2.5e-6, 2.5e-7, 2.5e-8):  # each pass spans ± the previous spacing
         candidates = (best + width * torch.arange(-10, 11, dtype=torch.float64)).clamp(min=0)
         best = candidates[errors(candidates).argmin()].item()
-    if errors(torch.zeros(1, dtype=torch.float64)).item() < 1e-9:
-        best = 0.0
     return best if errors(torch.tensor([best], dtype=torch.float64)).item() < 1e-7 else None
-
-
-def _fit_cosine_argument(mine: torch.Tensor, T: int, s: float) -> str | None:
-    """Read the learner's ᾱ_t = cos²(g(t))/cos²(g(0)) with g(t) = p·t + q a line, and name what differs from
-    eq. (5.4)'s p = π/(2T(1 + s)), q = s/(1 + s)·π/2 (π for π/2, the offset misplaced, t shifted by a step)."""
-    p_want, q_want = math.pi / (2 * T * (1 + s)), s / (1 + s) * math.pi / 2
-    usable = int(((mine > 1e-9) & (mine <= 1)).cumprod(0).sum())
-    if usable < 4:
-        return None
-    t = torch.arange(1, usable + 1, dtype=torch.float64)
-    root = mine[:usable].sqrt()
-
-    def slopes(q: torch.Tensor) -> torch.Tensor:  # (Q, t): p from each t, given q: cos(p t + q) = √ᾱ_t·cos(q)
-        return (torch.arccos((root[None, :] * q[:, None].cos()).clamp(-1, 1)) - q[:, None]) / t[None, :]
-
-    def best(q: torch.Tensor) -> float:  # the q whose slopes agree best (relative spread 0 for the right one)
-        values = slopes(q)
-        return q[(values.std(dim=1) / values.mean(dim=1).abs().clamp_min(1e-300)).argmin()].item()
-    q = best(torch.linspace(0, 1.5, 3001, dtype=torch.float64))  # spacing 5e-4
-    for width in (5e-5, 5e-6, 5e-7, 5e-8, 5e-9):  # refine: each pass spans ± the previous spacing
-        q = best(q + width * torch.arange(-10, 11, dtype=torch.float64))
-    values = slopes(torch.tensor([q], dtype=torch.float64))[0]
-    p = values.mean().item()
-    if (values.std() / abs(p)).item() > 1e-4:
-        return None
-    if math.isclose(p, p_want, rel_tol=1e-4) and math.isclose(q, q_want, abs_tol=1e-5):
-        return None
-    words = []
-    ratio = p / p_want
-    for name, value in (("π in place of π/2", 2.0), ("π/4 in place of π/2", 0.5), ("no division by (1 + s)", 1 + s),
-                        ("t/(T − 1) in place of t/T", T / max(T - 1, 1)), ("t/(T + 1) in place of t/T", T / (T + 1))):
-        if math.isclose(ratio, value, rel_tol=1e-4) and not math.isclose(value, 1.0):
-            words.append(name)
-    scaled_whole = bool(words) and math.isclose(q, q_want * ratio, rel_tol=1e-3)  # π for π/2 scales q too
-    if not math.isclose(q, q_want, abs_tol=1e-5) and not scaled_whole:
-        shift = (q - q_want) / p_want
-        if math.isclose(shift, round(shift), abs_tol=1e-3) and round(shift) != 0:
-            words.append(f"t {'+' if shift > 0 else '−'} {abs(round(shift))} in place of t (off by one in the time "
-                         f"grid: f is evaluated at t/T for t = 0, 1, …, T)")
-        else:
-            words.append(f"at t = 0 it is {q:.4g} instead of s/(1 + s)·π/2 = {q_want:.4g} (is the offset s placed "
-                         f"right: (t/T + s)/(1 + s)?)")
-    return (f"Your ᾱ_t are cos² of an argument rising {ratio:.4g} × as fast as eq. (5.4)'s" if not math.isclose(
-        ratio, 1, rel_tol=1e-4) else "Your ᾱ_t are cos² of an argument rising as fast as eq. (5.4)'s") + \
-        (": " + "; ".join(words) + "." if words else ".")
 
 
 def _unless_float32_close(probe: Callable, expected: torch.Tensor) -> Callable:
@@ -1494,6 +1493,7 @@ def _unless_float32_close(probe: Callable, expected: torch.Tensor) -> Callable:
     return guarded
 
 
+@one_thread
 def check_schedules(linear_schedule, cosine_schedule) -> None:
     """Exercise 5.1: ``linear_schedule(T)`` and ``cosine_schedule(T)`` return the (T,) float64 tensor of β_1..β_T."""
     for function, fn, cases, equation in (("linear_schedule", linear_schedule, LINEAR_CASES, "eq. (5.3)"),
@@ -1549,6 +1549,7 @@ Q_SAMPLE_MODEL = Model("eq. (5.2)", parts={"x0": Formula((_f("ᾱ", power=0.5),)
                        swaps=(("x0", "noise"),))
 
 
+@one_thread
 def check_q_sample(q_sample) -> None:
     """Exercise 5.2: ``q_sample(x0, t, noise, schedule)`` returns √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
     for case in IMAGE_CASES:
@@ -1587,9 +1588,17 @@ def reference_posterior(x0, x_t, t, schedule):
 
 POSTERIOR_X0 = Formula((_f("ᾱ", "t", -1, power=0.5), _f("β"), _f("ᾱ", one_minus=True, power=-1.0)))
 POSTERIOR_XT = Formula((_f("α", power=0.5), _f("ᾱ", "t", -1, one_minus=True), _f("ᾱ", one_minus=True, power=-1.0)))
+POSTERIOR_NOISE_FORM = Model(  # the same mean written through the noise, eq. (5.11): a learner who writes it so
+    "eq. (5.11), μ̃ = (x_t − β_t/√(1 − ᾱ_t)·ε)/√α_t with ε = (x_t − √ᾱ_t·x_0)/√(1 − ᾱ_t),",
+    parts={"P": Formula((_f("α", power=-0.5),)), "Q": Formula((_f("β"), _f("ᾱ", one_minus=True, power=-0.5))),
+           "E": Formula((_f("ᾱ", one_minus=True, power=-0.5),)), "S": Formula((_f("ᾱ", power=0.5),))},
+    labels={"P": "the factor 1/√α_t", "Q": "ε's coefficient inside the bracket, β_t/√(1 − ᾱ_t)",
+            "E": "the 1/√(1 − ᾱ_t) that ε is divided by", "S": "x_0's factor √ᾱ_t inside ε"},
+    combine=lambda p: {"x0": p["P"] * p["Q"] * p["E"] * p["S"], "x_t": p["P"] * (1 - p["Q"] * p["E"])},
+    groups={"ε (eq. 5.2 solved for it)": ("E", "S")})
 POSTERIOR_MEAN_MODEL = Model("eq. (5.6)", parts={"x0": POSTERIOR_X0, "x_t": POSTERIOR_XT},
                              labels={"x0": "the coefficient of x_0", "x_t": "the coefficient of x_t"},
-                             swaps=(("x0", "x_t"),))
+                             swaps=(("x0", "x_t"),), alternatives=(POSTERIOR_NOISE_FORM,))
 POSTERIOR_VARIANCE_MODEL = Model("eq. (5.7)", parts={"variance": Formula((
     _f("ᾱ", "t", -1, one_minus=True), _f("ᾱ", one_minus=True, power=-1.0), _f("β")))},
     labels={"variance": "the variance"})
@@ -1606,6 +1615,7 @@ def _variance_probe(context: StepContext, model: Model):
     return probe
 
 
+@one_thread
 def check_posterior_mean_variance(posterior_mean_variance) -> None:
     """Exercise 5.3: ``posterior_mean_variance(x0, x_t, t, schedule)`` returns (mean, variance) of q(x_{t−1}|x_t, x_0),
     the mean shaped like x_t and the variance (B, 1, 1, 1) (or shaped like x_t)."""
@@ -1675,8 +1685,6 @@ def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[s
     def reading(context: StepContext, got: dict[str, torch.Tensor]) -> str | None:
         right = new_sample(context)
         if "z" in got and not _close(got["z"], right["sigma"]):
-            return None
-        if (right["A"].abs() < 1e-6).any():
             return None
         x0 = {"x_t": (got["x_t"] - right["B"]) / right["A"], "eps": (got["eps"] - right["C"]) / right["A"]}
         zero, one = torch.zeros_like(x0["x_t"]), torch.ones_like(x0["x_t"])
@@ -1884,6 +1892,7 @@ def _step_inputs(exercise: Exercise, case: ImageCase):
     return x_t, eps, noise
 
 
+@one_thread
 def check_ddpm_step(ddpm_step) -> None:
     """Exercise 5.4: ``ddpm_step(eps, x_t, t, schedule, noise, clip=True)`` returns x_{t−1} of Algorithm 2, with x̂_0
     clipped to [−1, 1] when ``clip`` and no noise at t = 1."""
@@ -1936,6 +1945,7 @@ DDIM_CASES = [
 ]
 
 
+@one_thread
 def check_ddim_step(ddim_step) -> None:
     """Exercise 5.5: ``ddim_step(eps, x_t, t, t_prev, schedule, clip=True)`` returns DDIM's deterministic x_{t_prev},
     eq. (5.16) with σ = 0, for any earlier step 0 ≤ t_prev < t (ᾱ_0 = 1)."""
@@ -2170,6 +2180,14 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
     if torch.allclose(mine, factor * want, rtol=1e-2, atol=1e-7):
         return (f"{head}: every frequency is {factor:.4g} × eq. (5.17)'s, so the angle is scaled: is t divided by "
                 f"something (t/T?) or multiplied by a constant? The angle is t·ω_i with the integer t itself.")
+    aliased = _aliased_factor(mine, want)
+    if aliased is not None:
+        named = next((f" = {name}" for name, value in (("2π", 2 * math.pi), ("π", math.pi), ("10", 10.0),
+                                                        ("100", 100.0)) if math.isclose(aliased, value, rel_tol=1e-3)),
+                     "")
+        return (f"{head}: every frequency is {aliased:.4g}{named} × eq. (5.17)'s (the fast ones beyond π show up "
+                f"folded back, as sampled sines do), so the angle is scaled: eq. (5.17)'s angle is t·ω_i, with no "
+                f"extra factor (not the 2π·t·ω of Fourier features).")
     positive = mine > 1e-7
     if positive.sum() >= 2:
         logs = mine[positive].log()
@@ -2227,6 +2245,10 @@ def _embedding_shape_problem(sinusoidal_embedding, got, t: torch.Tensor, case: E
     if (rows, width) == (2 * B, dim // 2):
         return (f"shape {tuple(got.shape)} = (2B, d/2): the sines and cosines were joined along the batch axis, "
                 f"dim=0; join them along the last axis, torch.cat([sin, cos], dim=-1), for (B, d) = ({B}, {dim}).")
+    if (rows, width) in ((dim // 2, 2 * B), (dim, B)) and B != dim // 2:
+        return (f"shape {tuple(got.shape)}: your angle table has the frequencies on the rows and the steps on the "
+                f"columns, (d/2, B) — t[None, :]·ω[:, None]. Make it (B, d/2) with t[:, None] * ω[None, :], then "
+                f"join sines and cosines along the last axis for (B, d) = ({B}, {dim}).")
     if rows == B and width == dim // 2:
         return (f"shape {tuple(got.shape)} = (B, d/2): only one half; eq. (5.17) has d/2 sines and then d/2 "
                 f"cosines, torch.cat([sin, cos], dim=-1), for (B, d) = ({B}, {dim}).")
@@ -2242,6 +2264,23 @@ def _embedding_shape_problem(sinusoidal_embedding, got, t: torch.Tensor, case: E
     return None
 
 
+@one_thread
+def _aliased_factor(mine: torch.Tensor, want: torch.Tensor) -> float | None:
+    """The c > 1 with mine ≈ c·want once frequencies above π are folded back into [0, π] (the recovered ω of a sine
+    sampled at integer t is only known up to 2π and its sign), read from the slowest frequencies, which are not
+    folded; None if there is no such c."""
+    if len(want) < 4:
+        return None
+    slow = len(want) // 2  # the slowest half of the frequencies: folded only if c·ω goes past π
+    c = (mine[-slow:] / want[-slow:]).median().item()
+    if c <= 1.01:
+        return None
+    scaled = c * want
+    folded = (scaled - 2 * math.pi * torch.round(scaled / (2 * math.pi))).abs()  # into [0, π]
+    return c if torch.allclose(mine, folded, rtol=1e-2, atol=1e-4) else None
+
+
+@one_thread
 def check_sinusoidal_embedding(sinusoidal_embedding) -> None:
     """Exercise 5.6: ``sinusoidal_embedding(t, dim)`` returns a (B, dim) float32 tensor, sines then cosines."""
     for case in EMBEDDING_CASES:
