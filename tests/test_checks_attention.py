@@ -4,12 +4,16 @@ The wrong answers are written the way a learner writes them (functions and class
 signature), never built from the checks' own references. Each test carries its exercise's marker:
 ``pytest -m ex1_4`` runs the tests of Exercise 1.4.
 """
+import contextlib
+import io
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 from einops import rearrange
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_passes_through, exercise
 from tests.solution_code import solution_namespace
@@ -1643,3 +1647,124 @@ def w_additive_penalty(q, k, mask=None):  # "−30 is as good as −∞": not wh
 def test_round2_additive_penalty_is_caught_where_forbidden_scores_are_large():
     assert_diagnoses(checks.check_attention_weights, w_additive_penalty, "large scores and a causal mask",
                      "you added -30 to the forbidden scores")
+
+
+# ===== No check crashes on a corrupted answer ====================================================================
+
+CORRUPTIONS = ["scale", "noise", "nan", "inf", "zero", "transpose", "flatten", "unsqueeze", "slice", "float16",
+               "none", "constant", "negate", "permute_rows", "square", "detach_list"]
+
+
+def corrupt(t, how, amount):
+    """A right answer made wrong in one of many ways, as a broken answer might be."""
+    if not isinstance(t, torch.Tensor):
+        return t
+    if how == "scale":
+        return t * amount
+    if how == "noise":
+        return t + amount * torch.sin(torch.arange(t.numel(), dtype=torch.float64)).to(t.dtype).reshape(t.shape)
+    if how in ("nan", "inf"):
+        wrong = t.clone()
+        wrong.view(-1)[int(abs(amount) * 7) % t.numel()] = math.nan if how == "nan" else math.inf
+        return wrong
+    if how == "zero":
+        return torch.zeros_like(t)
+    if how == "transpose":
+        return t.transpose(-1, -2) if t.dim() >= 2 else t
+    if how == "flatten":
+        return t.flatten()
+    if how == "unsqueeze":
+        return t.unsqueeze(0)
+    if how == "slice":
+        return t[..., :-1] if t.shape[-1] > 1 else t[..., :0]
+    if how == "float16":
+        return t.half() if not t.is_complex() else t
+    if how == "none":
+        return None
+    if how == "constant":
+        return torch.full_like(t, amount)
+    if how == "negate":
+        return -t
+    if how == "permute_rows":
+        return t.flip(-2) if t.dim() >= 2 else t.flip(-1)
+    if how == "square":
+        return t * t.abs()
+    return t.tolist()
+
+
+SOLVED_ATTENTION = solution_namespace(CHAPTER, ("def attention(",))
+corruption = dict(how=st.sampled_from(CORRUPTIONS), amount=st.floats(-3, 3).filter(lambda a: abs(a) > 1e-3))
+
+
+def never_crashes(check, answer, exercise_id):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(*answer) if isinstance(answer, tuple) else check(answer)
+    except (CheckFailure, LearnerError) as failure:
+        assert str(failure).startswith(f"Exercise {exercise_id}")
+
+
+@exercise("1.1")
+@settings(max_examples=30, deadline=None)
+@given(**corruption)
+def test_attention_weights_never_crash_on_a_corrupted_answer(how, amount):
+    never_crashes(checks.check_attention_weights,
+                  lambda q, k, mask=None: corrupt(SOLVED_ATTENTION["attention_weights"](q, k, mask), how, amount),
+                  "1.1")
+
+
+@exercise("1.2")
+@settings(max_examples=30, deadline=None)
+@given(**corruption)
+def test_softmax_backward_never_crashes_on_a_corrupted_answer(how, amount):
+    never_crashes(checks.check_softmax_backward,
+                  lambda p, g: corrupt(SOLVED_ATTENTION["softmax_backward"](p, g), how, amount), "1.2")
+
+
+@exercise("1.3")
+@settings(max_examples=30, deadline=None)
+@given(which=st.integers(0, 3), **corruption)
+def test_attention_function_never_crashes_on_a_corrupted_answer(which, how, amount):
+    class Corrupted(SOLVED_ATTENTION["AttentionFunction"]):
+        @staticmethod
+        def forward(ctx, q, k, v):
+            out = SOLVED_ATTENTION["AttentionFunction"].forward(ctx, q, k, v)
+            return corrupt(out, how, amount) if which == 3 and how not in ("none", "detach_list") else out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            grads = list(SOLVED_ATTENTION["AttentionFunction"].backward(ctx, grad_out))
+            if which < 3:
+                grads[which] = corrupt(grads[which], how, amount)
+            return tuple(grads)
+    never_crashes(checks.check_attention_function, Corrupted, "1.3")
+
+
+@exercise("1.4")
+@settings(max_examples=20, deadline=None)
+@given(**corruption)
+def test_multi_head_never_crashes_on_a_corrupted_answer(how, amount):
+    class Corrupted(SOLVED_ATTENTION["MultiHeadSelfAttention"]):
+        def forward(self, x, causal=False, key_padding_mask=None):
+            return corrupt(super().forward(x, causal, key_padding_mask), how, amount)
+    never_crashes(checks.check_multi_head_attention, Corrupted, "1.4")
+
+
+@exercise("1.5")
+@settings(max_examples=20, deadline=None)
+@given(**corruption)
+def test_tiled_never_crashes_on_a_corrupted_answer(how, amount):
+    never_crashes(checks.check_tiled_attention, lambda q, k, v, block_size=256: corrupt(
+        SOLVED_ATTENTION["tiled_attention"](q, k, v, block_size), how, amount), "1.5")
+
+
+@exercise("1.6")
+@settings(max_examples=30, deadline=None)
+@given(on_the_matrix=st.booleans(), **corruption)
+def test_fourier_never_crashes_on_a_corrupted_answer(on_the_matrix, how, amount):
+    dft, mixing = SOLVED_ATTENTION["dft_matrix"], SOLVED_ATTENTION["fourier_mixing"]
+    if on_the_matrix:
+        answer = (lambda n, dtype=torch.complex64: corrupt(dft(n, dtype), how, amount), mixing)
+    else:
+        answer = (dft, lambda x: corrupt(mixing(x), how, amount))
+    never_crashes(checks.check_fourier_mixing, answer, "1.6")
