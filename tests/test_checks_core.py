@@ -85,6 +85,15 @@ def test_nan_and_inf_are_located():
     wrong[1, 2] = math.nan
     assert "NaN" in diagnosis(wrong)
 
+    @dataclass(frozen=True)
+    class RootCase(core.Case):
+        @property
+        def nonfinite_causes(self):
+            return "a square root of a negative number."
+
+    with pytest.raises(CheckFailure, match=r"where the answer is finite\. a square root of a negative number\.$"):
+        EX.compare(wrong, expected(), case=RootCase("roots"), equation="eq. (9.1)")
+
 
 def test_probes_run_in_order_and_the_first_message_wins():
     calls = []

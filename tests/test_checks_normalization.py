@@ -2482,3 +2482,120 @@ def test_a_module_gradient_outside_eq_2_8_and_its_look_alikes_is_left_to_the_pro
     assert "a term 2·s·x̂·mean(γg) that eq. (2.8)'s form does not have" in \
         checks.paths_problems(right + 2 * s * x_hat * P.mean(g), paths)
     assert checks.paths_problems(right + x * g, paths) is not None  # no look-alike: a property says it
+
+
+# ----- ten more, written after the changes above: eight were named as first written; momentum passed as eps was
+# misread (an unbiased variance without ε: within float32 rounding) until another ε over the right values was tried
+# before other moments; var_mean unpacked the wrong way round is only read as NaN from a negative square root.
+
+
+def fresh_variance_mean_over_batch_size(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).sum(DIMS, keepdim=True) / grad_out.shape[0]  # ÷ N in this term only
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+
+class FreshVarMeanUnpackedBackwards(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean, var = torch.var_mean(x, dim=DIMS, unbiased=False, keepdim=True)  # it returns (var, mean)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class FreshBiasNotViewed(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + bias
+
+
+class FreshMomentumPassedAsEps(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            a = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+        return Function.apply(x, self.weight, self.bias, self.momentum or self.eps)  # momentum where eps belongs
+
+
+class FreshCountsExamples(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += x.shape[0]  # counts examples, not batches
+            a = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, unbiased=True))
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+
+class FreshLayerNormFlattensAllButBatch(LayerNorm):
+    def forward(self, x):
+        flat = x.reshape(x.shape[0], -1)
+        mean = flat.mean(-1, keepdim=True)
+        var = flat.var(-1, unbiased=False, keepdim=True)
+        return ((flat - mean) / torch.sqrt(var + self.eps)).reshape(x.shape) * self.weight + self.bias
+
+
+class FreshInstanceStdPlusEps(InstanceNorm):
+    def forward(self, x):
+        mean, std = x.mean(dim=(2, 3), keepdim=True), x.std(dim=(2, 3), keepdim=True)
+        return (x - mean) / (std + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class FreshGroupsOfGChannels(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, C // self.num_groups, self.num_groups, H, W)  # G channels per group
+        mean = grouped.mean(dim=(2, 3, 4), keepdim=True)
+        var = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class FreshRMSOverAllButBatch(RMSNorm):
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        rms = torch.sqrt(x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True) + eps)
+        return self.weight * x / rms
+
+
+class FreshRMSGammaColumn(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self.weight[..., None] * x / torch.sqrt(x.pow(2).mean(dim=dims, keepdim=True) + eps)
+
+
+FRESH = [  # (exercise, wrong answer, words of the diagnosis)
+    ("2.1", fresh_variance_mean_over_batch_size, ["the path through σ² (eq. (2.5)) is 25 (= m/N)",
+                                                  "you divided the sums by N = 4"]),
+    ("2.2", FreshVarMeanUnpackedBackwards, ["NaN in 67% of the entries", "the square root of a negative number"]),
+    ("2.2", FreshBiasNotViewed, ["Your `bias` of shape (3,) = (C,) lines up with the LAST axis (W)"]),
+    ("2.3", FreshMomentumPassedAsEps, ["your ε is 0.1 but should be 1e-05"]),
+    ("2.3", FreshCountsExamples, ["num_batches_tracked is 4 but should be 1"]),
+    ("2.4", FreshLayerNormFlattensAllButBatch, ["your mean μ and variance σ² are computed over (T, D)"]),
+    ("2.5", FreshInstanceStdPlusEps, ["the unbiased variance", "ε is outside the square root"]),
+    ("2.6", FreshGroupsOfGChannels, ["blocks of 3 consecutive channels of each example (GroupNorm's set for "
+                                     "num_groups = 2)"]),
+    ("2.7", FreshRMSOverAllButBatch, ["your mean square mean(x²) is computed over (T, D)"]),
+    ("2.7", FreshRMSGammaColumn, ["`self.weight` of shape (8, 1) = (D, 1)", "view it as (1, 1, 8) = (1, 1, D)"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in FRESH])
+def test_fresh_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)

@@ -80,6 +80,12 @@ class Case:
         reading of its own. Subclasses override it."""
         return None
 
+    @property
+    def nonfinite_causes(self) -> str | None:
+        """What makes NaN or inf in this exercise, said in its terms ("the square root of a negative variance");
+        None: the generic causes. Subclasses override it."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------- exercises
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class Exercise:
             if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
                 raise CheckFailure(f"{where}: {mistake.hint}")
         if not torch.isfinite(got).all() and torch.isfinite(expected).all():
-            raise CheckFailure(f"{where}: {nonfinite_problem(got, axes)}")
+            raise CheckFailure(f"{where}: {nonfinite_problem(got, axes, case.nonfinite_causes)}")
         for probe in probes:
             message = probe(got)
             if message:
@@ -389,14 +395,17 @@ def shape_hint(got: torch.Size, expected: torch.Size) -> str:
     return ""
 
 
-def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None) -> str:
+def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None, causes: str | None = None) -> str:
+    """Where NaN/inf sit, and ``causes`` (the exercise's own, see :attr:`Case.nonfinite_causes`) or the generic ones."""
     bad = ~torch.isfinite(got)
     first = [int(i) for i in bad.nonzero()[0]]
     kinds = "NaN" if torch.isnan(got).any() else "inf"
     share = bad.float().mean().item()
+    causes = causes or ("exp() of a large score overflows unless the maximum is subtracted first; a row whose "
+                        "entries are all -inf gives NaN after softmax; 0/0 or a division by a zero variance gives "
+                        "NaN/inf.")
     return (f"{kinds} in {share:.0%} of the entries (first at {describe_index(first, axes)}) where the answer is "
-            f"finite. exp() of a large score overflows unless the maximum is subtracted first; a row whose entries "
-            f"are all -inf gives NaN after softmax; 0/0 or a division by a zero variance gives NaN/inf.")
+            f"finite. {causes}")
 
 
 def unravel(flat: int, shape: Sequence[int]) -> list[int]:

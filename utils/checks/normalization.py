@@ -62,6 +62,11 @@ STATISTICS = (0, 2, 3)  # BatchNorm2d's reduction axes: every example and pixel 
 
 
 # ============================================================================================== cases
+NONFINITE = ("In a normalisation NaN comes from the square root of a negative number — take the root of σ² + ε "
+             "(σ² = mean((x − μ)²) ≥ 0; RMSNorm: mean(x²) + ε), not of a mean or a difference, which can be "
+             "negative (are two statistics swapped?) — or from a division by zero, 0/0.")
+
+
 @dataclass(frozen=True)
 class ImageCase(Case):
     """An (N, C, H, W) batch: its shape, eps, the spread of its values; ``groups`` for GroupNorm."""
@@ -76,6 +81,10 @@ class ImageCase(Case):
         N, C, H, W = self.shape
         grouped = {"G": self.groups, "C/G": C // self.groups} if self.groups > 1 else {}  # (N, G, C/G, H, W) too
         return {"N": N, "C": C, "H": H, "W": W, **grouped}
+
+    @property
+    def nonfinite_causes(self) -> str:
+        return NONFINITE
 
     @property
     def m(self) -> int:  # values per channel for BatchNorm: N·H·W
@@ -112,6 +121,10 @@ class TrailingCase(Case):
     @property
     def sizes(self) -> dict[str, int]:
         return dict(zip(self.axes, self.shape))
+
+    @property
+    def nonfinite_causes(self) -> str:
+        return NONFINITE
 
     def explain(self, error: BaseException, line: str) -> str | None:
         if self.eps is None and isinstance(error, TypeError) and "NoneType" in str(error):
@@ -373,11 +386,13 @@ class _Scale:
 
 def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = None) -> _Scale | None:
     """Which second moment over which values, turned into a factor how, gives your a: the right ones first, and of
-    the forms that fit the closest; ``mu`` is your μ, about which σ² may be taken over other values. Only when no
-    form fits any values: the ε, or the count (÷ n), you really used with the right moment."""
+    the forms that fit the closest; ``mu`` is your μ, about which σ² may be taken over other values. A constant ε
+    other than the exercise's, over the right values, is tried before other moments (it can look like one to
+    float32 rounding); only when no form fits any values: the count (÷ n) you really used with the right moment."""
     expected_moment = "variance" if spec.centred else "mean square"
     moments = [expected_moment] + [m for m in _MOMENTS if m != expected_moment]
     partitions = [spec.partition] + [p for p in spec.candidates if not p.same_as(spec.partition)]
+    tried_eps = False
     for partition in partitions:
         for moment in moments:
             M = _moment(x, partition, moment, mu)
@@ -387,17 +402,30 @@ def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = No
                       for form, (formula, _) in _FORMS.items() if _close(a, formula(M, spec.eps), rtol)}
             if errors:
                 return _Scale(partition, moment, min(errors, key=errors.get))
+            if not tried_eps:  # right after the right values and moment
+                tried_eps = True
+                eps = _other_eps(a, M, spec, rtol) if M.max() > 1.1 * M.min() else None  # groups that differ
+                if eps is not None:
+                    return _Scale(partition, moment, "inside", eps=eps)
     for partition in partitions:
         M = _moment(x, partition, expected_moment)
-        used = 1 / (a * a)  # = M′ + ε′ if you computed 1/√(M′ + ε′)
-        eps_used = used - M
-        level, spread = eps_used.mean().item(), (eps_used.max() - eps_used.min()).item()
-        if level > 5e-3 * rtol * M.mean().item() and spread <= 0.02 * level and \
-                abs(level - spec.eps) > 0.05 * max(level, spec.eps):  # well above rounding noise, one ε for all
-            return _Scale(partition, expected_moment, "inside", eps=level)
-        ratio = (used - spec.eps) / M  # your M′ as a multiple of the right one
+        eps = _other_eps(a, M, spec, rtol)
+        if eps is not None:
+            return _Scale(partition, expected_moment, "inside", eps=eps)
+        ratio = (1 / (a * a) - spec.eps) / M  # your M′ as a multiple of the right one
         if partition.same_as(spec.partition) and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
             return _Scale(partition, expected_moment, "inside", count=partition.size / ratio.mean().item())
+    return None
+
+
+def _other_eps(a, M, spec: NormSpec, rtol: float) -> float | None:
+    """The ε′ with a = 1/√(M + ε′) in every group, when one ε′ fits all, well above rounding and not the
+    exercise's ε; else None."""
+    eps_used = 1 / (a * a) - M
+    level, spread = eps_used.mean().item(), (eps_used.max() - eps_used.min()).item()
+    if level > 5e-3 * rtol * M.mean().item() and spread <= 0.02 * level and \
+            abs(level - spec.eps) > 0.05 * max(level, spec.eps):
+        return level
     return None
 
 
