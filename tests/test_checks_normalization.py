@@ -2599,3 +2599,12 @@ FRESH = [  # (exercise, wrong answer, words of the diagnosis)
     for exercise_id, wrong, words in FRESH])
 def test_fresh_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)
+
+
+@exercise("2.4")
+def test_another_eps_in_a_single_group_is_still_recovered_when_nothing_else_fits():
+    case = checks.LAYER_CASES[4]  # float64, one example of 7 values: a single group, so no spread to compare
+    x = checks._trailing_input(checks.EX_LAYER, case)
+    spec = checks._trailing_spec(case, "LayerNorm", "eq. (2.10)", case.eps, "the eps argument", centred=True)
+    wrong = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 0.1)
+    assert "your ε is 0.1 but should be 1e-05" in checks.normalisation_problems(x, wrong, spec)
