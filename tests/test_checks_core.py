@@ -432,6 +432,7 @@ def test_a_1d_tensor_from_a_reduction_and_a_1d_tensor_among_equal_sizes():
     assert "a mean or sum over (N, H, W) with keepdim=True gives that shape directly" in message
     ambiguous = read((4, 4, 5, 5), (4,), sizes={"N": 4, "C": 4, "H": 5, "W": 5})  # N = C: two places it may go
     assert "(4, 1, 1, 1) = (N, 1, 1, 1) or (1, 4, 1, 1)" in ambiguous and "keepdim" not in ambiguous
+    assert "not with N or C" in ambiguous
 
 
 def test_a_reduction_without_keepdim_is_read_from_the_axis_that_disappeared():

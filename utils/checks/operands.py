@@ -378,7 +378,9 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
     names = axis_names(L, sizes) or [f"axis {i}" for i in range(len(L))]
     axes = found[0]
     landed = [len(L) - len(core) + i for i, size in enumerate(core) if size != 1]
-    belong, met = ", ".join(names[i] for i in axes), ", ".join(names[i] for i in landed)
+    options = [", ".join(names[i] for i in option) for option in found[:2]]  # where it may belong
+    belong = " or ".join(options) if len(core) == 1 else " or ".join(f"({option})" for option in options)
+    met = ", ".join(names[i] for i in landed)
     targets = " or ".join(show_shape(_target(core, L, option), sizes) for option in found[:2])
     start = f" {_Describe(small, sizes)} was broadcast against {_describe(large, sizes)}: "
     # what a reduction without keepdim=True leaves: the other's shape less some of its axes (none of them 1)
@@ -395,12 +397,12 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
     if reduced and len(found) <= 2:
         gone = " or ".join(", ".join(names[i] for i in range(len(L)) if i not in option) for option in found)
         return (start + f"it is {_tuple(names)} with {gone} reduced away, a mean or sum without keepdim=True. "
-                f"Broadcasting lines shapes up from the last axis, so its ({belong}) met ({met}): keep the reduced "
+                f"Broadcasting lines shapes up from the last axis, so its {belong} met ({met}): keep the reduced "
                 f"axis (keepdim=True), or view {_who(small)} as {targets}.")
     lacks_ones = len(core) < len(L) and all(L[i] == 1 for i in range(len(L)) if i not in axes)
     why = (" — it lacks the other's axes of size 1 (a mean or sum without keepdim=True, or a missing [..., None]?)"
            if lacks_ones else "")
-    return (start + f"broadcasting lines shapes up from the last axis, so its ({belong}) met ({met}){why}: view "
+    return (start + f"broadcasting lines shapes up from the last axis, so its {belong} met ({met}){why}: view "
             f"{_who(small)} as {targets}, so that each size meets its own axis.")
 
 
