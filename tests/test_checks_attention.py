@@ -369,7 +369,7 @@ ATTENTION_FUNCTION_WRONG = [
     (dict(drop_dk=True), ["backward returned None for dL/dK"]),
     (dict(forward_scale=False), ["a = 1", "check of Exercise 1.1"]),
     (dict(dq_transposed=True), ["raised RuntimeError", "Pᵀ or dSᵀ", "a transpose too many", "dQ = c·dS K"]),
-    (dict(dv_from_scores=True), ["rows of your dV do not add up", "eq. (1.7)"]),
+    (dict(dv_from_scores=True), ["dSᵀ, the gradient of the scores", "eq. (1.7)"]),
     (dict(softmax_backward=lambda p, g: p * (g - g.sum(-1, keepdim=True))), ["check of Exercise 1.2"]),
     (dict(backward_scale=lambda q, k: 1 / math.sqrt(k.shape[-2])), ["dQ's factor is 0.5774 (= 1/√Tk)"]),
     (dict(backward_scale=lambda q, k: math.sqrt(q.shape[-1])), ["dQ's factor is 2 (= √d_k)"]),
@@ -460,6 +460,17 @@ def test_attention_function_keys_gradients_must_sum_to_zero():
             return grad_q, grad_k + 1e-2 * ctx.saved_tensors[1], grad_v
     assert_diagnoses(checks.check_attention_function, AddsWeightDecayToDk, "gradients of the keys must sum to 0",
                      "eq. (1.8)")
+
+
+@exercise("1.3")
+def test_attention_function_dv_outside_the_span_of_do():
+    class AddsWeightDecayToDv(make_attention_function()):
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_q, grad_k, grad_v = make_attention_function().backward(ctx, grad_out)
+            return grad_q, grad_k, grad_v + 1e-2 * ctx.saved_tensors[2]
+    assert_diagnoses(checks.check_attention_function, AddsWeightDecayToDv, "rows of your dV do not add up",
+                     "eq. (1.7)")
 
 
 @exercise("1.3")
@@ -1768,3 +1779,112 @@ def test_fourier_never_crashes_on_a_corrupted_answer(on_the_matrix, how, amount)
     else:
         answer = (dft, lambda x: corrupt(mixing(x), how, amount))
     never_crashes(checks.check_fourier_mixing, answer, "1.6")
+
+
+# ===== Fresh: 10 wrong answers written after the probes of round 2, not tuned on ================================
+# Run once against the checks as they were: 5 of 10 named (softmax over dim=1, 1/(2·d_k) from operator precedence,
+# the log-softmax backward, a causal tril(1), a DFT "matrix" from an elementwise product). The other five then led
+# to general readings, not to patterns of these answers: a gradient with its input's axes swapped, scores made of
+# other tensors than Q and K, a block of k sliced on the wrong axis, and the P inside dV read before the row sums.
+# One stays vague: dividing a by ℓ inside the loop is named only as "earlier blocks shrink too much".
+
+def fresh_weights_softmax_over_dim_1(q, k, mask=None):
+    return masked(scores_scaled_by(q, k, 1 / math.sqrt(q.shape[-1])), mask).softmax(dim=1)
+
+
+def fresh_weights_operator_precedence(q, k, mask=None):  # q.shape[-1] ** -1 / 2 is 1/(2·d_k)
+    return masked(q @ k.transpose(-2, -1) * q.shape[-1] ** -1 / 2, mask).softmax(-1)
+
+
+def fresh_log_softmax_backward(p, grad_p):  # the backward of log_softmax, not of softmax
+    return grad_p - p * grad_p.sum(-1, keepdim=True)
+
+
+def fresh_dv_not_transposed_back(q, k, v, p, grad_out):
+    dq, dk, _ = gradients(q, k, v, p, grad_out)
+    return dq, dk, grad_out.transpose(-2, -1) @ p
+
+
+class FreshSavesTheScores(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        ctx.save_for_backward(q, k, v, scores)
+        return scores.softmax(-1) @ v
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, p = ctx.saved_tensors  # the scores, taken for P
+        return gradients(q, k, v, p, grad_out)
+
+
+def fresh_mha_tril_plus_one(self, x, causal, key_padding_mask):
+    T = x.shape[1]
+    allowed = may_attend(T, causal, key_padding_mask, causal_mask=torch.tril(torch.ones(T, T), diagonal=1).bool())
+    return self.out(rearrange(attend(*heads_of(self, x), allowed), "B H T Dh -> B T (H Dh)"))
+
+
+def fresh_mha_q_and_k_from_x(self, x, causal, key_padding_mask):
+    _, _, v = heads_of(self, x)
+    q = k = rearrange(x, "B T (H Dh) -> B H T Dh", H=self.n_heads)
+    return self.out(rearrange(attend(q, k, v, may_attend(x.shape[1], causal, key_padding_mask)),
+                              "B H T Dh -> B T (H Dh)"))
+
+
+def fresh_tiled_slices_the_features(q, k, v, block_size=256):
+    scale = 1 / math.sqrt(q.shape[-1])
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        k_block, v_block = k[..., start:start + block_size], v[..., start:start + block_size, :]
+        s = q @ k_block.transpose(-2, -1) * scale
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        correction, e = torch.exp(m - m_new), torch.exp(s - m_new)
+        ell = correction * ell + e.sum(-1, keepdim=True)
+        a = correction * a + e @ v_block
+        m = m_new
+    return a / ell
+
+
+def fresh_tiled_divides_in_the_loop(q, k, v, block_size=256):
+    scale = 1 / math.sqrt(q.shape[-1])
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * scale
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        correction, e = torch.exp(m - m_new), torch.exp(s - m_new)
+        ell = correction * ell + e.sum(-1, keepdim=True)
+        a = (correction * a + e @ v[..., start:start + block_size, :]) / ell
+        m = m_new
+    return a / ell
+
+
+def fresh_dft_elementwise(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    return torch.polar(torch.ones(n, dtype=torch.float64), -2 * math.pi * j * j / n).to(dtype)
+
+
+checks_order = [checks.check_attention_weights, checks.check_softmax_backward, checks.check_attention_function,
+                checks.check_multi_head_attention, checks.check_tiled_attention, checks.check_fourier_mixing]
+FRESH = [
+    (checks.check_attention_weights, fresh_weights_softmax_over_dim_1, ["softmax over the wrong axis", "dim=-1"]),
+    (checks.check_attention_weights, fresh_weights_operator_precedence, ["1/d_k", "a constant factor 1/2"]),
+    (checks.check_softmax_backward, fresh_log_softmax_backward, ["you forgot to multiply by p"]),
+    (checks.check_attention_function, attention_function(fresh_dv_not_transposed_back), ["dV, is transposed"]),
+    (checks.check_attention_function, FreshSavesTheScores, ["the weights inside your dV", "the scores themselves"]),
+    (checks.check_multi_head_attention, multi_head(fresh_mha_tril_plus_one), ["the next one too (tril(1))"]),
+    (checks.check_multi_head_attention, multi_head(fresh_mha_q_and_k_from_x), ["x_h x_hᵀ", "not projected"]),
+    (checks.check_tiled_attention, fresh_tiled_slices_the_features, ["your block of k kept every key"]),
+    (checks.check_tiled_attention, fresh_tiled_divides_in_the_loop, ["earlier blocks shrinks too much"]),
+    (checks.check_fourier_mixing, (fresh_dft_elementwise, mixing_ok), ["shape (5,) but W_n is (n, n)"]),
+]
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    pytest.param(*answer, marks=exercise(f"1.{checks_order.index(answer[0]) + 1}"), id=str(i))
+    for i, answer in enumerate(FRESH)])
+def test_fresh_wrong_answers(check, wrong, words):
+    assert_diagnoses(check, wrong, *words)

@@ -299,6 +299,7 @@ class WeightsFacts:
     float64: bool = False  # the learner's weights came in float64: row sums can be checked to 1e-12
     upstream: str = ""  # appended to a message: "does your attention_weights pass the check of Exercise 1.1?"
     mask_reading: Callable[[torch.Tensor], str | None] | None = None  # names the mask a support (w > 0) shows
+    score_sources: dict[str, torch.Tensor] | None = None  # other products the scores may have been made of
     law: Callable[[], str | None] | None = None  # says which sizes a wrong scale follows (see scale_law_message)
 
     @property
@@ -528,6 +529,11 @@ def weights_problem(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
     if a is not None:
         message = _scale_message(a, facts)
         return message + (f" {facts.upstream}" if facts.upstream else "") if message else None
+    for name, raw in (facts.score_sources or {}).items():  # the scores made of other tensors than Q and K
+        other = softmax_temperature(weights, raw, allowed, floor=floor, tolerance=tolerance)
+        if other is not None:
+            return (f"{facts.who} are softmax(a · {name}) with a = {other:.4g}: the scores of {facts.equation} are "
+                    f"the queries against the keys, QKᵀ scaled by {facts.scale_text}.")
     twice = softmax_temperature(weights, facts.expected, allowed, floor=floor, tolerance=tolerance)
     if twice is not None and _is_close(twice, 1.0, 1e-2):  # log w = P + a constant per row: w = softmax(P)
         return (f"{facts.who} are softmax(P), a softmax of the right weights P = softmax(S): the softmax is applied "
@@ -1055,11 +1061,20 @@ class FunctionCase(ChapterCase):
             return None
         index, got = int(match.group(1)), tuple(int(n) for n in re.findall(r"\d+", match.group(2)))
         names = list(self._shapes())
-        owners = [name for name, shape in self._shapes().items() if shape == got and name != names[index]]
-        if index >= 3 or len(owners) != 1:
+        if index >= 3:
             return None
-        axes = ", ".join(("B", "H")[:len(self.batch)] + {"q": ("Tq", "d_k"), "k": ("Tk", "d_k"),
-                                                          "v": ("Tk", "d_v")}[owners[0]])
+        layout = {"q": ("Tq", "d_k"), "k": ("Tk", "d_k"), "v": ("Tk", "d_v")}
+        mine = self._shapes()[names[index]]
+        if len(got) >= 2 and got == (*mine[:-2], mine[-1], mine[-2]) and mine[-1] != mine[-2]:
+            rows, width = layout[names[index]]
+            return (f"backward's gradient number {index}, d{names[index].upper()}, is transposed: ({width}, {rows}) "
+                    f"where {names[index]} is ({rows}, {width}). Each gradient has its input's shape: "
+                    + {"q": "dQ = c·dS K", "k": "dK = c·dSᵀ Q", "v": "dV = Pᵀ dO"}[names[index]]
+                    + " (eqs. (1.7), (1.9)).")
+        owners = [name for name, shape in self._shapes().items() if shape == got and name != names[index]]
+        if len(owners) != 1:
+            return None
+        axes = ", ".join(("B", "H")[:len(self.batch)] + layout[owners[0]])
         return (f"backward's gradient number {index} has the shape of {owners[0]}, ({axes}): it looks like "
                 f"d{owners[0].upper()}, returned where d{names[index].upper()} belongs. backward returns the "
                 f"gradients in the order forward took its inputs: return dQ, dK, dV.")
@@ -1307,7 +1322,7 @@ def check_attention_function(AttentionFunction) -> None:
         square = q.shape == k.shape == v.shape  # some mix-ups only keep the shapes right when Tq = Tk
         gradients = [
             ("dL/dV", leaves[2], dv, "eq. (1.7), dV = Pᵀ dO",
-             [_dv_rows_probe(grad_out, dv), _dv_weights_probe(q, k, grad_out, dv)],
+             [_dv_weights_probe(q, k, v, grad_out, dv), _dv_rows_probe(grad_out, dv)],
              [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
                                                                     "weights need a transpose.") if square else None]),
             ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K",
@@ -1333,18 +1348,32 @@ def check_attention_function(AttentionFunction) -> None:
                        f"d_v ≠ d_k, T=1, float32), and torch.autograd.gradcheck confirms your backward in float64.")
 
 
-def _dv_weights_probe(q, k, grad_out, dv):
+def _dv_weights_probe(q, k, v, grad_out, dv):
     """dV = Pᵀ dO: where dO's rows are independent (Tq ≤ d_v) the P inside the learner's dV is recovered and
-    diagnosed as attention weights (a P recomputed without the scale, or over the wrong axis, shows there)."""
+    diagnosed as attention weights (a P recomputed without the scale, or over the wrong axis, shows there) — or
+    found to be dS, the scores' gradient."""
     facts = _weights_facts(q, k, None, who="the weights inside your dV (dV = Pᵀ dO)", equation="eq. (1.7)",
                            upstream="dV uses the P of the forward pass, as saved in ctx.")
+    q64, k64, v64, grad_out64 = (t.detach().double() for t in (q, k, v, grad_out))
+    p = reference_attention_weights(q64, k64)
+    grad_s = softmax_backward_reference(p, grad_out64 @ v64.mT)  # dS without the scale c  (..., Tq, Tk)
 
     def probe(got):
         if recovered_coefficients(got, {"PᵀdO": dv}, {"PᵀdO": 1.0}) is not None:
             return None  # only a constant factor off: Exercise.compare names it
         transposed = recover_weights(got, grad_out)  # Pᵀ  (..., Tk, Tq)
-        return None if transposed is None else weights_problem(transposed.transpose(-2, -1), facts)
+        if transposed is None:
+            return None
+        if fit_linear(transposed.mT, {"dS": grad_s}).exact:
+            return ("your dV multiplies dO by dSᵀ, the gradient of the scores, where the weights belong: dV = Pᵀ dO "
+                    "(eq. (1.7)), with the P of the forward pass.")
+        return weights_problem(transposed.transpose(-2, -1), facts)
     return probe
+
+
+def softmax_backward_reference(p: torch.Tensor, grad_p: torch.Tensor) -> torch.Tensor:
+    """Eq. (1.5): p ⊙ (g − ⟨g, p⟩) over the last axis."""
+    return p * (grad_p - (grad_p * p).sum(-1, keepdim=True))
 
 
 def _dv_rows_probe(grad_out, dv):
@@ -1776,6 +1805,15 @@ def _heads_law(MultiHeadSelfAttention, who: str):
                                            equation="eq. (1.10)", products=[_MODEL_WIDTH]))
 
 
+def _score_sources(q, k, v, x_heads) -> dict[str, torch.Tensor]:
+    """Products of other pairs than (q, k) of one head, (B, H, T, T), that a head's scores may have been made of."""
+    q, k, v = (t.double() for t in (q, k, v))
+    return {"x_h x_hᵀ (x split into heads, not projected by self.qkv)": x_heads @ x_heads.mT,
+            "q_h q_hᵀ (queries against queries)": q @ q.mT, "k_h k_hᵀ (keys against keys)": k @ k.mT,
+            "k_h q_hᵀ (keys against queries: the scores transposed)": k @ q.mT,
+            "q_h v_hᵀ (the values where the keys belong)": q @ v.mT}
+
+
 def _support_reading(support: torch.Tensor, case: HeadsCase, pad) -> str | None:
     """The mask that recovered weights (B, H, T, T) show, when every head shows the same one."""
     if not torch.equal(support.all(1), support.any(1)):
@@ -1879,6 +1917,7 @@ def _heads_probes(module, x, case: HeadsCase, got_kwargs: dict):
             why_forbidden=lambda index: _why_forbidden(index, case, pad),
             upstream="If you call your attention here, check that it passes Exercise 1.1.",
             mask_reading=lambda support: _support_reading(support, case, pad),
+            score_sources=_score_sources(q, k, v, rearrange(x, "B T (H Dh) -> B H T Dh", H=H).double()),
             law=_heads_law(type(module), f"the weights of your heads{others}"))
         return weights_problem(torch.stack(recovered, dim=1), facts)  # (B, H, T, T)
 
@@ -2019,6 +2058,11 @@ class TiledCase(ChapterCase):
                     f"e^(m − m') are one number per query, (…, Tq, 1) — the maximum and the sum of a block's "
                     f"scores (…, Tq, block_size) run over its keys, dim=-1 with keepdim=True, not over the "
                     f"queries — and a block reaches a only through e^(s − m') @ v_block (eq. (1.11)).")
+        if _matmul_inner_sizes(error) == (self.Tk, self.block) and self.Tk != self.block:
+            return (f"Scores over all {named_size(self.Tk, self.sizes)} keys met a block of "
+                    f"{named_size(self.block, self.sizes)} values: your block of k kept every key. Slice the keys, "
+                    f"the second-to-last axis, k[..., start:start + block_size, :] (k[..., start:stop] slices the "
+                    f"features), so that a block's scores are (…, Tq, block_size) (eq. (1.11)).")
         if _broadcast_sizes(error) == {self.d, self.d_v}:
             return (f"One tensor has {named_size(self.d, self.sizes)} entries where the other has "
                     f"{named_size(self.d_v, self.sizes)}: the accumulated output a holds one row of the values' width "
