@@ -52,6 +52,7 @@ from utils.checks.core import (
     name_value,
     named_size,
     named_sizes_in,
+    one_thread,
     structure_problem,
 )
 
@@ -797,6 +798,7 @@ def _weights_law(attention_weights, who: str = "your weights"):
                                            equation="eq. (1.1)"))
 
 
+@one_thread
 def check_attention_weights(attention_weights) -> None:
     """Exercise 1.1: ``attention_weights(q, k, mask=None)`` returns softmax(Q Kᵀ / √d_k) with the mask applied."""
     for case in WEIGHTS_CASES:
@@ -1003,6 +1005,7 @@ def _softmax_probes(p, g):
     return [coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
 
 
+@one_thread
 def check_softmax_backward(softmax_backward) -> None:
     """Exercise 1.2: ``softmax_backward(p, grad_p)`` returns dL/ds for p = softmax(s, dim=-1)."""
     for case in SOFTMAX_CASES:
@@ -1300,6 +1303,7 @@ def _weighted_average_probe(q, k, v, facts: WeightsFacts, what: str):
     return probe
 
 
+@one_thread
 def check_attention_function(AttentionFunction) -> None:
     """Exercise 1.3: forward and backward of attention as a ``torch.autograd.Function``, then ``gradcheck``."""
     apply = getattr(AttentionFunction, "apply", None)
@@ -1989,6 +1993,7 @@ def _heads_mistakes(same: dict, case: HeadsCase):
                       "~key_padding_mask[:, None, None, :].")
 
 
+@one_thread
 def check_multi_head_attention(MultiHeadSelfAttention) -> None:
     """Exercise 1.4: ``MultiHeadSelfAttention(d_model, n_heads)(x, causal, key_padding_mask)`` against
     ``nn.MultiheadAttention`` with copied weights, and each head against eq. (1.10)."""
@@ -2306,6 +2311,7 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
     return [keys, multiplicity, normalisation, scale, between_blocks]
 
 
+@one_thread
 def check_tiled_attention(tiled_attention) -> None:
     """Exercise 1.5: ``tiled_attention(q, k, v, block_size)`` equals naive attention to 1e-5, with peak memory
     that grows linearly (not quadratically) with the sequence length."""
@@ -2567,6 +2573,7 @@ def _batch_probe(fourier_mixing, x: torch.Tensor):
     return probe
 
 
+@one_thread
 def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
     """Exercise 1.6: ``dft_matrix(n, dtype=torch.complex64)`` (W[j, k] = exp(-2πi jk/n)) and ``fourier_mixing(x)``
     = Re(W_T · x · W_D), checked against ``torch.fft``; float64 inputs must keep float64 precision."""

@@ -33,7 +33,6 @@ Conventions the checks assume (the chapter states them too):
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, Mistake, fit_linear, name_value
+from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, Mistake, fit_linear, name_value, one_thread
 
 IMAGE_AXES = ("B", "C", "H", "W")
 
@@ -66,21 +65,6 @@ class Schedule:
 
     def to(self, *args) -> "Schedule":  # a dtype and/or a device, as for a tensor
         return Schedule(self.betas.to(*args), self.alphas.to(*args), self.alpha_bars.to(*args))
-
-
-def one_thread(check: Callable) -> Callable:
-    """Run a check with one intra-op thread: its tensors are tiny, and on a loaded machine waking a second thread
-    costs each small op milliseconds (a failing diagnosis searches thousands of candidates: 0.2 s becomes 5 s).
-    The learner's setting is restored afterwards. (Chapter 02's checks do the same.)"""
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-    return run
 
 
 def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

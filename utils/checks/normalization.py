@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from utils.checks.core import (
     copy_parameters,
     fit_linear,
     name_value,
+    one_thread,
     run_module,
 )
 
@@ -154,20 +154,6 @@ class _NamedFirst:
     def finish(self) -> None:
         if self.vague is not None:
             raise self.vague
-
-
-def _one_thread(check):
-    """Run a check with one intra-op thread: its tensors are tiny, and on a loaded machine waking a second thread
-    costs each small op milliseconds (300× the op). The learner's setting is restored afterwards."""
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-    return run
 
 
 def _labelled(case: Case, text: str) -> Case:
@@ -1079,7 +1065,7 @@ BACKWARD_CASES = (
 )
 
 
-@_one_thread
+@one_thread
 def check_batch_norm_backward(batch_norm_backward) -> None:
     """Exercise 2.1: ``batch_norm_backward(grad_out, x_hat, weight, inv_std)`` returns (dL/dx, dL/dγ, dL/dβ),
     eqs. (2.8), (2.3), (2.2), equal to the autograd gradients of ``F.batch_norm``."""
@@ -1133,7 +1119,7 @@ _ORDER_HINT = ("backward returns the gradients in the order forward takes its in
                "grad_bias, None).")
 
 
-@_one_thread
+@one_thread
 def check_batch_norm_function(BatchNormFunction) -> None:
     """Exercise 2.2: ``BatchNormFunction.apply(x, weight, bias, eps)`` matches F.batch_norm (training mode) in
     its output and its three gradients, and passes ``torch.autograd.gradcheck`` in float64."""
@@ -1445,7 +1431,7 @@ def _buffer_problems(EX, module, case, step: int | None, before: dict, x, expect
                       f"training-mode forward, and not in eval mode.", case=case)
 
 
-@_one_thread
+@one_thread
 def check_batch_norm_module(BatchNorm2d) -> None:
     """Exercise 2.3: ``BatchNorm2d(C, eps, momentum)`` against ``nn.BatchNorm2d`` with the same γ, β: three
     training steps (outputs, all gradients, running statistics, num_batches_tracked), then eval mode."""
@@ -1712,7 +1698,7 @@ LAYER_CASES = (
 )
 
 
-@_one_thread
+@one_thread
 def check_layer_norm(LayerNorm) -> None:
     """Exercise 2.4: ``LayerNorm(normalized_shape, eps)`` against ``nn.LayerNorm`` with copied γ, β."""
     EX = EX_LAYER
@@ -1748,7 +1734,7 @@ def _image_spec(x, method, equation, right: Partition, code: str, case: ImageCas
     return NormSpec(method, equation, right, code, tuple(candidates), case.eps, "the eps argument", sizes=case.sizes)
 
 
-@_one_thread
+@one_thread
 def check_instance_norm(InstanceNorm2d) -> None:
     """Exercise 2.5: ``InstanceNorm2d(C, eps)`` (affine, no running statistics) against
     ``nn.InstanceNorm2d(C, eps, affine=True)`` with copied γ, β, in training and eval mode."""
@@ -1797,7 +1783,7 @@ def _channel_partitions(shape, groups: int) -> list[Partition]:
     return found
 
 
-@_one_thread
+@one_thread
 def check_group_norm(GroupNorm) -> None:
     """Exercise 2.6: ``GroupNorm(num_groups, num_channels, eps)`` against ``nn.GroupNorm`` with copied γ, β."""
     EX = EX_GROUP
@@ -1836,7 +1822,7 @@ RMS_CASES = (
 )
 
 
-@_one_thread
+@one_thread
 def check_rms_norm(RMSNorm) -> None:
     """Exercise 2.7: ``RMSNorm(normalized_shape, eps=None)`` against ``nn.RMSNorm`` with a copied γ;
     ``eps=None`` means ``torch.finfo(x.dtype).eps``."""
