@@ -18,6 +18,7 @@ from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_pa
 from tests.solution_code import solution_namespace
 from utils.checks import CheckFailure, LearnerError
 from utils.checks import diffusion as checks
+from utils.checks.diffusion import embedding, formulas, recovery, schedules
 
 CHAPTER = "05_diffusion"
 
@@ -2093,20 +2094,20 @@ def test_cosine_reading_paths():
 def test_reading_helpers_refuse_what_they_cannot_read():
     """The defensive branches: inputs no learner's answer reaches through a check, read by the helpers directly."""
     betas = checks.reference_cosine_schedule(50)
-    assert checks._recover_cosine_argument(betas[:4], 0.999) is None  # too few steps
-    assert checks._recover_cosine_argument(torch.full((20,), 1e-3, dtype=torch.float64), 0.999) is None  # flat
-    assert checks._recover_cosine_argument(torch.full((20,), -1e12, dtype=torch.float64), 0.999) is None  # huge
-    assert checks._read_cosine_argument(betas, 50, 0.008, 0.999) is None  # the right argument
-    assert all(probe(betas) is None for probe in checks._cosine_probes(None, 50, 0.008, 0.999))
+    assert schedules._recover_cosine_argument(betas[:4], 0.999) is None  # too few steps
+    assert schedules._recover_cosine_argument(torch.full((20,), 1e-3, dtype=torch.float64), 0.999) is None  # flat
+    assert schedules._recover_cosine_argument(torch.full((20,), -1e12, dtype=torch.float64), 0.999) is None  # huge
+    assert schedules._read_cosine_argument(betas, 50, 0.008, 0.999) is None  # the right argument
+    assert all(probe(betas) is None for probe in schedules._cosine_probes(None, 50, 0.008, 0.999))
     linear_betas = checks.reference_linear_schedule(50)
-    assert all(probe(linear_betas) is None for probe in checks._linear_probes(None, 50, 1e-4, 0.02))
+    assert all(probe(linear_betas) is None for probe in schedules._linear_probes(None, 50, 1e-4, 0.02))
     assert checks.recover_embedded_steps(torch.zeros(3, 5), torch.ones(2)) is None
-    assert checks._aliased_factor(torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)) is None
+    assert embedding._aliased_factor(torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)) is None
     frequencies = 10_000.0 ** (-torch.arange(4, dtype=torch.float64) / 4)
-    assert checks._frequency_problem(frequencies, frequencies, 4) is None
-    assert checks._embedding_probes(torch.tensor([1, 2]), 4)[3](torch.zeros(2, 4)) is None  # too few rows
+    assert embedding._frequency_problem(frequencies, frequencies, 4) is None
+    assert embedding._embedding_probes(torch.tensor([1, 2]), 4)[3](torch.zeros(2, 4)) is None  # too few rows
     context = checks.StepContext(checks.ImageCase("x").schedule(), {"t": torch.tensor([1, 2])})
-    assert checks._name_value_at(1.0, context, "ᾱ", 0) == "1"
+    assert recovery._name_value_at(1.0, context, "ᾱ", 0) == "1"
     assert checks.nonfinite_pixels_problem(torch.tensor([[math.nan, 1.0]]), {"x0": torch.ones(1, 2)}, {"x0": "x_0"},
                                            output="x_t") is None  # too few finite entries to fit
     assert checks.varying_axis_problem(torch.ones(2, 1, 1, 2), {"x0": torch.ones(2, 1, 1, 2)}, what="x") is None
@@ -2121,7 +2122,7 @@ def test_the_x0_a_step_implies_is_read_through_a_change_of_eq_5_12():
     context = checks.StepContext(checks.ImageCase("x").schedule(), {"t": torch.tensor([3, 9]),
                                                                     "t'": torch.tensor([1, 4])})
     parts = dict(checks.DDIM_MODEL.parts)
-    parts["d"] = checks.Formula((checks._f("ᾱ"),))
+    parts["d"] = checks.Formula((formulas._f("ᾱ"),))
     got = checks.DDIM_MODEL.evaluate(context, parts)
     message = checks.DDIM_MODEL.readings[0](context, got)
     assert "its x̂_0 =" in message and "ᾱ_t without its square root everywhere (ᾱ_t in place of √ᾱ_t)" in message

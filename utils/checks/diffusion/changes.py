@@ -1,0 +1,242 @@
+"""The small changes a learner makes to an equation (ᾱ for α, t + 1 for t, a lost square root, a flipped sign, two
+terms swapped, one variable read wrongly throughout), each with what it means in words."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+from utils.checks.diffusion.formulas import LAST, Factor, Formula, Model, Step, StepContext
+
+
+@dataclass(frozen=True)
+class Change:
+    """One small change to a model's parts, with what it means in words."""
+
+    parts: dict
+    what: str  # "the coefficient of ε is √β_t, where eq. (5.2) has √(1 − ᾱ_t) (β_t in place of (1 − ᾱ_t))"
+    why: str  # what to do about it
+    group: str | None = None
+    cancels: bool = False  # the changed formula simplifies (factors cancel): a plainer name may exist
+
+
+_SYMBOL_SWAPS = {  # (symbol, one_minus) → look-alikes a learner writes instead
+    ("ᾱ", False): [("α", False)], ("α", False): [("ᾱ", False)],
+    ("ᾱ", True): [("α", True), ("β", False)], ("β", False): [("ᾱ", True), ("β̃", False)],
+    ("β̃", False): [("β", False)], ("α", True): [("ᾱ", True)],
+}
+
+
+def _why_symbol(old: tuple[str, bool], new: tuple[str, bool]) -> str:
+    pair = {old[0], new[0]}
+    if ("α", True) in (old, new):  # 1 − α_t is β_t
+        pair = {"β", "ᾱ"}
+    if pair == {"ᾱ", "α"}:
+        return ("ᾱ vs α: ᾱ_t = α_1⋯α_t (schedule.alpha_bars) is the whole chain up to step t; α_t = 1 − β_t "
+                "(schedule.alphas) is one step.")
+    if pair == {"β", "β̃"}:
+        return ("β̃_t = (1 − ᾱ_{t−1})/(1 − ᾱ_t)·β_t is the posterior's variance (eq. 5.7); β_t is the forward "
+                "step's (schedule.betas).")
+    return ("β_t is the variance one step adds; 1 − ᾱ_t is the variance of all the noise added up to step t "
+            "(eq. 5.2).")
+
+
+def _why_step(old: Step, new: Step) -> str:
+    if new.wrapped and new.base == "t'":
+        return ("At t' = 0, ᾱ_0 must be 1 (the clean image), but alpha_bars[t_prev - 1] wrapped around to "
+                "alpha_bars[-1] = ᾱ_T. Pad a 1 in front: F.pad(schedule.alpha_bars, (1, 0), value=1.0)[t_prev].")
+    if new.wrapped and old.offset == new.offset + 1 == 0:
+        return ("Off by one: step t sits at index t − 1 (schedule.alpha_bars[t - 1] is ᾱ_t); index t − 2 is ᾱ_{t−1}, "
+                "and at t = 1 it wraps around to alpha_bars[-1] = ᾱ_T.")
+    if new.wrapped:
+        return ("At t = 1, ᾱ_{t−1} = ᾱ_0 must be 1 (x_0 itself), but alpha_bars[t - 2] wrapped around to "
+                "alpha_bars[-1] = ᾱ_T. Pad a 1 in front: F.pad(schedule.alpha_bars, (1, 0), value=1.0), whose "
+                "index t is ᾱ_t.")
+    if old.base != new.base:
+        return ("t vs t': x̂_0 uses ᾱ_t (the step you are at, t), the new sample ᾱ_{t'} (the step you jump to, "
+                "t_prev).")
+    if {old.offset, new.offset} == {0, -1}:
+        return ("Step t vs t − 1: β_t and α_t sit at index t − 1 of betas and alphas; with a 1 padded in front "
+                "(F.pad(schedule.alpha_bars, (1, 0), value=1.0)) index t is ᾱ_t and t − 1 is ᾱ_{t−1} (ᾱ_0 = 1).")
+    return ("Off by one: t runs from 1 to T and step t sits at index t − 1 (schedule.alpha_bars[t - 1] is ᾱ_t; "
+            "with a 1 padded in front, index t).")
+
+
+def _why_power(old: float, new: float) -> str:
+    if abs(new) > abs(old):
+        return "Variance vs standard deviation: this factor is a square root (.sqrt())."
+    if abs(new) < abs(old):
+        return ("There is no square root on this factor." if abs(old) == 1 else
+                "One square root too many on this factor (.sqrt() applied twice?).")
+    return "This factor divides where you multiply (or the reverse)."
+
+
+def changes(model: Model) -> Iterator[Change]:
+    """The small changes to ``model`` a learner makes, in order from the most specific to the broadest."""
+    parts, eq = model.parts, model.equation
+    bases = tuple(dict.fromkeys(f.step.base for formula in parts.values() for f in formula.factors))
+
+    def changed(name: str, formula: Formula, detail: str, why: str) -> Change:
+        simple = formula.simplified()
+        return Change({**parts, name: formula}, f"{model.labels[name]} is {simple} instead of {parts[name]}{detail}",
+                      why, model.group_of(name), cancels=len(simple.factors) < len(formula.factors))
+
+    for name, formula in parts.items():  # one factor of one part
+        for i, factor in enumerate(formula.factors):
+            def swap_in(new_factor: Factor) -> Formula:
+                return replace(formula, factors=formula.factors[:i] + (new_factor,) + formula.factors[i + 1:])
+
+            def detail(new_factor: Factor) -> str:
+                return f" ({new_factor.text()} in place of {factor.text()})"
+            if factor.symbol == LAST:
+                yield changed(name, replace(formula, factors=formula.factors[:i] + formula.factors[i + 1:]),
+                              f" (the factor {LAST} is missing)",
+                              "No noise at the last step: z = 0 for the images whose t is 1 (Algorithm 2: "
+                              "x_0 = μ̃_1).")
+                yield changed(name, swap_in(replace(factor, one_minus=not factor.one_minus)),
+                              " (the mask is the wrong way round: noise only where t = 1)",
+                              "Noise goes to every image except those at their last step: multiply z by "
+                              "(t > 1), not (t == 1).")
+                continue
+            for symbol, one_minus in _SYMBOL_SWAPS.get((factor.symbol, factor.one_minus), []):
+                new = replace(factor, symbol=symbol, one_minus=one_minus)
+                yield changed(name, swap_in(new), detail(new), _why_symbol((factor.symbol, factor.one_minus),
+                                                                          (symbol, one_minus)))
+            new = replace(factor, one_minus=not factor.one_minus)
+            yield changed(name, swap_in(new), detail(new), "α_t = 1 − β_t vs β_t: α_t keeps the signal, β_t is the "
+                          "step's noise variance." if factor.symbol in ("α", "β") else
+                          "1 − ᾱ vs ᾱ: the signal keeps √ᾱ, the noise has variance 1 − ᾱ.")
+            if factor.one_minus and abs(factor.power) == 0.5:
+                new = replace(factor, inner=0.5, power=math.copysign(1.0, factor.power))
+                code = "1 - alpha_bar_t" if factor.symbol == "ᾱ" else "1 - x"
+                yield changed(name, swap_in(new), detail(new), f"√(1 − x) is not 1 − √x: take the square root of "
+                              f"1 − {factor.symbol}, ({code}).sqrt().")
+            for step in _step_look_alikes(factor.step, bases):
+                new = replace(factor, step=step)
+                yield changed(name, swap_in(new), detail(new), _why_step(factor.step, step))
+            for power in (factor.power * 2, factor.power / 2, -factor.power):
+                new = replace(factor, power=power)
+                yield changed(name, swap_in(new), detail(new), _why_power(factor.power, power))
+            dropped = replace(formula, factors=formula.factors[:i] + formula.factors[i + 1:])
+            yield changed(name, dropped, f" (the factor {factor.text()} is missing)", "A factor is missing.")
+    for name, formula in parts.items():  # a ratio of two factors, upside down
+        for i, upper in enumerate(formula.factors):
+            for j, lower in enumerate(formula.factors):
+                if upper.power > 0 and lower.power == -upper.power and upper.symbol != LAST:
+                    flipped = list(formula.factors)
+                    flipped[i], flipped[j] = replace(upper, power=-upper.power), replace(lower, power=upper.power)
+                    yield changed(name, replace(formula, factors=tuple(flipped)),
+                                  f" (the ratio {upper.text()}/{lower.text()} is upside down)",
+                                  "Turn the ratio the right way up.")
+    for name, formula in parts.items():  # a whole part
+        yield changed(name, replace(formula, sign=-formula.sign), " (the sign is flipped)", "Flip the sign back.")
+        yield changed(name, replace(formula, outer=0.5), " (the square root of it)",
+                      "Variance vs standard deviation: no square root on the whole.")
+        yield changed(name, replace(formula, outer=2.0), " (its square)",
+                      "Variance vs standard deviation: this is already the square root.")
+        yield Change({**parts, name: replace(formula, zero=True)},
+                     f"{model.labels[name]} is 0: the term with {formula} is missing", "Add the missing term.",
+                     model.group_of(name))
+    for a, b in model.swaps:
+        yield Change({**parts, a: parts[b], b: parts[a]},
+                     f"{model.labels[a]} and {model.labels[b]} are swapped: {eq} has {parts[a]} and {parts[b]}",
+                     "Swap them back.")
+    for group, members in {**model.groups, "everywhere": tuple(parts)}.items():  # one variable, across a group
+        yield from _group_changes(model, group, members)
+
+
+def _step_look_alikes(step: Step, bases: tuple[str, ...] = ("t",)) -> list[Step]:
+    """Steps a learner reads in place of ``step``: one later or earlier, wrapped around (alpha_bars[t - 2] at t = 1),
+    and, in DDIM, the other of t and t'."""
+    if step.base == "t":
+        found = [Step("t", step.offset + 1), Step("t", step.offset - 1), Step("t", step.offset - 1, wrapped=True)]
+        if step.offset < 0:  # ᾱ_{t−1} read unpadded, alpha_bars[t - 2], wraps at t = 1
+            found.insert(2, Step("t", step.offset, wrapped=True))
+        return found + ([Step("t'", step.offset)] if "t'" in bases else [])
+    return [Step("t'", step.offset + 1), Step("t'", step.offset, wrapped=True), Step("t"), Step("t", -1)]
+
+
+def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterator[Change]:
+    """One change applied throughout ``members``: a variable (a quantity at a step, as a learner's ``alpha_bar_prev``)
+    read wrongly wherever it appears, a symbol or a step replaced throughout, every square root dropped."""
+    where = "" if group == "everywhere" else f"in {group}, "
+    everywhere = " everywhere" if group == "everywhere" else ""
+    label = None if group == "everywhere" else group
+    factors = [f for name in members for f in model.parts[name].factors if f.symbol != LAST]
+    variables = list(dict.fromkeys((f.symbol, f.step) for f in factors))
+    bases = list(dict.fromkeys(f.step.base for f in factors))
+
+    def rewrite(change_factor: Callable[[Factor], Factor]) -> dict:
+        return {**model.parts, **{name: replace(model.parts[name], factors=tuple(
+            f if f.symbol == LAST else change_factor(f) for f in model.parts[name].factors)) for name in members}}
+
+    def shown(symbol: str, step: Step) -> str:
+        return Factor(symbol, step).base_text()
+    for symbol, step in variables:  # one variable, wherever it appears
+        for new_symbol in {"ᾱ": ["α"], "α": ["ᾱ"], "β": ["β̃"], "β̃": ["β"]}.get(symbol, []):
+            yield Change(rewrite(lambda f: replace(f, symbol=new_symbol) if (f.symbol, f.step) == (symbol, step)
+                                 else f),
+                         f"{where}you used {shown(new_symbol, step)} in place of {shown(symbol, step)}{everywhere}",
+                         _why_symbol((symbol, False), (new_symbol, False)), label)
+        for new_step in _step_look_alikes(step, tuple(bases)):
+            yield Change(rewrite(lambda f: replace(f, step=new_step) if (f.symbol, f.step) == (symbol, step) else f),
+                         f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}",
+                         _why_step(step, new_step), label)
+    for symbol, step in variables:  # one variable's square root lost (or doubled) wherever it appears
+        for scale, words in ((2.0, "without its square root"), (0.5, "with a square root too many")):
+            powered = [f for f in factors if (f.symbol, f.step) == (symbol, step) and not f.one_minus
+                       and abs(f.power) == (0.5 if scale == 2.0 else 1.0)]
+            if powered:
+                yield Change(rewrite(lambda f: replace(f, power=f.power * scale) if f in powered else f),
+                             f"{where}you used {shown(symbol, step)} {words}{everywhere} "
+                             f"({replace(powered[0], power=powered[0].power * scale).text()} in place of "
+                             f"{powered[0].text()})",
+                             _why_power(powered[0].power, powered[0].power * scale), label)
+    for old, new in (("ᾱ", "α"), ("α", "ᾱ")):  # one symbol at every step
+        if any(f.symbol == old for f in factors):
+            yield Change(rewrite(lambda f: replace(f, symbol=new) if f.symbol == old else f),
+                         f"{where}you used {new} in place of {old}{everywhere}",
+                         _why_symbol((old, False), (new, False)), label)
+    for shifted in [[base] for base in bases] + ([bases] if len(bases) > 1 else []):  # every step one later
+        for offset in (1, -1):
+            steps = " and ".join(f"{b}{'+1' if offset > 0 else '−1'} in place of {b}" for b in shifted)
+            yield Change(rewrite(lambda f: replace(f, step=Step(f.step.base, f.step.offset + offset))
+                                 if f.step.base in shifted else f),
+                         f"{where}you read every quantity one step {'later' if offset > 0 else 'earlier'} ({steps})",
+                         _why_step(Step(shifted[0]), Step(shifted[0], offset)), label)
+    if any(f.symbol in ("α", "β") for f in factors):  # betas and alphas indexed alike, apart from alpha_bars
+        for offset in (1, -1):
+            yield Change(rewrite(lambda f: replace(f, step=Step(f.step.base, f.step.offset + offset))
+                                 if f.symbol in ("α", "β") else f),
+                         f"{where}you read β and α one step {'later' if offset > 0 else 'earlier'} (β_{{t{offset:+d}}} "
+                         f"and α_{{t{offset:+d}}} in place of β_t and α_t){everywhere}",
+                         "betas and alphas hold step t at index t − 1 (betas[t - 1] is β_t); only a padded "
+                         "alpha_bars, with ᾱ_0 = 1 in front, is indexed by t itself.", label)
+    yield Change(rewrite(lambda f: replace(f, power=2 * f.power) if abs(f.power) == 0.5 else f),
+                 f"{where}the square roots are missing{everywhere}",
+                 "Variance vs standard deviation: the coefficients are square roots, √ᾱ_t and √(1 − ᾱ_t) (.sqrt()).",
+                 label)
+    if "t'" in bases:
+        yield Change(rewrite(lambda f: replace(f, step=Step("t'" if f.step.base == "t" else "t", f.step.offset))),
+                     f"{where}t and t' are swapped{everywhere}", _why_step(Step("t"), Step("t'")), label)
+        yield Change(rewrite(lambda f: replace(f, step=Step("t", f.step.offset - 1)) if f.step.base == "t'" else f),
+                     f"{where}you used step t − 1 in place of t' = t_prev{everywhere}",
+                     "DDIM jumps from t to any earlier step t' (t_prev), not only to t − 1: read ᾱ_{t'} at t_prev.",
+                     label)
+
+
+def single_quantities(context: StepContext) -> dict[str, Formula]:
+    """Every single schedule quantity at the batch's steps, in a few transforms: √β_t, 1/√α_t, 1 − ᾱ_{t−1}, ..."""
+    bases = ["t"] + (["t'"] if "t'" in context.steps else [])
+    found = {}
+    for base in bases:
+        for offset in (0, -1, 1):
+            for symbol in ("β", "ᾱ", "α", "β̃"):
+                for one_minus in (False, True):
+                    if one_minus and symbol in ("α", "β", "β̃"):
+                        continue  # 1 − α is β, 1 − β is α
+                    for power in (1.0, 0.5, -0.5, -1.0):
+                        for sign in (1.0, -1.0):
+                            formula = Formula((Factor(symbol, Step(base, offset), one_minus, power),), sign)
+                            found[str(formula)] = formula
+    return found

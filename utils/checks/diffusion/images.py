@@ -1,0 +1,266 @@
+"""What the image exercises (5.2 to 5.5) share: their cases, calling the learner's code, per-image coefficients,
+and the probes for axes, NaNs and shapes that come before the coefficients."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from utils.checks.core import Case, Exercise, fit_linear
+from utils.checks.diffusion.formulas import Model, StepContext
+from utils.checks.diffusion.readings import explain_coefficients
+from utils.checks.diffusion.references import reference_cosine_schedule
+from utils.checks.diffusion.schedule import IMAGE_AXES, Schedule
+
+
+@dataclass(frozen=True)
+class ImageCase(Case):
+    """A batch of images (B, C, H, W) with one t per image: ``steps`` first, then seeded random t in 1..T."""
+
+    shape: tuple = (8, 1, 6, 8)
+    T: int = 50
+    steps: tuple = ()
+    clip: bool = True
+    jump: int | None = None  # DDIM: t' = t − jump; None: t' = 0
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        named = dict(zip(IMAGE_AXES, self.shape), T=self.T)
+        return {name: size for name, size in named.items() if size > 1}
+
+    def schedule(self) -> Schedule:
+        return Schedule.from_betas(reference_cosine_schedule(self.T)).to(self.dtype)
+
+    def timesteps(self, exercise: Exercise, lowest: int = 1) -> torch.Tensor:
+        """(B,) int64: the given steps, then seeded random steps in lowest..T."""
+        B = self.shape[0]
+        generator = torch.Generator().manual_seed(exercise.seed(self.label, "t"))
+        t = torch.randint(lowest, self.T + 1, (B,), generator=generator)
+        given = torch.as_tensor(self.steps, dtype=torch.long)[:B]
+        t[: len(given)] = given
+        return t
+
+
+def run_learner(exercise: Exercise, fn: Callable, case: Case, arguments: dict, *, random_hint: str, **options):
+    """``fn(*arguments.values(), **options)`` on copies of the inputs, twice.
+
+    An input changed in place is reported (core names a tensor argument; the schedule's tables are checked here),
+    and so is a second call on the same inputs that disagrees with the first (``random_hint`` says which
+    randomness is not wanted).
+    """
+    def copy(value):
+        if isinstance(value, torch.Tensor):
+            return value.clone()
+        if isinstance(value, Schedule):
+            return Schedule(value.betas.clone(), value.alphas.clone(), value.alpha_bars.clone())
+        return value
+    given = [copy(value) for value in arguments.values()]
+    got = _call_by_name(exercise, fn, given, case, options)
+    for (name, original), passed in zip(arguments.items(), given):
+        if not isinstance(original, Schedule):
+            continue
+        for table in ("betas", "alphas", "alpha_bars"):
+            after = getattr(passed, table)
+            if not isinstance(after, torch.Tensor) or not torch.equal(getattr(original, table), after):
+                raise exercise.fail(f"your {exercise.name} changed `{name}.{table}` in place (.clamp_(…), […] = …, "
+                                    f"…). The schedule is shared by every step of a sampling loop: compute new "
+                                    f"tensors from it instead.", case=case)
+    again = _call_by_name(exercise, fn, [copy(value) for value in arguments.values()], case, options)
+    if not _same(got, again):
+        raise exercise.fail(f"two calls with the same inputs gave different outputs: {random_hint}", case=case)
+    return got
+
+
+def _call_by_name(exercise: Exercise, fn: Callable, values: list, case: Case, options: dict):
+    """Call ``fn`` with ``values`` bound to its own parameter names, so that core names an input it changed in place
+    (`noise`); positionally when they do not bind (the learner's error then says why)."""
+    try:
+        signature = inspect.signature(fn)
+        bound = signature.bind(*values, **options)
+    except (TypeError, ValueError):
+        return exercise.call(fn, *values, case=case, **options)
+    unnamed = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if any(p.kind in unnamed for p in signature.parameters.values()):
+        return exercise.call(fn, *values, case=case, **options)
+    return exercise.call(fn, case=case, **bound.arguments)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b.detach()) or (
+            a.is_floating_point() and torch.allclose(a.detach(), b.detach(), rtol=0, atol=0, equal_nan=True)))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return True  # not tensors: the comparison will say what is wrong with them
+
+
+def fit_per_image(got: torch.Tensor, basis: dict[str, torch.Tensor], *, atol: float = 1e-5) -> dict | None:
+    """The coefficients (each (B,)) with got[b] = Σ c[name][b] · basis[name][b] for every image b; None when the
+    output is not such a combination (a nonlinearity, or coefficients that vary inside an image)."""
+    fits = fit_linear(got, basis, per=0)
+    if any(fit.residual > atol for fit in fits):
+        return None
+    return {name: torch.tensor([fit.coefficients[name] for fit in fits], dtype=torch.float64) for name in basis}
+
+
+def _rows_are_combinations(target: torch.Tensor, rows: list[torch.Tensor]) -> bool:
+    """Whether every row of ``target`` (R, n) is a combination of the same rows of ``rows`` (each (R, n)): one
+    batched least-squares solve (the same test as :func:`fit_linear` per row, at once)."""
+    design = torch.stack([r.double() for r in rows], dim=-1)  # (R, n, K)
+    target = target.double()[..., None]  # (R, n, 1)
+    solution = torch.linalg.lstsq(design, target, driver="gelsd").solution  # (R, K, 1)
+    residual = (design @ solution - target).norm(dim=(1, 2)) / target.norm(dim=(1, 2)).clamp_min(1e-300)
+    return bool((residual < 1e-5).all())
+
+
+def varying_axis_problem(got: torch.Tensor, basis: dict[str, torch.Tensor], *, what: str) -> str | None:
+    """When the output is a per-pixel-column combination (coefficients varying along C, H or W of an image) rather
+    than one combination per image: the (B,) → (B, 1, 1, 1) reshape is missing or wrong."""
+    B = got.shape[0]
+    for axis in range(got.dim() - 1, 0, -1):
+        size = got.shape[axis]
+        if size < 2:
+            continue
+        moved = got.movedim(axis, 1).reshape(B * size, -1)  # (B·size, rest): one row per image and index
+        if moved.shape[1] <= len(basis) + 1:
+            continue  # too few entries per row: any row would fit
+        rows = [v.expand_as(got).movedim(axis, 1).reshape(B * size, -1) for v in basis.values()]
+        if _rows_are_combinations(moved, rows):
+            name = IMAGE_AXES[axis] if got.dim() == 4 else f"axis {axis}"
+            same = " — B equals " + name + " here, so it broadcast without an error" if size == B else ""
+            return (f"{what} change along the {name} axis inside one image; they should be one number per image, "
+                    f"from that image's t. A (B,) tensor such as alpha_bars[t - 1] lined up with the {name} axis"
+                    f"{same}. Reshape it to (B, 1, 1, 1): .view(-1, 1, 1, 1), so it broadcasts over (B, C, H, W).")
+    return None
+
+
+def linear_probe(model: Model, context: StepContext, basis: dict[str, torch.Tensor], *, output: str,
+                 names: dict[str, str]) -> Callable[[torch.Tensor], str | None]:
+    """A probe for :meth:`Exercise.compare`: recover the learner's coefficients per image and explain them."""
+    def probe(got: torch.Tensor) -> str | None:
+        coefficients = fit_per_image(got, basis)
+        if coefficients is None:
+            return varying_axis_problem(got, basis, what=f"the coefficients of your {output}")
+        return explain_coefficients(model, context, coefficients, output=f"your {output}", names=names)
+    return probe
+
+
+def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, *, output: str,
+                             rest: Callable[[torch.Tensor], str | None] | None = None,
+                             inputs: dict[str, torch.Tensor] | None = None,
+                             names: dict[str, str] | None = None) -> str | None:
+    """When some images of the learner's output are inf/NaN: which steps they have (t = 1: a division by
+    1 − ᾱ_0 = 0), and, through ``rest(mask)``, what the finite images say."""
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape or not got.is_floating_point():
+        return None  # compare reports the type, shape or dtype
+    bad = ~torch.isfinite(got.detach()).flatten(1).all(dim=1)  # (B,): images with an inf or NaN
+    if not bad.any() or not torch.isfinite(expected).all():
+        return None
+    if inputs:
+        by_sign = nonfinite_pixels_problem(got, inputs, names or {}, output=output)
+        if by_sign:
+            return by_sign
+    steps = {name: sorted(set(v[bad].tolist())) for name, v in context.steps.items()}
+    where = " and ".join(f"{name} = {', '.join(map(str, values))}" for name, values in steps.items())
+    message = f"your {output} is inf or NaN for the images with {where}" + (
+        "; the other images are finite" if not bad.all() else "")
+    if steps["t"] == [1]:
+        message += (". At t = 1, ᾱ_{t−1} = ᾱ_0 = 1, so 1 − ᾱ_{t−1} = 0 and β̃_1 = 0: something divides by one of "
+                    "them, or takes the log or 1/√ of it")
+    elif steps.get("t'") == [0]:
+        message += (". At t' = 0, ᾱ_{t'} = ᾱ_0 = 1, so 1 − ᾱ_{t'} = 0: something divides by it, or takes the log "
+                    "or 1/√ of it")
+    else:
+        message += ": a division by zero, or the square root of a negative number"
+    explained = rest(~bad) if rest is not None and not bad.all() else None
+    return message + (f". On the finite images, {explained}" if explained else ".")
+
+
+def nonfinite_pixels_problem(got: torch.Tensor, inputs: dict[str, torch.Tensor], names: dict[str, str], *,
+                             output: str) -> str | None:
+    """When the NaN entries of the learner's output follow the *sign* of the inputs, pixel by pixel: a square root
+    (or log, or fractional power) was taken of something that can be negative — an input itself (√(ᾱ_t·x_0)), or
+    the whole combination (√(ᾱ_t x_0 + (1 − ᾱ_t) ε)). Recovered from where the NaNs are and what the finite entries
+    are."""
+    got = got.detach()
+    bad = torch.isnan(got)
+    if not bad.any() or bad.all():
+        return None
+    for key, tensor in inputs.items():
+        if torch.equal(bad, tensor < 0):
+            return (f"your {output} is NaN exactly where {names[key]} < 0 (and finite elsewhere): a square root, log "
+                    f"or fractional power is taken of something that contains {names[key]} itself, such as "
+                    f"√(ᾱ_t·{names[key]}). Only the coefficient is a square root: √ᾱ_t·{names[key]}, "
+                    f"alpha_bar_t.sqrt() * {key}.")
+    squares = []  # the finite entries of each image are the square root of a combination of the inputs?
+    for b in range(got.shape[0]):
+        keep = ~bad[b]
+        if keep.sum() <= len(inputs) + 1:
+            return None
+        fit = fit_linear(got[b][keep] ** 2, {k: v[b][keep] for k, v in inputs.items()})
+        combination = sum(fit.coefficients[k] * v[b].double() for k, v in inputs.items())
+        if not fit.exact or not torch.equal(bad[b], combination < 0):
+            return None
+        squares.append(fit)
+    shown = squares[0].formula(names)
+    return (f"your {output} is NaN exactly where {shown} is negative, and the square root of it elsewhere (here for "
+            f"the first image): you took the square root of the whole sum. Only the coefficients are square roots "
+            f"— x = √a·x_0 + √b·ε, not √(a·x_0 + b·ε).")
+
+
+def finite_images_probe(model: Model, context: StepContext, basis: dict[str, torch.Tensor], got, *, output: str,
+          names: dict[str, str]) -> Callable[[torch.Tensor], str | None]:
+    """``rest`` for :func:`nonfinite_images_problem`: the linear probe on the images that ``mask`` keeps."""
+    def rest(mask: torch.Tensor) -> str | None:
+        sub = StepContext(context.schedule, {name: v[mask] for name, v in context.steps.items()})
+        return linear_probe(model, sub, {k: v[mask] for k, v in basis.items()}, output=output,
+                            names=names)(got.detach()[mask])
+    return rest
+
+
+def misplaced_batch_axis(got, expected: torch.Tensor) -> str | None:
+    """When the output's shape is the expected one with B entries on an axis of size 1 there: a per-image tensor
+    with fewer than four axes, (B, 1, 1), broadcast against (B, C, H, W) and lined up with (C, H, W)."""
+    if not isinstance(got, torch.Tensor) or got.dim() != expected.dim() or got.shape == expected.shape:
+        return None
+    B = expected.shape[0]
+    differ = [k for k in range(got.dim()) if got.shape[k] != expected.shape[k]]
+    if B > 1 and differ and all(got.shape[k] == B for k in differ) and 0 not in differ:
+        axes = ", ".join(IMAGE_AXES[k] if got.dim() == 4 else str(k) for k in differ)
+        return (f"shape {tuple(got.shape)} but expected {tuple(expected.shape)}: the batch size B = {B} landed on "
+                f"axis {axes}. A per-image tensor with too few axes, such as (B, 1, 1), lines up with the last axes "
+                f"(C, H, W) when it meets (B, C, H, W); give it four: .view(-1, 1, 1, 1).")
+    return None
+
+
+def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: ImageCase, context: StepContext,
+                   name: str, equation: str, probes=(), rest=None, inputs: dict[str, torch.Tensor] | None = None,
+                   names: dict[str, str] | None = None, **options) -> None:
+    """:meth:`Exercise.compare` for a batch of images, after a per-image axis that landed on C, H or W and the
+    steps of any inf/NaN images (``inputs``, the image inputs the output is linear in, with their display
+    ``names``, let NaNs that follow an input's sign be read).
+
+    In float32 the absolute tolerance is 1e-4: a right answer written another way (the posterior mean through eq.
+    (5.11)) cancels 1 − ᾱ_1 against β_1 at t = 1 and loses about that much; every mistake differs by far more.
+    """
+    if case.dtype == torch.float32:
+        options.setdefault("atol", 1e-4)
+    problem = misplaced_batch_axis(got, expected) or nonfinite_images_problem(got, expected, context, output=name,
+                                                                              rest=rest, inputs=inputs, names=names)
+    if problem:
+        raise exercise.fail(problem, case=case, name=name)
+    exercise.compare(got, expected, case=case, name=name, equation=equation, probes=probes, axes=IMAGE_AXES,
+                     **options)
+
+
+# The first case avoids t = T, so that an off-by-one is named before index T overflows, and has B = W, so that a
+# (B,) coefficient broadcasts silently along the width; t = 1 is in it, where ᾱ_{t−1} = ᾱ_0 = 1.
+IMAGE_CASES = [
+    ImageCase("B=8, 1×6×8, T=50, t from 1 to 49", shape=(8, 1, 6, 8), T=50, steps=(2, 10, 25, 49, 1, 17, 33, 40)),
+    ImageCase("B=3, 3×4×6, T=200", shape=(3, 3, 4, 6), T=200, steps=(2, 100, 199)),
+    ImageCase("t = 1 and t = T in one batch", shape=(4, 1, 5, 7), T=50, steps=(1, 50, 1, 50)),
+    ImageCase("batch size 1, t = T", shape=(1, 2, 4, 4), T=20, steps=(20,)),
+    ImageCase("float64, t = 1 and 7", torch.float64, shape=(2, 1, 3, 5), T=30, steps=(1, 7)),
+]
