@@ -1,0 +1,150 @@
+"""The exercises of Chapter 02, their cases (explicit fields: shapes, eps, momentum, groups), small numbers."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from utils.checks.core import Case, CheckFailure, Exercise
+
+EX_BACKWARD = Exercise("2.1", "batch_norm_backward")
+EX_FUNCTION = Exercise("2.2", "BatchNormFunction")
+EX_MODULE = Exercise("2.3", "BatchNorm2d")
+EX_LAYER = Exercise("2.4", "LayerNorm")
+EX_INSTANCE = Exercise("2.5", "InstanceNorm2d")
+EX_GROUP = Exercise("2.6", "GroupNorm")
+EX_RMS = Exercise("2.7", "RMSNorm")
+
+IMAGE_AXES = ("N", "C", "H", "W")
+STATISTICS = (0, 2, 3)  # BatchNorm2d's reduction axes: every example and pixel of a channel
+
+
+# ============================================================================================== cases
+NONFINITE = ("In a normalisation NaN comes from the square root of a negative number — take the root of σ² + ε "
+             "(σ² = mean((x − μ)²) ≥ 0; RMSNorm: mean(x²) + ε), not of a mean or a difference, which can be "
+             "negative (are two statistics swapped?) — or from a division by zero, 0/0.")
+
+
+@dataclass(frozen=True)
+class ImageCase(Case):
+    """An (N, C, H, W) batch: its shape, eps, the spread of its values; ``groups`` for GroupNorm."""
+
+    shape: tuple = (4, 3, 5, 5)
+    eps: float = 1e-5
+    scale: float = 1.0  # standard deviation of the input's values: ×0.01 makes eps matter
+    groups: int = 1
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        N, C, H, W = self.shape
+        grouped = {"G": self.groups, "C/G": C // self.groups} if self.groups > 1 else {}  # (N, G, C/G, H, W) too
+        return {"N": N, "C": C, "H": H, "W": W, **grouped}
+
+    @property
+    def nonfinite_causes(self) -> str:
+        return NONFINITE
+
+    @property
+    def m(self) -> int:  # values per channel for BatchNorm: N·H·W
+        N, _, H, W = self.shape
+        return N * H * W
+
+
+@dataclass(frozen=True)
+class ModuleCase(ImageCase):
+    """BatchNorm2d over three training steps and then eval mode."""
+
+    momentum: float | None = 0.1
+
+
+@dataclass(frozen=True)
+class TrailingCase(Case):
+    """LayerNorm / RMSNorm: an input of any rank normalised over its last ``len(normalized_shape)`` axes."""
+
+    shape: tuple = (2, 5, 8)
+    normalized_shape: int | tuple = 8
+    axes: tuple = ("B", "T", "D")  # the names of the input's axes, for messages
+    eps: float | None = 1e-5
+    scale: float = 2.0
+    offset: float = 0.5  # a nonzero mean, so that not subtracting it shows
+
+    @property
+    def trailing(self) -> tuple[int, ...]:
+        return (self.normalized_shape,) if isinstance(self.normalized_shape, int) else tuple(self.normalized_shape)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(range(-len(self.trailing), 0))
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return dict(zip(self.axes, self.shape))
+
+    @property
+    def nonfinite_causes(self) -> str:
+        return NONFINITE
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if self.eps is None and isinstance(error, TypeError) and "NoneType" in str(error):
+            return ("eps=None is not a number to add: it means ε = torch.finfo(x.dtype).eps, the machine epsilon "
+                    "of the input's dtype, as in nn.RMSNorm (eq. (2.12)) — eps = torch.finfo(x.dtype).eps if "
+                    "self.eps is None else self.eps.")
+        return None
+
+
+class _NamedFirst:
+    """Run on past a case whose failure got only the generic fallback ("compare … term by term"), and report the
+    first case that names the mistake: each mistake shows most clearly on some input (ε on tiny ones, x where x̂
+    belongs on large ones), so the order of the cases must not decide between a vague and a precise message."""
+
+    def __init__(self):
+        self.vague: CheckFailure | None = None
+
+    @contextlib.contextmanager
+    def case(self):
+        try:
+            yield
+        except CheckFailure as failure:
+            if "term by term" not in str(failure):
+                raise
+            self.vague = self.vague or failure
+
+    def finish(self) -> None:
+        if self.vague is not None:
+            raise self.vague
+
+
+def _labelled(case: Case, text: str) -> Case:
+    """The same case with more said about where in the check we are ("…, training step 2")."""
+    return dataclasses.replace(case, label=f"{case.label}, {text}")
+
+
+# ============================================================================================== numbers
+def _close(got: torch.Tensor, want, rtol: float, scale: float | None = None) -> bool:
+    """``got`` ≈ ``want`` (a tensor or a number) to ``rtol`` of the size of ``want`` — or of ``scale``, the size of
+    the quantity it is part of, when ``want`` may be 0 — and finite."""
+    want = torch.as_tensor(want, dtype=got.dtype).expand_as(got)
+    if not torch.isfinite(got).all() or not torch.isfinite(want).all():
+        return False
+    size = want.abs().max().item() if scale is None else scale
+    return bool(((got - want).abs() <= rtol * (want.abs() + max(size, 1e-30))).all())
+
+
+def _probe_rtol(dtype: torch.dtype) -> float:
+    """How close a recovered coefficient must be to a named one: float32 rounding, with room to spare."""
+    return 1e-6 if dtype == torch.float64 else 2e-3
+
+
+def _view(param: torch.Tensor, ndim: int, axes: tuple[int, ...]) -> torch.Tensor:
+    """A parameter of shape (x.shape[d] for d in axes) viewed to broadcast against an ``ndim``-dim tensor."""
+    shape = [1] * ndim
+    for i, axis in enumerate(axes):
+        shape[axis] = param.shape[i]
+    return param.reshape(shape)
+
+
+def _show(values: torch.Tensor, limit: int = 4) -> str:
+    flat = [f"{v:.3g}" for v in values.flatten().tolist()]
+    return "[" + ", ".join(flat[:limit]) + (", …" if len(flat) > limit else "") + "]"

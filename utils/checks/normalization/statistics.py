@@ -1,0 +1,371 @@
+"""Readings of a normalisation from its output (γ = 1, β = 0): which values share μ and σ², which moment, which ε,
+and the invariance probes (a shift within a group, the other examples of the batch)."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from utils.checks.core import Case, Exercise, name_value
+from utils.checks.normalization.cases import _close, _probe_rtol
+from utils.checks.normalization.partitions import Partition
+
+
+# ============================================================================================== normalisation
+@dataclass(frozen=True, eq=False)
+class NormSpec:
+    """What one exercise's normalisation computes (eqs. (2.1), (2.10)–(2.12)), for the probes to compare with."""
+
+    method: str  # "BatchNorm"
+    equation: str  # "eq. (2.1)"
+    partition: Partition  # the values that share statistics
+    code: str  # how to reduce over them: "dim=(0, 2, 3)"
+    candidates: tuple  # every partition the probe tries, the right one among them
+    eps: float
+    eps_text: str = "eps"  # where the right ε comes from
+    centred: bool = True  # subtract μ (RMSNorm: no)
+    extra_means: dict = field(default_factory=dict)  # message → per-value tensor (e.g. a running mean)
+    sizes: dict = field(default_factory=dict)  # the case's named sizes, to name a wrong count ("W", "N·H")
+
+
+@dataclass
+class _AffineFit:
+    """y ≈ a·x + b within each group of ``partition``; ``a`` and ``b`` given at every value."""
+
+    partition: Partition
+    a: torch.Tensor
+    b: torch.Tensor
+    residual: float
+
+
+def _fit_affine(x: torch.Tensor, y: torch.Tensor, partition: Partition) -> _AffineFit:
+    mean_x, mean_y = partition.mean(x), partition.mean(y)
+    dx, dy = x - mean_x, y - mean_y
+    a = partition.mean(dx * dy) / partition.mean(dx * dx).clamp_min(1e-300)
+    b = mean_y - a * mean_x
+    residual = ((a * x + b - y).norm() / y.norm().clamp_min(1e-300)).item()
+    return _AffineFit(partition, a, b, residual)
+
+
+def _affine_fits(x, y, partitions, tolerance=1e-4):
+    """The groupings within which y is an affine function of x, largest groups first: the values that share your
+    statistics. Groups of two come last: two points always lie on a line, so such a fit proves nothing alone."""
+    for partition in sorted(partitions, key=lambda p: (p.size < 3, -p.size)):
+        if partition.size >= 2:
+            fit = _fit_affine(x, y, partition)
+            if fit.residual < tolerance:
+                yield fit
+
+
+# the second moments a learner might divide by, each computed over a partition of x
+_MOMENTS = {
+    "variance": "the biased variance (÷ n)",
+    "unbiased": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
+    "squared deviations": "the sum of squared deviations Σ(x − μ)², with no ÷ n",
+    "mean square": "the mean square mean(x²), about 0 rather than about μ",
+    "sum of squares": "the sum of squares Σx² (the squared L2 norm), with no ÷ n",
+    "mean |x|": "the mean absolute value mean(|x|), an L1 average rather than a root mean square",
+    "about your μ": "the mean of (x − μ)² with your μ",  # your μ came from other values: σ² follows them
+    "unbiased about your μ": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
+}
+# the ways of turning a second moment M into the factor a of x̂ = (x − μ)·a
+_FORMS = {
+    "inside": (lambda M, eps: 1 / torch.sqrt(M + eps), ""),
+    "outside": (lambda M, eps: 1 / (M.sqrt() + eps), "ε is outside the square root: divide by √(σ² + ε), not "
+                                                     "by σ + ε"),
+    "no eps": (lambda M, eps: 1 / M.sqrt(), "ε is missing (or far too small): divide by √(σ² + ε)"),
+    "no sqrt": (lambda M, eps: 1 / (M + eps), "the square root is missing: divide by √(σ² + ε), not by σ² + ε"),
+    "inverted": (lambda M, eps: torch.sqrt(M + eps), "you multiply by √(σ² + ε) where eq. divides by it"),
+    "inverted no sqrt": (lambda M, eps: M + eps, "you multiply by σ² + ε: divide by √(σ² + ε)"),
+}
+_NAMED_EPS = {"1e-5": 1e-5, "1e-6": 1e-6, "1e-8": 1e-8, "1e-3": 1e-3, "1e-12": 1e-12,
+              "torch.finfo(torch.float32).eps": torch.finfo(torch.float32).eps,
+              "torch.finfo(torch.float64).eps": torch.finfo(torch.float64).eps}
+
+
+def _moment(x: torch.Tensor, partition: Partition, kind: str, mu: torch.Tensor | None = None) -> torch.Tensor | None:
+    n = partition.size
+    if kind.endswith("about your μ"):  # σ² of x − μ with the learner's μ, e.g. ((x − μ)²).mean(other axes)
+        if mu is None or _close(mu, partition.mean(x), 1e-9, x.abs().max().item()):
+            return None  # the same as the plain variance
+        square = partition.mean((x - mu) ** 2)
+        return square * n / (n - 1) if kind.startswith("unbiased") and n > 1 else \
+            (None if kind.startswith("unbiased") else square)
+    if kind == "mean |x|":  # squared, like the others: then 1/(√M + ε) is 1/(mean(|x|) + ε)
+        return partition.mean(x.abs()) ** 2
+    if kind in ("mean square", "sum of squares"):
+        square = partition.mean(x * x)
+        return square if kind == "mean square" else square * n
+    deviation = x - partition.mean(x)
+    variance = partition.mean(deviation * deviation)
+    if kind == "unbiased":
+        return variance * n / (n - 1) if n > 1 else None
+    return variance if kind == "variance" else variance * n
+
+
+@dataclass
+class _Scale:
+    partition: Partition
+    moment: str
+    form: str
+    eps: float | None = None  # the ε recovered, when it is not the exercise's
+    count: float | None = None  # what the sum was divided by, when it is not n
+
+
+def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = None) -> _Scale | None:
+    """Which second moment over which values, turned into a factor how, gives your a: the right ones first, and of
+    the forms that fit the closest; ``mu`` is your μ, about which σ² may be taken over other values. A constant ε
+    other than the exercise's, over the right values, is tried before other moments (it can look like one to
+    float32 rounding); only when no form fits any values: the count (÷ n) you really used with the right moment."""
+    expected_moment = "variance" if spec.centred else "mean square"
+    moments = [expected_moment] + [m for m in _MOMENTS if m != expected_moment]
+    partitions = [spec.partition] + [p for p in spec.candidates if not p.same_as(spec.partition)]
+    tried_eps = False
+    for partition in partitions:
+        for moment in moments:
+            M = _moment(x, partition, moment, mu)
+            if M is None:
+                continue
+            errors = {form: ((a - formula(M, spec.eps)).abs() / a.abs()).max().item()
+                      for form, (formula, _) in _FORMS.items() if _close(a, formula(M, spec.eps), rtol)}
+            if errors:
+                return _Scale(partition, moment, min(errors, key=errors.get))
+            if not tried_eps:  # right after the right values and moment
+                tried_eps = True
+                eps = _other_eps(a, M, spec, rtol) if M.max() > 1.1 * M.min() else None  # groups that differ
+                if eps is not None:
+                    return _Scale(partition, moment, "inside", eps=eps)
+    for partition in partitions:
+        M = _moment(x, partition, expected_moment)
+        eps = _other_eps(a, M, spec, rtol)
+        if eps is not None:
+            return _Scale(partition, expected_moment, "inside", eps=eps)
+        ratio = (1 / (a * a) - spec.eps) / M  # your M′ as a multiple of the right one
+        if partition.same_as(spec.partition) and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
+            return _Scale(partition, expected_moment, "inside", count=partition.size / ratio.mean().item())
+    return None
+
+
+def _other_eps(a, M, spec: NormSpec, rtol: float) -> float | None:
+    """The ε′ with a = 1/√(M + ε′) in every group, when one ε′ fits all, well above rounding and not the
+    exercise's ε; else None."""
+    eps_used = 1 / (a * a) - M
+    level, spread = eps_used.mean().item(), (eps_used.max() - eps_used.min()).item()
+    if level > 5e-3 * rtol * M.mean().item() and spread <= 0.02 * level and \
+            abs(level - spec.eps) > 0.05 * max(level, spec.eps):
+        return level
+    return None
+
+
+def _which_mean(x, mu, spec: NormSpec, rtol: float):
+    """What your μ is: the mean over the right values, "zero", another partition's mean, an extra, or None."""
+    scale = x.abs().max().item()
+    others = [p for p in spec.candidates if not p.same_as(spec.partition)]
+    if _close(mu, spec.partition.mean(x), rtol):
+        return spec.partition
+    if mu.abs().max().item() <= rtol * scale:
+        return "zero"
+    for partition in others:
+        if _close(mu, partition.mean(x), rtol):
+            return partition
+    for message, value in spec.extra_means.items():
+        if _close(mu, value.double().expand_as(mu), rtol):
+            return message
+    right = spec.partition.mean(x)
+    big = right.abs() > 1e-3 * right.abs().max()
+    ratio = mu[big] / right[big] if big.any() else None
+    if ratio is not None and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
+        count = spec.partition.size / ratio.mean().item()  # your μ = Σx / count
+        named = count_name(count, spec.sizes)
+        return (f"your μ is {ratio.mean().item():.4g} × the mean over {spec.partition.name}: you divide the sum by "
+                f"{count:.4g}" + (f" (= {named})" if named else "") + f", but each group has n = "
+                f"{spec.partition.size} values — take the mean over all of them ({spec.code})")
+    return None
+
+
+def count_name(count: float, sizes: dict) -> str | None:
+    """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal a count a learner divided by
+    (all of them, up to three, where sizes coincide)."""
+    if abs(count - round(count)) > 1e-4 * max(count, 1) or round(count) < 1:
+        return None
+    names = [name for name in sizes if "/" not in name]  # products of axes, not of ratios
+    for r in range(1, len(names) + 1):
+        found = ["·".join(subset) for subset in itertools.combinations(names, r)
+                 if math.prod(sizes[name] for name in subset) == round(count)]
+        if found:
+            return " = ".join(found[:3])
+    return None
+
+
+def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> str | None:
+    """What your normalisation computes, recovered from its output ``y`` (with γ = 1, β = 0), said as what to
+    change; None when it is eq. (2.10) over the right values, or when no such structure can be recovered."""
+    rtol = _probe_rtol(x.dtype)
+    x, y = x.detach().double(), y.detach().double()
+    if not torch.isfinite(y).all() or y.norm() < 1e-12:
+        return None
+    for fit in _affine_fits(x, y, spec.candidates):
+        if (fit.a.abs() < 1e-12).any():
+            continue
+        mu = -fit.b / fit.a  # x̂ = a·x + b = (x − μ)·a
+        mean = _which_mean(x, mu, spec, rtol)
+        scale = _which_scale(x, fit.a, spec, rtol, mu)
+        if mean is None and scale is None:
+            return None  # nothing recognised: the invariance probes say it better
+        if fit.partition.size >= 3 or (mean is not None and scale is not None):
+            return _normalisation_message(x, fit, mean, scale, spec)
+    return None
+
+
+def _right_scale(scale: _Scale | None, spec: NormSpec) -> bool:
+    return scale is not None and scale.partition.same_as(spec.partition) and scale.form == "inside" and \
+        scale.eps is None and scale.moment == ("variance" if spec.centred else "mean square")
+
+
+def _centre(x, spec: NormSpec) -> torch.Tensor:
+    """The right μ (0 for RMSNorm) at every value."""
+    return spec.partition.mean(x) if spec.centred else torch.zeros_like(x)
+
+
+def _constant(t: torch.Tensor) -> bool:
+    return bool((t.max() - t.min()).abs() <= 1e-6 * max(t.abs().max().item(), 1e-12)) and t.abs().max() > 1e-9
+
+
+def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec: NormSpec) -> str | None:
+    right = spec.partition
+    problems = []
+    # -- the centring
+    if spec.centred and mean == "zero":
+        problems.append(f"nothing is subtracted from x: x̂ = (x − μ)/√(σ² + ε) with μ the mean over {right.name}")
+    elif spec.centred and isinstance(mean, str):
+        problems.append(mean)
+    elif mean is None and _right_scale(scale, spec) and _constant(shift := fit.b + fit.a * _centre(x, spec)):
+        problems.append(f"your output is shifted by {shift.mean().item():.4g} everywhere: with γ = 1 and β = 0 "
+                        f"nothing is added after normalising" + ("" if spec.centred else
+                                                                 f" ({spec.method} has no β at all)"))
+    elif spec.centred and mean is None:
+        problems.append(f"the value you subtract from x is not its mean over {right.name} (nor over any other set "
+                        f"of axes): μ = mean of x over {right.name}")
+    elif not spec.centred and isinstance(mean, Partition):
+        problems.append(f"you subtract the mean over {mean.name}: {spec.method} does not centre, it divides x "
+                        f"itself by √(mean(x²) + ε)")
+    elif not spec.centred and mean != "zero" and not problems:
+        problems.append(f"you subtract something from x: {spec.method} divides x itself by √(mean(x²) + ε)")
+    # -- the values the statistics come from
+    mean_partition = mean if isinstance(mean, Partition) and spec.centred else None
+    scale_partition = scale.partition if scale else None
+    statistic = "σ²" if spec.centred else "mean(x²)"
+    called = "variance σ²" if spec.centred else "mean square mean(x²)"
+    if mean_partition and scale_partition and mean_partition.same_as(scale_partition) \
+            and not mean_partition.same_as(right):
+        problems.append(f"your mean μ and variance σ² are computed over {mean_partition.describe()}, but "
+                        f"{spec.method}'s are over "
+                        f"{right.describe()}: reduce over {spec.code}")
+    else:
+        if mean_partition and not mean_partition.same_as(right):
+            problems.append(f"your mean μ is over {mean_partition.describe()}, but {spec.method}'s is over "
+                            f"{right.describe()}: reduce over {spec.code}")
+        if scale_partition and not scale_partition.same_as(right):
+            problems.append(f"your {called} is computed over {scale_partition.describe()}, but {spec.method}'s "
+                            f"is over {right.describe()}: reduce over {spec.code}")
+    # -- the second moment and how it becomes the factor
+    if scale is None:
+        want = 1 / torch.sqrt(_moment(x, right, "variance" if spec.centred else "mean square") + spec.eps)
+        worst = ((fit.a - want).abs() / want).flatten().argmax()
+        problems.append(f"the factor that multiplies {'x − μ' if spec.centred else 'x'} is not 1/√({statistic} + ε) "
+                        f"over any set of values we tried (yours is {fit.a.flatten()[worst].item():.4g} where "
+                        f"1/√({statistic} + ε) over {right.name} is {want.flatten()[worst].item():.4g})")
+    else:
+        expected_moment = "variance" if spec.centred else "mean square"
+        moment = {"about your μ": "variance", "unbiased about your μ": "unbiased"}.get(scale.moment, scale.moment)
+        if moment != expected_moment and scale.count is None:
+            problems.append(f"you divide by {_MOMENTS[scale.moment]}; {spec.method} divides by "
+                            f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
+                                                             if spec.centred else ""))
+        if scale.count is not None:
+            named = count_name(scale.count, spec.sizes)
+            problems.append(f"your {statistic} divides its sum by {scale.count:.4g}"
+                            + (f" (= {named})" if named else "") + f", but each group {right.name} has "
+                            f"n = {right.size} values: take the mean over all of them ({spec.code}) — or, the same "
+                            f"numbers, your output is {math.sqrt(right.size / scale.count):.4g} × the right one")
+        elif scale.eps is not None:
+            named = name_value(scale.eps, _NAMED_EPS, rtol=0.02)
+            problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named else "") +
+                            f" but should be {spec.eps:.3g} ({spec.eps_text})")
+        elif scale.form == "no eps":
+            problems.append(f"ε is missing (or far too small): divide by √({statistic} + ε) with ε = {spec.eps:.3g} "
+                            f"({spec.eps_text})")
+        elif scale.form != "inside" and scale.moment != "mean |x|":  # an L1 average: where ε sits is moot
+            said = _FORMS[scale.form][1]
+            problems.append(said if spec.centred else said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)"))
+    if not problems:
+        return None
+    return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
+
+
+def normalisation_probe(x, spec: NormSpec) -> Callable[[torch.Tensor], str | None]:
+    return lambda got: normalisation_problems(x, got, spec)
+
+
+def group_property_probe(x, spec: NormSpec) -> Callable[[torch.Tensor], str | None]:
+    """Per group of the right values, the output (γ = 1, β = 0) has mean 0 and the variance σ²/(σ² + ε)
+    (RMSNorm: mean square mean(x²)/(mean(x²) + ε)); said for whichever fails first."""
+    def probe(got):
+        y, xd = got.detach().double(), x.detach().double()
+        P = spec.partition
+        tolerance = 10 * _probe_rtol(x.dtype)
+        if spec.centred:
+            mean = P.mean(y)
+            if mean.abs().max() > tolerance:
+                return (f"with γ = 1 and β = 0 your output should have mean 0 over every group of {P.describe()} "
+                        f"(it subtracts their mean, {spec.equation}); yours has means up to "
+                        f"{mean.abs().max().item():.3g}: check what you subtract and over which axes ({spec.code}).")
+            second, want = P.mean(y * y), _moment(xd, P, "variance")
+        else:
+            second, want = P.mean(y * y), _moment(xd, P, "mean square")
+        expected = want / (want + spec.eps)
+        if not _close(second, expected, tolerance):
+            what = "variance" if spec.centred else "mean square"
+            return (f"with γ = 1 and β = 0 your output's {what} over each group of {P.describe()} should be "
+                    f"{what} / ({what} + ε) ≈ {expected.flatten()[0].item():.4g} ({spec.equation}); yours is "
+                    f"{second.flatten()[0].item():.4g} in the first group: check what you divide by.")
+        return None
+    return probe
+
+
+def shift_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec: NormSpec, case: Case):
+    """Adding a constant to every value of one group must not change the output: eq. (2.10) subtracts their mean."""
+    def probe(got):
+        if not spec.centred:
+            return None
+        shift = exercise.randn(spec.partition.groups, key=(case.label, "shift"), dtype=x.dtype)[spec.partition.labels]
+        shifted = exercise.call(run, x + 3 * shift, case=case)
+        if isinstance(shifted, torch.Tensor) and shifted.shape == got.shape and \
+                not _close(shifted.detach().double(), got.detach().double(), 10 * _probe_rtol(x.dtype)):
+            return (f"adding a constant to all the values of one group — {spec.partition.describe()} — changes your "
+                    f"output, but {spec.method} subtracts their mean ({spec.equation}), so it must not: your μ is not "
+                    f"the mean over {spec.partition.name} ({spec.code}).")
+        return None
+    return probe
+
+
+def independence_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec: NormSpec, case: Case):
+    """A per-example normalisation: one example's output must not change when the other examples change."""
+    def probe(got):
+        if x.shape[0] < 2:
+            return None
+        for kept, moved in ((0, slice(1, None)), (1, slice(0, 1))):
+            others = x.clone()
+            others[moved] = others[moved] * 2 + 1
+            changed = exercise.call(run, others, case=case)
+            if isinstance(changed, torch.Tensor) and changed.shape == got.shape and \
+                    not _close(changed[kept].detach().double(), got[kept].detach().double(), 10 * _probe_rtol(x.dtype)):
+                who = "the other examples of the batch change" if kept == 0 else "example 0 of the batch changes"
+                return (f"your output for example {kept} changes when {who}, but {spec.method} normalises each "
+                        f"example on its own ({spec.equation}): compute every statistic from that example's own "
+                        f"values, never across the batch axis (axis 0).")
+        return None
+    return probe
