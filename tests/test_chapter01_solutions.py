@@ -59,7 +59,7 @@ def test_multi_head_matches_torch(solved, B, T, heads, width, causal, padded, se
     padding[0, T - min(padded, T - 1):] = True if padded else False  # pad the first sequence, keep one token
     with torch.no_grad():
         got = module(x, causal=causal, key_padding_mask=padding)
-        library = checks._copy_to_library(module, heads)
+        library = checks.copy_to_library(module, heads)
         expected, _ = library(x, x, x, key_padding_mask=padding, need_weights=False,
                               attn_mask=~checks.causal_mask(T) if causal else None)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
