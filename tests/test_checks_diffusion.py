@@ -884,9 +884,9 @@ def test_ddpm_step_passes_on_the_solution():
 
 @exercise("5.4")
 @pytest.mark.parametrize("wrong, words", [
-    (ddpm_no_clip, ["clip=True", "x̂_0 was not clipped"]),
-    (ddpm_clip_output, ["you clipped the new sample x_{t−1}", "Clip only x̂_0"]),
-    (ddpm_clip_always, ["clip=False", "you clipped x̂_0 although clip=False"]),
+    (ddpm_no_clip, ["ignores the clip argument", "never clips x̂_0, even when clip=True", "x̂_0 was not clipped"]),
+    (ddpm_clip_output, ["clamped to [-1, 1]", "you clipped the output x_{t−1} instead of x̂_0", "clip x̂_0 instead"]),
+    (ddpm_clip_always, ["ignores the clip argument", "always clips x̂_0, even when clip=False"]),
     (ddpm_plus, ["ε_θ's coefficient in x̂_0 (eq. 5.12)", "sign is flipped"]),
     (ddpm_variance_in_x0, ["ε_θ's coefficient in x̂_0", "(1 − ᾱ_t) instead of √(1 − ᾱ_t)", "square root"]),
     (ddpm_alphas, ["in x̂_0 (eq. 5.12), you used α_t in place of ᾱ_t", "ᾱ vs α"]),
@@ -1074,8 +1074,8 @@ def test_ddim_step_passes_on_the_solution():
     (ddim_index_t, ["one step later", "t+1 in place of t and t'+1 in place of t'", "off by one"]),
     (ddim_wrapped, ["ᾱ_0 = 1", "alpha_bars[-1]", "t_prev - 1 = −1"]),
     (ddim_no_clip, ["x̂_0 was not clipped"]),
-    (ddim_clip_output, ["you clipped the new sample x_{t'}"]),
-    (ddim_clip_always, ["you clipped x̂_0 although clip=False"]),
+    (ddim_clip_output, ["you clipped the output x_{t'} instead of x̂_0", "clip x̂_0 instead"]),
+    (ddim_clip_always, ["ignores the clip argument", "always clips x̂_0, even when clip=False"]),
     (ddim_variance_direction, ["(the direction) is (1 − ᾱ_{t'}) instead of √(1 − ᾱ_{t'})", "square root"]),
     (ddim_with_ddpm_noise, ["different outputs", "add no random noise"]),
     (ddim_recomputed_eps, ["you recomputed ε from the clipped x̂_0", "ε_θ itself"]),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from utils.checks.diffusion.formulas import LAST, Factor, Formula, Model, Step, StepContext
+from utils.checks.diffusion.schedule import close
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
     factors = [f for name in members for f in model.parts[name].factors if f.symbol != LAST]
     variables = list(dict.fromkeys((f.symbol, f.step) for f in factors))
     bases = list(dict.fromkeys(f.step.base for f in factors))
+    model_bases = tuple(dict.fromkeys(f.step.base for formula in model.parts.values() for f in formula.factors))
 
     def rewrite(change_factor: Callable[[Factor], Factor]) -> dict:
         return {**model.parts, **{name: replace(model.parts[name], factors=tuple(
@@ -178,7 +180,7 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                                  else f),
                          f"{where}you used {shown(new_symbol, step)} in place of {shown(symbol, step)}{everywhere}",
                          _why_symbol((symbol, False), (new_symbol, False)), label)
-        for new_step in _step_look_alikes(step, tuple(bases)):
+        for new_step in _step_look_alikes(step, model_bases):  # x̂_0 read at t' although only t is in it
             yield Change(rewrite(lambda f: replace(f, step=new_step) if (f.symbol, f.step) == (symbol, step) else f),
                          f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}",
                          _why_step(step, new_step), label)
@@ -239,4 +241,27 @@ def single_quantities(context: StepContext) -> dict[str, Formula]:
                         for sign in (1.0, -1.0):
                             formula = Formula((Factor(symbol, Step(base, offset), one_minus, power),), sign)
                             found[str(formula)] = formula
+    return found
+
+
+def changed_parts(model: Model, change: Change) -> frozenset[str]:
+    """The parts of ``model`` that ``change`` rewrites: where in the learner's code the mistake sits."""
+    return frozenset(name for name, formula in model.parts.items() if change.parts[name] != formula)
+
+
+def matching_changes(model: Model, context: StepContext, got: dict, *, limit: int = 3) -> list[Change]:
+    """The changes to ``model`` that reproduce ``got`` at every image: the first one, then any that rewrites other
+    parts of the equation (a mistake somewhere else that gives the same numbers — x̂_0 formed with ᾱ_{t'}, or the
+    new sample with ᾱ_t, both return x_t — so that the message names the candidates, not one at random). Changes to
+    the same parts are the same mistake in other words, and are left out."""
+    found: list[Change] = []
+    for change in changes(model):
+        predicted = model.evaluate(context, change.parts)
+        if not all(close(got[key], predicted[key]) for key in predicted):
+            continue
+        where = changed_parts(model, change)
+        if all(where.isdisjoint(changed_parts(model, kept)) for kept in found):
+            found.append(change)
+            if len(found) == limit:
+                break
     return found

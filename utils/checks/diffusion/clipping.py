@@ -6,17 +6,45 @@ from typing import Callable
 
 import torch
 
+from utils.checks.diffusion.values import clamped
+
 
 def clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expected: torch.Tensor,
                  other_setting: torch.Tensor, *, output: str, noise_part: torch.Tensor | None = None,
                  rerun: Callable | None = None, inputs: dict[str, torch.Tensor] | None = None,
-                 alpha_bar_t: torch.Tensor | None = None):
+                 alpha_bar_t: torch.Tensor | None = None, learner_other: Callable | None = None):
     """Probes for the clipping of x̂_0: the learner's x̂_0 is recovered from their output by inverting the (already
     checked) linear part, ``got_from_x0(got) → x̂_0``, and compared with x̂_0 clipped or not.
 
     ``rerun(inputs, clip)`` is the reference step on other inputs: the step with one input clipped in place of x̂_0
     (or as well) says which tensor the learner clipped. ``alpha_bar_t`` ((B, 1, 1, 1)) names a clip range that
-    changes with t (±1/√ᾱ_t: the numerator of eq. (5.12) clipped before the division)."""
+    changes with t (±1/√ᾱ_t: the numerator of eq. (5.12) clipped before the division).
+
+    ``learner_other()`` is the learner's own step on the same inputs with the other clip setting (None when it
+    raised): comparing their two runs tells an option that is ignored or inverted, whatever else is wrong."""
+    clipped_reference, unclipped_reference = (expected, other_setting) if clip else (other_setting, expected)
+
+    def ignored_option(got):
+        other = learner_other() if learner_other is not None else None
+        if not isinstance(other, torch.Tensor) or other.shape != got.shape or torch.allclose(
+                expected, other_setting, rtol=1e-4, atol=1e-5):
+            return None
+        if torch.allclose(got, other, rtol=1e-4, atol=1e-5):  # the same output whatever clip is
+            if not clip and torch.allclose(got, clipped_reference, rtol=1e-4, atol=1e-5):
+                does = "always clips x̂_0, even when clip=False"
+            elif clip and torch.allclose(got, unclipped_reference, rtol=1e-4, atol=1e-5):
+                does = ("never clips x̂_0, even when clip=True: x̂_0 was not clipped (a clamp whose result is not "
+                        "assigned and used, or a clipped copy left aside?)")
+            else:
+                return None  # wrong in some other way as well: the other probes say how
+            return (f"your {output} is the same with clip=True and with clip=False: your code ignores the clip "
+                    f"argument — it {does}. Clip x̂_0 only when clip is true, and use the clipped tensor: "
+                    f"`if clip: x0_hat = x0_hat.clamp(-1, 1)` (clamp returns a new tensor).")
+        if torch.allclose(got, other_setting, rtol=1e-4, atol=1e-5) and \
+                torch.allclose(other, expected, rtol=1e-4, atol=1e-5):
+            return ("your code clips x̂_0 when clip=False and not when clip=True: the test is the wrong way round "
+                    "(`if not clip`?). Clip only when clip is true: `if clip: x0_hat = x0_hat.clamp(-1, 1)`.")
+        return None
     def which_tensor(got):
         if not clip or rerun is None:
             return None
@@ -38,14 +66,17 @@ def clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expecte
         return None
 
     def output_clipped(got):
-        if got.abs().max() <= 1 + 1e-6 and expected.abs().max() > 1.01:
-            return (f"your {output} lies within [−1, 1]: you clipped the new sample {output}. Clip only x̂_0 (the "
-                    f"prediction of the clean image){' and only when clip=True' if not clip else ''}; {output} is "
-                    f"noisy and leaves [−1, 1] by design.")
-        if noise_part is not None and (got - noise_part).abs().max() <= 1 + 1e-6 and \
-                (expected - noise_part).abs().max() > 1.01:
-            return (f"your {output} minus σ_t z lies within [−1, 1]: you clipped the posterior mean μ̃. Clip x̂_0 "
-                    f"(eq. 5.12) before computing μ̃ from it{' and only when clip=True' if not clip else ''}.")
+        bounds = clamped(got, unclipped_reference)  # the step with x̂_0 left as it is, then the output clamped
+        if bounds:
+            when = "" if clip else " — and here clip=False, so nothing is clipped at all"
+            return (f"your {output} is the step with x̂_0 unclipped, then {bounds}: you clipped the output {output} "
+                    f"instead of x̂_0{when}. Return {output} unclipped (it is noisy, and leaves [−1, 1] by design), "
+                    f"and clip x̂_0 instead, right after eq. (5.12): `x0_hat = x0_hat.clamp(-1, 1)`"
+                    f"{', only when clip is true' if not clip else ''}.")
+        if noise_part is not None and clamped(got - noise_part, unclipped_reference - noise_part):
+            return (f"your {output} minus σ_t z is {clamped(got - noise_part, unclipped_reference - noise_part)}: you "
+                    f"clipped the posterior mean μ̃ instead of x̂_0. Clip x̂_0 (eq. 5.12) before computing μ̃ from it: "
+                    f"`x0_hat = x0_hat.clamp(-1, 1)`{', only when clip is true' if not clip else ''}.")
         return None
 
     def recovered_x0(got):
@@ -74,7 +105,7 @@ def clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expecte
                 f"{list(index)}, where x̂_0 = {x0_hat[index].item():.4g} clipped to [−1, 1] is "
                 f"{x0_hat.clamp(-1, 1)[index].item():.4g}: clip x̂_0 itself, with .clamp(-1, 1), right after eq. "
                 f"(5.12).")
-    return [wrong_setting, output_clipped, which_tensor, recovered_x0]
+    return [ignored_option, wrong_setting, output_clipped, which_tensor, recovered_x0]
 
 
 def _range_per_image(mine: torch.Tensor, x0_hat: torch.Tensor, alpha_bar_t: torch.Tensor | None) -> str | None:

@@ -6,7 +6,14 @@ import torch
 from utils.checks.core import Exercise, Mistake, one_thread
 from utils.checks.diffusion.clipping import clip_probes
 from utils.checks.diffusion.formulas import StepContext
-from utils.checks.diffusion.images import ImageCase, compare_images, finite_images_probe, linear_probe, run_learner
+from utils.checks.diffusion.images import (
+    ImageCase,
+    compare_images,
+    finite_images_probe,
+    linear_probe,
+    rerun_with,
+    run_learner,
+)
 from utils.checks.diffusion.references import reference_ddim_step, reference_predict_x0
 from utils.checks.diffusion.reverse_step import DDIM_MODEL, step_inputs
 from utils.checks.diffusion.schedule import column, with_zero
@@ -38,8 +45,8 @@ def check_ddim_step(ddim_step) -> None:
         lowest = 1 if case.jump is None else case.jump + 1  # random steps must allow the jump
         t = case.timesteps(EX_DDIM, lowest)
         t_prev = torch.zeros_like(t) if case.jump is None else t - case.jump
-        got = run_learner(EX_DDIM, ddim_step, case, {"eps": eps, "x_t": x_t, "t": t, "t_prev": t_prev,
-                                                     "schedule": schedule}, clip=case.clip,
+        arguments = {"eps": eps, "x_t": x_t, "t": t, "t_prev": t_prev, "schedule": schedule}
+        got = run_learner(EX_DDIM, ddim_step, case, arguments, clip=case.clip,
                           random_hint="DDIM with σ = 0 is deterministic: add no random noise (no torch.randn).")
         expected = reference_ddim_step(eps, x_t, t, t_prev, schedule, case.clip)
         context = StepContext(schedule, {"t": t, "t'": t_prev})
@@ -53,10 +60,11 @@ def check_ddim_step(ddim_step) -> None:
                               inputs={"eps": eps, "x_t": x_t},
                               rerun=lambda given, clip: reference_ddim_step(given["eps"], given["x_t"], t, t_prev,
                                                                             schedule, clip),
+                              learner_other=rerun_with(EX_DDIM, ddim_step, case, arguments, clip=not case.clip),
                               alpha_bar_t=column(with_zero(schedule.alpha_bars)[t], x_t))
         basis, names = {"x_t": x_t, "eps": eps}, {"x_t": "x_t", "eps": "ε_θ"}
         if not case.clip:
-            probes.insert(1, linear_probe(DDIM_MODEL, context, basis, output="x_{t'}", names=names))
+            probes.insert(2, linear_probe(DDIM_MODEL, context, basis, output="x_{t'}", names=names))
         alpha_bar_t = column(with_zero(schedule.alpha_bars)[t], x_t)
         clipped = x0_hat.clamp(-1, 1)
         recomputed = parts["a"] * clipped + parts["b"] * (x_t - alpha_bar_t.sqrt() * clipped) / (1 - alpha_bar_t).sqrt()

@@ -6,7 +6,14 @@ import torch
 from utils.checks.core import Exercise, one_thread
 from utils.checks.diffusion.clipping import clip_probes
 from utils.checks.diffusion.formulas import StepContext
-from utils.checks.diffusion.images import ImageCase, compare_images, finite_images_probe, linear_probe, run_learner
+from utils.checks.diffusion.images import (
+    ImageCase,
+    compare_images,
+    finite_images_probe,
+    linear_probe,
+    rerun_with,
+    run_learner,
+)
 from utils.checks.diffusion.posterior import POSTERIOR_X0, POSTERIOR_XT
 from utils.checks.diffusion.references import reference_ddpm_step, reference_predict_x0
 from utils.checks.diffusion.reverse_step import DDPM_MODEL, step_inputs
@@ -37,8 +44,8 @@ def check_ddpm_step(ddpm_step) -> None:
         schedule = case.schedule()
         x_t, eps, noise = step_inputs(EX_DDPM, case)
         t = case.timesteps(EX_DDPM)
-        got = run_learner(EX_DDPM, ddpm_step, case, {"eps": eps, "x_t": x_t, "t": t, "schedule": schedule,
-                                                     "noise": noise}, clip=case.clip,
+        arguments = {"eps": eps, "x_t": x_t, "t": t, "schedule": schedule, "noise": noise}
+        got = run_learner(EX_DDPM, ddpm_step, case, arguments, clip=case.clip,
                           random_hint="use the `noise` argument as z; don't draw your own (torch.randn_like).")
         expected = reference_ddpm_step(eps, x_t, t, schedule, noise, case.clip)
         context = StepContext(schedule, {"t": t})
@@ -54,11 +61,12 @@ def check_ddpm_step(ddpm_step) -> None:
                               noise_part=coefficients["z"] * noise, inputs={"eps": eps, "x_t": x_t},
                               rerun=lambda given, clip: reference_ddpm_step(given["eps"], given["x_t"], t, schedule,
                                                                             noise, clip),
+                              learner_other=rerun_with(EX_DDPM, ddpm_step, case, arguments, clip=not case.clip),
                               alpha_bar_t=column(schedule.alpha_bars[t - 1], x_t))
         basis, names = {"x_t": x_t, "eps": eps, "z": noise}, {"x_t": "x_t", "eps": "ε_θ", "z": "z"}
         if not case.clip:
-            probes = [probes[0], linear_probe(DDPM_MODEL, context, basis, output="x_{t−1}", names=names),
-                      *probes[1:]]
+            probes = [*probes[:2], linear_probe(DDPM_MODEL, context, basis, output="x_{t−1}", names=names),
+                      *probes[2:]]
         compare_images(EX_DDPM, got, expected, case=case, context=context, name="x_{t−1}", equation="eq. (5.15)",
                        probes=probes, rest=None if case.clip else finite_images_probe(DDPM_MODEL, context, basis, got,
                                                                         output="x_{t−1}", names=names),

@@ -194,6 +194,18 @@ def _identity(parts: dict) -> dict:
     return parts
 
 
+@dataclass(frozen=True)
+class Bracket:
+    """A factor the equation applies to a whole sum of terms, as (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t divides both terms by
+    √ᾱ_t: a learner whose code applies it to some of the terms only (operator precedence) gets it said so."""
+
+    factor: Formula  # its value per image: 1/√ᾱ_t
+    terms: tuple[str, ...]  # the model's outputs (the inputs' coefficients) it multiplies
+    written: str  # the equation as written with the bracket: "x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t"
+    applies: str  # what the factor does, in words: "the division by √ᾱ_t"
+    code: str  # the bracket as code, parenthesised: "(x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()"
+
+
 @dataclass
 class Model:
     """An exercise's coefficients as a function of named formulas (its "parts").
@@ -215,6 +227,10 @@ class Model:
     alternatives: tuple = ()  # other ways of writing the same equation (Algorithm 2's closed form), tried next
     # readings of the coefficients through an intermediate (the x̂_0 a step implies): (context, got) → message or None
     readings: tuple = ()
+    brackets: tuple[Bracket, ...] = ()  # factors that cover a whole sum of terms (see Bracket)
+    # intermediates a learner may return in place of the output, each as the coefficients of the inputs: context →
+    # {"x̂_0 (eq. 5.12)": {"x_t": ..., "eps": ...}} (each input alone is always one)
+    intermediates: Callable[[StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
 
     def expected_text(self, output: str) -> str:
         if self.combine is _identity:

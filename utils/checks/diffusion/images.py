@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from utils.checks.core import Case, Exercise, fit_linear
+from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, fit_linear
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.readings import explain_coefficients
 from utils.checks.diffusion.references import reference_cosine_schedule
@@ -71,6 +71,17 @@ def run_learner(exercise: Exercise, fn: Callable, case: Case, arguments: dict, *
     if not _same(got, again):
         raise exercise.fail(f"two calls with the same inputs gave different outputs: {random_hint}", case=case)
     return got
+
+
+def rerun_with(exercise: Exercise, fn: Callable, case: Case, arguments: dict, **options) -> Callable:
+    """A zero-argument callable that runs the learner's ``fn`` again on copies of ``arguments`` with other
+    ``options`` (clip=False for clip=True), for probes that compare the two runs; None when that run fails."""
+    def run():
+        try:
+            return run_learner(exercise, fn, case, arguments, random_hint="", **options)
+        except (CheckFailure, LearnerError):
+            return None
+    return run
 
 
 def _call_by_name(exercise: Exercise, fn: Callable, values: list, case: Case, options: dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from utils.checks.core import Exercise, one_thread
-from utils.checks.diffusion.formulas import Formula, Model, StepContext, _f
+from utils.checks.diffusion.formulas import Bracket, Formula, Model, StepContext, _f
 from utils.checks.diffusion.images import IMAGE_CASES, compare_images, finite_images_probe, linear_probe, run_learner
 from utils.checks.diffusion.readings import explain_coefficients
 from utils.checks.diffusion.references import reference_posterior
@@ -30,7 +30,12 @@ POSTERIOR_NOISE_FORM = Model(  # the same mean written through the noise, eq. (5
 
 POSTERIOR_MEAN_MODEL = Model("eq. (5.6)", parts={"x0": POSTERIOR_X0, "x_t": POSTERIOR_XT},
                              labels={"x0": "the coefficient of x_0", "x_t": "the coefficient of x_t"},
-                             swaps=(("x0", "x_t"),), alternatives=(POSTERIOR_NOISE_FORM,))
+                             swaps=(("x0", "x_t"),), alternatives=(POSTERIOR_NOISE_FORM,),
+                             brackets=(Bracket(Formula((_f("ᾱ", one_minus=True, power=-1.0),)), ("x0", "x_t"),
+                                               "μ̃_t = (√ᾱ_{t−1}·β_t·x_0 + √α_t·(1 − ᾱ_{t−1})·x_t)/(1 − ᾱ_t) (eq. 5.6)",
+                                               "the division by 1 − ᾱ_t",
+                                               "(alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * "
+                                               "(1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)"),))
 
 
 POSTERIOR_VARIANCE_MODEL = Model("eq. (5.7)", parts={"variance": Formula((

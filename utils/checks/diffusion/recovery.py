@@ -9,6 +9,7 @@ import torch
 
 from utils.checks.diffusion.changes import Change, changes
 from utils.checks.diffusion.formulas import FREE, LAST, Factor, Formula, Model, Step, StepContext
+from utils.checks.diffusion.naming import name_vector, pair_products
 from utils.checks.diffusion.schedule import close
 
 
@@ -165,6 +166,9 @@ def describe_recovered(found: Recovered, context: StepContext, equation: str) ->
                 return (f"everything in {equation} is right except {found.text}{where}{only}: your {found.text} is "
                         f"{words} (at {context.describe(b)}: {found.values[b].item():.4g}, where {found.symbol}_{k} = "
                         f"{found.right[b].item():.4g}).{sign} ᾱ_t = ∏_{{s≤t}}(1 − β_s) is schedule.alpha_bars[t - 1].")
+    product = _as_product(found, context)
+    if product:
+        return f"everything in {equation} is right except {found.text}{where}{only}: {product}"
     shown, names, seen = [], [], set()
     for b in wrong:
         k = int(steps[b])
@@ -197,6 +201,25 @@ def describe_recovered(found: Recovered, context: StepContext, equation: str) ->
     elif found.symbol == "ᾱ":
         message += " ᾱ_t = ∏_{s≤t}(1 − β_s) is schedule.alpha_bars[t - 1] (and ᾱ_0 = 1)."
     return message
+
+
+def _as_product(found: Recovered, context: StepContext) -> str | None:
+    """The learner's value of the recovered quantity as a product of two schedule quantities at every image it is
+    wrong (ᾱ_t·α_t where ᾱ_{t−1} = ᾱ_t/α_t), said with the right quantity written the same way; None when it is
+    not such a product, or is a single quantity (the per-image reading names that, with its index)."""
+    wrong = found.wrong
+    sub = StepContext(context.schedule, {name: v[wrong] for name, v in context.steps.items()})
+    if name_vector(found.values[wrong], sub) is not None:
+        return None
+    name = name_vector(found.values[wrong], sub, pairs=True)
+    if name is None:
+        return None
+    right = next((text for text, formula in pair_products(sub).items()
+                  if close(found.right[wrong], formula.value(sub))), None)
+    b = int(wrong.nonzero()[0])
+    fix = f", but {found.text} = {right}: compute it so." if right else "."
+    return (f"your {found.text} is {name} at every image (at {context.describe(b)}: {found.values[b].item():.4g}, "
+            f"where {found.text} = {found.right[b].item():.4g}){fix}")
 
 
 def at_an_end(context: StepContext, images: torch.Tensor) -> bool:

@@ -7,10 +7,10 @@ from typing import Callable
 import torch
 
 from utils.checks.core import Exercise
-from utils.checks.diffusion.formulas import LAST, Factor, Formula, Model, StepContext, _f
+from utils.checks.diffusion.formulas import LAST, Bracket, Factor, Formula, Model, StepContext, _f
 from utils.checks.diffusion.images import ImageCase
 from utils.checks.diffusion.posterior import POSTERIOR_X0, POSTERIOR_XT
-from utils.checks.diffusion.recovery import matching_change
+from utils.checks.diffusion.readings import reason
 from utils.checks.diffusion.schedule import close
 
 X0_NOISE = Formula((_f("ᾱ", one_minus=True, power=0.5),))  # ε's coefficient in x̂_0, eq. (5.12)
@@ -21,7 +21,21 @@ X0_SCALE = Formula((_f("ᾱ", power=0.5),))  # what x̂_0 divides by
 
 X0_MODEL = Model("eq. (5.12)", parts={"x_t": Formula((_f("ᾱ", power=-0.5),)),
                                      "eps": Formula((_f("ᾱ", one_minus=True, power=0.5), _f("ᾱ", power=-0.5)), -1.0)},
-                 labels={"x_t": "x̂_0's coefficient of x_t", "eps": "x̂_0's coefficient of ε_θ"})
+                 labels={"x_t": "x̂_0's coefficient of x_t", "eps": "x̂_0's coefficient of ε_θ"},
+                 brackets=(Bracket(Formula((_f("ᾱ", power=-0.5),)), ("x_t", "eps"),
+                                   "x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t (eq. 5.12)", "the division by √ᾱ_t",
+                                   "(x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()"),))
+
+
+def x0_hat_as_output(then: str, others: tuple[str, ...] = ()):
+    """:attr:`Model.intermediates` of a step: x̂_0 of eq. (5.12) returned in place of the new sample (``then`` says
+    what the step goes on to compute from it; ``others`` are the step's other inputs, with coefficient 0)."""
+    def intermediates(context: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+        coefficients = X0_MODEL.evaluate(context)
+        name = (f"x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t (eq. 5.12), the estimate of the clean image — that is not the "
+                f"step's result yet: go on to {then}, and return that")
+        return {name: {**coefficients, **{k: torch.zeros_like(coefficients["x_t"]) for k in others}}}
+    return intermediates
 
 
 def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[str, torch.Tensor]]):
@@ -38,14 +52,14 @@ def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[s
             if close(x0["x_t"], p, atol=1e-5) and close(x0["eps"], q, atol=1e-5):
                 return (f"the rest of {equation} is right, but the x̂_0 it uses is {name} itself: you passed `{code}` "
                         f"where x̂_0 goes. Compute x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t first (eq. 5.12) and use that.")
-        change = matching_change(X0_MODEL, context, x0)
-        if change is None:
+        found = reason(X0_MODEL, context, x0, {"x_t": "x_t", "eps": "ε_θ"})
+        if found is None:
             return None
         b = int(((x0["x_t"] - X0_MODEL.evaluate(context)["x_t"]).abs() + (x0["eps"] - X0_MODEL.evaluate(context)[
             "eps"]).abs()).argmax())
         return (f"the rest of {equation} is right, but its x̂_0 = {x0['x_t'][b].item():.4g}·x_t + "
                 f"{x0['eps'][b].item():.4g}·ε_θ at {context.describe(b)}, where eq. (5.12) gives x̂_0 = "
-                f"(x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t: {change.what}. {change.why}").replace("+ -", "− ")
+                f"(x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t: {found}").replace("+ -", "− ")
     return reading
 
 
@@ -75,6 +89,10 @@ DDPM_MODEL = Model(
     swaps=(("A", "B"), ("c", "d")),
     advice={"μ̃ (eq. 5.6)": "If you call your posterior_mean_variance, does it pass the check of Exercise 5.3?"},
     alternatives=(DDPM_ALGORITHM_2,),
+    brackets=(Bracket(Formula((_f("α", power=-0.5),)), ("x_t", "eps"),
+                      "Algorithm 2's x_{t−1} = (x_t − β_t/√(1 − ᾱ_t)·ε_θ)/√α_t + σ_t z", "the division by √α_t",
+                      "(x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()"),),
+    intermediates=x0_hat_as_output("x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t·z (eq. 5.15)", ("z",)),
     readings=(implied_x0_reading("eq. (5.15)", lambda c: {"A": POSTERIOR_X0.value(c), "B": POSTERIOR_XT.value(c),
                                                           "C": 0.0, "sigma": Formula((_f("β", power=0.5),
                                                                                       Factor(LAST))).value(c)}),))
@@ -93,6 +111,7 @@ DDIM_MODEL = Model(
     combine=_ddim_combine, groups={"x̂_0 (eq. 5.12)": ("c", "d"), "the new sample": ("a", "b")},
     shown={"x_t": "√ᾱ_{t'}/√ᾱ_t", "eps": "√(1 − ᾱ_{t'}) − √ᾱ_{t'}·√(1 − ᾱ_t)/√ᾱ_t"},
     swaps=(("a", "b"), ("c", "d")),
+    intermediates=x0_hat_as_output("x_{t'} = √ᾱ_{t'}·x̂_0 + √(1 − ᾱ_{t'})·ε_θ (eq. 5.16)"),
     readings=(implied_x0_reading("eq. (5.16)", lambda c: {"A": Formula((_f("ᾱ", "t'", power=0.5),)).value(c),
                                                           "B": 0.0, "C": Formula((_f("ᾱ", "t'", one_minus=True,
                                                                                      power=0.5),)).value(c)}),))
