@@ -8,6 +8,7 @@ chapter's terms (which coefficient, which symbol, which equation), not the check
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -1248,9 +1249,9 @@ def test_embedding_with_a_power_also_passes():
 @pytest.mark.parametrize("wrong, words", [
     (embedding_cos_first, ["cosines first", "torch.cat([sin, cos], dim=-1)"]),
     (embedding_interleaved, ["you interleaved sin and cos"]),
-    (embedding_half_minus_1, ["you divided i by d/2 − 1"]),
-    (embedding_over_dim, ["you divided i by d = 16"]),
-    (embedding_exponent_i, ["you divided i by 1"]),
+    (embedding_half_minus_1, ["your exponent is −i/(d/2 − 1)", "Divide i by d/2 = 8"]),
+    (embedding_over_dim, ["your exponent is −i/d = −i/16", "Divide i by d/2 = 8, not by d"]),
+    (embedding_exponent_i, ["your exponent is −i/1,", "Divide i by d/2"]),
     (embedding_increasing, ["not sin(t·ω) or cos(t·ω)", "do yours grow"]),
     (embedding_base_1000, ["base 1000", "10000"]),
     (embedding_half_width, ["shape (10, 8) = (B, d/2)", "only one half"]),
@@ -2072,7 +2073,7 @@ def embedding_floor_exponent(t, dim):
     (embedding_angle_table_transposed, ["(d/2, B)", "t[:, None] * ω[None, :]"]),
     (embedding_half_step_late, ["you embedded 1·t + 0.5"]),
     (embedding_exponent_over_128, ["−i/128, a fixed number", "hard-coded"]),
-    (embedding_exponent_over_half_plus_1, ["d/2 + 1 = 9"]),
+    (embedding_exponent_over_half_plus_1, ["(d/2 + 1) = −i/9"]),
     (embedding_floor_exponent, ["all your frequencies are 1"]),
 ])
 def test_embedding_reading_paths(wrong, words):
@@ -2126,3 +2127,195 @@ def test_the_x0_a_step_implies_is_read_through_a_change_of_eq_5_12():
     got = checks.DDIM_MODEL.evaluate(context, parts)
     message = checks.DDIM_MODEL.readings[0](context, got)
     assert "its x̂_0 =" in message and "ᾱ_t without its square root everywhere (ᾱ_t in place of √ᾱ_t)" in message
+
+
+# =============================================================================================================
+# Round 2 of wrong answers (24, written before the readings they led to: terms.py, values.py, the option runs)
+# =============================================================================================================
+def linear_returns_all_three(T, beta_start=1e-4, beta_end=0.02):
+    betas = linear()(T, beta_start, beta_end)
+    alphas = 1 - betas
+    return betas, alphas, torch.cumprod(alphas, 0)
+
+
+def cosine_min_beta(T, s=0.008, max_beta=0.999):  # a floor "to keep the first steps from vanishing"
+    return cosine()(T, s, max_beta).clamp(min=1e-4)
+
+
+def cosine_alpha_bars_clamped(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bars = (f / f[0]).clamp(min=1e-5)
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def q_sample_x0_twice(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * x0
+
+
+def q_sample_returns_pair(x0, t, noise, schedule):
+    return q_sample_ok(x0, t, noise, schedule), noise
+
+
+def q_sample_signal_unscaled(x0, t, noise, schedule):
+    return x0 + (1 - col(schedule.alpha_bars[t - 1])).sqrt() * noise
+
+
+def posterior_mean_precedence(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_parts(schedule, t)
+    mean = alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_prev_times_alpha(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_t, beta_t = (col(v[t - 1]) for v in (schedule.alpha_bars, schedule.alphas, schedule.betas))
+    alpha_bar_prev = alpha_bar_t * alpha_t  # ᾱ_{t−1} = ᾱ_t/α_t
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_log_variance(x0, x_t, t, schedule):
+    mean, variance = posterior_ok(x0, x_t, t, schedule)
+    return mean, torch.log(variance.clamp(min=1e-20))
+
+
+def ddpm_algorithm_2_precedence(eps, x_t, t, schedule, noise, clip=True):
+    if clip:
+        return ddpm_step_ok(eps, x_t, t, schedule, noise, clip)
+    alpha_t, beta_t, alpha_bar_t = (col(v[t - 1]) for v in (schedule.alphas, schedule.betas, schedule.alpha_bars))
+    z = col((t > 1).to(x_t.dtype)) * noise
+    return x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps / alpha_t.sqrt() + beta_t.sqrt() * z
+
+
+def ddpm_x0_inputs_swapped(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(x_t, eps, col(schedule.alpha_bars[t - 1]))  # (eps, x_t) in the wrong order
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_returns_x0(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    return x0_hat.clamp(-1, 1) if clip else x0_hat
+
+
+def ddpm_clipped_copy_unused(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    if clip:
+        x0_clipped = x0_hat.clamp(-1, 1)  # noqa: F841 - computed, then x0_hat used below
+    return ddpm_from(x0_hat, x_t, t, schedule, noise)
+
+
+def ddpm_mask_on_everything(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    mean, _ = posterior_ok(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule)
+    return col((t > 1).to(x_t.dtype)) * (mean + col(schedule.betas[t - 1]).sqrt() * noise)
+
+
+def ddpm_sigma_forward_std(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    return ddpm_from(x0_hat.clamp(-1, 1) if clip else x0_hat, x_t, t, schedule, noise, sigma=(1 - alpha_bar_t).sqrt())
+
+
+def ddim_x_t_as_direction(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * x_t
+
+
+def ddim_ratio_without_root(eps, x_t, t, t_prev, schedule, clip=True):  # the closed form, √ of the ratio lost
+    if clip:
+        return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip)
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    return (alpha_bar_prev / alpha_bar_t) * x_t + ((1 - alpha_bar_prev).sqrt()
+                                                   - (alpha_bar_prev * (1 - alpha_bar_t) / alpha_bar_t).sqrt()) * eps
+
+
+def ddim_clip_only_min(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    x0_hat = torch.clip(x0_hat, -1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_returns_pair(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bar_t = col(padded(schedule)[t])
+    x0_hat = predicted_x0(eps, x_t, alpha_bar_t)
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip), x0_hat
+
+
+def ddim_x0_numerator_at_prev(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    x0_hat = (x_t - (1 - alpha_bar_prev).sqrt() * eps) / alpha_bar_t.sqrt()
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def embedding_log_base_mixup(t, dim):
+    half = dim // 2
+    return embedding_from(t, dim, 10 ** (-math.log(10_000) * torch.arange(half) / half))
+
+
+def embedding_t_times_1000(t, dim):  # as for a continuous t in [0, 1]
+    return embedding_from(t * 1000, dim, standard_frequencies(dim))
+
+
+def embedding_even_i_over_half(t, dim):
+    half = dim // 2
+    return embedding_from(t, dim, 10_000.0 ** (-torch.arange(0, dim, 2) / half))
+
+
+def embedding_numpy(t, dim):
+    half = dim // 2
+    frequencies = np.exp(-math.log(10_000) * np.arange(half) / half)
+    angles = t.numpy()[:, None] * frequencies[None, :]
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype(np.float32)
+
+
+ROUND_2 = [
+    ("5.1", (linear_returns_all_three, cosine), ["tuple of 3", "item 0 is the right betas"]),
+    ("5.1", (linear, cosine_min_beta), ["clamped from below at 0.0001", "from above only", ".clamp(max=max_beta)"]),
+    ("5.1", (linear, cosine_alpha_bars_clamped), ["clip β_t itself", "not ᾱ_t or f(t)"]),
+    ("5.2", q_sample_x0_twice, ["the term √(1 − ᾱ_t)·ε is missing", "you used x_0 in place of ε"]),
+    ("5.2", q_sample_returns_pair, ["tuple of 2", "item 0 is the right x_t"]),
+    ("5.2", q_sample_signal_unscaled, ["coefficient of x_0 is 1 instead of √ᾱ_t"]),
+    ("5.3", posterior_mean_precedence, ["the coefficient of x_0 lacks the division by 1 − ᾱ_t", "operator precedence",
+                                        "(alpha_bar_prev.sqrt() * beta_t * x0 +"]),
+    ("5.3", posterior_prev_times_alpha, ["your ᾱ_{t−1} is ᾱ_t·α_t at every image", "ᾱ_{t−1} = ᾱ_t/α_t"]),
+    ("5.3", posterior_log_variance, ["your variance is log(β̃_t)", "not β̃_t itself"]),
+    ("5.4", ddpm_algorithm_2_precedence, ["the coefficient of x_t lacks the division by √α_t", "operator precedence"]),
+    ("5.4", ddpm_x0_inputs_swapped, ["its x̂_0 =", "x_t and ε_θ are in each other's places (swapped)"]),
+    ("5.4", ddpm_returns_x0, ["your output is x̂_0", "not the step's result yet"]),
+    ("5.4", ddpm_clipped_copy_unused, ["ignores the clip argument", "never clips x̂_0"]),
+    ("5.4", ddpm_mask_on_everything, ["your output is 0 at the images with t = 1", "the mask [t > 1]",
+                                      "noise term only"]),
+    ("5.4", ddpm_sigma_forward_std, ["√(1 − ᾱ_t) in place of √β_t"]),
+    ("5.5", ddim_x_t_as_direction, ["part of ε_θ's coefficient, √(1 − ᾱ_{t'}), is on x_t",
+                                    "you used x_t in place of ε_θ"]),
+    ("5.5", ddim_ratio_without_root, ["the coefficient of x_t is the square of", "a square root is missing"]),
+    ("5.5", ddim_clip_only_min, ["you clipped x̂_0 to [-1,", "the upper one is missing"]),
+    ("5.5", ddim_returns_pair, ["tuple of 2", "item 0 is the right x_{t'}"]),
+    ("5.5", ddim_x0_numerator_at_prev, ["√(1 − ᾱ_{t'}) in place of √(1 − ᾱ_t)", "t vs t'"]),
+    ("5.6", embedding_log_base_mixup, ["10000^2.303", "a natural log (math.log) raised as a power of 10"]),
+    ("5.6", embedding_t_times_1000, ["every frequency is 1000 ×", "Remove the factor 1000"]),
+    ("5.6", embedding_even_i_over_half, ["your exponent is −i/(d/4)", "torch.arange(0, d, 2)"]),
+    ("5.6", embedding_numpy, ["ndarray, not a torch.Tensor"]),
+]
+CHECKS = {"5.1": checks.check_schedules, "5.2": checks.check_q_sample, "5.3": checks.check_posterior_mean_variance,
+          "5.4": checks.check_ddpm_step, "5.5": checks.check_ddim_step, "5.6": checks.check_sinusoidal_embedding}
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id),
+                 id=getattr(wrong, "__name__", None) or "-".join(getattr(w, "__name__", "ref") for w in wrong))
+    for exercise_id, wrong, words in ROUND_2])
+def test_round_2_wrong_answers_are_named(exercise_id, wrong, words):
+    if isinstance(wrong, tuple):  # 5.1 takes (linear_schedule, cosine_schedule); `linear`/`cosine` give the solution
+        wrong = tuple(w() if w in (linear, cosine) else w for w in wrong)
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

@@ -87,8 +87,14 @@ def clip_probes(got_from_x0: Callable, x0_hat: torch.Tensor, clip: bool, expecte
         data_range = math.isclose(low, -1, abs_tol=1e-4) and math.isclose(high, 1, abs_tol=1e-4)
         if torch.allclose(mine, x0_hat.clamp(low, high), rtol=1e-3, atol=1e-4) and not data_range:
             shown = [f"{round(v, 3) + 0.0:g}" for v in (low, high)]  # + 0.0: no "-0"
-            return (f"you clipped x̂_0 to [{shown[0]}, {shown[1]}]; eq. (5.15) clips it to [−1, 1], the data's "
-                    f"range: x0_hat.clamp(-1, 1).")
+            binds = {"lower": bool((x0_hat < low - 1e-4).any()), "upper": bool((x0_hat > high + 1e-4).any())}
+            one_side = [side for side, bound in (("upper", high), ("lower", low))
+                        if binds[{"upper": "lower", "lower": "upper"}[side]] and not binds[side]
+                        and not math.isclose(abs(bound), 1, abs_tol=1e-4)]
+            missing = (f" — only the {'lower' if one_side[0] == 'upper' else 'upper'} bound is applied, the "
+                       f"{one_side[0]} one is missing (torch.clip(x, -1) or clamp(min=-1) alone?)") if one_side else ""
+            return (f"you clipped x̂_0 to [{shown[0]}, {shown[1]}]{missing}; x̂_0 is clipped to [−1, 1], the "
+                    f"data's range, on both sides: x0_hat.clamp(-1, 1).")
         ranged = _range_per_image(mine, x0_hat, alpha_bar_t)
         if ranged:
             return ranged

@@ -108,9 +108,14 @@ def _embedding_probes(t: torch.Tensor, dim: int):
         if len(t) < 4:
             return None
         found = [identify_sinusoid(got[:, j], t) for j in range(dim)]  # per column: (kind, ω) or None
+        flipped = [j for j, f in enumerate(found) if f is None and identify_sinusoid(-got[:, j], t) is not None]
+        for j in flipped:  # −sin(ω t): a flipped sign, or a sine whose frequency beyond π folds back as −sin
+            found[j] = identify_sinusoid(-got[:, j], t)
         unknown = [j for j, f in enumerate(found) if f is None]
-        flipped = [j for j in unknown if identify_sinusoid(-got[:, j], t) is not None]
-        if flipped and len(flipped) == len(unknown):
+        scaled = _scaled_angle(found, frequencies)
+        if scaled:
+            return scaled
+        if flipped and not unknown:
             shown = ", ".join(map(str, flipped[:6])) + (", …" if len(flipped) > 6 else "")
             several = len(flipped) > 1
             return (f"column{'s' if several else ''} {shown} of your embedding {'are' if several else 'is'} "
@@ -193,12 +198,7 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
                 f"something (t/T?) or multiplied by a constant? The angle is t·ω_i with the integer t itself.")
     aliased = _aliased_factor(mine, want)
     if aliased is not None:
-        named = next((f" = {name}" for name, value in (("2π", 2 * math.pi), ("π", math.pi), ("10", 10.0),
-                                                        ("100", 100.0)) if math.isclose(aliased, value, rel_tol=1e-3)),
-                     "")
-        return (f"{head}: every frequency is {aliased:.4g}{named} × eq. (5.17)'s (the fast ones beyond π show up "
-                f"folded back, as sampled sines do), so the angle is scaled: eq. (5.17)'s angle is t·ω_i, with no "
-                f"extra factor (not the 2π·t·ω of Fourier features).")
+        return f"{head}: {_aliased_words(aliased)}"
     positive = mine > 1e-7
     if positive.sum() >= 2:
         logs = mine[positive].log()
@@ -218,23 +218,26 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
                     f"(is it an integer division, i // (d/2), which is 0 for every i?).")
         if geometric:
             denominator = math.log(10_000) / -slope
-            for words, value in ((f"d/2 − 1 = {half - 1} (a variant in DDPM's code)", half - 1),
-                                 (f"d = {2 * half}", 2 * half), ("1", 1),
-                                 (f"d/4 = {half / 2:g}: the exponent is 2i/(d/2), as when i runs over 0, 2, 4, … "
-                                  f"(torch.arange(0, d, 2)) but is still divided by d/2 — divide by d then", half / 2),
-                                  (f"d/2 + 1 = {half + 1}", half + 1)):
+            usual = f"Divide i by d/2 = {half}: half = dim // 2, then ω_i = 10000 ** (−i / half)."
+            for shown, value, fix in (
+                    (f"(d/2 − 1) = −i/{half - 1} (a variant in DDPM's code)", half - 1, usual),
+                    (f"d = −i/{2 * half}", 2 * half, f"Divide i by d/2 = {half}, not by d (half = dim // 2, then "
+                                                     f"ω_i = 10000 ** (−i / half))."),
+                    ("1", 1, usual), (f"(d/2 + 1) = −i/{half + 1}", half + 1, usual),
+                    (f"(d/4) = −i/{half / 2:g}", half / 2,
+                     "That is 2i/(d/2), as when i runs over 0, 2, 4, … (torch.arange(0, d, 2)) and is still divided "
+                     "by d/2: with i = torch.arange(0, d, 2) divide by d; with i = torch.arange(d // 2), by d/2.")):
                 if math.isclose(denominator, value, rel_tol=2e-2) and value != half:
-                    return (f"{head}: the exponent is −i/(d/2); you divided i by {words}, so the frequencies fall "
-                            f"{'too fast' if denominator < half else 'too slowly'} (ω_{{d/2−1}} should be "
+                    speed = "too fast" if denominator < half else "too slowly"
+                    return (f"{head}: your exponent is −i/{shown}, where eq. (5.17)'s is −i/(d/2) = −i/{half}. {fix} "
+                            f"Yours fall {speed} (ω_{{d/2−1}} is {mine[-1].item():.3g}, should be "
                             f"{want[-1].item():.3g}).")
             rounded = round(denominator)
             if rounded in (8, 16, 32, 64, 128, 256, 512) and math.isclose(denominator, rounded, rel_tol=2e-2):
                 return (f"{head}: the exponent is −i/{rounded}, a fixed number, where eq. (5.17) has −i/(d/2) = "
                         f"−i/{half} here: is d/2 hard-coded ({rounded} = d/2 for d = {2 * rounded})? Use the dim "
                         f"argument, half = dim // 2.")
-            base = math.exp(-slope * half)
-            return (f"{head}: your frequencies fall geometrically as base^(−i/(d/2)) with base {base:.4g}; eq. "
-                    f"(5.17)'s base is 10000, not {base:.4g}.")
+            return f"{head}: {_base_words(math.exp(-slope * half))}"
     steps = mine.diff()
     if half > 2 and torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-2, atol=1e-6):
         return (f"{head}: your frequencies fall in equal steps of {-steps.mean().item():.3g} (linearly, as "
@@ -242,6 +245,47 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
                 f"geometrically, by equal ratios: ω_i = 10000^(−i/(d/2)), i.e. "
                 f"torch.exp(-math.log(10000) * torch.arange(d/2) / (d/2)).")
     return f"{head}: ω_i = 10000^(−i/(d/2)), i = 0 … d/2 − 1, falls geometrically from 1 toward 1/10000."
+
+
+def _base_words(base: float) -> str:
+    """Frequencies falling as base^(−i/(d/2)) with another base than 10000: the base, named when it comes from mixing
+    a logarithm of one base with a power of another, and the fix."""
+    power = math.log(base) / math.log(10_000)  # base = 10000^power
+    mixes = {math.log(10): "10 ** (−math.log(10000)·…): a natural log (math.log) raised as a power of 10",
+             1 / math.log(10): "torch.exp(−math.log10(10000)·…): a base-10 log (math.log10) raised as a power of e",
+             math.log2(math.e): "2 ** (−math.log(10000)·…): a natural log raised as a power of 2"}
+    mixed = next((words for value, words in mixes.items() if math.isclose(power, value, rel_tol=1e-3)), None)
+    shown = f"{base:.4g}" + (f" = 10000^{power:.4g}, from {mixed}" if mixed else "")
+    return (f"your frequencies fall geometrically as base^(−i/(d/2)) with base {shown}; eq. (5.17)'s base is 10000. "
+            f"Use 10000 ** (−i/(d/2)), or torch.exp(−math.log(10000)·i/(d/2)) — the log and the power of one base.")
+
+
+def _aliased_words(factor: float) -> str:
+    """What a scaled angle is, when every frequency is ``factor`` × eq. (5.17)'s (fast ones folded), and the fix."""
+    named = next((name for name, value in (("2π", 2 * math.pi), ("π", math.pi), ("10", 10.0), ("100", 100.0),
+                                           ("1000", 1000.0)) if math.isclose(factor, value, rel_tol=1e-3)), None)
+    shown = named or f"{factor:.4g}"
+    equals = f" = {named}" if named and named != f"{factor:.4g}" else ""
+    return (f"every frequency is {factor:.4g}{equals} × eq. (5.17)'s (the fast ones beyond π "
+            f"show up folded back, as sampled sines do), so your angle is scaled: it is {shown}·t·ω_i where eq. (5.17) "
+            f"has t·ω_i. Remove the factor {shown} (no 2π·t·ω as in Fourier features, no t·1000 as for a t in "
+            f"[0, 1]): the angle is the integer step t times ω_i.")
+
+
+def _scaled_angle(found: list, frequencies: torch.Tensor) -> str | None:
+    """When the cosine columns that could be read (a fast one computed in float32 may not be: t·ω·1000 loses its
+    digits) all have c × eq. (5.17)'s frequency, folded back into [0, π] as sampled sines fold: the angle is scaled
+    by c. Cosines, because a folded sine reads as −sin."""
+    half = len(frequencies)
+    read = [i for i in range(half) if found[half + i] is not None and found[half + i][0] == "cos"]
+    if len(read) < 4:
+        return None
+    mine = torch.tensor([found[half + i][1] for i in read], dtype=torch.float64)
+    sines = [(found[i][1], found[half + i][1]) for i in read if found[i] is not None]
+    if any(not math.isclose(a, b, rel_tol=1e-2, abs_tol=1e-5) for a, b in sines):
+        return None  # the sines run at other frequencies than the cosines: not one scaled angle
+    factor = _aliased_factor(mine, frequencies[read])
+    return _aliased_words(factor) if factor is not None else None
 
 
 def _embedding_shape_problem(sinusoidal_embedding, got, t: torch.Tensor, case: EmbeddingCase) -> str | None:

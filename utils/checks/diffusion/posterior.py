@@ -8,6 +8,7 @@ from utils.checks.diffusion.formulas import Bracket, Formula, Model, StepContext
 from utils.checks.diffusion.images import IMAGE_CASES, compare_images, finite_images_probe, linear_probe, run_learner
 from utils.checks.diffusion.readings import explain_coefficients
 from utils.checks.diffusion.references import reference_posterior
+from utils.checks.diffusion.values import transform, transform_text
 
 EX_POSTERIOR = Exercise("5.3", "posterior_mean_variance")
 
@@ -50,6 +51,12 @@ def _variance_probe(context: StepContext, model: Model):
             return ("the variance changes inside one image; β̃_t is one number per image (from its t), shape "
                     "(B, 1, 1, 1): a (B,) tensor lined up with the wrong axis? Use .view(-1, 1, 1, 1).")
         values = {"variance": flat[:, 0].double()}
+        found = transform(values["variance"], model.evaluate(context)["variance"])
+        if found in ("log", "exp", "1 −"):  # not a change to eq. (5.7)'s factors: a function of the whole variance
+            return (f"your variance is {transform_text(found, 'β̃_t')} at every image, not β̃_t itself: return the "
+                    f"variance of eq. (5.7), (1 − ᾱ_{{t−1}})/(1 − ᾱ_t)·β_t" + (
+                        " (a log-variance, as some code keeps, is for a later step: the check wants the variance)"
+                        if found == "log" else "") + ".")
         return explain_coefficients(model, context, values, output="your variance", names={"variance": ""})
     return probe
 

@@ -14,6 +14,7 @@ from utils.checks.diffusion.references import (
     reference_cosine_schedule,
     reference_linear_schedule,
 )
+from utils.checks.diffusion.values import clamped
 
 EX_SCHEDULES = Exercise("5.1", "schedules")
 
@@ -157,7 +158,11 @@ def _linear_probes(case: ScheduleCase, T: int, beta_start: float, beta_end: floa
                              f"; eq. (5.3) has {want:.4g}")
         return ("; ".join(parts) + ". Eq. (5.3) runs from β_1 = (1000/T)·beta_start to β_T = (1000/T)·beta_end in "
                 "T equal steps: torch.linspace(start, end, T, dtype=torch.float64).")
-    return [returned, linear_in_t, endpoints]
+    def bounded(got):
+        bounds = clamped(got, expected)
+        return (f"your β_t are eq. (5.3)'s {bounds}: eq. (5.3) is a plain linspace from the scaled beta_start to the "
+                f"scaled beta_end, with no clamp; remove it.") if bounds else None
+    return [returned, bounded, linear_in_t, endpoints]
 
 
 def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
@@ -250,7 +255,14 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
         return (f"your ᾱ_t = ∏(1 − β_s) departs from eq. (5.4)'s f(t)/f(0) from t = {departs + 1} on (yours "
                 f"{mine[departs].item():.6g}, expected {want[departs].item():.6g}): compute f at t = 0, 1, …, T "
                 f"(torch.arange(T + 1) / T), ᾱ = f / f[0], then β = 1 − ᾱ[1:] / ᾱ[:-1].")
-    return [returned, positive, clipped, recovered_alpha_bars]
+    def bounded(got):
+        bounds = clamped(got, expected)
+        if bounds is None:
+            return None
+        return (f"your β_t are eq. (5.4)'s {bounds}: eq. (5.4) clips β_t from above only, at max_beta = {max_beta} — "
+                f"β_t = min(1 − ᾱ_t/ᾱ_{{t−1}}, max_beta) — and has no other bound. Clip with .clamp(max=max_beta) "
+                f"alone.")
+    return [returned, positive, clipped, bounded, recovered_alpha_bars]
 
 
 def _recover_cosine_argument(got: torch.Tensor, max_beta: float) -> tuple[float, float] | None:
