@@ -252,8 +252,9 @@ def test_backward_reference_passes():
     (backward_direct_only, ["you treated μ and σ² as constants"]),
     (backward_batch_axis_only, ["over (N)", "(0, 2, 3)"]),
     (backward_instance_axes, ["over (H, W) (InstanceNorm's set", "BatchNorm's set"]),
-    (backward_divide_by_n, ["= m/N", "you divided the sums by N"]),
-    (backward_sums_not_means, ["(= m)", "use means"]),
+    (backward_divide_by_n, ["each of the two means", "divides by N = 4, the size of axis N (x.shape[0]), instead of "
+                                                                   "m = N·H·W = 100"]),
+    (backward_sums_not_means, ["each of the two means, mean(g) and mean(g·x̂), is a sum, not a mean"]),
     (backward_no_gamma, ["γ is missing from your dL/dx"]),
     (backward_times_std, ["you multiplied by σ", "inv_std is already 1/√(σ² + ε)"]),
     (backward_variance_sign, ["path through σ² (eq. (2.5)) has the wrong sign"]),
@@ -262,7 +263,8 @@ def test_backward_reference_passes():
     (backward_dbeta_mean, ["your dL/dβ is 1/m × Σ g", "a mean where", ".sum(dim=(0, 2, 3))"]),
     (backward_keepdim_weight, ["keepdim=True kept the reduced axes"]),
     (backward_dgamma_summed_over_batch_only, ["shape (3, 5, 5) but expected (3,)", "sum over the axes (0, 2, 3)"]),
-    (backward_swapped, ["your dL/dγ is Σ g, which is dL/dβ", "did you swap them"]),
+    (backward_swapped, ["your grad_weight (dL/dγ) and grad_bias (dL/dβ) are in each other's places",
+                        "Return them in the order (grad_x, grad_weight, grad_bias)"]),
     (backward_two_outputs, ["return three tensors", "a tuple of 2"]),
     (backward_no_return, ["return three tensors", "NoneType"]),
     (backward_in_float32, ["dtype", "float64"]),
@@ -270,10 +272,10 @@ def test_backward_reference_passes():
     (backward_variance_path_twice, ["path through σ² (eq. (2.5)) is 2", "a factor 2 too many"]),
     (backward_variance_path_from_x_hat_squared, ["wrong component along x̂", "the variance term"]),
     (backward_means_over_every_value, ["over (N, C, H, W) (every value at once)", "(0, 2, 3)"]),
-    (backward_divide_by_m_minus_1, ["both mean terms", "(= m/(m − 1))", "not ÷ (m − 1)"]),
+    (backward_divide_by_m_minus_1, ["divides by m − 1 = 99, instead of m = N·H·W = 100", "plain means"]),
     (backward_s_missing_on_the_mean_term, ["path through μ (eq. (2.6)) has the wrong factor in each channel",
                                            "s = 1/√(σ² + ε) is missing"]),
-    (backward_variance_term_a_sum, ["path through σ² (eq. (2.5)) is 100 (= m)", "use means"]),
+    (backward_variance_term_a_sum, ["path through σ² (eq. (2.5)) is 100 (= m)", "mean(g·x̂), is a sum, not a mean"]),
     (backward_twice_too_large, ["your dL/dx is 2 (= 2) × eq. (2.8) in every term"]),
     (backward_variance_term_scaled, ["path through σ² (eq. (2.5)) is 1.5 × eq. (2.8)'s"]),
     (backward_gamma_squared, ["γ is applied twice in your dL/dx"]),
@@ -561,7 +563,7 @@ def test_function_reference_passes():
     (FunctionNoAffine, ["γ and β are not applied"]),
     (FunctionHardCodedEps, ["your ε is 1e-05", "should be 0.1"]),
     (FunctionNoReturn, ["got None", "return"]),
-    (FunctionSwappedGradients, ["dL/dγ is Σ g, which is dL/dβ", "(grad_x, grad_weight, grad_bias, None)"]),
+    (FunctionSwappedGradients, ["are in each other's places", "(grad_x, grad_weight, grad_bias, None)"]),
     (FunctionNoneGradient, ["backward returned None for dL/dβ"]),
     (FunctionWrongBackward, ["path through μ (eq. (2.6)) is missing"]),
     (FunctionSavesX, ["used x where eq. (2.8) has x̂"]),
@@ -571,7 +573,7 @@ def test_function_reference_passes():
     (FunctionStdPlusEps, ["small inputs", "ε is outside the square root"]),
     (FunctionNoSquareRoot, ["the square root is missing"]),
     (FunctionVarianceOverBatchOnly, ["your variance σ² is computed over (N) (the batch axis only"]),
-    (FunctionEpsAfterDivision, ["small inputs", "ε is missing (or far too small)"]),
+    (FunctionEpsAfterDivision, ["small inputs", "ε is missing under the square root (or far too small)"]),
     (FunctionSavesXTimesS, ["used x·s where eq. (2.8) has x̂ = (x − μ)·s"]),
     (FunctionBackwardGammaTwice, ["γ is applied twice in your dL/dx"]),
 ])
@@ -1126,7 +1128,7 @@ def test_layer_norm_reference_passes():
     (LayerNormBatchAxis, ["the batch axis", "LayerNorm's set"]),
     (LayerNormNoAffine, ["γ and β are not applied"]),
     (LayerNormSwappedAffine, ["γ and β are swapped"]),
-    (LayerNormHardCodedEps, ["ε is missing (or far too small)", "ε = 0.1"]),
+    (LayerNormHardCodedEps, ["ε is missing under the square root (or far too small)", "ε = 0.1"]),
     (LayerNormDetachedStatistics, ["you treated μ and σ² as constants", ".detach()"]),
     (LayerNormDetachedMean, ["path through μ (eq. (2.6)) is missing", ".detach()"]),
     (LayerNormInFloat32, ["float32 precision"]),
@@ -1142,7 +1144,7 @@ def test_layer_norm_reference_passes():
     (LayerNormGammaInside, ["you apply γ to x before normalising"]),
     (LayerNormBetaTwice, ["your β acts as 2 × β: β is applied twice"]),
     (LayerNormFunctionalWithoutAffine, ["γ and β are not applied"]),
-    (LayerNormRsqrtWithoutEps, ["small inputs", "ε is missing (or far too small)"]),
+    (LayerNormRsqrtWithoutEps, ["small inputs", "ε is missing under the square root (or far too small)"]),
 ])
 def test_layer_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_layer_norm, wrong, *words)
@@ -1460,10 +1462,11 @@ def test_group_norm_reference_passes():
     (GroupPerGroupParameters, ["per channel (num_channels,), not per group"]),
     (GroupDetachedVariance, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
     (GroupAcrossGroups, ["adding a constant to all the values of one group", "(N, G, C/G, H, W)"]),
-    (GroupHardCodedEps, ["eps=0.1", "ε is missing (or far too small)", "ε = 0.1"]),
+    (GroupHardCodedEps, ["eps=0.1", "ε is missing under the square root (or far too small)", "ε = 0.1"]),
     (GroupGammaInGroupedLayout, ["your γ and β reach the wrong Cs", "weight[None, :, None, None]"]),
     (GroupUnbiasedStdPlusEps, ["the unbiased variance", "ε is outside the square root"]),
-    (GroupNotReshapedBack, ["shape (2, 3, 2, 4, 4) but expected (2, 6, 4, 4)"]),
+    (GroupNotReshapedBack, ["your numbers are right, but in shape (2, 3, 2, 4, 4) = (N, G, C/G, H, W)",
+                             "reshape back to (N, C, H, W)"]),
 ])
 def test_group_norm_names_the_mistake(wrong, words):
     assert_diagnoses(checks.check_group_norm, wrong, *words)
@@ -1616,9 +1619,9 @@ def test_rms_norm_reference_passes():
     (RMSInFloat32, ["float32 precision"]),
     (RMSWithBeta, ["shifted by 0.1", "RMSNorm has no β"]),
     (rms_with_default_eps(1e-8), ["your ε is 1e-08", "should be 1.19e-07"]),
-    (rms_with_default_eps(torch.finfo(torch.float32).eps ** 2), ["ε is missing (or far too small)"]),
-    (RMSDividesByTheLastAxis, ["divides its sum by 6", "n = 24 values"]),
-    (RMSEpsAfter, ["ε is missing (or far too small)", "√(mean(x²) + ε)"]),
+    (rms_with_default_eps(torch.finfo(torch.float32).eps ** 2), ["ε is missing under the square root"]),
+    (RMSDividesByTheLastAxis, ["divides by D = 6, the size of the last axis (x.shape[-1]), instead of n = T·D = 24"]),
+    (RMSEpsAfter, ["ε is missing under the square root (or far too small)", "√(mean(x²) + ε)"]),
     (RMSDetached, ["path through σ² (eq. (2.5)) is missing", ".detach()"]),
     (RMSGammaInside, ["you apply γ to x before normalising"]),
     (RMSNormTimesRootN, ["over (D) (the last axis only)", "ε is missing"]),
@@ -2394,7 +2397,7 @@ class UnseenModVarianceCountForgetsWidth(ModuleWithUpdate):
 
 
 UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
-    ("2.1", unseen_bw_count_forgets_width, ["you divided the sums by 20 (= N·H", "n = N·H·W = 100"]),
+    ("2.1", unseen_bw_count_forgets_width, ["divides by N·H = N·W = 20, instead of m = N·H·W = 100"]),
     ("2.1", unseen_bw_variance_term_outside_scale, ["the path through σ²", "the factor γ·s is missing"]),
     ("2.1", unseen_bw_mean_without_keepdim, ["`mean_g` of shape (3,) = (C,) lines up with the LAST axis (W)",
                                              "keepdim=True"]),
@@ -2409,8 +2412,8 @@ UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.2", UnseenFnMeanNoKeepdim, ["`mean` of shape (3,) = (C,) lines up with the LAST axis (W)"]),
     ("2.2", UnseenFnUnbiasedByHand, ["you divide by the unbiased variance"]),
     ("2.2", UnseenFnSavesOutput, ["used the output y = γ·x̂ + β where eq. (2.8) has x̂"]),
-    ("2.2", UnseenFnBackwardGammaGradFromGradX, ["your dL/dγ is Σ g, which is dL/dβ", "in the order"]),
-    ("2.2", UnseenFnEpsSquared, ["ε is missing (or far too small)"]),
+    ("2.2", UnseenFnBackwardGammaGradFromGradX, ["are in each other's places", "in the order"]),
+    ("2.2", UnseenFnEpsSquared, ["ε is missing under the square root (or far too small)"]),
     ("2.3", UnseenModStatsOfOutput, ["averages in the mean of your output y", "from the input x"]),
     ("2.3", UnseenModCumulativeDividesByZero, ["as if α were 0", "increment num_batches_tracked before"]),
     ("2.3", UnseenModMeanOverTwoAxes, ["the unbiased variance of each example's channel over (H, W), averaged over "
@@ -2424,9 +2427,10 @@ UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.3", UnseenModVarianceCountForgetsWidth, ["divided by 20 (= N·H = N·W) instead of m − 1 = 99"]),
     ("2.4", UnseenLNVarLastAxisOnly, ["your variance σ² is computed over (W) (the last axis only)"]),
     ("2.4", UnseenLNAnnotatedTransformer, ["the unbiased variance", "ε is outside the square root"]),
-    ("2.4", UnseenLNMeanCountLastAxis, ["your μ is 12 × the mean over (C, H, W)", "divide the sum by 4 (= H = W)"]),
+    ("2.4", UnseenLNMeanCountLastAxis, ["your μ divides by H = W = 4, the size of the last axis (x.shape[-1]), "
+                                        "instead of n = C·H·W = 48"]),
     ("2.4", UnseenLNNormalizesOverFirstAxes, ["your mean μ and variance σ² are computed over (B) (the batch axis)"]),
-    ("2.4", UnseenLNRsqrtEps, ["ε is missing"]),
+    ("2.4", UnseenLNRsqrtEps, ["ε is added after the reciprocal square root"]),
     ("2.5", UnseenINVarPerExample, ["your variance σ² is computed over (C, H, W)", "dim=(2, 3)"]),
     ("2.5", UnseenINLibraryDefaultEps, ["your ε is 1e-05", "should be 0.001"]),
     ("2.5", UnseenINOverChannels, ["computed over (C)", "dim=(2, 3)"]),
@@ -2439,7 +2443,8 @@ UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.7", UnseenRMSL2Norm, ["the sum of squares Σx²"]),
     ("2.7", UnseenRMSVariance, ["you divide by the biased variance", "the mean square mean(x²)"]),
     ("2.7", UnseenRMSFloat32Eps, ["your ε is 1.19e-07 (= torch.finfo(torch.float32).eps)"]),
-    ("2.7", UnseenRMSEpsNone, ["eps=None is not a number to add", "torch.finfo(x.dtype).eps"]),
+    ("2.7", UnseenRMSEpsNone, ["`self.eps` is None", "This case passes eps=None, which means ε = "
+                                                                      "torch.finfo(x.dtype).eps"]),
     ("2.7", UnseenRMSGammaInside, ["you apply γ to x before normalising"]),
     ("2.7", UnseenRMSLastAxis, ["computed over (D) (the last axis only)"]),
     ("2.7", UnseenRMSMeanAbs, ["the mean absolute value mean(|x|)"]),
@@ -2462,8 +2467,9 @@ def test_counts_are_named_from_the_cases_sizes_or_not_at_all():
     assert checks.count_name(7, sizes) is None and checks.count_name(2.5, sizes) is None
     case = checks.ImageCase("counts", shape=(4, 3, 5, 5))
     spec = checks._batch_norm_spec(torch.zeros(4, 3, 5, 5), case)
-    assert checks._count_hint(7, spec) == ""
-    assert checks._count_hint(300, spec).startswith(": you divided the sums by 300 (= N·C·H·W)")
+    assert checks.wrong_count_message(7, spec, "your μ") is None
+    assert checks.wrong_count_message(300, spec, "your μ").startswith("your μ divides by N·C·H·W = 300, instead of "
+                                                                      "m = N·H·W = 100")
 
 
 def test_a_module_gradient_outside_eq_2_8_and_its_look_alikes_is_left_to_the_properties():
@@ -2580,7 +2586,7 @@ class FreshRMSGammaColumn(RMSNorm):
 
 FRESH = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.1", fresh_variance_mean_over_batch_size, ["the path through σ² (eq. (2.5)) is 25 (= m/N)",
-                                                  "you divided the sums by N = 4"]),
+                                                  "its mean, mean(g·x̂), divides by N = 4"]),
     ("2.2", FreshVarMeanUnpackedBackwards, ["NaN in 67% of the entries", "the square root of a negative number"]),
     ("2.2", FreshBiasNotViewed, ["Your `bias` of shape (3,) = (C,) lines up with the LAST axis (W)"]),
     ("2.3", FreshMomentumPassedAsEps, ["your ε is 0.1 but should be 1e-05"]),

@@ -20,7 +20,9 @@ from — least-squares recovery of a formula's coefficients (:func:`fit_linear`)
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import linecache
 import math
 import re
@@ -32,7 +34,16 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from utils import conventions
-from utils.checks.operands import LIBRARY_FILE, Operation, axis_names, failing_operation, read_operation
+from utils.checks.operands import (
+    LIBRARY_FILE,
+    Operation,
+    axis_names,
+    failing_operation,
+    line_values,
+    read_operation,
+    show_shape,
+    tuple_text,
+)
 
 
 class CheckFailure(AssertionError):
@@ -80,6 +91,25 @@ class Case:
         said in the exercise's terms ("dP = dO Vᵀ is (Tq, Tk)"); it replaces the generic reading. None: no
         reading of its own. Subclasses override it."""
         return None
+
+    @property
+    def none_means(self) -> dict[str, tuple[str, str]]:
+        """What each option of the case means when it is None, and the code that handles it ("momentum": ("a
+        cumulative average, α = 1/num_batches_tracked", "α = … if self.momentum is None else …")): a learner's
+        error that computes with None is read with it. Subclasses override it."""
+        return {}
+
+    @property
+    def none_options(self) -> list[str]:
+        """The case's options (its fields) that are None: momentum=None, eps=None, mask=None."""
+        return [f.name for f in dataclasses.fields(self) if f.name not in ("label", "dtype")
+                and getattr(self, f.name) is None]
+
+    @property
+    def size_sources(self) -> dict[str, str]:
+        """Where the learner's code gets each named size that does not come from the input's shape ("G":
+        "self.num_groups"), to say where a hard-coded number should come from. Subclasses override it."""
+        return {}
 
     @property
     def nonfinite_causes(self) -> str | None:
@@ -155,12 +185,18 @@ class Exercise:
         default_atol, default_rtol = tolerance(expected.dtype)
         atol, rtol = atol or default_atol, rtol or default_rtol
         where = self.where(case, name)
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype == expected.dtype and \
+                torch.allclose(got.detach(), expected.detach(), atol=atol, rtol=rtol):
+            return
+        # the right numbers in the wrong place first: they are named from an exact match, so nothing vaguer wins
+        misplaced = one_of_several(got, expected, name, atol=atol, rtol=rtol) or \
+            layout_problem(got, expected, case.sizes, axes, atol=atol, rtol=rtol)
+        if misplaced:
+            raise CheckFailure(f"{where}: {misplaced}")
         problem = structure_problem(got, expected, case.sizes)
         if problem:
             raise CheckFailure(f"{where}: {problem}")
         got, expected = got.detach(), expected.detach()
-        if torch.allclose(got, expected, atol=atol, rtol=rtol):
-            return
         for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
             wrong = mistake.output.detach()
             if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
@@ -213,12 +249,15 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
     except Exception as error:  # noqa: BLE001 - any error in the learner's code is reported as theirs
         text = " ".join(str(error).split()).rstrip(".")
         sizes = case.sizes if isinstance(case, Case) else None
-        hint = exception_hint(error, sizes, failing_operation(fn, args, kwargs, error))  # shapes: a second run
+        frame = _learner_frame(error)
+        line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip() if frame else ""
+        values = line_values(error, line)  # what the names of that line held when it raised
+        operation = failing_operation(fn, args, kwargs, error)  # a shape error's operands: a second run
+        hint = exception_hint(error, sizes, operation, line=line, values=values,
+                              case=case if isinstance(case, Case) else None)
         if isinstance(case, Case):
-            frame = _learner_frame(error)
-            own = case.explain(error, (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
-                               if frame else "")
-            hint = f" {own}" if own else hint
+            own = case.explain(error, line)
+            hint = f"{value_reading(error, values, case)} {own}" if own else hint
         raise LearnerError(f"{where}: your {what} raised {type(error).__name__}: {text}."
                            f"{learner_line(error)}{hint} The traceback above ends at the line "
                            f"in your code.") from error
@@ -287,16 +326,176 @@ def named_sizes_in(text: str, sizes: dict[str, int] | None) -> str:
     return (" Here " + ", ".join(f.replace(" (= ", " = ").rstrip(")") for f in found) + ".") if found else ""
 
 
+_RESHAPE = re.compile(r"shape '\[([-\d, ]*)\]' is invalid for input of size (\d+)")
+_INPLACE = re.compile(r"output with shape \[([\d, ]*)\] doesn't match the broadcast shape \[([\d, ]*)\]")
+_LITERAL = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
+_FLOOR_DIVISION = re.compile(r"([A-Za-z_][\w.]*|\d+)\s*//\s*([A-Za-z_][\w.]*|\d+)")
+_STRING = re.compile(r"(['\"]).*?\1")
+
+
+def product_name(count: float, sizes: dict[str, int] | None) -> str | None:
+    """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal ``count`` (all of them, up to
+    three, where sizes coincide); names with "/" (ratios such as C/G) are left out. None when there is none."""
+    if not sizes or abs(count - round(count)) > 1e-4 * max(count, 1) or round(count) < 1:
+        return None
+    names = [name for name in sizes if "/" not in name]
+    for r in range(1, len(names) + 1):
+        found = ["·".join(subset) for subset in itertools.combinations(names, r)
+                 if math.prod(sizes[name] for name in subset) == round(count)]
+        if found:
+            return " = ".join(found[:3])
+    return None
+
+
+def sizes_text(sizes: dict[str, int]) -> str:
+    """"N = 2, C = 6, H = W = 4": the case's named sizes, equal ones together."""
+    groups: dict[int, list[str]] = {}
+    for name, size in sizes.items():
+        groups.setdefault(size, []).append(name)
+    return ", ".join(" = ".join(names) + f" = {size}" for size, names in groups.items())
+
+
+def _names(names: Sequence[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _is_zero(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_floating_point() and int(value) == 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def value_reading(error: BaseException, values: dict, case: Case | None = None) -> str:
+    """What the failing line's values say about an error that computes with None or divides by zero: which names
+    were None (and the case's options that are None, with what None means for them) or 0; "" otherwise."""
+    text = str(error)
+    if "NoneType" in text or (isinstance(error, TypeError) and re.search(r"\bNone\b", text)):
+        return _none_reading(values, case)
+    if isinstance(error, ZeroDivisionError):
+        zeros = [name for name, value in values.items() if _is_zero(value)]
+        if zeros:
+            return (f" In this line {_names(zeros)} {'is' if len(zeros) == 1 else 'are'} 0: a count used before it "
+                    f"is incremented, or an integer division (//) that rounded down to 0?")
+    return ""
+
+
+def _none_reading(values: dict, case: Case | None) -> str:
+    nones = [name for name, value in values.items() if value is None]
+    said = f" In this line {_names(nones)} {'is' if len(nones) == 1 else 'are'} None." if nones else \
+        " A value in this line is None."
+    options = case.none_options if case is not None else []
+    for option in options:
+        meaning, code = (case.none_means.get(option) or ("", ""))
+        said += (f" This case passes {option}=None" + (f", which means {meaning}" if meaning else "") +
+                 f". None is not a number or a tensor to compute with: handle {option}=None before any arithmetic "
+                 f"with it" + (f" — {code}." if code else "."))
+    if not options:
+        said += (" None is what a function without a return statement gives, or an argument or attribute that was "
+                 "never set: find where that value comes from.")
+    return said
+
+
+def _floor_division_to_zero(line: str, values: dict) -> str | None:
+    """"C // 32 = 6 // 32": an integer division in ``line`` that gives 0 with the values it held."""
+    def value(token):
+        if token.isdigit():
+            return int(token)
+        held = values.get(token)
+        if isinstance(held, torch.Tensor) and held.numel() == 1 and not held.is_floating_point():
+            return int(held)
+        return held if isinstance(held, int) and not isinstance(held, bool) else None
+    for a, b in _FLOOR_DIVISION.findall(line):
+        va, vb = value(a), value(b)
+        if va is not None and vb and va // vb == 0:
+            return f"{a} // {b} = {va} // {vb} = 0" if not (a.isdigit() and b.isdigit()) else f"{a} // {b} = 0"
+    return None
+
+
+def reshape_reading(target: list[int], size: int, sizes: dict[str, int] | None, line: str = "",
+                    values: dict | None = None, sources: dict[str, str] | None = None) -> str:
+    """A reshape or view that cannot be made, read with the case's named sizes: a number written into the line
+    that is none of them (hard-coded), a 0 from an integer division, or named sizes that do not multiply to the
+    tensor's size."""
+    sizes, values = sizes or {}, values or {}
+    names = axis_names(target, sizes)
+    shown = tuple_text(target) + (f" = {tuple_text(names)}" if names and names != [str(n) for n in target] else "")
+    total = product_name(size, sizes)
+    said = f" Your reshape asks for {shown} from a tensor of {size}" + (f" = {total}" if total else "") + " values"
+    named = set(sizes.values())
+    literals = {int(n) for n in _LITERAL.findall(_STRING.sub("''", line))}
+    unnamed = [n for n in dict.fromkeys(target) if n not in (-1, 0, 1) and n not in named]
+    hard = [n for n in unnamed if n in literals]
+    parts = []
+    if hard:
+        parts.append(f"{' and '.join(map(str, hard))} {'is' if len(hard) == 1 else 'are'} hard-coded, written "
+                     f"into this line, and none of this case's sizes ({sizes_text(sizes)})")
+    elif unnamed and sizes:
+        parts.append(f"{' and '.join(map(str, unnamed))} {'is' if len(unnamed) == 1 else 'are'} none of this "
+                     f"case's sizes ({sizes_text(sizes)}): hard-coded elsewhere, or computed from the wrong sizes?")
+    if 0 in target:
+        division = _floor_division_to_zero(line, values)
+        parts.append(f"the 0 is {division}, an integer division by a number larger than what it divides"
+                     if division else "an axis of size 0: an integer division (//) that rounded down to 0?")
+    if parts:
+        where = "; ".join(f"{key} = {value}" for key, value in (sources or {}).items())
+        return (said + ": " + "; ".join(parts) + ". Take every size from the input's shape or the arguments"
+                + (f" ({where})" if where else "") + ", never a number written into the code, so that it works for "
+                "every case.")
+    asked = math.prod(n for n in target if n != -1)
+    if -1 in target:
+        return said + f": the other sizes multiply to {asked}, which does not divide {size}, so -1 cannot be filled in."
+    product = product_name(asked, sizes)
+    return (said + f", but they multiply to {asked}" + (f" = {product}" if product else "") + ": an axis too many, "
+            "or one of the wrong size — the sizes of a reshape must multiply to the tensor's.")
+
+
+def inplace_reading(target_text: str, broadcast_text: str, operation: Operation | None,
+                    sizes: dict[str, int] | None) -> str:
+    """An in-place operation whose operands broadcast to more than the tensor it writes into."""
+    target = tuple(int(n) for n in target_text.split(",") if n.strip())
+    broadcast = tuple(int(n) for n in broadcast_text.split(",") if n.strip())
+    others = [o for o in (operation.operands if operation else ()) if o.shape != target]
+    said = (f" An in-place operation (add_, mul_, copy_, +=, …) writes its result into a tensor of shape "
+            f"{show_shape(target, sizes)}, but its operands broadcast to {show_shape(broadcast, sizes)}, which does "
+            f"not fit there")
+    if not others:
+        return said + (": the other operand has more axes or larger sizes — give it the shape of the tensor written "
+                       "into (a reduction with keepdim=True?).")
+    other = others[0]
+    called = f"your `{other.name}`" if other.name and not (other.view or other.origin) else "the other operand"
+    said += f": {called} has shape {show_shape(other.shape, sizes)}"
+    if [s for s in other.shape if s != 1] == [s for s in target if s != 1]:
+        return said + (f", the same entries with extra axes of size 1 (a keepdim=True, or a view made for "
+                       f"broadcasting). Give it the shape {tuple_text(target)}: reduce without keepdim=True, or "
+                       f".reshape{tuple_text(target)}.")
+    return said + f". Give it the shape {tuple_text(target)}, or one that broadcasts to it."
+
+
 def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
-                   operation: Operation | None = None) -> str:
-    """What a PyTorch / einops error message means for the learner's code, as one or two sentences.
+                   operation: Operation | None = None, *, line: str = "", values: dict | None = None,
+                   case: Case | None = None) -> str:
+    """What a PyTorch / einops / Python error message means for the learner's code, as one or two sentences.
 
     ``sizes`` (a case's :attr:`Case.sizes`) names the sizes in a shape error: "8 (= d_k)". ``operation`` (see
     :func:`~utils.checks.operands.failing_operation`) is the operation that raised, with its operands' shapes:
-    a shape error is then read from the whole shapes ("a 1-D tensor lines up with the LAST axis").
+    a shape error is then read from the whole shapes ("a 1-D tensor lines up with the LAST axis"). ``line`` is
+    the learner's line that raised and ``values`` what its names held (:func:`~utils.checks.operands.line_values`):
+    a None, a 0 or a number written into the code is then named, with the ``case``'s options.
     """
+    values = values or {}
     reading = read_operation(operation, sizes)  # what the operands' shapes say, when they say something
     text = str(error)
+    held = value_reading(error, values, case)
+    if held:
+        return held
+    match = _RESHAPE.search(text)
+    if match:
+        return reshape_reading([int(n) for n in match.group(1).split(",") if n.strip()], int(match.group(2)),
+                               sizes, line, values, case.size_sources if case else {})
+    match = _INPLACE.search(text)
+    if match:
+        return inplace_reading(match.group(1), match.group(2), operation, sizes)
     match = _BROADCAST.search(text)
     if match:
         a, b, dim = match.groups()
@@ -411,6 +610,115 @@ def shape_hint(got: torch.Size, expected: torch.Size) -> str:
     return ""
 
 
+# ------------------------------------------------------------------------------------- right numbers, wrong place
+def _matches(got, expected: torch.Tensor, atol: float, rtol: float) -> bool:
+    return isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype == expected.dtype and \
+        bool(torch.allclose(got.detach(), expected.detach(), atol=atol, rtol=rtol))
+
+
+def one_of_several(got, expected: torch.Tensor, name: str = "output", *, atol: float, rtol: float) -> str | None:
+    """A tuple or list returned where one tensor belongs, one of whose items is the right answer: say which."""
+    if not isinstance(got, (tuple, list)) or isinstance(got, torch.Size):
+        return None
+    for index, item in enumerate(got):
+        if _matches(item, expected, atol, rtol):
+            return (f"you returned a {type(got).__name__} of {len(got)}, not a tensor; its item {index} is the right "
+                    f"{name}: return that tensor alone (`return {name if name.isidentifier() else 'y'}`, not a "
+                    f"{type(got).__name__}).")
+    return None
+
+
+def misplaced_results(got: Sequence, expected: Sequence[torch.Tensor], names: Sequence[str], *, order: str = "",
+                      tolerances: Sequence[tuple[float, float]] | None = None) -> str | None:
+    """Several results returned in each other's places: each wrong one is compared with every expected one, and
+    results that are each other's right values are named ("your grad_weight and grad_bias are in each other's
+    places"); None when the wrong results are not a reordering of right ones. A wrong result equal to a result
+    that is also returned rightly is left to the chapter: the same formula written twice is likelier than the same
+    tensor returned twice. ``names`` say each result as the learner knows it; ``order`` is the order to return
+    them in, as code ("grad_x, grad_weight, grad_bias"; by default the names)."""
+    tolerances = tolerances or [tolerance(e.dtype) for e in expected]
+    wrong = [i for i, e in enumerate(expected) if i < len(got) and not _matches(got[i], e, *tolerances[i])]
+    moved = {i: next((j for j in wrong if j != i and _matches(got[i], expected[j], *tolerances[j])), None)
+             for i in wrong}
+    moved = {i: j for i, j in moved.items() if j is not None}
+    if not moved or sorted(moved.values()) != sorted(moved):  # not a reordering among the wrong ones
+        return None
+    said, done = [], set()
+    for i, j in moved.items():
+        if i in done:
+            continue
+        if moved.get(j) == i:  # a pair in each other's places
+            said.append(f"your {names[i]} and {names[j]} are in each other's places: you returned {names[j]} where "
+                        f"{names[i]} goes, and {names[i]} where {names[j]} goes")
+            done |= {i, j}
+        else:
+            said.append(f"you returned {names[j]} where {names[i]} goes")
+    order = order or ", ".join(name.split(" (")[0] for name in names)
+    return "; ".join(said) + f". Return them in the order ({order})."
+
+
+def layout_problem(got, expected: torch.Tensor, sizes: dict[str, int] | None = None,
+                   axes: Sequence[str] | None = None, *, atol: float, rtol: float) -> str | None:
+    """The right numbers in the wrong layout: ``got`` is ``expected`` with its axes in another order, or merged or
+    split by a reshape, or both (axes moved, then reshaped without moving them back); said as how to put them back.
+    None when no such layout gives ``got`` (tried for up to 5 axes: 120 orders, only on a failing answer)."""
+    if not isinstance(got, torch.Tensor) or got.dtype != expected.dtype or got.numel() != expected.numel() or \
+            got.numel() < 2 or not 0 < expected.dim() <= 5 or expected.is_complex():
+        return None
+    got, expected = got.detach(), expected.detach()
+    names = list(axes) if axes and len(axes) == expected.dim() else \
+        axis_names(expected.shape, sizes) or [str(size) for size in expected.shape]
+    orders = sorted(itertools.permutations(range(expected.dim())),
+                    key=lambda order: sum(a != b for a, b in enumerate(order)))  # the fewest axes moved first
+    for order in orders:
+        moved = expected.permute(order)
+        identity = list(order) == sorted(order)
+        if moved.shape == got.shape:
+            if identity or not torch.allclose(got, moved, atol=atol, rtol=rtol):
+                continue
+        elif not torch.allclose(got, moved.reshape(got.shape), atol=atol, rtol=rtol):
+            continue
+        return _layout_message(got.shape, expected.shape, moved.shape, order, names, sizes)
+    return None
+
+
+def _layout_message(shape, expected_shape, moved_shape, order, names, sizes) -> str:
+    moved_names = [names[axis] for axis in order]
+    back = [order.index(axis) for axis in range(len(order))]  # moved.permute(back) is the expected layout
+    expected_text = tuple_text(names)
+    mine = tuple_text(_merged_names(shape, moved_shape, moved_names) or axis_names(shape, sizes) or shape)
+    shown = f"shape {tuple(shape)} = " if tuple(shape) != tuple(expected_shape) else ""
+    if list(order) == sorted(order):  # a reshape alone
+        return (f"your numbers are right, but in {shown}{mine}: reshape back to {expected_text} — "
+                f".reshape{tuple(expected_shape)} (x.shape), so each axis is its own again.")
+    if tuple(moved_shape) == tuple(shape):
+        same = " (the sizes coincide, so the shape alone looked right)" if tuple(shape) == tuple(expected_shape) \
+            else ""
+        return (f"your numbers are right, but your axes are in the order {mine} where {expected_text} is expected"
+                f"{same}: put them back with .permute{tuple(back)} — or never move them.")
+    return (f"your numbers are right, but laid out as {tuple_text(moved_names)} and then reshaped to {mine} without "
+            f"moving the axes back: move them back before reshaping (.permute{tuple(back)} of the "
+            f"{tuple_text(moved_names)} tensor), then reshape to {expected_text}.")
+
+
+def _merged_names(shape, source_shape, source_names) -> list[str] | None:
+    """The names of ``shape``'s axes when each is one axis of ``source_shape`` or several adjacent ones merged
+    ("H·W"); None when the reshape does not line up so (an axis split, or sizes that straddle)."""
+    found, j = [], 0
+    for size in shape:
+        product, k = 1, j
+        while k < len(source_shape) and (product < size or k == j):
+            product *= source_shape[k]
+            k += 1
+        while k < len(source_shape) and source_shape[k] == 1 and size != 1:  # axes of size 1 merged for free
+            k += 1
+        if product != size:
+            return None
+        found.append("·".join(str(name) for name in source_names[j:k] if str(name) != "1") or "1")
+        j = k
+    return found if j == len(source_shape) else None
+
+
 def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None, causes: str | None = None) -> str:
     """Where NaN/inf sit, and ``causes`` (the exercise's own, see :attr:`Case.nonfinite_causes`) or the generic ones."""
     bad = ~torch.isfinite(got)
@@ -509,27 +817,76 @@ def fit_linear(got: torch.Tensor, basis: dict[str, torch.Tensor], *, per: int | 
     return Fit(dict(zip(basis, solution.tolist())), residual.item())
 
 
+def coefficient_moves(have: dict[str, float], want: dict[str, float], *, names: dict[str, str] | None = None,
+                      stands_for: dict[str, str] | None = None, rtol: float = 1e-3) -> tuple[str, set[str]] | None:
+    """Terms in each other's places, read from recovered coefficients: two coefficients exchanged; a term whose
+    coefficient is 0 while another absorbed it (w_b + w_a) or carries it (w_a, where the other belongs nowhere);
+    said as "you used B where A goes". Returns (the sentence, the keys it explains), or None when no move explains
+    a wrong coefficient. ``stands_for`` ({term: the term it may replace}) settles which of several candidates took
+    a missing term's place; without it an ambiguous move is not claimed."""
+    names, stands_for = names or {}, stands_for or {}
+    scale = max([abs(v) for v in want.values()] + [1e-12])
+
+    def same(a: float, b: float) -> bool:
+        return abs(a - b) <= rtol * max(abs(b), scale) + 1e-12
+
+    def show(key: str) -> str:
+        return names.get(key, key)
+    wrong = [k for k in want if not same(have.get(k, 0.0), want[k])]
+    said, explained = [], set()
+    for a, b in itertools.combinations(wrong, 2):
+        if {a, b} & explained or same(want[a], want[b]) or same(want[a], 0.0) or same(want[b], 0.0):
+            continue  # a term the equation lacks has no place to exchange: that is a move, below
+        if same(have.get(a, 0.0), want[b]) and same(have.get(b, 0.0), want[a]):
+            said.append(f"you used {show(a)} where {show(b)} goes and {show(b)} where {show(a)} goes: their "
+                        f"coefficients are exchanged ({show(a)} has {want[b]:.4g}, {show(b)} has {want[a]:.4g})")
+            explained |= {a, b}
+    for a in wrong:
+        if a in explained or not same(have.get(a, 0.0), 0.0) or same(want[a], 0.0):
+            continue  # only a term that is gone can have moved
+        takers = {}
+        for b in wrong:
+            if b == a or b in explained:
+                continue
+            if not same(want[b], 0.0) and same(have.get(b, 0.0), want[b] + want[a]):
+                takers[b] = (f"you used {show(b)} where {show(a)} goes: there is no {show(a)} term, and {show(b)}'s "
+                             f"coefficient is {want[b]:.4g} + {want[a]:.4g} = {have.get(b, 0.0):.4g}, its own and "
+                             f"{show(a)}'s")
+            elif same(want[b], 0.0) and same(have.get(b, 0.0), want[a]):
+                takers[b] = (f"you used {show(b)} where {show(a)} goes ({show(b)} has the coefficient {show(a)} "
+                             f"should have, {want[a]:.4g}, and {show(a)} is missing)")
+        chosen = [b for b in takers if stands_for.get(b) == a] or (list(takers) if len(takers) == 1 else [])
+        if len(chosen) == 1:
+            said.append(takers[chosen[0]])
+            explained |= {a, chosen[0]}
+    return ("; ".join(said), explained) if said else None
+
+
 def compare_coefficients(fit: Fit, expected: dict[str, float], *, names: dict[str, str] | None = None,
-                         named: dict[str, float] | None = None, rtol: float = 1e-3) -> str | None:
+                         named: dict[str, float] | None = None, rtol: float = 1e-3,
+                         stands_for: dict[str, str] | None = None) -> str | None:
     """Which recovered coefficients differ from the equation's, and what each equals instead; None if all agree.
 
-    ``named`` are the chapter's constants, so a wrong coefficient is named ("your coefficient of ε is 0.25 = √β_t;
-    expected 0.31 = √(1 − ᾱ_t)").
+    Terms in each other's places are said first (:func:`coefficient_moves`: "you used ε_θ where z goes"); ``named``
+    are the chapter's constants, so any other wrong coefficient is named ("your coefficient of ε is 0.25 = √β_t;
+    expected 0.31 = √(1 − ᾱ_t)"). ``expected`` may hold 0 for a basis term the equation does not have.
     """
     names, named = names or {}, named or {}
     if not fit.exact:
         return None
-    wrong = []
+    moves = coefficient_moves(fit.coefficients, expected, names=names, stands_for=stands_for, rtol=rtol)
+    said, explained = moves if moves else ([], set())
+    said = [said] if said else []
     for key, want in expected.items():
         have = fit.coefficients.get(key, 0.0)
-        if abs(have - want) > rtol * max(abs(want), 1e-6) + 1e-9:
+        if key not in explained and abs(have - want) > rtol * max(abs(want), 1e-6) + 1e-9:
             have_name, want_name = name_value(have, named), name_value(want, named)
-            wrong.append(f"the coefficient of {names.get(key, key)} is {have:.4g}"
-                         + (f" (= {have_name})" if have_name else "") + f" but should be {want:.4g}"
-                         + (f" (= {want_name})" if want_name else ""))
-    if not wrong:
+            said.append(f"the coefficient of {names.get(key, key)} is {have:.4g}"
+                        + (f" (= {have_name})" if have_name else "") + f" but should be {want:.4g}"
+                        + (f" (= {want_name})" if want_name else ""))
+    if not said:
         return None
-    return f"yours is {fit.formula(names)}: " + "; ".join(wrong) + "."
+    return f"yours is {fit.formula(names)}: " + "; ".join(said) + "."
 
 
 def fit_temperature(probabilities: torch.Tensor, scores: torch.Tensor, dim: int = -1) -> float | None:

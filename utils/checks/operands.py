@@ -41,7 +41,7 @@ LIBRARY_FILE = re.compile(r"[/\\](torch|einops|utils[/\\]checks|nbclient|IPython
 
 # Errors whose reading needs the operands' shapes
 _SHAPE_ERRORS = re.compile(r"must match the size of tensor b|cannot be multiplied|batch2 tensor|Expected size for "
-                           r"first two dimensions|size mismatch")
+                           r"first two dimensions|size mismatch|doesn't match the broadcast shape")
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,59 @@ def _copy_inputs(value):
     return value
 
 
+# ---------------------------------------------------------------------------------------------- the line's values
+def learner_entry(error: BaseException):
+    """The innermost traceback entry (frame and line number) in the learner's code, or None."""
+    entry, found = error.__traceback__, None
+    while entry is not None:
+        if not LIBRARY_FILE.search(entry.tb_frame.f_code.co_filename):
+            found = entry
+        entry = entry.tb_next
+    return found
+
+
+_DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)(\s*\()?")
+_STRING = re.compile(r"(['\"]).*?\1")
+_MISSING = object()
+
+
+def line_values(error: BaseException, line: str) -> dict[str, object]:
+    """What the names in ``line`` (``factor``, ``self.momentum``, ``self.num_batches_tracked``) held in the learner's
+    frame when it raised: numbers, None, tensors and shapes, by the name as written. A name that is called
+    (``x.mean(``) stands for the object it is called on (``x``)."""
+    entry = learner_entry(error)
+    if entry is None or not line:
+        return {}
+    frame = entry.tb_frame
+    found = {}
+    for match in _DOTTED.finditer(_STRING.sub("''", line)):
+        parts = [part.strip() for part in match.group(1).split(".")]
+        if match.group(2):  # a call: its object, not the method
+            parts = parts[:-1]
+        value = _resolve(parts, frame)
+        if parts and value is not _MISSING and _readable(value):
+            found[".".join(parts)] = value
+    return found
+
+
+def _resolve(parts, frame):
+    if not parts or parts[0] in ("True", "False", "None"):
+        return _MISSING
+    value = frame.f_locals.get(parts[0], frame.f_globals.get(parts[0], _MISSING))
+    for part in parts[1:]:
+        if value is _MISSING or inspect.ismodule(value):
+            return _MISSING
+        try:
+            value = getattr(value, part)
+        except Exception:  # noqa: BLE001 - a property that raises: the name says nothing
+            return _MISSING
+    return value
+
+
+def _readable(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, torch.Tensor, torch.Size))
+
+
 # ---------------------------------------------------------------------------------------------- naming shapes
 def axis_names(shape, sizes: dict[str, int] | None) -> list[str] | None:
     """A name for each axis of ``shape`` from the case's named sizes, in the order the case lists them where sizes
@@ -237,12 +290,12 @@ def axis_names(shape, sizes: dict[str, int] | None) -> list[str] | None:
 
 def show_shape(shape, sizes: dict[str, int] | None) -> str:
     """"(4, 3, 5, 5) = (N, C, H, W)", or "(4, 3, 5, 5)" when no size is named."""
-    text = _tuple(shape)
+    text = tuple_text(shape)
     names = axis_names(shape, sizes)
-    return f"{text} = {_tuple(names)}" if names else text
+    return f"{text} = {tuple_text(names)}" if names else text
 
 
-def _tuple(items) -> str:
+def tuple_text(items) -> str:
     items = [str(item) for item in items]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
@@ -396,7 +449,7 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
                     if reduced and len(found) == 1 else "."))
     if reduced and len(found) <= 2:
         gone = " or ".join(", ".join(names[i] for i in range(len(L)) if i not in option) for option in found)
-        return (start + f"it is {_tuple(names)} with {gone} reduced away, a mean or sum without keepdim=True. "
+        return (start + f"it is {tuple_text(names)} with {gone} reduced away, a mean or sum without keepdim=True. "
                 f"Broadcasting lines shapes up from the last axis, so its {belong} met ({met}): keep the reduced "
                 f"axis (keepdim=True), or view {_who(small)} as {targets}.")
     lacks_ones = len(core) < len(L) and all(L[i] == 1 for i in range(len(L)) if i not in axes)

@@ -69,7 +69,6 @@ from utils.checks.normalization.paths import (  # noqa: F401 - re-exported
     Paths,
     _batch_norm_paths,
     _compare_input_gradient,
-    _count_hint,
     paths_problems,
     vector_problems,
 )
@@ -86,6 +85,7 @@ from utils.checks.normalization.statistics import (  # noqa: F401 - re-exported
     independence_probe,
     normalisation_problems,
     shift_probe,
+    wrong_count_message,
 )
 from utils.checks.normalization.trailing import (  # noqa: F401 - re-exported
     LAYER_CASES,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from utils.checks.core import one_thread
+from utils.checks.core import misplaced_results, one_thread
 from utils.checks.normalization.affine import affine_probe, initial_affine_probe
 from utils.checks.normalization.cases import (
     EX_BACKWARD,
@@ -60,10 +60,13 @@ def check_batch_norm_backward(batch_norm_backward) -> None:
                                                                                                   (C,)])):
                 raise EX.fail(f"your three results have the shapes {shapes}: return them in the order (grad_x, "
                               f"grad_weight, grad_bias), with grad_x shaped like x {case.shape}.", case=case)
+            misplaced = misplaced_results(got, expected, ("grad_x", "grad_weight (dL/dγ)", "grad_bias (dL/dβ)"))
+            if misplaced:
+                raise EX.fail(misplaced, case=case)
             spec = _batch_norm_spec(x, case)
             paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
             weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case,
-                                                                  "did you swap them, or leave out x̂?")
+                                                                  "multiply g by x̂ before summing")
             EX.compare(got[0], expected[0], case=case, name="grad_x", equation="eq. (2.8)", probes=[paths_probe(paths)],
                        axes=IMAGE_AXES)
             for name, probe, equation, index in (("grad_weight", weight_probe, "eq. (2.3)", 1),
@@ -129,6 +132,11 @@ def check_batch_norm_function(BatchNormFunction) -> None:
                 if grad is None:
                     raise EX.fail(f"backward returned None for {name}: {_ORDER_HINT}", case=case)
             atol, rtol = (10 * t for t in case.tolerance)
+            misplaced = misplaced_results(grads, expected_grads, names, order="grad_x, grad_weight, grad_bias, None",
+                                          tolerances=[(atol, rtol)] * 3)
+            if misplaced:
+                raise EX.fail(f"{misplaced} backward returns one gradient per input of forward, in forward's order "
+                              f"(x, weight, bias, eps).", case=case)
             alternatives = {
                 "x": (x, "your backward used x where eq. (2.8) has x̂: save x̂ = (x − μ)·s in forward "
                          "(ctx.save_for_backward(x_hat, weight, inv_std)) and pass it to batch_norm_backward."),

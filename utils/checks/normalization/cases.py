@@ -47,6 +47,10 @@ class ImageCase(Case):
         return NONFINITE
 
     @property
+    def size_sources(self) -> dict[str, str]:
+        return {"N, C, H, W": "x.shape", "G": "self.num_groups"} if self.groups > 1 else {}
+
+    @property
     def m(self) -> int:  # values per channel for BatchNorm: N·H·W
         N, _, H, W = self.shape
         return N * H * W
@@ -57,6 +61,17 @@ class ModuleCase(ImageCase):
     """BatchNorm2d over three training steps and then eval mode."""
 
     momentum: float | None = 0.1
+
+    @property
+    def none_means(self) -> dict[str, tuple[str, str]]:
+        return {"momentum": ("a cumulative average, α = 1/num_batches_tracked (eq. (2.9))", "α = 1 / "
+                             "self.num_batches_tracked.item() if self.momentum is None else self.momentum")}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        if self.momentum is None and isinstance(error, ZeroDivisionError):
+            return ("With momentum=None, α = 1/num_batches_tracked counts this batch too: add 1 to "
+                    "num_batches_tracked first, then compute α (α = 1/1 at the first training step, eq. (2.9)).")
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,12 +101,10 @@ class TrailingCase(Case):
     def nonfinite_causes(self) -> str:
         return NONFINITE
 
-    def explain(self, error: BaseException, line: str) -> str | None:
-        if self.eps is None and isinstance(error, TypeError) and "NoneType" in str(error):
-            return ("eps=None is not a number to add: it means ε = torch.finfo(x.dtype).eps, the machine epsilon "
-                    "of the input's dtype, as in nn.RMSNorm (eq. (2.12)) — eps = torch.finfo(x.dtype).eps if "
-                    "self.eps is None else self.eps.")
-        return None
+    @property
+    def none_means(self) -> dict[str, tuple[str, str]]:
+        return {"eps": ("ε = torch.finfo(x.dtype).eps, the machine epsilon of the input's dtype, as in nn.RMSNorm "
+                        "(eq. (2.12))", "eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps")}
 
 
 class _NamedFirst:

@@ -31,7 +31,8 @@ INSTANCE_CASES = (
 def _image_spec(x, method, equation, right: Partition, code: str, case: ImageCase, extra=()) -> NormSpec:
     candidates = _unique(every_axes_partition(tuple(x.shape), IMAGE_AXES, IMAGE_METHODS) + list(extra))
     right = next(p for p in candidates if p.same_as(right))
-    return NormSpec(method, equation, right, code, tuple(candidates), case.eps, "the eps argument", sizes=case.sizes)
+    return NormSpec(method, equation, right, code, tuple(candidates), case.eps, "the eps argument", sizes=case.sizes,
+                    axes=IMAGE_AXES)
 
 
 @one_thread

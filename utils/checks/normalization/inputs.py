@@ -31,7 +31,8 @@ def _batch_norm_spec(x: torch.Tensor, case: ImageCase, extra_means=None) -> Norm
     candidates = every_axes_partition(tuple(x.shape), IMAGE_AXES, IMAGE_METHODS)
     right = next(p for p in candidates if p.same_as(axes_partition(x.shape, IMAGE_AXES, STATISTICS)))
     return NormSpec("BatchNorm", "eq. (2.1)", right, "dim=(0, 2, 3)", tuple(candidates), case.eps,
-                    "the eps argument", extra_means=extra_means or {}, sizes=case.sizes)
+                    "the eps argument", extra_means=extra_means or {}, sizes=case.sizes, axes=IMAGE_AXES,
+                    count_symbol="m")
 
 
 def _statistics(x: torch.Tensor, eps: float):

@@ -161,7 +161,8 @@ def _trailing_spec(case: TrailingCase, method: str, equation: str, eps: float, e
     candidates = every_axes_partition(case.shape, case.axes, known)
     right = next(p for p in candidates if p.same_as(axes_partition(case.shape, case.axes, dims)))
     return NormSpec(method, equation, right, f"dim={case.dims if len(case.dims) > 1 else case.dims[0]} (the last "
-                    f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred, sizes=case.sizes)
+                    f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred, sizes=case.sizes,
+                    axes=case.axes)
 
 
 def _trailing_input(EX, case: TrailingCase) -> torch.Tensor:

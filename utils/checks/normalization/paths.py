@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from utils.checks.core import fit_linear, name_value
+from utils.checks.core import coefficient_moves, fit_linear, name_value
 from utils.checks.normalization.cases import STATISTICS, ImageCase, _close, _probe_rtol, _view
 from utils.checks.normalization.partitions import Partition
-from utils.checks.normalization.statistics import NormSpec, count_name
+from utils.checks.normalization.statistics import NormSpec, wrong_count_message
 
 
 # ============================================================================================== backward paths
@@ -85,10 +85,14 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
             abs(c["mean"]) > rtol and "direct" not in off:  # both means off by one factor: the count
         factor = c["mean"] / want["mean"]
         named = name_value(factor, paths.factors)
-        said.append(f"both mean terms, −{terms['mean']} and −{terms['var']}, are {factor:.4g}"
+        g = terms["mean_of"]
+        counted = wrong_count_message(paths.spec.partition.size / factor, paths.spec,
+                                      f"each of the two means, mean({g}) and mean({g}·x̂),")
+        said.append(f"{counted} (so both mean terms, −{terms['mean']} and −{terms['var']}, are {factor:.4g} × what "
+                    f"they should be)" if counted else
+                    f"both mean terms, −{terms['mean']} and −{terms['var']}, are {factor:.4g}"
                     + (f" (= {named})" if named else "") + " × what they should be"
-                    + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else
-                       _count_hint(paths.spec.partition.size / factor, paths.spec)))
+                    + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
         off = []
     for key in off:
         have, should = c[key], want[key]
@@ -102,21 +106,15 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
         else:
             factor = have / should
             named = name_value(factor, paths.factors)
+            mean = f"mean({terms['mean_of']})" if key == "mean" else f"mean({terms['mean_of']}·x̂)"
+            counted = wrong_count_message(paths.spec.partition.size / factor, paths.spec,
+                                          f"its mean, {mean},") if key != "direct" else None
             said.append(f"{_PATH_NAMES[key]} is {factor:.4g}" + (f" (= {named})" if named else "") + f" × {eq}'s "
                         f"{'−' if should < 0 else ''}{terms[key]}"
-                        + (f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
+                        + (f": {counted}" if counted else
+                           f": {paths.factor_hints[named]}" if named in paths.factor_hints else ""))
     missing = [k for k in off if abs(c[k]) < rtol and want[k] != 0]
     return "in your dL/dx, " + "; ".join(said) + f" ({eq})." + (paths.detached_hint if missing else "")
-
-
-def _count_hint(count: float, spec: NormSpec) -> str:
-    """": you divided the sums by 20 (= N·H), but …" when ``count`` is a product of the case's sizes; else ""."""
-    named, right = count_name(count, spec.sizes), count_name(spec.partition.size, spec.sizes)
-    if not named:
-        return ""
-    return (f": you divided the sums by {round(count)} (= {named}), but the means run over the n = "
-            + (f"{right} = " if right else "") + f"{spec.partition.size} values of each group "
-            f"{spec.partition.name} ({spec.code})")
 
 
 def _lookalike_problems(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torch.dtype) -> str | None:
@@ -136,7 +134,28 @@ def _lookalike_problems(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torc
         others = _coefficient_problems(rest, paths, rtol)
         return said + (f"; also {others[len('in your dL/dx, '):]}" if others and others.startswith("in your dL/dx, ")
                        else f" ({paths.equation})." if not others else f"; also: {others}")
-    return None
+    return _exchanged_terms(dx, paths, rtol, dtype)
+
+
+# which term of eq. (2.8) each look-alike takes the place of: x̂·mean(g) sits where x̂·mean(g·x̂) goes, mean(g·x̂)
+# where mean(g) goes
+_STANDS_FOR = {"x̂·mean(g)": "var", "mean(g·x̂)": "mean"}
+
+
+def _exchanged_terms(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torch.dtype) -> str | None:
+    """dL/dx fitted with every look-alike at once: terms of eq. (2.8) written in each other's places (the two
+    means exchanged), said as which term stands where another goes."""
+    lookalikes = paths.lookalikes()
+    fit = fit_linear(dx, {**paths.basis(), **{key: term for key, (term, _) in lookalikes.items()}})
+    if not _exact(fit, dtype):
+        return None
+    want = {**paths.expected, **{key: 0.0 for key in lookalikes}}
+    names = {key: paths.terms[key] for key in paths.expected}
+    names.update({key: text for key, (_, text) in lookalikes.items()})
+    moves = coefficient_moves(fit.coefficients, want, names=names, stands_for=_STANDS_FOR, rtol=rtol)
+    if moves is None or set(want) - moves[1] - {k for k in want if abs(fit.coefficients[k] - want[k]) <= rtol}:
+        return None  # only a reading that explains every wrong coefficient is worth saying
+    return f"in your dL/dx, {moves[0]} ({paths.equation})."
 
 
 def _exact(fit, dtype: torch.dtype) -> bool:

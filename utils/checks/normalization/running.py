@@ -160,9 +160,11 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
         if output is not None:
             candidates["the variance of your output y (≈ γ², since y is normalised)"] = (
                 output.double().var(STATISTICS, unbiased=True), from_x)
+    wanted = ("the batch mean of the input x over (N, H, W)" if kind == "running_mean" else
+              "the unbiased batch variance of the input x over (N, H, W)")
     for name, (value, advice) in candidates.items():
         if _close(used, value, rtol=1e-4):
-            return f"{name}: {advice}"
+            return f"{name} instead of {wanted}: {advice}"
     ratio = used / right
     k = ratio.mean().item()
     if kind == "running_var" and _close(ratio, torch.full_like(ratio, k), 1e-4) and abs(k - 1) > 1e-3:

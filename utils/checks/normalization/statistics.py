@@ -2,14 +2,13 @@
 and the invariance probes (a shift within a group, the other examples of the batch)."""
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from utils.checks.core import Case, Exercise, name_value
+from utils.checks.core import Case, Exercise, name_value, product_name
 from utils.checks.normalization.cases import _close, _probe_rtol
 from utils.checks.normalization.partitions import Partition
 
@@ -29,6 +28,13 @@ class NormSpec:
     centred: bool = True  # subtract μ (RMSNorm: no)
     extra_means: dict = field(default_factory=dict)  # message → per-value tensor (e.g. a running mean)
     sizes: dict = field(default_factory=dict)  # the case's named sizes, to name a wrong count ("W", "N·H")
+    axes: tuple = ()  # the names of x's axes, in order: a count that is one axis' size is said as x.shape[k]
+    count_symbol: str = "n"  # how the chapter writes the number of values in a group (BatchNorm's is m)
+
+    @property
+    def reduce(self) -> str:
+        """What to do, as an instruction: "reduce over dim=(0, 2, 3)" (GroupNorm's code says it all)."""
+        return self.code if self.code.startswith("reshape") else f"reduce over {self.code}"
 
 
 @dataclass
@@ -76,7 +82,10 @@ _FORMS = {
     "inside": (lambda M, eps: 1 / torch.sqrt(M + eps), ""),
     "outside": (lambda M, eps: 1 / (M.sqrt() + eps), "ε is outside the square root: divide by √(σ² + ε), not "
                                                      "by σ + ε"),
-    "no eps": (lambda M, eps: 1 / M.sqrt(), "ε is missing (or far too small): divide by √(σ² + ε)"),
+    "no eps": (lambda M, eps: 1 / M.sqrt(), "ε is missing under the square root (or far too small): divide by "
+                                            "√(σ² + ε)"),
+    "after": (lambda M, eps: 1 / M.sqrt() + eps, "ε is added after the reciprocal square root: multiply by "
+                                                 "1/√(σ² + ε), not by 1/√σ² + ε"),
     "no sqrt": (lambda M, eps: 1 / (M + eps), "the square root is missing: divide by √(σ² + ε), not by σ² + ε"),
     "inverted": (lambda M, eps: torch.sqrt(M + eps), "you multiply by √(σ² + ε) where eq. divides by it"),
     "inverted no sqrt": (lambda M, eps: M + eps, "you multiply by σ² + ε: divide by √(σ² + ε)"),
@@ -179,25 +188,61 @@ def _which_mean(x, mu, spec: NormSpec, rtol: float):
     ratio = mu[big] / right[big] if big.any() else None
     if ratio is not None and _close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol):
         count = spec.partition.size / ratio.mean().item()  # your μ = Σx / count
-        named = count_name(count, spec.sizes)
-        return (f"your μ is {ratio.mean().item():.4g} × the mean over {spec.partition.name}: you divide the sum by "
-                f"{count:.4g}" + (f" (= {named})" if named else "") + f", but each group has n = "
-                f"{spec.partition.size} values — take the mean over all of them ({spec.code})")
+        return wrong_count_message(count, spec, "your μ") or (
+            f"your μ is {ratio.mean().item():.4g} × the mean over {spec.partition.name}: you divide the sum by "
+            f"{count:.4g}, but each group has {group_count_text(spec)} values — take the mean over all of them "
+            f"({spec.code})")
     return None
 
 
 def count_name(count: float, sizes: dict) -> str | None:
     """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal a count a learner divided by
     (all of them, up to three, where sizes coincide)."""
+    return product_name(count, sizes)
+
+
+def count_text(count: float, spec: NormSpec) -> str | None:
+    """A count a learner divided by, in the case's sizes: "N = 4, the size of axis N (x.shape[0])",
+    "m − 1 = 99", "1 (a sum, not a mean)"; None when it is no such count."""
     if abs(count - round(count)) > 1e-4 * max(count, 1) or round(count) < 1:
         return None
-    names = [name for name in sizes if "/" not in name]  # products of axes, not of ratios
-    for r in range(1, len(names) + 1):
-        found = ["·".join(subset) for subset in itertools.combinations(names, r)
-                 if math.prod(sizes[name] for name in subset) == round(count)]
-        if found:
-            return " = ".join(found[:3])
-    return None
+    n, size = round(count), spec.partition.size
+    if n == size - 1:
+        return f"{spec.count_symbol} − 1 = {n}"
+    named = count_name(n, spec.sizes)
+    if named is None:
+        return None
+    axes = [spec.axes.index(name) for name in named.split(" = ") if name in spec.axes]
+    if axes:  # one axis' size (the last one, of those it may be): say which, as code
+        index = max(axes)
+        last = index == len(spec.axes) - 1
+        return (f"{named} = {n}, the size of {'the last axis' if last else f'axis {spec.axes[index]}'} "
+                f"(x.shape[{-1 if last else index}])")
+    return f"{named} = {n}"
+
+
+def group_count_text(spec: NormSpec) -> str:
+    """"m = N·H·W = 100": the number of values in each group of the right partition."""
+    named = count_name(spec.partition.size, spec.sizes)
+    return f"{spec.count_symbol} = " + (f"{named} = " if named else "") + f"{spec.partition.size}"
+
+
+def wrong_count_message(count: float, spec: NormSpec, what: str) -> str | None:
+    """"your μ divides its sum by N = 4, … instead of m = N·H·W = 100, the values of each group (N, H, W): …" for
+    ``what`` ("your μ", "the means in your dL/dx") divided by a named count; None when the count is not named."""
+    if abs(count - 1) < 1e-4 and spec.partition.size > 1:
+        return (f"{what} is a sum, not a mean: divide it by {group_count_text(spec)}, the number of values in each "
+                f"group {spec.partition.name} — or take the mean ({spec.code})")
+    said = count_text(count, spec)
+    if said is None or round(count) == spec.partition.size:
+        return None
+    symbol = spec.count_symbol
+    if round(count) == spec.partition.size - 1:
+        fix = f"these are plain means, Σ ÷ {symbol}; only an unbiased variance divides by {symbol} − 1"
+    else:
+        fix = f"take the mean over all of them ({spec.code})"
+    return (f"{what} divides by {said}, instead of {group_count_text(spec)}, the number of values in each group "
+            f"{spec.partition.name}: {fix}")
 
 
 def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> str | None:
@@ -263,14 +308,14 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
             and not mean_partition.same_as(right):
         problems.append(f"your mean μ and variance σ² are computed over {mean_partition.describe()}, but "
                         f"{spec.method}'s are over "
-                        f"{right.describe()}: reduce over {spec.code}")
+                        f"{right.describe()}: {spec.reduce}")
     else:
         if mean_partition and not mean_partition.same_as(right):
             problems.append(f"your mean μ is over {mean_partition.describe()}, but {spec.method}'s is over "
-                            f"{right.describe()}: reduce over {spec.code}")
+                            f"{right.describe()}: {spec.reduce}")
         if scale_partition and not scale_partition.same_as(right):
             problems.append(f"your {called} is computed over {scale_partition.describe()}, but {spec.method}'s "
-                            f"is over {right.describe()}: reduce over {spec.code}")
+                            f"is over {right.describe()}: {spec.reduce}")
     # -- the second moment and how it becomes the factor
     if scale is None:
         want = 1 / torch.sqrt(_moment(x, right, "variance" if spec.centred else "mean square") + spec.eps)
@@ -286,17 +331,18 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
                             f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
                                                              if spec.centred else ""))
         if scale.count is not None:
-            named = count_name(scale.count, spec.sizes)
-            problems.append(f"your {statistic} divides its sum by {scale.count:.4g}"
-                            + (f" (= {named})" if named else "") + f", but each group {right.name} has "
-                            f"n = {right.size} values: take the mean over all of them ({spec.code}) — or, the same "
-                            f"numbers, your output is {math.sqrt(right.size / scale.count):.4g} × the right one")
+            same = f" (the same numbers: your output is {math.sqrt(right.size / scale.count):.4g} × the right one)"
+            problems.append((wrong_count_message(scale.count, spec, f"your {statistic}") or
+                             f"your {statistic} divides its sum by {scale.count:.4g}, but each group {right.name} "
+                             f"has {group_count_text(spec)} values: take the mean over all of them ({spec.code})")
+                            + same)
         elif scale.eps is not None:
             named = name_value(scale.eps, _NAMED_EPS, rtol=0.02)
             problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named else "") +
                             f" but should be {spec.eps:.3g} ({spec.eps_text})")
         elif scale.form == "no eps":
-            problems.append(f"ε is missing (or far too small): divide by √({statistic} + ε) with ε = {spec.eps:.3g} "
+            problems.append(f"ε is missing under the square root (or far too small): divide by √({statistic} + ε) "
+                            f"with ε = {spec.eps:.3g} "
                             f"({spec.eps_text})")
         elif scale.form != "inside" and scale.moment != "mean |x|":  # an L1 average: where ε sits is moot
             said = _FORMS[scale.form][1]
