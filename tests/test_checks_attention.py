@@ -173,7 +173,7 @@ ATTENTION_WEIGHTS_WRONG = [
     (weights_with(fill=-10.0), ["finite fill value of -10", "eq. (1.2)"]),
     (weights_with(use_mask=False), ["mask was not applied"]),
     (weights_additive_mask, ["you added -10 to the forbidden scores"]),
-    (weights_keys_on_rows, ["last two axes swapped", "transposed", "Tq=5, Tk=7"]),
+    (weights_keys_on_rows, ["last two axes swapped", "(B=2, H=3, Tk=7, Tq=5)", "K Qᵀ", "softmax over the wrong axis"]),
     (weights_keys_on_rows_transposed_back, ["softmax over the wrong axis"]),
     (weights_no_max_subtracted, ["NaN/inf on large scores", "subtract each row's maximum"]),
     (weights_float32_inside, ["float32 precision"]),
@@ -220,7 +220,7 @@ def test_attention_weights_names_the_mistake(wrong, words):
 @exercise("1.1")
 def test_attention_weights_reads_the_learners_exceptions():
     message = assert_diagnoses(checks.check_attention_weights, lambda q, k, mask=None: (q @ k).softmax(-1),
-                               "raised RuntimeError", "transpose", "re:d_k.*Tk", error=LearnerError)
+                               "raised RuntimeError", "k.transpose(-2, -1)", error=LearnerError)
     assert "At line" in message
     assert_diagnoses(checks.check_attention_weights, weights_sum_without_keepdim, "did not broadcast",
                      "7 (= Tk)", "5 (= Tq)", "keepdim=True", error=LearnerError)
@@ -378,7 +378,7 @@ ATTENTION_FUNCTION_WRONG = [
     (dict(softmax_backward=lambda p, g: p * (g - g.amax(-1, keepdim=True))), ["the dS inside your dQ",
                                                                              "c = max_j g_j"]),
     (dict(dv_scaled=True), ["0.5 (= 1/√d_k) × the right ones"]),
-    (dict(softmax_backward_of_dO=True), ["dP = dO Vᵀ", "3 (= Tk)", "6 (= d_v)"]),
+    (dict(softmax_backward_of_dO=True), ["dP = dO Vᵀ", "Tk = 3", "d_v = 6"]),
     (dict(recompute_unscaled=True), ["the weights inside your dV", "a = 1", "saved in ctx"]),
 ]
 
@@ -810,8 +810,8 @@ def test_tiled_names_the_mistake(bug, words):
 @exercise("1.5")
 def test_tiled_accumulator_of_the_queries_width_is_read_with_the_names():
     """zeros_like(q) as the accumulator: d_v ≠ d_k in the first case, so it fails, naming both widths."""
-    assert_diagnoses(checks.check_tiled_attention, make_tiled(accumulator_like_q=True), "8 (= d_k)", "6 (= d_v)",
-                     "q.shape[:-1] + v.shape[-1:]", "zeros_like(q)", error=LearnerError)
+    assert_diagnoses(checks.check_tiled_attention, make_tiled(accumulator_like_q=True), "your `acc`", "d_k = 8",
+                     "d_v = 6", "q.shape[:-1] + v.shape[-1:]", "zeros_like(q)", error=LearnerError)
 
 
 @exercise("1.5")
@@ -923,7 +923,7 @@ MIXING_WRONG = [
     (mixing_real_part_too_early, ["real part too early"]),
     (mixing_flattened_batch, ["changes when another item changes", "batch axis"]),
     (lambda x: (dft_ok(x.shape[-1]) @ x.to(torch.complex64) @ dft_ok(x.shape[-2])).real, ["raised RuntimeError",
-                                                                                           "5 = D", "7 = T",
+                                                                                           "(5, 5) = (D, D)",
                                                                                            "W_T @ x @ W_D"]),
     (lambda x: (dft_ok(x.shape[-2]) @ x.to(torch.complex128) @ dft_ok(x.shape[-1])).real.to(x.dtype),
      ["complex64 met complex128"]),
@@ -1286,11 +1286,11 @@ def b_ds_with_mean(q, k, v, p, grad_out):
 
 ROUND2_FUNCTION = [
     (b_ds_summed_over_queries, ["the dS inside your dQ", "the queries axis"]),
-    (b_dk_from_the_keys, ["Pᵀ or dSᵀ", "dK = c·dSᵀ Q"]),
+    (b_dk_from_the_keys, ["use Q, not K", "dK = c·dSᵀ Q"]),
     (b_dv_from_v, ["Pᵀ or dSᵀ", "dV = Pᵀ dO"]),
     (b_dp_from_k, ["width d_v", "width d_k", "dP = dO Vᵀ"]),
     (b_returns_dk_first, ["shape of k", "returned where dQ belongs"]),
-    (b_dp_transposed, ["(…, Tk, Tq) tensor met a (…, Tq, Tk)", "V dOᵀ is dPᵀ"]),
+    (b_dp_transposed, ["`grad_p`", "its transpose, (…, Tk, Tq)", "dP = dO Vᵀ"]),
     (b_dp_transposed_when_square, ["the dS inside your dQ", "the dP it differentiates is V dOᵀ, transposed"]),
     (b_recomputes_p_unscaled, ["the weights inside your dV", "a = 1"]),
     (b_ds_with_mean, ["the coefficient of (P⊙⟨dP,P⟩)K", "1/Tk (= 1/3)", "a mean"]),
@@ -1627,7 +1627,7 @@ def tiled_max_over_queries(q, k, v, block_size=256):
 @exercise("1.5")
 def test_round2_tiled_running_quantities_with_a_block_axis():
     assert_diagnoses(checks.check_tiled_attention, tiled_max_over_queries, "block_size", "one number per query",
-                     "(…, Tq, 1)", "dim=-1 with keepdim=True")
+                     "(…, Tq, 1)", "dim=-1, keepdim=True")
 
 
 @exercise("1.5")
@@ -1877,7 +1877,8 @@ FRESH = [
     (checks.check_attention_function, FreshSavesTheScores, ["the weights inside your dV", "the scores themselves"]),
     (checks.check_multi_head_attention, multi_head(fresh_mha_tril_plus_one), ["the next one too (tril(1))"]),
     (checks.check_multi_head_attention, multi_head(fresh_mha_q_and_k_from_x), ["x_h x_hᵀ", "not projected"]),
-    (checks.check_tiled_attention, fresh_tiled_slices_the_features, ["your block of k kept every key"]),
+    (checks.check_tiled_attention, fresh_tiled_slices_the_features, ["K_block", "Tk = 40",
+                                                                     "k[..., start:start + block_size, :]"]),
     (checks.check_tiled_attention, fresh_tiled_divides_in_the_loop, ["earlier blocks shrinks too much"]),
     (checks.check_fourier_mixing, (fresh_dft_elementwise, mixing_ok), ["shape (5,) but W_n is (n, n)"]),
 ]

@@ -19,8 +19,11 @@ from utils.checks.attention.common import (
     is_close,
     matmul_inner_sizes,
     reference_attention_weights,
+    run_learner,
     softmax_backward_reference,
 )
+from utils.checks.attention.quantities import D_K, D_Q, D_V, FUNCTION, FUNCTION_PRODUCTS
+from utils.checks.attention.roles import Roles, variable_reading
 from utils.checks.attention.softmax_backward import softmax_probes
 from utils.checks.attention.weights import WeightsFacts, recover_weights, weights_facts, weights_problem
 from utils.checks.core import (
@@ -43,6 +46,10 @@ class FunctionCase(ChapterCase):
     @property
     def layout(self) -> str:
         return "q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v)"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(FUNCTION, FUNCTION_PRODUCTS, self.sizes)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -83,7 +90,12 @@ class FunctionCase(ChapterCase):
                     + " (eqs. (1.7), (1.9)).")
         owners = [name for name, shape in self._shapes().items() if shape == got and name != names[index]]
         if len(owners) != 1:
-            return None
+            gradient = (D_Q, D_K, D_V)[index]
+            found = variable_reading(f"backward's gradient number {index}, {gradient.symbol},", got, gradient,
+                                     self.roles)
+            formula = {"q": "dQ = c·dS K", "k": "dK = c·dSᵀ Q", "v": "dV = Pᵀ dO"}[names[index]]
+            return f"{found[0].upper()}{found[1:]}. Each gradient has its input's shape: {formula} (eqs. (1.7), " \
+                   f"(1.9))." if found else None
         axes = ", ".join(("B", "H")[:len(self.batch)] + layout[owners[0]])
         return (f"backward's gradient number {index} has the shape of {owners[0]}, ({axes}): it looks like "
                 f"d{owners[0].upper()}, returned where d{names[index].upper()} belongs. backward returns the "
@@ -323,12 +335,13 @@ def check_attention_function(AttentionFunction) -> None:
         q, k, v, grad_out = case.inputs()
         expected_out, (dq, dk, dv) = _attention_gradients(q, k, v, grad_out)
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-        out = EX_FUNCTION.call(apply, *leaves, what="AttentionFunction.forward", case=case)
+        out = run_learner(EX_FUNCTION, apply, *leaves, what="AttentionFunction.forward", case=case)
         upstream = "Your forward uses your attention_weights: does it pass the check of Exercise 1.1?"
         compare_answer(EX_FUNCTION, out, expected_out, case, name="forward output", equation="eq. (1.1), O = PV",
-                 axes=(*BATCH_AXES[:len(case.batch)], "Tq", "d_v"),
-                 probes=[_weighted_average_probe(q, k, v, _output_facts(q, k, upstream), "your forward output")])
-        EX_FUNCTION.call(out.backward, grad_out, what="AttentionFunction.backward", case=case)
+                       axes=(*BATCH_AXES[:len(case.batch)], "Tq", "d_v"),
+                       probes=[_weighted_average_probe(q, k, v, _output_facts(q, k, upstream),
+                                                       "your forward output")])
+        run_learner(EX_FUNCTION, out.backward, grad_out, what="AttentionFunction.backward", case=case)
         dq_terms, dk_terms = _gradient_terms(q, k, v, grad_out)
         square = q.shape == k.shape == v.shape  # some mix-ups only keep the shapes right when Tq = Tk
         gradients = [
@@ -352,8 +365,8 @@ def check_attention_function(AttentionFunction) -> None:
                 raise EX_FUNCTION.fail(f"backward returned None for {name}; return a gradient for each input of "
                                        f"forward, in order (q, k, v).", case=case)
             compare_answer(EX_FUNCTION, leaf.grad, expected, case, name=name, equation=equation, probes=probes,
-                     mistakes=mistakes, factors={"√d_k": math.sqrt(case.d_k)},
-                     axes=(*BATCH_AXES[:len(case.batch)], "T", "d"))
+                           mistakes=mistakes, factors={"√d_k": math.sqrt(case.d_k)},
+                           axes=(*BATCH_AXES[:len(case.batch)], "T", "d"))
     _gradcheck(apply)
     EX_FUNCTION.passed(f"forward and dL/dQ, dL/dK, dL/dV match autograd on {len(FUNCTION_CASES)} cases (Tq ≠ Tk, "
                        f"d_v ≠ d_k, T=1, float32), and torch.autograd.gradcheck confirms your backward in float64.")
@@ -442,7 +455,7 @@ def _gradcheck(apply) -> None:
     shapes = {"q": (1, 2, 3, 4), "k": (1, 2, 2, 4), "v": (1, 2, 2, 5)}
     inputs = tuple(EX_FUNCTION.randn(*shape, key=("gradcheck", name), dtype=torch.float64).requires_grad_()
                    for name, shape in shapes.items())
-    problem = EX_FUNCTION.call(_gradcheck_problem, apply, inputs, what="AttentionFunction (under gradcheck)",
+    problem = run_learner(EX_FUNCTION, _gradcheck_problem, apply, inputs, what="AttentionFunction (under gradcheck)",
                                case="gradcheck, Tq=3, Tk=2, d_k=4, d_v=5")
     if problem:
         match = re.search(r"with respect to input (\d+)", problem)

@@ -17,8 +17,11 @@ from utils.checks.attention.common import (
     once,
     overflow_text,
     reference_attention_weights,
+    run_learner,
     shift_scores,
 )
+from utils.checks.attention.quantities import ATTENTION, ATTENTION_PRODUCTS
+from utils.checks.attention.roles import Roles
 from utils.checks.attention.scale import Size, scale_law, scale_law_message
 from utils.checks.attention.weights import softmax_temperature, weights_facts, weights_problem
 from utils.checks.core import (
@@ -39,6 +42,10 @@ class WeightsCase(ChapterCase):
     @property
     def layout(self) -> str:
         return "q (..., Tq, d_k), k (..., Tk, d_k)"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(ATTENTION, ATTENTION_PRODUCTS, self.sizes)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -135,19 +142,25 @@ def _weights_law(attention_weights, who: str = "your weights"):
                                            equation="eq. (1.1)"))
 
 
+KEYS_BY_QUERIES = ("one row per key: the scores K Qᵀ (k @ q.transpose(-2, -1), or q and k in each other's places, "
+                   "attention_weights(k, q)). Eq. (1.1) has S = Q Kᵀ/√d_k, (…, Tq, Tk): one row per query, whose "
+                   "softmax runs over the keys, dim=-1 — q @ k.transpose(-2, -1).")
+
+
 @one_thread
 def check_attention_weights(attention_weights) -> None:
     """Exercise 1.1: ``attention_weights(q, k, mask=None)`` returns softmax(Q Kᵀ / √d_k) with the mask applied."""
     for case in WEIGHTS_CASES:
         q, k, mask = case.inputs()
-        got = EX_WEIGHTS.call(attention_weights, q.clone(), k.clone(), None if mask is None else mask.clone(),
-                              case=case)
+        got = run_learner(EX_WEIGHTS, attention_weights, q.clone(), k.clone(),
+                          None if mask is None else mask.clone(), case=case)
         expected = reference_attention_weights(q, k, mask)
         facts = weights_facts(q, k, mask, law=_weights_law(attention_weights))
         axes = ("B", "H", "Tq", "Tk")[-q.dim():]
         compare_answer(EX_WEIGHTS, got, expected, case, name="weights", equation="eqs. (1.1) and (1.2)", axes=axes,
-                 nonfinite=overflow_text(case, "weights") or _nan_rows_text(mask, case),
-                 probes=[lambda w: weights_problem(w, facts)], factors={"√d_k": math.sqrt(q.shape[-1])})
+                       nonfinite=overflow_text(case, "weights") or _nan_rows_text(mask, case),
+                       probes=[lambda w: weights_problem(w, facts)], factors={"√d_k": math.sqrt(q.shape[-1])},
+                       transposed=KEYS_BY_QUERIES)
     EX_WEIGHTS.passed(f"{len(WEIGHTS_CASES)} cases (cross-attention, causal, padding and random masks, T=1, large "
                       f"scores with and without a mask, shifted scores, float64 to 1e-9) match softmax(QKᵀ/√d_k) "
                       f"with -inf at masked scores.")

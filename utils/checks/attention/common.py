@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from utils.checks.attention.roles import Roles, learner_call, read_roles
 from utils.checks.core import (
     Case,
     Exercise,
@@ -97,18 +98,33 @@ def code_reading(error: BaseException, line: str, layout: str) -> str | None:
 
 @dataclass(frozen=True)
 class ChapterCase(Case):
-    """A case of this chapter: it reads the learner's exceptions in its exercise's terms (``own_reading``), then
-    with the chapter's common readings (:func:`code_reading`)."""
+    """A case of this chapter: it reads the learner's exceptions in its exercise's quantities (``roles``: which
+    tensor is not what it should be), then in its exercise's terms (``own_reading``), then with the chapter's
+    common readings (:func:`code_reading`)."""
 
     @property
     def layout(self) -> str:
         return "(..., T, d)"
 
+    @property
+    def roles(self) -> Roles | None:
+        """The exercise's quantities and products, with this case's sizes (see :mod:`.roles`); None: none."""
+        return None
+
     def own_reading(self, error: BaseException, line: str) -> str | None:
         return None
 
     def explain(self, error: BaseException, line: str) -> str | None:
-        return self.own_reading(error, line) or code_reading(error, line, self.layout)
+        roles = self.roles
+        return (read_roles(error, line, roles) if roles else None) or self.own_reading(error, line) or \
+            code_reading(error, line, self.layout)
+
+
+def run_learner(exercise: Exercise, fn: Callable, *args, case: Case | str, what: str | None = None, **kwargs):
+    """``exercise.call`` that remembers the call, so that a shape error can be read in the exercise's quantities
+    (:func:`.roles.read_roles` runs it once more to see the operands and the learner's variables)."""
+    with learner_call(fn, args, kwargs):
+        return exercise.call(fn, *args, what=what, case=case, **kwargs)
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -125,13 +141,19 @@ def reference_attention_weights(q, k, mask=None):
 
 
 def compare_answer(exercise: Exercise, got, expected: torch.Tensor, case: Case, *, equation: str, name: str = "output",
-             axes: Sequence[str] | None = None, nonfinite: str | Callable | None = None, **kwargs) -> None:
-    """``exercise.compare`` with two additions: a wrong shape is spelled with the axes' names, and NaN/inf gets a
-    reading of its own where the check has one (``nonfinite``: a message, or a function of the answer that returns
-    one or None), e.g. in a case built to make e^s overflow."""
+                   axes: Sequence[str] | None = None, nonfinite: str | Callable | None = None,
+                   transposed: str = "", **kwargs) -> None:
+    """``exercise.compare`` with three additions: a wrong shape is spelled with the axes' names; an answer laid out
+    with its last two axes swapped is transposed back and read by the probes, after ``transposed`` (what such a
+    layout means in the exercise: "the scores K Qᵀ, one row per key"); and NaN/inf gets a reading of its own where
+    the check has one (``nonfinite``: a message, or a function of the answer that returns one or None), e.g. in a
+    case built to make e^s overflow."""
     if expected.dtype == torch.float64:  # a single float32 rounding (≈ 6e-8) must not pass a float64 case
         kwargs.setdefault("atol", FLOAT64_TOLERANCE[0])
         kwargs.setdefault("rtol", FLOAT64_TOLERANCE[1])
+    swapped = transposed_reading(got, expected, axes, transposed, kwargs.get("probes", ()))
+    if swapped:
+        raise exercise.fail(swapped, case=case, name=name)
     if isinstance(got, torch.Tensor) and got.shape != expected.shape and axes and len(axes) == expected.dim():
         named = ", ".join(f"{axis}={size}" for axis, size in zip(axes, expected.shape))
         raise exercise.fail(f"{structure_problem(got, expected)} The expected axes are ({named}).", case=case,
@@ -142,6 +164,27 @@ def compare_answer(exercise: Exercise, got, expected: torch.Tensor, case: Case, 
         if message:
             raise exercise.fail(message, case=case, name=name)
     exercise.compare(got, expected, case=case, equation=equation, name=name, axes=axes, **kwargs)
+
+
+def transposed_reading(got, expected: torch.Tensor, axes: Sequence[str] | None, meaning: str,
+                       probes: Sequence[Callable]) -> str | None:
+    """An answer of shape (…, b, a) where (…, a, b) is expected (a ≠ b): its layout, what that layout means
+    (``meaning``), and what the probes find in it once transposed back (a softmax over the wrong axis, …)."""
+    if not meaning or not isinstance(got, torch.Tensor) or expected.dim() < 2 or got.dim() != expected.dim() or \
+            expected.shape[-1] == expected.shape[-2] or got.shape != (*expected.shape[:-2], *expected.shape[-2:][::-1]):
+        return None
+    names = list(axes) if axes and len(axes) == expected.dim() else [str(size) for size in expected.shape]
+    yours = ", ".join(f"{axis}={size}" for axis, size in zip([*names[:-2], names[-1], names[-2]], got.shape))
+    head = (f"shape {tuple(got.shape)} = ({yours}), the expected ({', '.join(names)}) with its last two axes "
+            f"swapped: {meaning}")
+    back = got.detach().transpose(-2, -1)
+    if back.dtype == expected.dtype and torch.allclose(back, expected, atol=1e-5, rtol=1e-4):
+        return head + " Your numbers are right once transposed: return them as (…, " + ", ".join(names[-2:]) + ")."
+    for probe in probes:
+        found = probe(back) if back.dtype == expected.dtype else None
+        if found:
+            return head + " Transposed back, " + found
+    return head
 
 
 def entry_text(index: Sequence[int], batch_names: Sequence[str] = ()) -> str:

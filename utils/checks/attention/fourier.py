@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from utils.checks.attention.coefficients import formula, multiplier, recovered_coefficients
-from utils.checks.attention.common import EX_DFT, EX_MIXING, MATMUL, ChapterCase, compare_answer, is_close
+from utils.checks.attention.common import EX_DFT, EX_MIXING, MATMUL, ChapterCase, compare_answer, is_close, run_learner
+from utils.checks.attention.quantities import FOURIER, FOURIER_PRODUCTS
+from utils.checks.attention.roles import Roles
 from utils.checks.core import (
     Mistake,
     name_value,
@@ -39,6 +41,10 @@ class MixingCase(ChapterCase):
     @property
     def layout(self) -> str:
         return "x (..., T, D)"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(FOURIER, FOURIER_PRODUCTS, self.sizes)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -138,7 +144,7 @@ def _check_dft_matrix(dft_matrix) -> None:
     """The first half of Exercise 1.6: W_n of eq. (1.12), in the dtype asked for."""
     for case in DFT_CASES:
         args = (case.n,) if case.requested is None else (case.n, case.requested)
-        got = EX_DFT.call(dft_matrix, *args, case=case)
+        got = run_learner(EX_DFT, dft_matrix, *args, case=case)
         want_dtype = case.requested or torch.complex64
         if not isinstance(got, torch.Tensor):
             raise EX_DFT.fail(structure_problem(got, torch.zeros(1)), case=case, name="matrix")
@@ -161,8 +167,8 @@ def _check_dft_matrix(dft_matrix) -> None:
                                      "float64 (torch.arange(n, dtype=torch.float64)) before building the complex128 "
                                      "matrix")
         compare_answer(EX_DFT, got, expected, case, name="matrix (as real, imaginary)", equation="eq. (1.12)",
-                 probes=[precision, *_dft_probes(case.n)], factors={"√n": math.sqrt(case.n), "n": case.n},
-                 **({"atol": 1e-12, "rtol": 1e-12} if case.requested == torch.complex128 else {}))
+                       probes=[precision, *_dft_probes(case.n)], factors={"√n": math.sqrt(case.n), "n": case.n},
+                       **({"atol": 1e-12, "rtol": 1e-12} if case.requested == torch.complex128 else {}))
 
 
 def _precision_probe(expected: torch.Tensor, what: str, advice: str):
@@ -253,7 +259,7 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
     _check_dft_matrix(dft_matrix)
     for case in MIXING_CASES:
         x = EX_MIXING.randn(*case.shape, key=(case.label, "x"), dtype=case.dtype)
-        got = EX_MIXING.call(fourier_mixing, x.clone(), case=case)
+        got = run_learner(EX_MIXING, fourier_mixing, x.clone(), case=case)
         expected = torch.fft.fft2(x, dim=(-2, -1)).real.to(case.dtype)
         if isinstance(got, torch.Tensor) and got.is_complex():
             raise EX_MIXING.fail(f"your output is complex ({got.dtype}); FNet keeps the real part (eq. (1.13)): "
@@ -267,9 +273,10 @@ def check_fourier_mixing(dft_matrix, fourier_mixing) -> None:
                                                     "sequence and hidden axes are mixed."))
         axes = (*("B", "B2")[:x.dim() - 2], "T", "D")
         compare_answer(EX_MIXING, got, expected, case, equation="eq. (1.13), Re(W_T X W_D)", axes=axes,
-                 mistakes=mistakes, probes=[precision, _batch_probe(fourier_mixing, x), _mixing_coefficient_probe(x)],
-                 factors={"√(T·D)": math.sqrt(T * D), "T·D": T * D, "√T": math.sqrt(T), "√D": math.sqrt(D),
-                          "T": T, "D": D})
+                       mistakes=mistakes,
+                       probes=[precision, _batch_probe(fourier_mixing, x), _mixing_coefficient_probe(x)],
+                       factors={"√(T·D)": math.sqrt(T * D), "T·D": T * D, "√T": math.sqrt(T), "√D": math.sqrt(D),
+                                "T": T, "D": D})
     EX_MIXING.passed(f"dft_matrix matches torch.fft on n = 1, 2, 5, 8 (and n = 6 in complex128), and fourier_mixing "
                      f"matches torch.fft.fft2(x).real on {len(MIXING_CASES)} cases (odd sizes, 0 to 2 batch axes, T=1, "
                      f"float64).")

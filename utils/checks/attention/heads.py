@@ -8,6 +8,8 @@ import torch
 from einops import rearrange
 
 from utils.checks.attention.common import EX_HEADS, SHIFT, ChapterCase, broadcast_sizes
+from utils.checks.attention.quantities import HEADS, HEADS_PRODUCTS
+from utils.checks.attention.roles import Roles
 from utils.checks.core import (
     named_sizes_in,
 )
@@ -26,6 +28,10 @@ class HeadsCase(ChapterCase):
     @property
     def layout(self) -> str:
         return "x (B, T, D)"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(HEADS, HEADS_PRODUCTS, self.sizes)
 
     @property
     def sizes(self) -> dict[str, int]:

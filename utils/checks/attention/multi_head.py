@@ -7,7 +7,14 @@ import math
 import torch
 from einops import rearrange
 
-from utils.checks.attention.common import EX_HEADS, causal_mask, compare_answer, once, reference_attention_weights
+from utils.checks.attention.common import (
+    EX_HEADS,
+    causal_mask,
+    compare_answer,
+    once,
+    reference_attention_weights,
+    run_learner,
+)
 from utils.checks.attention.heads import (
     HEADS_CASES,
     HeadsCase,
@@ -283,7 +290,7 @@ def check_multi_head_attention(MultiHeadSelfAttention) -> None:
 def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
     """One case of 1.4: the learner's module against nn.MultiheadAttention with the same weights."""
     torch.manual_seed(EX_HEADS.seed(case.label, "init"))
-    module = EX_HEADS.call(MultiHeadSelfAttention, case.D, case.H, what="MultiHeadSelfAttention(d_model, "
+    module = run_learner(EX_HEADS, MultiHeadSelfAttention, case.D, case.H, what="MultiHeadSelfAttention(d_model, "
                            "n_heads)", case=case)
     structure_of_module(module, case)
     if case.dtype != torch.float32:
@@ -294,7 +301,7 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
     pad = case.key_padding_mask()
     kwargs = dict(causal=case.causal, key_padding_mask=pad)
     with torch.no_grad():
-        got = EX_HEADS.call(module, x.clone(), **kwargs, what="MultiHeadSelfAttention.forward", case=case)
+        got = run_learner(EX_HEADS, module, x.clone(), **kwargs, what="MultiHeadSelfAttention.forward", case=case)
         library = copy_to_library(module, case.H)
         attn_mask = ~causal_mask(case.T) if case.causal else None  # nn.MultiheadAttention: True = blocked
         expected, _ = library(x, x, x, attn_mask=attn_mask, key_padding_mask=pad, need_weights=False)
@@ -302,5 +309,5 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
         assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
             "internal: the check's own reference disagrees with nn.MultiheadAttention"
     compare_answer(EX_HEADS, got, expected, case, equation="eq. (1.10)", axes=("B", "T", "D"),
-             nonfinite=heads_nonfinite(case, pad), mistakes=_no_grad(_heads_mistakes(same, case)),
-             probes=_heads_probes(module, x, case, kwargs))
+                   nonfinite=heads_nonfinite(case, pad), mistakes=_no_grad(_heads_mistakes(same, case)),
+                   probes=_heads_probes(module, x, case, kwargs))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.checks.attention.coefficients import coefficient_words, formula, multiplier, recovered_coefficients
-from utils.checks.attention.common import EX_SOFTMAX_BACKWARD, ChapterCase, compare_answer, is_close
+from utils.checks.attention.common import EX_SOFTMAX_BACKWARD, ChapterCase, compare_answer, is_close, run_learner
 from utils.checks.core import (
     one_thread,
 )
@@ -187,8 +187,8 @@ def check_softmax_backward(softmax_backward) -> None:
         p = scores.softmax(dim=-1)
         (expected,) = torch.autograd.grad(p, scores, grad_p)  # PyTorch's own softmax backward
         p = p.detach()
-        got = EX_SOFTMAX_BACKWARD.call(softmax_backward, p.clone(), grad_p.clone(), case=case)
+        got = run_learner(EX_SOFTMAX_BACKWARD, softmax_backward, p.clone(), grad_p.clone(), case=case)
         compare_answer(EX_SOFTMAX_BACKWARD, got, expected, case, name="dL/ds", equation="eq. (1.5)",
-                 probes=softmax_probes(p, grad_p))
+                       probes=softmax_probes(p, grad_p))
     EX_SOFTMAX_BACKWARD.passed(f"{len(SOFTMAX_CASES)} cases (batched, square, masked zeros, a vector, a single "
                                f"entry) match PyTorch's softmax backward (torch.autograd.grad).")

@@ -17,8 +17,11 @@ from utils.checks.attention.common import (
     matmul_inner_sizes,
     once,
     reference_attention_weights,
+    run_learner,
     shift_scores,
 )
+from utils.checks.attention.quantities import TILED, TILED_PRODUCTS
+from utils.checks.attention.roles import Roles
 from utils.checks.attention.scale import Size, scale_law, scale_law_message
 from utils.checks.attention.weights import scale_message, softmax_temperature, weights_facts, weights_problem
 from utils.checks.core import (
@@ -41,6 +44,10 @@ class TiledCase(ChapterCase):
     @property
     def layout(self) -> str:
         return "q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v)"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(TILED, TILED_PRODUCTS, self.sizes, flexible=("block_size",))
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -309,18 +316,18 @@ def check_tiled_attention(tiled_attention) -> None:
     that grows linearly (not quadratically) with the sequence length."""
     for case in TILED_CASES:
         q, k, v = case.inputs()
-        got = EX_TILED.call(tiled_attention, q.clone(), k.clone(), v.clone(), block_size=case.block, case=case)
+        got = run_learner(EX_TILED, tiled_attention, q.clone(), k.clone(), v.clone(), block_size=case.block, case=case)
         expected = reference_attention_weights(q, k) @ v
-        compare_answer(EX_TILED, got, expected, case, equation="eq. (1.11)", axes=(*BATCH_AXES[:len(case.batch)], "Tq",
-                                                                            "d_v"),
-                 nonfinite=tiled_nonfinite_reading(tiled_attention, case),
-                 probes=_tiled_probes(tiled_attention, q, k, v, case),
-                 factors={"√d_k": math.sqrt(case.d)})
+        compare_answer(EX_TILED, got, expected, case, equation="eq. (1.11)",
+                       axes=(*BATCH_AXES[:len(case.batch)], "Tq", "d_v"),
+                       nonfinite=tiled_nonfinite_reading(tiled_attention, case),
+                       probes=_tiled_probes(tiled_attention, q, k, v, case),
+                       factors={"√d_k": math.sqrt(case.d)})
     short, long = 512, 1024
     memory = []
     for t in (short, long):
         q = EX_TILED.randn(1, 1, t, 32, key=("memory", t))
-        memory.append(EX_TILED.call(peak_memory, lambda q: tiled_attention(q, q, q, block_size=64), q,
+        memory.append(run_learner(EX_TILED, peak_memory, lambda q: tiled_attention(q, q, q, block_size=64), q,
                                     case=f"memory, T={t}, block 64"))
     growth = memory[1] / max(memory[0], 1)
     if growth > 3:
