@@ -681,3 +681,284 @@ def test_the_learners_frame_is_found_or_there_is_none(monkeypatch):
     assert "weight" in operands_module._learner_locals()
     monkeypatch.setattr(operands_module, "LIBRARY_FILE", re.compile("."))  # every frame a library's
     assert operands_module._learner_locals() == {}
+
+
+# ----- the right numbers in the wrong place ---------------------------------------------------------------------
+# Round 4, written before the readings below: learner-style answers whose numbers are right but misplaced, and
+# exceptions whose reading needs the values of the failing line (a None, a 0, a number written into the code).
+SIZES = {"N": 2, "C": 3, "H": 4, "W": 5}
+
+
+def image(dtype=torch.float32):
+    return torch.arange(1.0, 121.0, dtype=dtype).reshape(2, 3, 4, 5)
+
+
+def image_diagnosis(got, **options) -> str:
+    case = ImageSizesCase("an image case")
+    with pytest.raises(CheckFailure) as caught:
+        EX.compare(got, image(), case=case, equation="eq. (9.2)", **options)
+    return str(caught.value)
+
+
+@dataclass(frozen=True)
+class ImageSizesCase(core.Case):
+    @property
+    def sizes(self):
+        return SIZES
+
+
+@pytest.mark.parametrize("got, words", [
+    (image().reshape(2, 3, 20), ["your numbers are right, but in shape (2, 3, 20) = (N, C, H·W)",
+                                 "reshape back to (N, C, H, W)", ".reshape(2, 3, 4, 5)"]),
+    (image().permute(0, 2, 3, 1), ["your axes are in the order (N, H, W, C)", ".permute(0, 3, 1, 2)"]),
+    (image().transpose(0, 1).reshape(2, 3, 4, 5), ["laid out as (C, N, H, W) and then reshaped to (N, C, H, W)",
+                                                   ".permute(1, 0, 2, 3)"]),
+    (image().transpose(0, 1).reshape(3, 40), ["laid out as (C, N, H, W)", "reshaped to (C, N·H·W)"]),
+    (image().reshape(2, 3, 2, 2, 5), ["in shape (2, 3, 2, 2, 5) = (N, C, 2 of H, 2 of H, W)"]),  # H split
+    ((image(), image()[0]), ["you returned a tuple of 2, not a tensor; its item 0 is the right output",
+                             "`return output`"]),
+])
+def test_the_right_numbers_in_the_wrong_place_are_named(got, words):
+    message = image_diagnosis(got)
+    for word in words:
+        assert word in message, message
+
+
+def test_a_square_tensor_whose_axes_coincide_and_what_is_not_a_layout():
+    square = torch.arange(16.0).reshape(4, 4)
+    message = core.layout_problem(square.T.contiguous(), square, atol=1e-6, rtol=1e-5)
+    assert "(the sizes coincide, so the shape alone looked right)" in message and ".permute(1, 0)" in message
+    assert core.layout_problem(square + 1, square, atol=1e-6, rtol=1e-5) is None  # other numbers
+    assert core.layout_problem(square.double(), square, atol=1e-6, rtol=1e-5) is None  # another dtype
+    assert core.layout_problem(torch.zeros(6, 1, 1, 1, 1, 1), torch.zeros(6, 1, 1, 1, 1, 1) + 1, atol=0,
+                               rtol=0) is None  # more than 5 axes: not tried
+    assert core.layout_problem([1, 2], square, atol=0, rtol=0) is None
+    assert core.one_of_several((square + 1, 3), square, atol=0, rtol=0) is None  # no item is the answer
+    assert core.one_of_several(torch.Size([4, 4]), square, atol=0, rtol=0) is None
+    named = core.one_of_several([square], square, "output with γ = 1", atol=0, rtol=0)
+    assert "you returned a list of 1" in named and "`return y`" in named  # a name that is no identifier
+
+
+def test_merged_names_follow_the_reshape_or_give_up():
+    assert core._merged_names((2, 60), (2, 3, 4, 5), list("NCHW")) == ["N", "C·H·W"]
+    assert core._merged_names((2, 3, 20), (2, 3, 1, 4, 5), ["N", "C", "1", "H", "W"]) == ["N", "C", "H·W"]
+    assert core._merged_names((6, 20), (2, 3, 4, 5), list("NCHW")) == ["N·C", "H·W"]
+    assert core._merged_names((2, 3, 2, 2, 5), (2, 3, 4, 5), list("NCHW")) == ["N", "C", "2 of H", "2 of H", "W"]
+    assert core._merged_names((3, 40), (2, 3, 4, 5), list("NCHW")) is None  # sizes that straddle two axes
+    grouped = {"N": 2, "C": 6, "G": 3, "C/G": 2, "H": 4}
+    parts = core._merged_names((2, 3, 2, 4), (2, 6, 4), list("NCH"))
+    assert core._case_names_of_parts(parts, (2, 3, 2, 4), grouped) == ["N", "G", "C/G", "H"]
+    assert core._case_names_of_parts(None, (2, 3), grouped) is None
+    assert core._case_names_of_parts(["N", "2 of H", "2 of H"], (2, 2, 2), {"N": 2}) == ["N", "2 of H", "2 of H"]
+    assert core._merged_names((2, 3), (2, 3, 4), list("NCH")) is None  # sizes left over
+
+
+GAMMA, BETA = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+
+
+@pytest.mark.parametrize("got, words", [
+    ((image(), BETA, GAMMA), ["your weight (γ) and bias (β) are in each other's places",
+                              "you returned bias (β) where weight (γ) goes, and weight (γ) where bias (β) goes",
+                              "Return them in the order (x, weight, bias)"]),
+    ((GAMMA, BETA, image()), ["you returned weight (γ) where x goes; you returned bias (β) where weight (γ) goes; "
+                              "you returned x where bias (β) goes"]),  # moved round
+    ((image(), GAMMA, GAMMA), None),  # γ twice: the same formula twice is likelier, left to the chapter
+    ((image(), GAMMA, BETA), None),  # all right
+])
+def test_results_in_each_others_places(got, words):
+    message = core.misplaced_results(got, (image(), GAMMA, BETA), ("x", "weight (γ)", "bias (β)"))
+    if words is None:
+        assert message is None
+    else:
+        for word in words:
+            assert word in message, message
+
+
+def test_three_results_moved_round_in_a_cycle():
+    a, b, c = torch.ones(2), 2 * torch.ones(2), 3 * torch.ones(2)
+    message = core.misplaced_results((c, a, b), (a, b, c), ("a", "b", "c"), order="a, b, c, None")
+    assert message == ("you returned c where a goes; you returned a where b goes; you returned b where c goes. "
+                       "Return them in the order (a, b, c, None).")
+
+
+# ----- exceptions read from the failing line's values ---------------------------------------------------------
+@dataclass(frozen=True)
+class OptionCase(core.Case):
+    momentum: float | None = None
+    groups: int = 3
+
+    @property
+    def sizes(self):
+        return {"N": 2, "C": 6, "G": self.groups, "H": 4, "W": 4}
+
+    @property
+    def none_means(self):
+        return {"momentum": ("a cumulative average", "a = 1 / n if momentum is None else momentum")}
+
+    @property
+    def size_sources(self):
+        return {"G": "self.num_groups"}
+
+
+def learner_error(fn, *args, case=None) -> str:
+    with pytest.raises(LearnerError) as caught:
+        EX.call(fn, *args, case=case or OptionCase("an option case"))
+    return str(caught.value)
+
+
+def moving_average(running, batch, momentum=None):
+    factor = momentum
+    return running * (1 - factor) + factor * batch
+
+
+def never_returns(x):
+    x.mean()
+
+
+def uses_nothing(x):
+    nothing = never_returns(x)
+    return nothing * 2
+
+
+def alpha_before_counting(x, count=0):
+    alpha = 1 / count
+    return x * alpha
+
+
+def hard_coded_groups(x):
+    N, C, H, W = x.shape
+    return x.reshape(N, 32, C // 32, H, W)
+
+
+def groups_from_a_variable(x):
+    N, C, H, W = x.shape
+    groups = 5
+    return x.reshape(N, groups, -1)
+
+
+def one_axis_too_many(x):
+    N, C, H, W = x.shape
+    return x.reshape(N, 3, C, H, W)
+
+
+def running_mean_update(running, x):
+    running.mul_(0.9).add_(0.1 * x.mean(dim=(0, 2, 3), keepdim=True))
+    return running
+
+
+def grown_in_place(running, x):
+    running.add_(x.mean(dim=(0, 3)))  # (C, H) into (W,)
+    return running
+
+
+@pytest.mark.parametrize("fn, args, words", [
+    (moving_average, (torch.zeros(3), torch.ones(3)),
+     ["In this line `factor` is None", "This case passes momentum=None, which means a cumulative average",
+      "handle momentum=None before any arithmetic with it — a = 1 / n if momentum is None else momentum."]),
+    (alpha_before_counting, (torch.ones(3),), ["In this line `count` is 0: a count used before it is incremented"]),
+    (hard_coded_groups, (torch.ones(2, 6, 4, 4),),
+     ["Your reshape asks for (2, 32, 0, 4, 4) = (N, 32, 0, H, W) from a tensor of 192 = N·C·H·W values",
+      "32 is hard-coded, written into this line, and none of this case's sizes (N = 2, C = 6, G = 3, H = W = 4)",
+      "the 0 is C // 32 = 6 // 32 = 0", "(G = self.num_groups)"]),
+    (groups_from_a_variable, (torch.ones(2, 6, 4, 4),),
+     ["-1) = (N, 5, -1)", "5 is none of this case's sizes", "computed from the wrong sizes?"]),
+    (one_axis_too_many, (torch.ones(2, 6, 4, 4),),
+     ["(N, G, C, H, W)", "3 is hard-coded, written into this line (in this case 3 = G only by chance)",
+      "they multiply to 576 = N·C·G·H·W, not to the tensor's 192: an axis too many"]),
+    (running_mean_update, (torch.zeros(6), torch.ones(2, 6, 4, 4)),
+     ["writes its result into a tensor of shape (6,) = (C,)", "broadcast to (1, 6, 1, 6) = (1, C, 1, C)",
+      "has shape (1, 6, 1, 1) = (1, C, 1, 1), the same entries with extra axes of size 1", ".reshape(6,)"]),
+    (grown_in_place, (torch.zeros(4), torch.ones(2, 6, 4, 4)),
+     ["has shape (6, 4) = (C, H)", "Give it the shape (4,), or one that broadcasts to it."]),
+])
+def test_exceptions_are_read_from_the_values_of_the_failing_line(fn, args, words):
+    message = learner_error(fn, *args)
+    for word in words:
+        assert word in message, message
+
+
+def test_a_none_without_a_none_option_and_a_zero_that_is_not_in_the_line():
+    message = learner_error(uses_nothing, torch.ones(2), case=core.Case("plain"))
+    assert "In this line `nothing` is None" in message and "a function without a return statement" in message
+
+    def divide(count):
+        return 1 / (count - 2)
+    message = learner_error(divide, 2, case=core.Case("plain"))
+    assert "ZeroDivisionError" in message and "is 0" not in message
+    assert core.value_reading(TypeError("object of type 'NoneType' has no len()"), {}) == (
+        " A value in this line is None. None is what a function without a return statement gives, or an argument "
+        "or attribute that was never set: find where that value comes from.")
+
+
+def test_reshape_and_in_place_readings_without_a_case_or_an_operation():
+    assert core.reshape_reading([-1, 5], 12, {"D": 5}) == (
+        " Your reshape asks for (-1, 5) = (-1, D) from a tensor of 12 values: the other sizes multiply to 5, which "
+        "does not divide 12, so -1 cannot be filled in.")
+    assert "an axis of size 0: an integer division (//) that rounded down to 0?" in \
+        core.reshape_reading([0, 4], 8, {"H": 4}, line="x.view(a, 4)")
+    assert "the 0 is 2 // 3 = 0" in core.reshape_reading([0], 8, {}, line="x.view(2 // 3)")
+    assert core.inplace_reading("3", "2, 3", None, None).endswith("(a reduction with keepdim=True?).")
+
+
+def test_line_values_resolve_names_without_calling_anything():
+    class Holder:
+        momentum = None
+
+        @property
+        def broken(self):
+            raise RuntimeError("no")
+
+    def fails(holder, size):
+        total = 0
+        raise ValueError(f"{holder.momentum} {holder.broken if False else ''} {size} {total} {math}")
+    try:
+        fails(Holder(), torch.Size([2]))
+    except ValueError as error:
+        line = 'x = holder.momentum + holder.broken + size.numel() + total + math.pi + missing + True + "a.b"'
+        values = operands_module.line_values(error, line)
+    assert values == {"holder.momentum": None, "size": torch.Size([2]), "total": 0}
+    assert operands_module.line_values(ValueError("no traceback"), "x") == {}
+
+
+def test_case_options_that_are_none_and_their_defaults():
+    assert OptionCase("c").none_options == ["momentum"] and OptionCase("c", momentum=0.1).none_options == []
+    base = core.Case("c")
+    assert base.none_means == {} and base.size_sources == {} and base.none_options == []
+
+
+def test_product_names_and_sizes_text():
+    assert core.product_name(20, {"N": 4, "H": 5, "W": 5, "C/G": 2}) == "N·H = N·W"
+    assert core.product_name(2.5, {"N": 4}) is None and core.product_name(7, {"N": 4}) is None
+    assert core.product_name(4, None) is None
+    assert core.sizes_text({"N": 2, "C/G": 2, "H": 4}) == "N = C/G = 2, H = 4"
+
+
+# ----- coefficients in each other's places ----------------------------------------------------------------------
+@pytest.mark.parametrize("have, want, words", [
+    ({"x": 1.031, "e": 0.1576, "z": 0.0}, {"x": 1.031, "e": -0.08602, "z": 0.2436},
+     "you used ε where z goes: there is no z term, and ε's coefficient is -0.08602 + 0.2436 = 0.1576"),
+    ({"a": 2.0, "b": 1.0}, {"a": 1.0, "b": 2.0}, "you used a where b goes and b where a goes: their coefficients "
+                                                 "are exchanged (a has 2, b has 1)"),
+    ({"a": 0.0, "b": 3.0, "c": 5.0}, {"a": 3.0, "b": 0.0, "c": 1.0},
+     "you used b where a goes (b has the coefficient a should have, 3, and a is missing); the coefficient of c is 5 "
+     "but should be 1."),
+])
+def test_compare_coefficients_says_which_term_took_anothers_place(have, want, words):
+    message = core.compare_coefficients(core.Fit(have, 0.0), want, names={"e": "ε"})
+    assert words in message, message
+
+
+def test_an_ambiguous_move_is_not_claimed_unless_the_term_it_stands_for_is_known():
+    have, want = {"a": 0.0, "b": 3.0, "c": 3.0}, {"a": 3.0, "b": 0.0, "c": 0.0}
+    assert core.coefficient_moves(have, want) is None  # b or c took a's place?
+    said, explained = core.coefficient_moves(have, want, stands_for={"c": "a"})
+    assert said.startswith("you used c where a goes") and explained == {"a", "c"}
+    assert core.coefficient_moves({"a": 1.0}, {"a": 1.0}) is None
+
+
+def test_counts_held_in_tensors_are_read_too():
+    def alpha(count):
+        return 1 / count.item()
+    assert "In this line `count` is 0" in learner_error(alpha, torch.tensor(0), case=core.Case("plain"))
+    assert "the 0 is a // b = 2 // 3 = 0" in core.reshape_reading([0], 8, {}, line="x.view(a // b)",
+                                                                  values={"a": torch.tensor(2), "b": 3})

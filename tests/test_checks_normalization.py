@@ -2614,3 +2614,313 @@ def test_another_eps_in_a_single_group_is_still_recovered_when_nothing_else_fits
     spec = checks._trailing_spec(case, "LayerNorm", "eq. (2.10)", case.eps, "the eps argument", centred=True)
     wrong = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 0.1)
     assert "your ε is 0.1 but should be 1e-05" in checks.normalisation_problems(x, wrong, spec)
+
+
+# ================================================================================================ round 4
+# 29 wrong answers written before this round's general readings, of kinds in neither held-out set: right numbers
+# in the wrong place (axes moved then reshaped, left merged, channels-last, a tuple, γ/β gradients exchanged), the
+# two means of eq. (2.8) exchanged, a keepdim statistic added in place into a (C,) buffer, α computed before
+# counting, momentum=None used as a number, … 18 were named as first written; the other 11 now are, by readings
+# that are not specific to them (core: layout, misplaced results, the failing line's values; eq. (2.8)'s look-alikes
+# all at once).
+def round4_bw_channels_first_never_moved_back(grad_out, x_hat, weight, inv_std):
+    N, C, H, W = grad_out.shape
+    g = grad_out.transpose(0, 1).reshape(C, -1)   # (C, m)
+    xh = x_hat.transpose(0, 1).reshape(C, -1)
+    grad_bias, grad_weight = g.sum(1), (g * xh).sum(1)
+    grad_x = (weight * inv_std)[:, None] * (g - g.mean(1, keepdim=True) - xh * (g * xh).mean(1, keepdim=True))
+    return grad_x.reshape(N, C, H, W), grad_weight, grad_bias   # reshaped without moving C back
+
+def round4_bw_returns_channel_rows(grad_out, x_hat, weight, inv_std):
+    N, C, H, W = grad_out.shape
+    g = grad_out.transpose(0, 1).reshape(C, -1)
+    xh = x_hat.transpose(0, 1).reshape(C, -1)
+    grad_x = (weight * inv_std)[:, None] * (g - g.mean(1, keepdim=True) - xh * (g * xh).mean(1, keepdim=True))
+    return grad_x, (g * xh).sum(1), g.sum(1)   # (C, m) returned as it is
+
+def round4_bw_inv_std_squared(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std ** 2) * (grad_out - mean_g - x_hat * mean_gx)
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+def round4_bw_means_over_every_value(grad_out, x_hat, weight, inv_std):
+    grad_x = per_channel(weight * inv_std) * (grad_out - grad_out.mean() - x_hat * (grad_out * x_hat).mean())
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+def round4_bw_weight_grad_times_gamma(grad_out, x_hat, weight, inv_std):
+    grad_x, _, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    return grad_x, (grad_out * x_hat).sum(DIMS) * weight, grad_bias
+
+def round4_bw_mean_terms_swapped_factors(grad_out, x_hat, weight, inv_std):
+    mean_g = grad_out.mean(DIMS, keepdim=True)
+    mean_gx = (grad_out * x_hat).mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (grad_out - mean_gx - x_hat * mean_g)   # the two means exchanged
+    return grad_x, (grad_out * x_hat).sum(DIMS), grad_out.sum(DIMS)
+
+# ----- 2.2
+class Round4FnReturnsTuple(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias), x_hat
+
+class Round4FnBackwardSwapsParams(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_bias, grad_weight, None
+
+class Round4FnSavesStd(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        std = torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + eps)
+        x_hat = (x - mean) / std
+        ctx.save_for_backward(x_hat, weight, std.flatten())   # σ, where backward wants s = 1/σ
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+class Round4FnHardCodedEps(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        inv_std = 1 / torch.sqrt(x.var(dim=DIMS, unbiased=False, keepdim=True) + 1e-5)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+# ----- 2.3
+class Round4ModKeepdimStatistic(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            a = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS, keepdim=True))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS, keepdim=True))
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+class Round4ModAlphaBeforeIncrement(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            a = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
+            self.num_batches_tracked += 1
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS))
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+class Round4ModEvalBatchVariance(Module):
+    def forward(self, x):
+        if not self.training:
+            var = x.var(dim=DIMS, unbiased=False)
+            scale = per_channel(self.weight / torch.sqrt(var + self.eps))
+            return (x - per_channel(self.running_mean)) * scale + per_channel(self.bias)
+        return super().forward(x)
+
+class Round4ModEvalStdPlusEps(Module):
+    def forward(self, x):
+        if not self.training:
+            scale = per_channel(self.weight / (self.running_var.sqrt() + self.eps))
+            return (x - per_channel(self.running_mean)) * scale + per_channel(self.bias)
+        return super().forward(x)
+
+class Round4ModMomentumNoneInline(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * x.mean(dim=DIMS))
+            self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * x.var(dim=DIMS))
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+class Round4ModUpdatesInEvalToo(Module):
+    def forward(self, x):
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            a = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.mul_(1 - a).add_(a * x.var(dim=DIMS))
+        if not self.training:
+            scale = per_channel(self.weight / torch.sqrt(self.running_var + self.eps))
+            return (x - per_channel(self.running_mean)) * scale + per_channel(self.bias)
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+# ----- 2.4
+class Round4LnParametersFlattened(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.flatten() + self.bias.flatten()
+
+class Round4LnStdUnbiasedSquared(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean, std = x.mean(dims, keepdim=True), x.std(dims, keepdim=True)
+        return (x - mean) / torch.sqrt(std ** 2 + self.eps) * self.weight + self.bias
+
+class Round4LnFlattenedTrailing(LayerNorm):
+    def forward(self, x):
+        k = len(self.normalized_shape)
+        flat = x.flatten(-k)   # (..., n)
+        x_hat = (flat - flat.mean(-1, keepdim=True)) / torch.sqrt(flat.var(-1, unbiased=False, keepdim=True) + self.eps)
+        return x_hat * self.weight.flatten() + self.bias.flatten()   # never viewed back
+
+# ----- 2.5
+class Round4InWidthMajorFlatten(InstanceNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        flat = x.permute(0, 1, 3, 2).reshape(N, C, -1)
+        x_hat = (flat - flat.mean(-1, keepdim=True)) / torch.sqrt(flat.var(-1, unbiased=False, keepdim=True) + self.eps)
+        return x_hat.reshape(N, C, H, W) * per_channel(self.weight) + per_channel(self.bias)
+
+class Round4InParametersSwapped(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.bias) + per_channel(self.weight)
+
+class Round4InChannelsLast(InstanceNorm):
+    def forward(self, x):
+        h = x.permute(0, 2, 3, 1)   # (N, H, W, C)
+        mean, var = h.mean((1, 2), keepdim=True), h.var((1, 2), unbiased=False, keepdim=True)
+        return (h - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias   # left channels-last
+
+# ----- 2.6
+class Round4GnStatisticsWithoutKeepdim(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, self.num_groups, -1)
+        mean, var = grouped.mean(-1), grouped.var(-1, unbiased=False)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+class Round4GnGroupsAcrossBatch(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(self.num_groups, -1)   # forgot N: groups straddle examples
+        mean, var = grouped.mean(-1, keepdim=True), grouped.var(-1, unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+class Round4GnGroupSizeTwo(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, -1, 2, H, W)   # two channels per group, whatever num_groups says
+        mean, var = grouped.mean((2, 3, 4), keepdim=True), grouped.var((2, 3, 4), unbiased=False, keepdim=True)
+        x_hat = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+# ----- 2.7
+class Round4RmsEpsNoneAdded(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        return x * torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + self.eps) * self.weight
+
+class Round4RmsDividesByTheNorm(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / (x.norm(dim=dims, keepdim=True) + eps) * self.weight
+
+class Round4RmsFinfoFloat64(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(torch.float64).eps if self.eps is None else self.eps
+        return x / torch.sqrt(x.pow(2).mean(dims, keepdim=True) + eps) * self.weight
+
+class Round4RmsFlattenedOutput(RMSNorm):
+    def forward(self, x):
+        k = len(self.normalized_shape)
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        flat = x.flatten(-k)
+        return flat / torch.sqrt(flat.pow(2).mean(-1, keepdim=True) + eps) * self.weight.flatten()
+
+ROUND4 = [  # (exercise, wrong answer, words of the diagnosis)
+    ("2.1", round4_bw_channels_first_never_moved_back, ["your numbers are right, but laid out as (C, N, H, W) and "
+                                                        "then reshaped to (N, C, H, W)", ".permute(1, 0, 2, 3)"]),
+    ("2.1", round4_bw_returns_channel_rows, ["reshaped to (C, N·H·W)", "then reshape to (N, C, H, W)"]),
+    ("2.1", round4_bw_inv_std_squared, ["s = 1/√(σ² + ε) is applied twice"]),
+    ("2.1", round4_bw_means_over_every_value, ["are over (N, C, H, W) (every value at once)"]),
+    ("2.1", round4_bw_weight_grad_times_gamma, ["no γ belongs in dL/dγ = Σ g·x̂"]),
+    ("2.1", round4_bw_mean_terms_swapped_factors, ["you used γ·s·mean(g·x̂) where γ·s·mean(g) goes",
+                                                   "you used γ·s·x̂·mean(g) where γ·s·x̂·mean(g·x̂) goes"]),
+    ("2.2", Round4FnReturnsTuple, ["you returned a tuple of 2, not a tensor; its item 0 is the right output"]),
+    ("2.2", Round4FnBackwardSwapsParams, ["are in each other's places", "(grad_x, grad_weight, grad_bias, None)"]),
+    ("2.2", Round4FnSavesStd, ["you multiplied by σ = √(σ² + ε) where eq. (2.8) has s = 1/√(σ² + ε)"]),
+    ("2.2", Round4FnHardCodedEps, ["your ε is 1e-05 (= 1e-5) but should be 0.1 (the eps argument)"]),
+    ("2.3", Round4ModKeepdimStatistic, ["writes its result into a tensor of shape (3,) = (C,)",
+                                        "(1, 3, 1, 1) = (1, C, 1, 1), the same entries with extra axes of size 1",
+                                        "reduce without keepdim=True"]),
+    ("2.3", Round4ModAlphaBeforeIncrement, ["In this line `self.num_batches_tracked` is 0",
+                                            "add 1 to num_batches_tracked first, then compute α"]),
+    ("2.3", Round4ModEvalBatchVariance, ["your variance is this batch's mean and variance"]),
+    ("2.3", Round4ModEvalStdPlusEps, ["ε is outside the square root: divide by √(running_var + ε)"]),
+    ("2.3", Round4ModMomentumNoneInline, ["In this line `self.momentum` is None",
+                                          "This case passes momentum=None, which means a cumulative average",
+                                          "handle momentum=None before any arithmetic with it"]),
+    ("2.3", Round4ModUpdatesInEvalToo, ["running statistics that this eval batch had already updated"]),
+    ("2.4", Round4LnParametersFlattened, ["view `self.weight` as (1, 3, 4, 4) = (1, C, H, W)"]),
+    ("2.4", Round4LnStdUnbiasedSquared, ["you divide by the unbiased variance"]),
+    ("2.4", Round4LnFlattenedTrailing, ["your numbers are right, but in shape (2, 48) = (N, C·H·W)",
+                                        "reshape back to (N, C, H, W)"]),
+    ("2.5", Round4InWidthMajorFlatten, ["laid out as (N, C, W, H) and then reshaped to (N, C, H, W)",
+                                        ".permute(0, 1, 3, 2)"]),
+    ("2.5", Round4InParametersSwapped, ["γ and β are swapped"]),
+    ("2.5", Round4InChannelsLast, ["your axes are in the order (N, H, W, C)", ".permute(0, 3, 1, 2)"]),
+    ("2.6", Round4GnStatisticsWithoutKeepdim, ["a mean or sum without keepdim=True"]),
+    ("2.6", Round4GnGroupsAcrossBatch, ["never across the batch axis"]),
+    ("2.6", Round4GnGroupSizeTwo, ["blocks of 2 consecutive channels of each example (GroupNorm's set for "
+                                   "num_groups = 4)", ": reshape to (N, G, C/G, H, W)"]),
+    ("2.7", Round4RmsEpsNoneAdded, ["This case passes eps=None", "eps = torch.finfo(x.dtype).eps if self.eps is "
+                                                                 "None else self.eps"]),
+    ("2.7", Round4RmsDividesByTheNorm, ["the sum of squares Σx²"]),
+    ("2.7", Round4RmsFinfoFloat64, ["ε is missing under the square root (or far too small)", "1.19e-07"]),
+    ("2.7", Round4RmsFlattenedOutput, ["your numbers are right, but in shape (3, 24) = (B, T·D)",
+                                       "reshape back to (B, T, D)"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in ROUND4])
+def test_round4_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)
+
+
+class GroupSizeHardCoded(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        grouped = x.reshape(N, C // 4, 4, H, W)  # four channels per group, whatever num_groups says
+        mean = grouped.mean(dim=(2, 3, 4), keepdim=True)
+        var = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True)
+        return ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W) * per_channel(self.weight) \
+            + per_channel(self.bias)
+
+
+@exercise("2.6")
+def test_a_size_written_into_a_reshape_is_named_even_where_it_equals_one_of_the_cases():
+    assert_diagnoses(checks.check_group_norm, GroupSizeHardCoded, "4 is hard-coded, written into this line (in this "
+                     "case 4 = H = W only by chance)", "(N, C, H, W = x.shape; G = self.num_groups)",
+                     "they multiply to 128", error=LearnerError)
+
+
+@exercise("2.1")
+def test_exchanged_terms_are_said_only_when_they_explain_every_coefficient():
+    case = checks.BACKWARD_CASES[0]
+    x = checks._image_batch(checks.EX_BACKWARD, case)
+    weight, _ = checks._affine_parameters(checks.EX_BACKWARD, (case.shape[1],), case)
+    grad_out = checks.EX_BACKWARD.randn(*case.shape, key=(case.label, "grad_out"), dtype=case.dtype)
+    x_hat, inv_std = checks._statistics(x, case.eps)
+    paths = checks._batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=checks._batch_norm_spec(x, case))
+    basis, lookalikes = paths.basis(), paths.lookalikes()
+    swapped = basis["direct"] - lookalikes["x̂·mean(g)"][0] - lookalikes["mean(g·x̂)"][0]
+    assert "you used γ·s·mean(g·x̂) where γ·s·mean(g) goes" in checks.paths_problems(swapped, paths)
+    assert checks.paths.exchanged_terms(swapped + basis["direct"], paths, 0.05, torch.float64) is None  # 2·direct
+    assert checks.paths.exchanged_terms(swapped + x_hat * x_hat, paths, 0.05, torch.float64) is None  # not exact

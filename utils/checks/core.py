@@ -424,12 +424,15 @@ def reshape_reading(target: list[int], size: int, sizes: dict[str, int] | None, 
     said = f" Your reshape asks for {shown} from a tensor of {size}" + (f" = {total}" if total else "") + " values"
     named = set(sizes.values())
     literals = {int(n) for n in _LITERAL.findall(_STRING.sub("''", line))}
-    unnamed = [n for n in dict.fromkeys(target) if n not in (-1, 0, 1) and n not in named]
-    hard = [n for n in unnamed if n in literals]
+    numbers = [n for n in dict.fromkeys(target) if n not in (-1, 0, 1)]
+    unnamed = [n for n in numbers if n not in named]
+    hard = [n for n in numbers if n in literals]  # a size that is a literal of the line: written into the code
     parts = []
     if hard:
+        coincide = [named_size(n, sizes).replace(" (= ", " = ").rstrip(")") for n in hard if n in named]
         parts.append(f"{' and '.join(map(str, hard))} {'is' if len(hard) == 1 else 'are'} hard-coded, written "
-                     f"into this line, and none of this case's sizes ({sizes_text(sizes)})")
+                     f"into this line" + (f" (in this case {', '.join(coincide)} only by chance)" if coincide else "")
+                     + (f", and none of this case's sizes ({sizes_text(sizes)})" if not coincide else ""))
     elif unnamed and sizes:
         parts.append(f"{' and '.join(map(str, unnamed))} {'is' if len(unnamed) == 1 else 'are'} none of this "
                      f"case's sizes ({sizes_text(sizes)}): hard-coded elsewhere, or computed from the wrong sizes?")
@@ -437,17 +440,21 @@ def reshape_reading(target: list[int], size: int, sizes: dict[str, int] | None, 
         division = _floor_division_to_zero(line, values)
         parts.append(f"the 0 is {division}, an integer division by a number larger than what it divides"
                      if division else "an axis of size 0: an integer division (//) that rounded down to 0?")
+    asked = math.prod(n for n in target if n != -1)
+    product = product_name(asked, sizes)
+    if -1 in target:
+        counted = f"the other sizes multiply to {asked}, which does not divide {size}, so -1 cannot be filled in"
+    elif 0 not in target:
+        counted = (f"they multiply to {asked}" + (f" = {product}" if product else "") + ", not to the tensor's "
+                   f"{size}: an axis too many, or one of the wrong size")
+    else:
+        counted = ""
     if parts:
         where = "; ".join(f"{key} = {value}" for key, value in (sources or {}).items())
-        return (said + ": " + "; ".join(parts) + ". Take every size from the input's shape or the arguments"
-                + (f" ({where})" if where else "") + ", never a number written into the code, so that it works for "
-                "every case.")
-    asked = math.prod(n for n in target if n != -1)
-    if -1 in target:
-        return said + f": the other sizes multiply to {asked}, which does not divide {size}, so -1 cannot be filled in."
-    product = product_name(asked, sizes)
-    return (said + f", but they multiply to {asked}" + (f" = {product}" if product else "") + ": an axis too many, "
-            "or one of the wrong size — the sizes of a reshape must multiply to the tensor's.")
+        return (said + ": " + "; ".join(parts + ([counted] if counted else [])) + ". Take every size from the "
+                "input's shape or the arguments" + (f" ({where})" if where else "") + ", never a number written "
+                "into the code, so that it works for every case.")
+    return said + f": {counted}."
 
 
 def inplace_reading(target_text: str, broadcast_text: str, operation: Operation | None,
@@ -686,7 +693,8 @@ def _layout_message(shape, expected_shape, moved_shape, order, names, sizes) -> 
     moved_names = [names[axis] for axis in order]
     back = [order.index(axis) for axis in range(len(order))]  # moved.permute(back) is the expected layout
     expected_text = tuple_text(names)
-    mine = tuple_text(_merged_names(shape, moved_shape, moved_names) or axis_names(shape, sizes) or shape)
+    mine = tuple_text(_case_names_of_parts(_merged_names(shape, moved_shape, moved_names), shape, sizes)
+                      or axis_names(shape, sizes) or shape)
     shown = f"shape {tuple(shape)} = " if tuple(shape) != tuple(expected_shape) else ""
     if list(order) == sorted(order):  # a reshape alone
         return (f"your numbers are right, but in {shown}{mine}: reshape back to {expected_text} — "
@@ -701,22 +709,46 @@ def _layout_message(shape, expected_shape, moved_shape, order, names, sizes) -> 
             f"{tuple_text(moved_names)} tensor), then reshape to {expected_text}.")
 
 
+def _case_names_of_parts(found: list[str] | None, shape, sizes) -> list[str] | None:
+    """The parts of a split axis ("3 of C", "2 of C") named with the case's own sizes where they name them apart
+    from every other axis ((N, G, C/G, H, W)); the parts as they are otherwise."""
+    if found is None:
+        return None
+    case = axis_names(shape, sizes) or []
+    parts = [i for i, name in enumerate(found) if " of " in name]
+    if parts and len(case) == len(found) and all(
+            not case[i].isdigit() and case.count(case[i]) == 1 and case[i] not in found for i in parts):
+        return [case[i] if i in parts else name for i, name in enumerate(found)]
+    return found
+
+
 def _merged_names(shape, source_shape, source_names) -> list[str] | None:
-    """The names of ``shape``'s axes when each is one axis of ``source_shape`` or several adjacent ones merged
-    ("H·W"); None when the reshape does not line up so (an axis split, or sizes that straddle)."""
-    found, j = [], 0
-    for size in shape:
-        product, k = 1, j
-        while k < len(source_shape) and (product < size or k == j):
+    """The names of ``shape``'s axes when each is one axis of ``source_shape``, several adjacent ones merged
+    ("H·W"), or part of one split ("2 of H"); None when the reshape does not line up so (sizes that straddle)."""
+    found, i, j = [], 0, 0
+    names = [str(name) for name in source_names]
+    while i < len(shape) and j < len(source_shape):
+        if shape[i] == source_shape[j]:
+            found.append(names[j])
+            i, j = i + 1, j + 1
+            continue
+        product, k = source_shape[j], j + 1
+        while k < len(source_shape) and product < shape[i]:
             product *= source_shape[k]
             k += 1
-        while k < len(source_shape) and source_shape[k] == 1 and size != 1:  # axes of size 1 merged for free
-            k += 1
-        if product != size:
+        if product == shape[i]:  # adjacent axes merged
+            found.append("·".join(name for name in names[j:k] if name != "1") or "1")
+            i, j = i + 1, k
+            continue
+        product, stop = shape[i], i + 1
+        while stop < len(shape) and product < source_shape[j]:
+            product *= shape[stop]
+            stop += 1
+        if product != source_shape[j]:
             return None
-        found.append("·".join(str(name) for name in source_names[j:k] if str(name) != "1") or "1")
-        j = k
-    return found if j == len(source_shape) else None
+        found += [f"{size} of {names[j]}" for size in shape[i:stop]]  # one axis split
+        i, j = stop, j + 1
+    return found if i == len(shape) and all(size == 1 for size in source_shape[j:]) else None
 
 
 def nonfinite_problem(got: torch.Tensor, axes: Sequence[str] | None = None, causes: str | None = None) -> str:

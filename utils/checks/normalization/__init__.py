@@ -33,11 +33,13 @@ from utils.checks.normalization.affine import (  # noqa: F401 - re-exported
     affine_problems,
 )
 from utils.checks.normalization.backward import (  # noqa: F401 - re-exported
+    BACKWARD_CASES,
     FUNCTION_CASES,
     check_batch_norm_backward,
     check_batch_norm_function,
 )
 from utils.checks.normalization.cases import (  # noqa: F401 - re-exported
+    EX_BACKWARD,
     EX_FUNCTION,
     EX_LAYER,
     EX_RMS,
@@ -52,7 +54,9 @@ from utils.checks.normalization.images import (  # noqa: F401 - re-exported
     check_instance_norm,
 )
 from utils.checks.normalization.inputs import (  # noqa: F401 - re-exported
+    _affine_parameters,
     _batch_norm_spec,
+    _image_batch,
     _statistics,
 )
 from utils.checks.normalization.modules import (  # noqa: F401 - re-exported

@@ -134,7 +134,7 @@ def _lookalike_problems(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torc
         others = _coefficient_problems(rest, paths, rtol)
         return said + (f"; also {others[len('in your dL/dx, '):]}" if others and others.startswith("in your dL/dx, ")
                        else f" ({paths.equation})." if not others else f"; also: {others}")
-    return _exchanged_terms(dx, paths, rtol, dtype)
+    return exchanged_terms(dx, paths, rtol, dtype)
 
 
 # which term of eq. (2.8) each look-alike takes the place of: x̂·mean(g) sits where x̂·mean(g·x̂) goes, mean(g·x̂)
@@ -142,7 +142,7 @@ def _lookalike_problems(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torc
 _STANDS_FOR = {"x̂·mean(g)": "var", "mean(g·x̂)": "mean"}
 
 
-def _exchanged_terms(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torch.dtype) -> str | None:
+def exchanged_terms(dx: torch.Tensor, paths: Paths, rtol: float, dtype: torch.dtype) -> str | None:
     """dL/dx fitted with every look-alike at once: terms of eq. (2.8) written in each other's places (the two
     means exchanged), said as which term stands where another goes."""
     lookalikes = paths.lookalikes()
