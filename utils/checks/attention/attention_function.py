@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
-from utils.checks.attention.coefficients import coefficient_words, formula, multiplier, recovered_coefficients
+from utils.checks.attention.coefficients import (
+    coefficient_words,
+    exchanged_inputs,
+    formula,
+    multiplier,
+    recovered_coefficients,
+)
 from utils.checks.attention.common import (
     BATCH_AXES,
     EX_FUNCTION,
@@ -93,9 +99,7 @@ class FunctionCase(ChapterCase):
             gradient = (D_Q, D_K, D_V)[index]
             found = variable_reading(f"backward's gradient number {index}, {gradient.symbol},", got, gradient,
                                      self.roles)
-            formula = {"q": "dQ = c·dS K", "k": "dK = c·dSᵀ Q", "v": "dV = Pᵀ dO"}[names[index]]
-            return f"{found[0].upper()}{found[1:]}. Each gradient has its input's shape: {formula} (eqs. (1.7), " \
-                   f"(1.9))." if found else None
+            return f"{found[0].upper()}{found[1:]}: each gradient has its input's shape." if found else None
         axes = ", ".join(("B", "H")[:len(self.batch)] + layout[owners[0]])
         return (f"backward's gradient number {index} has the shape of {owners[0]}, ({axes}): it looks like "
                 f"d{owners[0].upper()}, returned where d{names[index].upper()} belongs. backward returns the "
@@ -168,6 +172,10 @@ def _gradient_terms(q, k, v, grad_out):
     return dq_terms, dk_terms
 
 
+SIZE_SOURCES = {"d_v": "v.shape[-1], the width of the values", "Tk": "k.shape[-2], the number of keys",
+                "Tq": "q.shape[-2], the number of queries"}
+
+
 def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCase):
     """dQ = c·(P⊙dP − P⊙⟨dP,P⟩)·K (and dK likewise), c = 1/√d_k: which coefficient is off (eqs. (1.8), (1.9))."""
     d_k = case.d_k
@@ -204,6 +212,11 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCas
                 return yours + f"{name} has the factor 1/√d_k twice (1/d_k): apply it once (eq. (1.9))."
             if named and named.startswith("−"):
                 return yours + f"the sign of {name} is flipped (eq. (1.9))."
+            size = next((s for s in SIZE_SOURCES if named and named.endswith(s) and s != "d_k"), None)
+            if size:  # the scale of another size of the case: say where the code read it
+                return yours + (f"{name}'s factor is {factor:.4g} = {named}, from {size} = {SIZE_SOURCES[size]}; "
+                                f"eq. (1.9) has c = 1/√d_k, d_k = q.shape[-1] (the width of q and k, the scale the "
+                                f"forward applied to the scores): use d_k, not {size}.")
             return yours + f"{name}'s factor is {factor:.4g}" + (f" (= {named})" if named else "") + \
                 "; eq. (1.9) has 1/√d_k, from the scale of the scores (d_k is the width of q and k)."
         has = {n for n, value in found.items() if abs(value) > 1e-6}
@@ -264,6 +277,9 @@ def _read_ds(name: str, got, q, k, v, grad_out) -> str | None:
     if recovered is None:
         return None
     ds = (recovered if name == "dQ" else recovered.mT) * math.sqrt(d_k)  # (..., Tq, Tk)
+    if exchanged_inputs(ds, softmax_backward_reference, {"p": p, "grad_p": grad_p}, tolerance=1e-5):
+        return ("it is eq. (1.8) with P and dP in each other's places, dP ⊙ (P − ⟨dP, P⟩): softmax_backward takes the "
+                "weights first, softmax_backward(p, grad_p), with grad_p = dO Vᵀ.")
     found = _dp_message(ds, p, candidates)
     if found:
         return found

@@ -1,6 +1,9 @@
 """Recovering the coefficients of a formula that is linear in known terms, and saying them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 
 from utils.checks.attention.common import is_close
@@ -82,3 +85,70 @@ def coefficient_words(have: float, want: float, sizes: dict[str, int]) -> str:
     if is_close(ratio, 0.5, 1e-4):
         return f"is {have:+.4g}, half the right {want:+.4g}"
     return f"is {have:+.4g} where the equation has {want:+.4g}"
+
+
+def exchanged_inputs(got: torch.Tensor, formula: Callable[..., torch.Tensor], inputs: dict[str, torch.Tensor],
+                     tolerance: float = 1e-6) -> tuple[str, str] | None:
+    """The two inputs of ``formula`` (same shape) that, exchanged, reproduce ``got``: a formula written with two
+    of its inputs in each other's roles (g ⊙ (p − ⟨g, p⟩) for p ⊙ (g − ⟨g, p⟩)); None when no exchange does."""
+    names = list(inputs)
+    got = got.detach().double()
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if inputs[a].shape != inputs[b].shape:
+                continue
+            swapped = {**inputs, a: inputs[b], b: inputs[a]}
+            want = formula(**{name: value.detach().double() for name, value in swapped.items()})
+            if want.shape == got.shape and torch.allclose(got, want, atol=tolerance, rtol=tolerance):
+                return a, b
+    return None
+
+
+@dataclass(frozen=True)
+class RowFit:
+    """``got`` fitted row by row on ``terms``: one coefficient per term and row, each said as a number or as a
+    statistic of the row."""
+
+    coefficients: dict[str, torch.Tensor]  # term → (rows,)
+    said: dict[str, str]  # term → "−⟨p,p⟩·Σ_j g_j", "1", "−2.5"
+
+
+def row_statistic_name(values: torch.Tensor, statistics: dict[str, torch.Tensor],
+                       tolerance: float = 1e-6) -> str | None:
+    """``values`` (one per row) as a number (the same in every row), or ± a statistic of the row, or ± a product
+    of two; None when none of these."""
+    size = values.abs().max().item()
+    if size < tolerance:
+        return "0"
+    if (values - values.mean()).abs().max() < tolerance * (1 + size):
+        return f"{values.mean().item():.4g}"
+    names = list(statistics)
+    candidates = dict(statistics)
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            candidates[f"{a}·{b}"] = statistics[a] * statistics[b]
+    for name, statistic in candidates.items():
+        for sign, shown in ((1.0, name), (-1.0, f"−{name}")):
+            if torch.allclose(values, sign * statistic, atol=tolerance * (1 + size), rtol=1e-6):
+                return shown
+    return None
+
+
+def fit_rows(got: torch.Tensor, terms: dict[str, torch.Tensor], statistics: dict[str, torch.Tensor]) -> RowFit | None:
+    """Least squares of each row of ``got`` (…, T) on ``terms`` (each (…, T)), exact to rounding, with every
+    coefficient named (:func:`row_statistic_name`); None when the rows are no such combination or a coefficient
+    has no name."""
+    got = got.detach().double().reshape(-1, got.shape[-1])  # (rows, T)
+    columns = torch.stack([term.detach().double().reshape(-1, got.shape[-1]) for term in terms.values()], -1)
+    if columns.shape[-1] >= got.shape[-1]:
+        return None  # as many unknowns as entries: any row fits
+    solution = torch.linalg.lstsq(columns, got[..., None]).solution[..., 0]  # (rows, n_terms)
+    residual = (columns @ solution[..., None])[..., 0] - got
+    if residual.norm() > 1e-8 * (1 + got.norm()):
+        return None
+    stats = {name: value.detach().double().reshape(-1) for name, value in statistics.items()}
+    coefficients = {name: solution[:, i] for i, name in enumerate(terms)}
+    said = {name: row_statistic_name(values, stats) for name, values in coefficients.items()}
+    if any(value is None for value in said.values()):
+        return None
+    return RowFit(coefficients, said)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,13 @@ class HeadsCase(ChapterCase):
             return ("The scores are (B, H, T, T). key_padding_mask is (B, T), True for a padded key: to hide keys "
                     "(the last axis) view it as key_padding_mask[:, None, None, :], (B, 1, 1, T); the causal mask "
                     "(T, T) broadcasts as it is." + named_sizes_in(str(error), self.sizes))
+        product = re.search(r"\((\d+)x(\d+) and (\d+)x(\d+)\)", str(error))
+        Dh = self.D // self.H
+        if product and [int(n) for n in product.groups()] == [self.B * self.H * self.T, Dh, self.D, self.D] \
+                and Dh != self.D:
+            return (f"self.out, a Linear layer D → D, got the heads before they were merged, (B, H, T, Dh) "
+                    f"({self.B}, {self.H}, {self.T}, {Dh}): W_O mixes the concatenated heads (eq. (1.10)). Merge them "
+                    f"first, rearrange(heads, 'B H T Dh -> B T (H Dh)'), then apply self.out once.")
         return None
 
     def key_padding_mask(self) -> torch.Tensor | None:

@@ -3,11 +3,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from utils.checks.attention.coefficients import coefficient_words, formula, multiplier, recovered_coefficients
-from utils.checks.attention.common import EX_SOFTMAX_BACKWARD, ChapterCase, compare_answer, is_close, run_learner
+from utils.checks.attention.coefficients import (
+    coefficient_words,
+    exchanged_inputs,
+    fit_rows,
+    formula,
+    multiplier,
+    recovered_coefficients,
+)
+from utils.checks.attention.common import (
+    EX_SOFTMAX_BACKWARD,
+    ChapterCase,
+    compare_answer,
+    is_close,
+    run_learner,
+    softmax_backward_reference,
+)
 from utils.checks.core import (
     one_thread,
 )
@@ -83,6 +98,10 @@ def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0, tot
         factor = f"1 {'−' if b < 0 else '+'} {'' if is_close(abs(b), 1.0, 1e-4) else f'{abs(b):.4g}·'}p"
         return yours + (f"that is eq. (1.5) times ({factor}): drop that factor. "
                         f"The p_j (1 − p_j) of the Jacobian's diagonal is already inside p ⊙ (g − ⟨g, p⟩).")
+    if has == {"g", "p⊙Σg"} and is_close(coefficients["g"], 1.0, 1e-4) and is_close(coefficients["p⊙Σg"], -1.0, 1e-4):
+        return yours + ("that is the backward of log_softmax, g − p·Σ_j g_j (the gradient through log p), not of "
+                        "softmax. The softmax's Jacobian is diag(p) − p pᵀ: dL/ds = p ⊙ (g − ⟨g, p⟩), the sum "
+                        "weighted by p and every term multiplied by p.")
     if has & {"g", "⟨g,p⟩"}:
         return yours + "you forgot to multiply by p: dL/ds_j = p_j (g_j − Σ_i p_i g_i), every term carries p_j."
     if "p⊙Σg" in has:
@@ -118,13 +137,14 @@ def _softmax_coefficient_message(coefficients: dict[str, float], T: int = 0, tot
     return yours + "compare each term with eq. (1.5)."
 
 
-def softmax_probes(p, g):
-    """Probes for dL/ds: recovered coefficients, zero where p = 0, rows that sum to 0."""
+def softmax_probes(p, g, rows: Callable | None = None):
+    """Probes for dL/ds: recovered coefficients, the bracket's number per row, zero where p = 0, rows that sum to 0.
+    ``rows`` (:func:`rows_probe`) goes after the bracket's named readings and before its plain one."""
     def coefficients(got):
         found = recovered_coefficients(got, _softmax_terms(p, g), {"p⊙g": 1.0, "p⊙⟨g,p⟩": -1.0})
         return _softmax_coefficient_message(found, p.shape[-1], (g * p).sum().item()) if found else None
 
-    def bracket(got):
+    def bracket(got, fallback: bool = True):
         """got = p ⊙ (g − c) with c = ⟨g,p⟩, one number per row: recover c = g − got/p and name it."""
         usable = p > 1e-8
         if p.shape[-1] < 2 or not usable.any():
@@ -154,6 +174,8 @@ def softmax_probes(p, g):
             if torch.allclose(per_row[rows], value[rows], atol=1e-6, rtol=1e-6):
                 return (f"yours is p ⊙ (g − c) with c = {name} in each row; eq. (1.5) subtracts ⟨g, p⟩ = "
                         f"Σ_j p_j g_j: (grad_p * p).sum(dim=-1, keepdim=True).")
+        if not fallback:
+            return None
         first = int(rows.flatten().nonzero()[0])
         return (f"yours is p ⊙ (g − c) with one number c per row, but c is not ⟨g, p⟩ = Σ_j p_j g_j (eq. (1.5)): "
                 f"in row {first} you subtract {per_row.flatten()[first].item():.4g}, and ⟨g, p⟩ = "
@@ -175,7 +197,109 @@ def softmax_probes(p, g):
                     f"Σ_j p_j (g_j − ⟨g,p⟩) = ⟨g,p⟩ − ⟨g,p⟩ = 0. Compare with eq. (1.5).")
         return None
 
-    return [coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
+    if rows is None:
+        return [coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
+    return [coefficients, lambda got: bracket(got, fallback=False), rows, bracket, zero_where_p_is_zero,
+            rows_sum_to_zero]
+
+
+def exchanged_probe(p, g):
+    """Eq. (1.5) written with p and g in each other's roles: g ⊙ (p − ⟨g, p⟩)."""
+    def probe(got):
+        if exchanged_inputs(got, lambda p, g: softmax_backward_reference(p, g), {"p": p, "g": g}) is None:
+            return None
+        return ("yours is g ⊙ (p − ⟨g, p⟩): p and g (grad_p) are in each other's places in eq. (1.5). The softmax "
+                "output p multiplies the bracket and the upstream gradient g sits inside it: "
+                "p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True)).")
+    return probe
+
+
+ROW_TERMS = {"p⊙g": "p⊙g", "p": "p", "g": "g", "1": "1"}  # what each row of dL/ds may be made of
+
+
+def _row_terms(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"p⊙g": p * g, "p": p, "g": g, "1": torch.ones_like(p)}
+
+
+def _row_statistics(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Numbers of a row that a learner's bracket may hold, by the name the message gives them."""
+    return {"⟨g,p⟩": (g * p).sum(-1), "Σ_j g_j": g.sum(-1), "⟨p,p⟩": (p * p).sum(-1), "⟨g,g⟩": (g * g).sum(-1),
+            "max_j g_j": g.amax(-1)}
+
+
+def _row_formula(said: dict[str, str]) -> str:
+    """"p⊙g − ⟨p,p⟩·Σ_j g_j" from the named coefficients of each term."""
+    parts = []
+    for term, coefficient in said.items():
+        if coefficient == "0":
+            continue
+        negative = coefficient.startswith("−") or coefficient.startswith("-")
+        size = coefficient.lstrip("−-")
+        body = term if size == "1" else (size if term == "1" else f"{size}·{term}")
+        parts.append(("− " if negative else "+ ") + body)
+    text = " ".join(parts) or "0"
+    return text[2:] if text.startswith("+ ") else "−" + text[2:]
+
+
+def _row_reading(said: dict[str, str]) -> str:
+    """What a row formula (each term's coefficient named) says against eq. (1.5): p⊙g − ⟨g,p⟩·p."""
+    yours = (f"yours is {_row_formula(said)} in every row (read from your answer on a (6, 12) input); eq. (1.5) "
+             f"is p⊙g − ⟨g,p⟩·p, with ⟨g,p⟩ = Σ_j p_j g_j one number per row: ")
+    if said["g"] == "1" and said["p"] == "−Σ_j g_j" and said["p⊙g"] == "0":
+        return yours + ("that is the backward of log_softmax, g − p·Σ_j g_j (the gradient through log p), not of "
+                        "softmax. The softmax's Jacobian is diag(p) − p pᵀ: dL/ds = p ⊙ (g − ⟨g, p⟩), the sum "
+                        "weighted by p and every term multiplied by p.")
+    if said["1"] != "0" and said["p⊙g"] == "1" and said["p"] == "0" and "⟨p,p⟩" in said["1"]:
+        return yours + (f"you subtract {said['1'].lstrip('−')} from every entry of a row: ⟨p, p⟩ is what "
+                        f"p.unsqueeze(-2) @ p.unsqueeze(-1) gives, an inner product (one number). The Jacobian's "
+                        f"−p pᵀ is an outer product, (…, T, T): p.unsqueeze(-1) * p.unsqueeze(-2) — or use eq. (1.5) "
+                        f"directly, which needs no Jacobian.")
+    if said["p⊙g"] == "1" and said["g"] == "0" and said["1"] == "0" and said["p"] not in ("−⟨g,p⟩", "0"):
+        used = said["p"].lstrip("−")
+        why = {"⟨p,p⟩": " (p where g belongs in the dot product)", "Σ_j g_j": " (the sum of g, not weighted by p)",
+               "⟨g,g⟩": " (g where p belongs in the dot product)"}.get(used, "")
+        return yours + (f"you subtract {used}{why} where ⟨g, p⟩ = Σ_j p_j g_j belongs: "
+                        f"(grad_p * p).sum(dim=-1, keepdim=True).")
+    wrong = [term for term, right in {"p⊙g": "1", "p": "−⟨g,p⟩", "g": "0", "1": "0"}.items() if said[term] != right]
+    return yours + "the term" + ("s " if len(wrong) > 1 else " ") + ", ".join(
+        f"{term} (coefficient {said[term]})" for term in wrong) + " differ from eq. (1.5)."
+
+
+def rows_probe(softmax_backward):
+    """Run the learner's function on a (6, 12) input (more entries per row than terms) and name each term's
+    coefficient in every row: a number, or a statistic of the row (⟨p,p⟩, Σ_j g_j, …), or a product of two."""
+    def probe(got):
+        scores = EX_SOFTMAX_BACKWARD.randn(6, 12, key="rows", dtype=torch.float64) * 1.5
+        p, g = scores.softmax(-1), EX_SOFTMAX_BACKWARD.randn(6, 12, key="rows g", dtype=torch.float64)
+        try:
+            again = softmax_backward(p.clone(), g.clone())
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        if not isinstance(again, torch.Tensor) or again.shape != p.shape or not torch.isfinite(again).all():
+            return None
+        fit = fit_rows(again, _row_terms(p, g), _row_statistics(p, g))
+        if fit is None or set(fit.said.values()) == {"0"} or \
+                fit.said == {"p⊙g": "1", "p": "−⟨g,p⟩", "g": "0", "1": "0"}:
+            return None
+        return _row_reading(fit.said)
+    return probe
+
+
+def _jacobian_times_a_matrix(got, p: torch.Tensor, g: torch.Tensor) -> str | None:
+    """J @ g with J = diag(p) − p pᵀ (…, T, T) and g (…, T): matmul takes g as a matrix, not one vector per row."""
+    if not isinstance(got, torch.Tensor) or got.shape == p.shape or p.dim() < 2:
+        return None
+    jacobian = torch.diag_embed(p.double()) - p.double()[..., :, None] * p.double()[..., None, :]
+    try:
+        product = jacobian @ g.double()
+    except RuntimeError:
+        return None
+    if product.shape != got.shape or not torch.allclose(got.double(), product, atol=1e-6, rtol=1e-5):
+        return None
+    return (f"shape {tuple(got.shape)} where p is {tuple(p.shape)}: yours is J @ grad_p with the Jacobian J (…, T, T) "
+            f"and grad_p (…, T), which matmul multiplies as a matrix, not as one vector per row. Make each row a "
+            f"column, (J @ grad_p.unsqueeze(-1)).squeeze(-1) — or use eq. (1.5), p ⊙ (g − ⟨g, p⟩), which needs no "
+            f"Jacobian.")
 
 
 @one_thread
@@ -188,7 +312,10 @@ def check_softmax_backward(softmax_backward) -> None:
         (expected,) = torch.autograd.grad(p, scores, grad_p)  # PyTorch's own softmax backward
         p = p.detach()
         got = run_learner(EX_SOFTMAX_BACKWARD, softmax_backward, p.clone(), grad_p.clone(), case=case)
+        matrix = _jacobian_times_a_matrix(got, p, grad_p)
+        if matrix:
+            raise EX_SOFTMAX_BACKWARD.fail(matrix, case=case, name="dL/ds")
         compare_answer(EX_SOFTMAX_BACKWARD, got, expected, case, name="dL/ds", equation="eq. (1.5)",
-                       probes=softmax_probes(p, grad_p))
+                       probes=[exchanged_probe(p, grad_p), *softmax_probes(p, grad_p, rows_probe(softmax_backward))])
     EX_SOFTMAX_BACKWARD.passed(f"{len(SOFTMAX_CASES)} cases (batched, square, masked zeros, a vector, a single "
                                f"entry) match PyTorch's softmax backward (torch.autograd.grad).")

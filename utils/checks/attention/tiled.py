@@ -173,6 +173,9 @@ def _tiled_law(tiled_attention, who: str):
                                            equation="eq. (1.1)"))
 
 
+LOOP_ENDS = {"Tq": "q.shape[-2]", "d_k": "k.shape[-1]", "d_v": "v.shape[-1]", "block_size": "block_size"}
+
+
 def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
     """Recover the learner's effective weights by running it with V = I (its output is then W itself) and read
     them: skipped or repeated keys, a wrong ℓ, a missing rescaling of a, per-block normalisation, the scale."""
@@ -215,8 +218,12 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
         hint = ""
         if unused[0] == Tk - Tk % block and unused[-1] == Tk - 1 and Tk % block:
             hint = ": the last, shorter block. range(0, Tk, block_size) with slicing includes it."
-        elif unused[0] == math.ceil(case.Tq / block) * block and case.Tq != Tk:
-            hint = f": your loop stops at Tq = {case.Tq}. Loop over the keys, range(0, k.shape[-2], block_size)."
+        else:
+            ends = [f"{name} = {size} ({LOOP_ENDS[name]})" for name, size in case.sizes.items()
+                    if name in LOOP_ENDS and size != Tk and math.ceil(size / block) * block == unused[0]]
+            if ends:  # the sizes a loop could have stopped at to skip exactly these keys: name them all
+                hint = (f": your loop stops at {' or '.join(ends)}, not at Tk = {Tk}. Loop over the keys, "
+                        f"range(0, k.shape[-2], block_size).")
         return (f"keys {span} (of Tk = {Tk}) get no weight: your loop skips them{hint or '.'} Every key must enter "
                 f"the running sums of eq. (1.11) once.")
 

@@ -128,7 +128,8 @@ def _fill_message(weights: torch.Tensor, facts: WeightsFacts, leaked: torch.Tens
         return None
     if (implied - true).abs().max() < size:
         return (NOT_APPLIED + ": the forbidden entries are weighted as if they were allowed. Set the "
-                "forbidden scores to −∞ before the softmax (eq. (1.2)): scores.masked_fill(~mask, float('-inf')).")
+                "forbidden scores to −∞ before the softmax (eq. (1.2)): scores = scores.masked_fill(~mask, "
+                "float('-inf')) — masked_fill returns a new tensor, so assign it (or use masked_fill_).")
     if implied.max() - implied.min() < size:
         fill = implied.mean().item()
         if abs(fill) < size:
