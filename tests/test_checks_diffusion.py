@@ -19,7 +19,8 @@ from tests.checks_harness import assert_diagnoses, assert_passes, assert_stub_pa
 from tests.solution_code import solution_namespace
 from utils.checks import CheckFailure, LearnerError
 from utils.checks import diffusion as checks
-from utils.checks.diffusion import embedding, formulas, recovery, schedules
+from utils.checks.diffusion import changes, ddim, embedding, formulas, naming, readings, recovery, schedules, terms
+from utils.checks.diffusion import images as checks_images
 
 CHAPTER = "05_diffusion"
 
@@ -470,7 +471,7 @@ def test_q_sample_passes_on_the_solution():
     (q_sample_no_sqrt, ["square roots are missing", "variance vs standard deviation"]),
     (q_sample_variance_noise, ["coefficient of ε is (1 − ᾱ_t) instead of √(1 − ᾱ_t)", "square root"]),
     (q_sample_minus, ["coefficient of ε is −√(1 − ᾱ_t)", "sign is flipped"]),
-    (q_sample_swapped, ["the coefficient of x_0 and the coefficient of ε are swapped"]),
+    (q_sample_swapped, ["hold each other's tensors", "Swap x_0 and ε back"]),
     (q_sample_no_view, ["along the W axis", "B equals W", ".view(-1, 1, 1, 1)"]),
     (q_sample_float32, ["float64", "dtype torch.float32"]),
     (q_sample_beta_noise, ["your x_t = ", "coefficient of ε is √β_t instead of √(1 − ᾱ_t)",
@@ -672,7 +673,7 @@ def test_posterior_variance_shaped_like_x_t_also_passes():
 
 @exercise("5.3")
 @pytest.mark.parametrize("wrong, words", [
-    (posterior_swapped, ["the coefficient of x_0 and the coefficient of x_t are swapped"]),
+    (posterior_swapped, ["hold each other's tensors", "Swap x_0 and x_t back"]),
     (posterior_bar_on_xt, ["coefficient of x_t", "√ᾱ_t in place of √α_t", "ᾱ vs α"]),
     (posterior_bar_t_on_x0, ["coefficient of x_0", "√ᾱ_t in place of √ᾱ_{t−1}"]),
     (posterior_index_t, ["one step later", "off by one"]),
@@ -2012,7 +2013,7 @@ def ddpm_step_tables_read_late(eps, x_t, t, schedule, noise, clip=True):  # beta
     (ddpm_clip_eps_too, ["you clipped ε_θ to [−1, 1] as well as x̂_0"]),
     (ddpm_clip_to_alpha_bar, ["and to other bounds in other images", "the same for every image"]),
     (ddpm_clip_after_scaling, ["re:clipped to ±[\\d.]+ in image", "re:√ᾱ_t|other bounds"]),
-    (ddpm_x_t_as_x0, ["x̂_0 it uses is x_t itself", "you passed `x_t`"]),
+    (ddpm_x_t_as_x0, ["in the term √ᾱ_{t−1}·β_t/(1 − ᾱ_t)·x̂_0", "you used x_t in place of x̂_0"]),
     (ddpm_noise_mask_inverted, ["[t = 1] instead of √β_t·[t > 1]", "(t > 1), not (t == 1)"]),
     (ddpm_step_tables_read_late, ["β_{t+1} and α_{t+1}", "betas[t - 1] is β_t"]),
 ])
@@ -2282,7 +2283,7 @@ ROUND_2 = [
     ("5.1", (linear_returns_all_three, cosine), ["tuple of 3", "item 0 is the right betas"]),
     ("5.1", (linear, cosine_min_beta), ["clamped from below at 0.0001", "from above only", ".clamp(max=max_beta)"]),
     ("5.1", (linear, cosine_alpha_bars_clamped), ["clip β_t itself", "not ᾱ_t or f(t)"]),
-    ("5.2", q_sample_x0_twice, ["the term √(1 − ᾱ_t)·ε is missing", "you used x_0 in place of ε"]),
+    ("5.2", q_sample_x0_twice, ["in the term √(1 − ᾱ_t)·ε of eq. (5.2)", "you used x_0 in place of ε"]),
     ("5.2", q_sample_returns_pair, ["tuple of 2", "item 0 is the right x_t"]),
     ("5.2", q_sample_signal_unscaled, ["coefficient of x_0 is 1 instead of √ᾱ_t"]),
     ("5.3", posterior_mean_precedence, ["the coefficient of x_0 lacks the division by 1 − ᾱ_t", "operator precedence",
@@ -2290,14 +2291,13 @@ ROUND_2 = [
     ("5.3", posterior_prev_times_alpha, ["your ᾱ_{t−1} is ᾱ_t·α_t at every image", "ᾱ_{t−1} = ᾱ_t/α_t"]),
     ("5.3", posterior_log_variance, ["your variance is log(β̃_t)", "not β̃_t itself"]),
     ("5.4", ddpm_algorithm_2_precedence, ["the coefficient of x_t lacks the division by √α_t", "operator precedence"]),
-    ("5.4", ddpm_x0_inputs_swapped, ["its x̂_0 =", "x_t and ε_θ are in each other's places (swapped)"]),
+    ("5.4", ddpm_x0_inputs_swapped, ["its x̂_0 =", "hold each other's tensors", "Swap x_t and ε_θ back"]),
     ("5.4", ddpm_returns_x0, ["your output is x̂_0", "not the step's result yet"]),
     ("5.4", ddpm_clipped_copy_unused, ["ignores the clip argument", "never clips x̂_0"]),
     ("5.4", ddpm_mask_on_everything, ["your output is 0 at the images with t = 1", "the mask [t > 1]",
                                       "noise term only"]),
     ("5.4", ddpm_sigma_forward_std, ["√(1 − ᾱ_t) in place of √β_t"]),
-    ("5.5", ddim_x_t_as_direction, ["part of ε_θ's coefficient, √(1 − ᾱ_{t'}), is on x_t",
-                                    "you used x_t in place of ε_θ"]),
+    ("5.5", ddim_x_t_as_direction, ["in the term √(1 − ᾱ_{t'})·ε_θ", "you used x_t in place of ε_θ"]),
     ("5.5", ddim_ratio_without_root, ["the coefficient of x_t is the square of", "a square root is missing"]),
     ("5.5", ddim_clip_only_min, ["you clipped x̂_0 to [-1,", "the upper one is missing"]),
     ("5.5", ddim_returns_pair, ["tuple of 2", "item 0 is the right x_{t'}"]),
@@ -2307,6 +2307,79 @@ ROUND_2 = [
     ("5.6", embedding_even_i_over_half, ["your exponent is −i/(d/4)", "torch.arange(0, d, 2)"]),
     ("5.6", embedding_numpy, ["ndarray, not a torch.Tensor"]),
 ]
+# Ten more, written after those readings and run untouched (3 named then, by the words written with them; the
+# readings they led to: a shifted sequence, a clamped output, a quantity recovered as a power, two variables
+# exchanged, a term holding another tensor, one part of a composed step, a Python `if` on a (B,) tensor, t times the
+# frequencies without a table)
+def cosine_prepended_zero(T, s=0.008, max_beta=0.999):
+    return torch.cat([torch.zeros(1, dtype=torch.float64), cosine()(T, s, max_beta)])[:-1]  # "betas[t] is β_t"
+
+
+def q_sample_clamped(x0, t, noise, schedule):
+    return q_sample_ok(x0, t, noise, schedule).clamp(-1, 1)
+
+
+def q_sample_one_minus_square(x0, t, noise, schedule):
+    a = col(schedule.alpha_bars[t - 1])
+    return a.sqrt() * x0 + (1 - a ** 2).sqrt() * noise
+
+
+def posterior_t_and_prev_swapped(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_prev, alpha_bar_t = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def ddpm_noise_as_x0(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_from(noise, x_t, t, schedule, noise)
+
+
+def ddpm_x0_hat_as_x_t(eps, x_t, t, schedule, noise, clip=True):
+    x0_hat = predicted_x0(eps, x_t, col(schedule.alpha_bars[t - 1]))
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    mean, _ = posterior_ok(x0_hat, x0_hat, t, schedule)
+    return mean + col((t > 1).to(x_t.dtype)) * col(schedule.betas[t - 1]).sqrt() * noise
+
+
+def ddim_eta_one_without_noise(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    sigma = ((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)).sqrt()
+    return ddim_with(alpha_bar_t, alpha_bar_prev, eps, x_t, clip, direction=(1 - alpha_bar_prev - sigma ** 2).sqrt())
+
+
+def ddim_python_if(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    alpha_bar_prev = col(schedule.alpha_bars[t_prev - 1]) if t_prev > 0 else torch.ones_like(alpha_bar_t)
+    return ddim_with(alpha_bar_t, alpha_bar_prev, eps, x_t, clip)
+
+
+def embedding_logspace(t, dim):
+    return embedding_from(t, dim, torch.logspace(0, -4, dim // 2))
+
+
+def embedding_no_table(t, dim):
+    angles = t.float() * standard_frequencies(dim)  # (B,) times (d/2,)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+ROUND_2 += [
+    ("5.1", (linear, cosine_prepended_zero), ["every value is 1 step late", "β_0 = 0 prepended"]),
+    ("5.2", q_sample_clamped, ["your x_t is clamped to [-1, 1], and otherwise right", "remove it"]),
+    ("5.2", q_sample_one_minus_square, ["your ᾱ_t is ᾱ_t² at every image", "use ᾱ_t itself"]),
+    ("5.3", posterior_t_and_prev_swapped, ["ᾱ_{t−1} and ᾱ_t are swapped everywhere"]),
+    ("5.4", ddpm_noise_as_x0, ["you used z in place of x̂_0"]),
+    ("5.4", ddpm_x0_hat_as_x_t, ["in the term √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)·x_t", "you used x̂_0 in place of x_t"]),
+    ("5.5", ddim_eta_one_without_noise, ["ε_θ's coefficient in the new sample (the direction)", "σ_t for η = 1"]),
+    ("5.5", ddim_python_if, ["Python `if`", "torch.where"]),
+    ("5.6", embedding_logspace, ["your exponent is −i/(d/2 − 1)"]),
+    ("5.6", embedding_no_table, ["t[:, None] * frequencies[None, :]"]),
+]
+
+
 CHECKS = {"5.1": checks.check_schedules, "5.2": checks.check_q_sample, "5.3": checks.check_posterior_mean_variance,
           "5.4": checks.check_ddpm_step, "5.5": checks.check_ddim_step, "5.6": checks.check_sinusoidal_embedding}
 
@@ -2319,3 +2392,108 @@ def test_round_2_wrong_answers_are_named(exercise_id, wrong, words):
     if isinstance(wrong, tuple):  # 5.1 takes (linear_schedule, cosine_schedule); `linear`/`cosine` give the solution
         wrong = tuple(w() if w in (linear, cosine) else w for w in wrong)
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+def ddpm_clip_inverted(eps, x_t, t, schedule, noise, clip=True):
+    return ddpm_step_ok(eps, x_t, t, schedule, noise, not clip)
+
+
+def ddim_fails_without_clip(eps, x_t, t, t_prev, schedule, clip=True):
+    if not clip:
+        raise ValueError("only the clipped step is written")
+    return ddim_step_ok(eps, x_t, t, t_prev, schedule, clip=False)
+
+
+@exercise("5.4")
+def test_the_clip_option_is_read_from_the_learners_two_runs():
+    assert_diagnoses(checks.check_ddpm_step, ddpm_clip_inverted, "clips x̂_0 when clip=False and not when clip=True",
+                     "`if not clip`?")
+
+
+@exercise("5.5")
+def test_a_run_with_the_other_clip_setting_that_fails_is_left_out():
+    """The learner's code raises with clip=False: only the clip=True run is read (x̂_0 not clipped)."""
+    assert_diagnoses(checks.check_ddim_step, ddim_fails_without_clip, "raised ValueError", error=LearnerError)
+    rerun = checks_images.rerun_with(ddim.EX_DDIM, ddim_fails_without_clip, checks.ImageCase("x"), {}, clip=False)
+    assert rerun() is None
+
+
+def _terms(model, context, change):
+    """Terms for ``model`` whose learner's coefficients are the model's with ``change(expected)`` applied."""
+    expected = model.evaluate(context)
+    names = {"x0": "x_0", "noise": "ε", "x_t": "x_t", "eps": "ε_θ", "z": "z"}
+    return terms.Terms(model, context, change(dict(expected)), expected, {k: names[k] for k in expected})
+
+
+def test_term_readings_on_coefficients_built_by_hand():
+    """Readings that the checks' own order leaves to later (another reading comes first for every answer tried):
+    each on coefficients built to show it, and each refusing what it must not read."""
+    schedule = checks.ImageCase("x").schedule().to(torch.float64)
+    context = checks.StepContext(schedule, {"t": torch.tensor([2, 9, 17, 30])})
+    root_beta = schedule.betas[context.steps["t"] - 1].sqrt()
+
+    def part_moved(c):  # √β_t of ε's coefficient on x_0 instead
+        return {"x0": c["x0"] + root_beta, "noise": c["noise"] - root_beta}
+    message = terms.moved(_terms(checks.Q_SAMPLE_MODEL, context, part_moved))
+    assert "part of ε's coefficient, √β_t, is on x_0 instead" in message
+    ddpm = _terms(checks.DDPM_MODEL, context, lambda c: {"x_t": c["eps"], "eps": c["x_t"], "z": c["z"]})
+    assert "x_t and ε_θ are in each other's places (swapped)" in terms.exchanged(ddpm)
+    scaled = _terms(checks.Q_SAMPLE_MODEL, context, lambda c: {"x0": c["x0"], "noise": c["noise"] * root_beta})
+    assert "the coefficient of ε is √β_t × the right one" in terms.ratio(scaled)
+    assert terms.zero_images(_terms(checks.Q_SAMPLE_MODEL, context,
+                                    lambda c: {"x0": c["x0"] * 0, "noise": c["noise"] * 2})) is None
+    direction = _terms(checks.DDIM_MODEL, checks.StepContext(schedule, {"t": torch.tensor([6, 12, 30, 41]),
+                                                                        "t'": torch.tensor([1, 7, 25, 36])}),
+                       lambda c: {"x_t": c["x_t"], "eps": c["eps"] + torch.tensor([0.1, 0.2, 0.05, 0.3])})
+    assert "which the numbers cannot single out" in terms.recovered_part(direction)
+    noisy = _terms(checks.DDPM_MODEL, context, lambda c: {**c, "z": c["z"] * torch.tensor([1.5, 1.1, 1.3, 1.7])})
+    assert "except the coefficient σ_t of z: yours is" in terms.recovered_part(noisy)
+    assert readings.reason(checks.Q_SAMPLE_MODEL, context, checks.Q_SAMPLE_MODEL.evaluate(context),
+                           {"x0": "x_0", "noise": "ε"}) is None
+
+
+def test_whole_value_readings_refuse_what_they_cannot_read():
+    values_module = __import__("utils.checks.diffusion.values", fromlist=["values"])
+    expected = torch.linspace(0.1, 0.9, 8, dtype=torch.float64)
+    assert values_module.clamped([1.0], expected) is None
+    assert values_module.clamped(torch.full((8,), math.nan, dtype=torch.float64), expected) is None
+    assert values_module.clamped(expected.clamp(max=0.5), expected) == "clamped from above at 0.5"
+    assert values_module.transform([1.0], expected) is None
+    assert values_module.transform(expected, -expected) is None  # log, √ defined nowhere; no other fits
+    assert values_module.shifted(expected[None], expected[None]) is None
+    assert values_module.transform_text("square", "β̃_t") == "(β̃_t)²"
+    schedule = checks.ImageCase("x").schedule().to(torch.float64)
+    context = checks.StepContext(schedule, {"t": torch.tensor([2, 9, 17, 30])})
+    assert naming.name_vector(torch.tensor([0.3, 0.1, 0.7, 0.2], dtype=torch.float64), context,
+                              {"named": torch.tensor([0.3, 0.1, 0.7, 0.2], dtype=torch.float64)}) == "named"
+    assert embedding._frequency_problem(2 * 10_000.0 ** (-torch.arange(8, dtype=torch.float64) / 8),
+                                        10_000.0 ** (-torch.arange(8, dtype=torch.float64) / 8), 8) is not None
+
+
+def ddim_new_sample_at_t(eps, x_t, t, t_prev, schedule, clip=True):  # returns x_t: the two ᾱ's are the same one
+    alpha_bar_t = col(padded(schedule)[t])
+    return ddim_with(alpha_bar_t, alpha_bar_t, eps, x_t, clip)
+
+
+@exercise("5.5")
+def test_an_output_that_is_its_input_lists_the_changes_that_give_it():
+    assert_diagnoses(checks.check_ddim_step, ddim_new_sample_at_t, "your output is x_t itself",
+                     "your step changed nothing", "Each of these changes", "in x̂_0 (eq. 5.12), you used ᾱ_{t'}",
+                     "in the new sample, you used ᾱ_t in place of ᾱ_{t'}")
+
+
+def test_more_term_readings_on_coefficients_built_by_hand():
+    schedule = checks.ImageCase("x").schedule().to(torch.float64)
+    context = checks.StepContext(schedule, {"t": torch.tensor([2, 9, 17, 30])})
+    first_zero = torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    zero_then_wrong = _terms(checks.Q_SAMPLE_MODEL, context,  # image 0 is 0, the others wrong too
+                             lambda c: {"x0": c["x0"] * first_zero * 2, "noise": c["noise"] * first_zero})
+    assert terms.zero_images(zero_then_wrong) is None
+    whole = _terms(checks.Q_SAMPLE_MODEL, context, lambda c: {"x0": c["x0"] + c["noise"], "noise": 0 * c["noise"]})
+    assert "the term √(1 − ᾱ_t)·ε is missing" in terms.moved(whole)
+    three = _terms(checks.DDPM_MODEL, context, lambda c: {"x_t": c["x_t"] + c["z"], "eps": c["eps"] - c["z"],
+                                                          "z": c["z"] * 2})
+    assert terms.moved(three) is None  # a third coefficient is wrong as well
+    change = next(iter(changes.changes(checks.Q_SAMPLE_MODEL)))
+    assert readings._candidates([change]).startswith(" The change to the equation that gives it: ")
+    assert readings._candidates([]) == ""

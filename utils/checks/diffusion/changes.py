@@ -184,6 +184,18 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
             yield Change(rewrite(lambda f: replace(f, step=new_step) if (f.symbol, f.step) == (symbol, step) else f),
                          f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}",
                          _why_step(step, new_step), label)
+    for i, (symbol, step) in enumerate(variables):  # two variables of one symbol in each other's places
+        for other_symbol, other_step in variables[i + 1:]:
+            if other_symbol != symbol or {step.base, other_step.base} == {"t", "t'"}:
+                continue  # t and t' swapped is tried below, for every symbol at once
+
+            def exchange(f: Factor, a: Step = step, b: Step = other_step, s: str = symbol) -> Factor:
+                return replace(f, step=b) if (f.symbol, f.step) == (s, a) else \
+                    replace(f, step=a) if (f.symbol, f.step) == (s, b) else f
+            yield Change(rewrite(exchange), f"{where}{shown(symbol, step)} and {shown(symbol, other_step)} are swapped"
+                         f"{everywhere}: you used each where the other goes",
+                         "Two variables in each other's places: check the order in which you assign them (as in "
+                         "alpha_bar_t, alpha_bar_prev = alpha_bars[t], alpha_bars[t - 1]).", label)
     for symbol, step in variables:  # one variable's square root lost (or doubled) wherever it appears
         for scale, words in ((2.0, "without its square root"), (0.5, "with a square root too many")):
             powered = [f for f in factors if (f.symbol, f.step) == (symbol, step) and not f.one_minus
@@ -237,7 +249,7 @@ def single_quantities(context: StepContext) -> dict[str, Formula]:
                 for one_minus in (False, True):
                     if one_minus and symbol in ("α", "β", "β̃"):
                         continue  # 1 − α is β, 1 − β is α
-                    for power in (1.0, 0.5, -0.5, -1.0):
+                    for power in (1.0, 0.5, -0.5, -1.0, 2.0):
                         for sign in (1.0, -1.0):
                             formula = Formula((Factor(symbol, Step(base, offset), one_minus, power),), sign)
                             found[str(formula)] = formula

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +10,8 @@ import torch
 from utils.checks.core import Case, Exercise, fit_linear, one_thread
 from utils.checks.diffusion.images import run_learner
 from utils.checks.diffusion.references import reference_sinusoidal_embedding
+
+_BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
 
 EX_EMBEDDING = Exercise("5.6", "sinusoidal_embedding")
 
@@ -22,6 +25,17 @@ class EmbeddingCase(Case):
     def sizes(self) -> dict[str, int]:
         named = {"B": len(self.steps), "dim": self.dim, "dim/2": self.dim // 2}
         return {name: size for name, size in named.items() if size > 1}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        """t (B,) times the frequencies (d/2,) without making a table: the angles need both axes."""
+        found = _BROADCAST.search(str(error))
+        B, half = len(self.steps), self.dim // 2
+        if found is None or {int(found.group(1)), int(found.group(2))} != {B, half} or B == half:
+            return None
+        return (f"t has one step per image, shape (B,) = ({B},), and the frequencies one per pair of columns, "
+                f"(d/2,) = ({half},): multiplied as they are, they line up on one axis. The angles are a (B, d/2) "
+                f"table, every step times every frequency: t[:, None] * frequencies[None, :] (or torch.outer(t, "
+                f"frequencies)), then sin and cos of it joined along the last axis.")
 
 
 EMBEDDING_CASES = [

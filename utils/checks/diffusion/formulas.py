@@ -231,6 +231,13 @@ class Model:
     # intermediates a learner may return in place of the output, each as the coefficients of the inputs: context →
     # {"x̂_0 (eq. 5.12)": {"x_t": ..., "eps": ...}} (each input alone is always one)
     intermediates: Callable[[StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
+    # the output as a sum of terms, coefficient × tensor: context → [("√β_t·[t > 1]", (B,) values, "z"), ...], with
+    # the tensors a term may hold as the inputs' coefficients: context → {"x̂_0": {"x_t": ..., "eps": ...}, ...}.
+    # None: each part multiplies its own input (q_sample, the posterior mean)
+    terms: Callable[[StepContext], list[tuple[str, torch.Tensor, str]]] | None = None
+    tensors: Callable[[StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
+    # values a part takes in known variants of the equation, by their description: context → {words: (B,) values}
+    known: Callable[[StepContext], dict[str, torch.Tensor]] | None = None
 
     def expected_text(self, output: str) -> str:
         if self.combine is _identity:

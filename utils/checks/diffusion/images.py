@@ -13,6 +13,7 @@ from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.readings import explain_coefficients
 from utils.checks.diffusion.references import reference_cosine_schedule
 from utils.checks.diffusion.schedule import IMAGE_AXES, Schedule
+from utils.checks.diffusion.values import clamped
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class ImageCase(Case):
     def sizes(self) -> dict[str, int]:
         named = dict(zip(IMAGE_AXES, self.shape), T=self.T)
         return {name: size for name, size in named.items() if size > 1}
+
+    def explain(self, error: BaseException, line: str) -> str | None:
+        return _ambiguous_condition(error, line)
 
     def schedule(self) -> Schedule:
         return Schedule.from_betas(reference_cosine_schedule(self.T)).to(self.dtype)
@@ -262,8 +266,26 @@ def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: Ima
                                                                               rest=rest, inputs=inputs, names=names)
     if problem:
         raise exercise.fail(problem, case=case, name=name)
-    exercise.compare(got, expected, case=case, name=name, equation=equation, probes=probes, axes=IMAGE_AXES,
-                     **options)
+    exercise.compare(got, expected, case=case, name=name, equation=equation,
+                     probes=[*probes, lambda got: clamped_output(got, expected, name=name, equation=equation)],
+                     axes=IMAGE_AXES, **options)
+
+
+def clamped_output(got: torch.Tensor, expected: torch.Tensor, *, name: str, equation: str) -> str | None:
+    """The right output clamped to a range (after the exercise's own probes, which read a clamp of their own)."""
+    bounds = clamped(got, expected)
+    return (f"your {name} is {bounds}, and otherwise right: {equation} has no clamp on {name} — remove it (a noisy "
+            f"image leaves [−1, 1] by design).") if bounds else None
+
+
+def _ambiguous_condition(error: BaseException, line: str) -> str | None:
+    """A Python `if`/`and`/`or` on a (B,) tensor: one decision for a batch whose images each have their own t."""
+    if "Boolean value of Tensor with more than one value is ambiguous" not in str(error):
+        return None
+    return ("A Python `if` (or `and`, `or`, a ternary `… if … else …`) needs one True or False, but this condition is "
+            "a (B,) tensor — each image has its own t. Decide per image with tensors instead: torch.where(condition, "
+            "a, b), a mask such as (t > 1).to(x.dtype).view(-1, 1, 1, 1), or for ᾱ_0 = 1 a padded table, "
+            "F.pad(schedule.alpha_bars, (1, 0), value=1.0)[t_prev].")
 
 
 # The first case avoids t = T, so that an off-by-one is named before index T overflows, and has B = W, so that a

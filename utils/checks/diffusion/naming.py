@@ -19,8 +19,9 @@ _PAIR_SYMBOLS = (("ᾱ", False), ("α", False), ("β", False), ("ᾱ", True))
 
 
 def _distinct_steps(context: StepContext) -> bool:
-    """Whether the batch has at least three different steps: fewer, and too many formulas fit by coincidence."""
-    return len(set(context.steps["t"].tolist())) >= 3
+    """Whether the batch has at least three different steps, t and t' each: fewer, and too many formulas fit by
+    coincidence (at t' = 0 for every image, 1 − ᾱ_{t'} is 0 like many others)."""
+    return all(len(set(steps.tolist())) >= 3 for steps in context.steps.values())
 
 
 def pair_products(context: StepContext) -> dict[str, Formula]:

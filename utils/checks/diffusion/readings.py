@@ -17,7 +17,18 @@ from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.naming import name_vector
 from utils.checks.diffusion.recovery import at_an_end, describe_recovered, recover_variable
 from utils.checks.diffusion.schedule import close
-from utils.checks.diffusion.terms import Terms, bracket, exchanged, moved, named_output, ratio, transformed, zero_images
+from utils.checks.diffusion.terms import (
+    Terms,
+    bracket,
+    exchanged,
+    moved,
+    named_output,
+    ratio,
+    recovered_part,
+    substituted,
+    transformed,
+    zero_images,
+)
 
 
 def _one_image_for_all(terms: Terms) -> str | None:
@@ -101,7 +112,7 @@ def _named_output(terms: Terms) -> str | None:
     if found is None:
         return None
     name, words = found
-    if name.endswith("itself"):
+    if name == "x_t itself":  # the state the step starts from
         words += ": your step changed nothing"
     return f"{words}.{_candidates(matching_changes(terms.model, terms.context, terms.got))}"
 
@@ -129,9 +140,9 @@ def reason(model: Model, context: StepContext, got: dict[str, torch.Tensor], nam
     if not terms.wrong:
         return None
     at_ends = _only_at_ends(terms)
-    readings = [_one_image_for_all, zero_images, _named_output, _recovered if at_ends else None, bracket, moved,
-                _first_change, _alternative_forms, exchanged, transformed, _model_readings,
-                None if at_ends else _recovered, _single_quantity, ratio]
+    readings = [_one_image_for_all, zero_images, _recovered if at_ends else None, _named_output, bracket, substituted,
+                moved, _first_change, _alternative_forms, exchanged, transformed, _model_readings, _single_quantity,
+                None if at_ends else _recovered, recovered_part, ratio]
     return next(filter(None, (reading(terms) for reading in readings if reading)), None)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import torch
 
-from utils.checks.diffusion.changes import Change, changes
 from utils.checks.diffusion.formulas import FREE, LAST, Factor, Formula, Model, Step, StepContext
 from utils.checks.diffusion.naming import name_vector, pair_products
 from utils.checks.diffusion.schedule import close
@@ -100,8 +100,10 @@ def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Te
         parts = _freed(model, variable, part)
         values, errors = _solve_free(model, parts, context, got, named)
         exact = errors < 1e-6
-        if not exact.all() and _sensitive_outputs(model, parts, context) > 1:
-            # over-determined (the unknown moves two coefficients): a value off the schedule's tables is evidence too
+        # over-determined (the unknown moves two coefficients), a value off the schedule's tables is evidence too;
+        # for one coefficient any value fits, so such a value counts only if one formula names it at every image
+        determined = _sensitive_outputs(model, parts, context) > 1
+        if not exact.all():
             values, errors = _solve_free(model, parts, context, got, dense)
             position = torch.searchsorted(dense, values)
             low = dense[(position - 1).clamp(min=0)]
@@ -113,10 +115,19 @@ def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Te
                 low, high = (values - step).clamp(min=0), values + step
         wide = StepContext(context.schedule, context.steps, free=values)
         predicted = model.combine({name: formula.value(wide) for name, formula in parts.items()})
-        if all(close(got[k], predicted[k]) for k in got):
+        if all(close(got[k], predicted[k]) for k in got) and (exact.all() or determined or _named(values, differs,
+                                                                                               context)):
             right = context.quantity(*variable)
-            return Recovered(variable[0], variable[1], part, values, right, differs)
+            where = model.labels.get(part, part) if part else None  # said as the part's words: "the coefficient of ε"
+            return Recovered(variable[0], variable[1], where, values, right, differs)
     return None
+
+
+def _named(values: torch.Tensor, images: torch.Tensor, context: StepContext) -> bool:
+    """Whether one formula (a schedule quantity, a power or a product of two) gives ``values`` at every image of
+    ``images``."""
+    sub = StepContext(context.schedule, {name: v[images] for name, v in context.steps.items()})
+    return name_vector(values[images], sub, pairs=True) is not None
 
 
 def _sensitive_outputs(model: Model, parts: dict[str, Formula], context: StepContext) -> int:
@@ -209,17 +220,20 @@ def _as_product(found: Recovered, context: StepContext) -> str | None:
     not such a product, or is a single quantity (the per-image reading names that, with its index)."""
     wrong = found.wrong
     sub = StepContext(context.schedule, {name: v[wrong] for name, v in context.steps.items()})
-    if name_vector(found.values[wrong], sub) is not None:
-        return None
+    single = name_vector(found.values[wrong], sub)
+    if single is not None and re.fullmatch(r"[αβᾱ̃]+_(t|\{[^}]*\})", single):
+        return None  # one table entry at another step: the per-image reading names it with its index
     name = name_vector(found.values[wrong], sub, pairs=True)
-    if name is None:
-        return None
+    if name is None or name in ("0", "1", "-1"):
+        return None  # a constant: the per-image reading says which entry it is (ᾱ_0 = 1 read as 0)
+    b = int(wrong.nonzero()[0])
+    shown = (f"your {found.text} is {name} at every image (at {context.describe(b)}: {found.values[b].item():.4g}, "
+             f"where {found.text} = {found.right[b].item():.4g})")
+    if single is not None:  # a power of one quantity (ᾱ_t² for ᾱ_t): that quantity itself is meant
+        return f"{shown}: use {found.text} itself there."
     right = next((text for text, formula in pair_products(sub).items()
                   if close(found.right[wrong], formula.value(sub))), None)
-    b = int(wrong.nonzero()[0])
-    fix = f", but {found.text} = {right}: compute it so." if right else "."
-    return (f"your {found.text} is {name} at every image (at {context.describe(b)}: {found.values[b].item():.4g}, "
-            f"where {found.text} = {found.right[b].item():.4g}){fix}")
+    return f"{shown}, but {found.text} = {right}: compute it so." if right else f"{shown}."
 
 
 def at_an_end(context: StepContext, images: torch.Tensor) -> bool:
@@ -236,11 +250,3 @@ def steps_text(context: StepContext, mask: torch.Tensor) -> str:
     return " and ".join(f"{name} = {', '.join(map(str, sorted(set(v[mask].tolist()))))}"
                         for name, v in context.steps.items())
 
-
-def matching_change(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> Change | None:
-    """The first small change to ``model`` (see :func:`changes`) that reproduces ``got`` at every image."""
-    for change in changes(model):
-        predicted = model.evaluate(context, change.parts)
-        if all(close(got[key], predicted[key]) for key in predicted):
-            return change
-    return None

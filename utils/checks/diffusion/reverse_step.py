@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from utils.checks.core import Exercise
-from utils.checks.diffusion.formulas import LAST, Bracket, Factor, Formula, Model, StepContext, _f
+from utils.checks.diffusion.formulas import LAST, Bracket, Factor, Formula, Model, Step, StepContext, _f
 from utils.checks.diffusion.images import ImageCase
 from utils.checks.diffusion.posterior import POSTERIOR_X0, POSTERIOR_XT
 from utils.checks.diffusion.readings import reason
@@ -40,18 +40,14 @@ def x0_hat_as_output(then: str, others: tuple[str, ...] = ()):
 
 def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[str, torch.Tensor]]):
     """A :attr:`Model.readings` entry for a step x_new = A·x̂_0 + B·x_t + C·ε_θ (+ σ z): when the learner's
-    coefficients are that with the right A, B, C, σ but another x̂_0, recover their x̂_0 = p·x_t + q·ε_θ and name it
-    (an input passed in its place, or a small change to eq. (5.12)). ``new_sample(context)`` gives A, B, C (and σ)."""
+    coefficients are that with the right A, B, C, σ but another x̂_0, recover their x̂_0 = p·x_t + q·ε_θ and read it
+    as eq. (5.12) is read (a bracket, a change, two inputs exchanged). ``new_sample(context)`` gives A, B, C (and σ)."""
     def reading(context: StepContext, got: dict[str, torch.Tensor]) -> str | None:
         right = new_sample(context)
         if "z" in got and not close(got["z"], right["sigma"]):
             return None
+        # (an input passed where x̂_0 goes is read before, by the step's terms: see terms.substituted)
         x0 = {"x_t": (got["x_t"] - right["B"]) / right["A"], "eps": (got["eps"] - right["C"]) / right["A"]}
-        zero, one = torch.zeros_like(x0["x_t"]), torch.ones_like(x0["x_t"])
-        for name, code, (p, q) in (("ε_θ", "eps", (zero, one)), ("x_t", "x_t", (one, zero))):
-            if close(x0["x_t"], p, atol=1e-5) and close(x0["eps"], q, atol=1e-5):
-                return (f"the rest of {equation} is right, but the x̂_0 it uses is {name} itself: you passed `{code}` "
-                        f"where x̂_0 goes. Compute x̂_0 = (x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t first (eq. 5.12) and use that.")
         found = reason(X0_MODEL, context, x0, {"x_t": "x_t", "eps": "ε_θ"})
         if found is None:
             return None
@@ -61,6 +57,14 @@ def implied_x0_reading(equation: str, new_sample: Callable[[StepContext], dict[s
                 f"{x0['eps'][b].item():.4g}·ε_θ at {context.describe(b)}, where eq. (5.12) gives x̂_0 = "
                 f"(x_t − √(1 − ᾱ_t)·ε_θ)/√ᾱ_t: {found}").replace("+ -", "− ")
     return reading
+
+
+def _x0_and_inputs(context: StepContext, inputs: tuple[str, ...]) -> dict[str, dict[str, torch.Tensor]]:
+    """The tensors a step's term can hold, as the inputs' coefficients: x̂_0 (eq. 5.12) and each input alone."""
+    x0 = X0_MODEL.evaluate(context)
+    one = torch.ones_like(x0["x_t"])
+    symbols = {"x_t": "x_t", "eps": "ε_θ", "z": "z"}
+    return {"x̂_0": x0, **{symbols[k]: {k: one} for k in inputs}}
 
 
 def _ddpm_combine(parts):
@@ -93,6 +97,10 @@ DDPM_MODEL = Model(
                       "Algorithm 2's x_{t−1} = (x_t − β_t/√(1 − ᾱ_t)·ε_θ)/√α_t + σ_t z", "the division by √α_t",
                       "(x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()"),),
     intermediates=x0_hat_as_output("x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t·z (eq. 5.15)", ("z",)),
+    terms=lambda c: [(str(POSTERIOR_X0), POSTERIOR_X0.value(c), "x̂_0"),
+                     (str(POSTERIOR_XT), POSTERIOR_XT.value(c), "x_t"),
+                     ("√β_t·[t > 1]", Formula((_f("β", power=0.5), Factor(LAST))).value(c), "z")],
+    tensors=lambda c: _x0_and_inputs(c, ("x_t", "eps", "z")),
     readings=(implied_x0_reading("eq. (5.15)", lambda c: {"A": POSTERIOR_X0.value(c), "B": POSTERIOR_XT.value(c),
                                                           "C": 0.0, "sigma": Formula((_f("β", power=0.5),
                                                                                       Factor(LAST))).value(c)}),))
@@ -101,6 +109,16 @@ DDPM_MODEL = Model(
 def _ddim_combine(parts):
     """x_{t'} = a·x̂_0 + b·ε with x̂_0 = (x_t − c·ε)/d: coefficients of x_t and ε."""
     return {"x_t": parts["a"] / parts["d"], "eps": parts["b"] - parts["a"] * parts["c"] / parts["d"]}
+
+
+def _ddim_known(context: StepContext) -> dict[str, torch.Tensor]:
+    """Values a DDIM part takes in known variants of the step: the stochastic sampler's direction, with σ_t for
+    η = 1 (eq. 5.16's σ_t² = (1 − ᾱ_{t'})/(1 − ᾱ_t)·(1 − ᾱ_t/ᾱ_{t'}))."""
+    alpha_bar_t, alpha_bar_prev = context.quantity("ᾱ", Step("t")), context.quantity("ᾱ", Step("t'"))
+    sigma_squared = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)
+    return {"√(1 − ᾱ_{t'} − σ_t²) with DDIM's σ_t for η = 1 — the stochastic sampler's direction, although its noise "
+            "σ_t·z is not added; this exercise is the deterministic step, σ = 0, whose direction is √(1 − ᾱ_{t'})":
+            (1 - alpha_bar_prev - sigma_squared).sqrt()}
 
 
 DDIM_MODEL = Model(
@@ -112,6 +130,10 @@ DDIM_MODEL = Model(
     shown={"x_t": "√ᾱ_{t'}/√ᾱ_t", "eps": "√(1 − ᾱ_{t'}) − √ᾱ_{t'}·√(1 − ᾱ_t)/√ᾱ_t"},
     swaps=(("a", "b"), ("c", "d")),
     intermediates=x0_hat_as_output("x_{t'} = √ᾱ_{t'}·x̂_0 + √(1 − ᾱ_{t'})·ε_θ (eq. 5.16)"),
+    terms=lambda c: [("√ᾱ_{t'}", Formula((_f("ᾱ", "t'", power=0.5),)).value(c), "x̂_0"),
+                     ("√(1 − ᾱ_{t'})", Formula((_f("ᾱ", "t'", one_minus=True, power=0.5),)).value(c), "ε_θ")],
+    tensors=lambda c: _x0_and_inputs(c, ("x_t", "eps")),
+    known=_ddim_known,
     readings=(implied_x0_reading("eq. (5.16)", lambda c: {"A": Formula((_f("ᾱ", "t'", power=0.5),)).value(c),
                                                           "B": 0.0, "C": Formula((_f("ᾱ", "t'", one_minus=True,
                                                                                      power=0.5),)).value(c)}),))

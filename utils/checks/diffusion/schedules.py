@@ -14,7 +14,7 @@ from utils.checks.diffusion.references import (
     reference_cosine_schedule,
     reference_linear_schedule,
 )
-from utils.checks.diffusion.values import clamped
+from utils.checks.diffusion.values import clamped, shifted
 
 EX_SCHEDULES = Exercise("5.1", "schedules")
 
@@ -162,7 +162,21 @@ def _linear_probes(case: ScheduleCase, T: int, beta_start: float, beta_end: floa
         bounds = clamped(got, expected)
         return (f"your β_t are eq. (5.3)'s {bounds}: eq. (5.3) is a plain linspace from the scaled beta_start to the "
                 f"scaled beta_end, with no clamp; remove it.") if bounds else None
-    return [returned, bounded, linear_in_t, endpoints]
+    return [returned, lambda got: _shift_problem(got, expected, "eq. (5.3)"), bounded, linear_in_t, endpoints]
+
+
+def _shift_problem(got: torch.Tensor, expected: torch.Tensor, equation: str, *, late_only: bool = False) -> str | None:
+    """Every β read one step away: a value put in front (β_0 = 0, "so that betas[t] is β_t"), or one dropped
+    (``late_only``: only the first, which the readings of the cosine's argument would misread as a β_1 ≤ 0)."""
+    k = shifted(got, expected)
+    if k is None or (late_only and k < 0):
+        return None
+    which = (f"{abs(k)} step{'s' if abs(k) > 1 else ''} {'late' if k > 0 else 'early'}: your β_t is {equation}'s "
+             f"β_{{t{'−' if k > 0 else '+'}{abs(k)}}}")
+    cause = ("a value put in front (a β_0 = 0 prepended so that betas[t] would be β_t?) and the last one dropped"
+             if k > 0 else "the first value dropped and another step added at the end")
+    return (f"every value is {which} — {cause}. The tensor holds β_1 … β_T, step t at index t − 1 (betas[t - 1] is "
+            f"β_t): return exactly those T values; index with t − 1 where you use them.")
 
 
 def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
@@ -262,7 +276,8 @@ def _cosine_probes(case: ScheduleCase, T: int, s: float, max_beta: float):
         return (f"your β_t are eq. (5.4)'s {bounds}: eq. (5.4) clips β_t from above only, at max_beta = {max_beta} — "
                 f"β_t = min(1 − ᾱ_t/ᾱ_{{t−1}}, max_beta) — and has no other bound. Clip with .clamp(max=max_beta) "
                 f"alone.")
-    return [returned, positive, clipped, bounded, recovered_alpha_bars]
+    return [returned, lambda got: _shift_problem(got, expected, "eq. (5.4)", late_only=True), positive, clipped,
+            bounded, recovered_alpha_bars, lambda got: _shift_problem(got, expected, "eq. (5.4)")]
 
 
 def _recover_cosine_argument(got: torch.Tensor, max_beta: float) -> tuple[float, float] | None:

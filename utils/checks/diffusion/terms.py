@@ -116,6 +116,52 @@ def bracket(terms: Terms) -> str | None:
     return None
 
 
+def _terms_and_tensors(terms: Terms) -> tuple[list, dict]:
+    """The output as terms (coefficient text, (B,) values, tensor name) and the tensors a term can hold, each as the
+    inputs' coefficients: the model's own, or for a model whose parts multiply its inputs, one term per input."""
+    model, context = terms.model, terms.context
+    if model.terms is not None:
+        return model.terms(context), model.tensors(context)
+    parts = model.evaluate(context)
+    ones = {k: torch.ones_like(v) for k, v in parts.items()}
+    return ([(model.expected_text(k), parts[k], terms.symbol(k)) for k in parts],
+            {terms.symbol(k): {k: ones[k]} for k in parts})
+
+
+def _predicted(terms: Terms, changes: list[tuple[torch.Tensor, dict, dict]]) -> dict[str, torch.Tensor]:
+    """The expected coefficients with each (coefficient, old tensor, new tensor) term rewritten."""
+    predicted = dict(terms.expected)
+    for coefficient, old, new in changes:
+        for key in predicted:
+            zero = torch.zeros_like(coefficient)
+            predicted[key] = predicted[key] - coefficient * old.get(key, zero) + coefficient * new.get(key, zero)
+    return predicted
+
+
+def substituted(terms: Terms) -> str | None:
+    """One term of the output holds another tensor than the equation's (A·z for A·x̂_0, σ_t·ε_θ for σ_t·z, B·x̂_0
+    for B·x_t), or two terms hold each other's tensors: a variable passed or written in the wrong place."""
+    parts, tensors = _terms_and_tensors(terms)
+    equation = terms.model.equation
+
+    def matches(changes) -> bool:
+        predicted = _predicted(terms, changes)
+        return all(close(terms.got[k], predicted[k]) for k in terms.got)
+    for text, coefficient, tensor in parts:
+        for other, values in tensors.items():
+            if other != tensor and _nonzero(coefficient) and matches([(coefficient, tensors[tensor], values)]):
+                return (f"in the term {text}·{tensor} of {equation}, you used {other} in place of {tensor}: your code "
+                        f"multiplies {other} by {text}. Write {text}·{tensor} — is the right variable passed there?")
+    for i, (text_a, coefficient_a, tensor_a) in enumerate(parts):
+        for text_b, coefficient_b, tensor_b in parts[i + 1:]:
+            if tensor_a != tensor_b and matches([(coefficient_a, tensors[tensor_a], tensors[tensor_b]),
+                                                 (coefficient_b, tensors[tensor_b], tensors[tensor_a])]):
+                return (f"the terms {text_a}·{tensor_a} and {text_b}·{tensor_b} of {equation} hold each other's "
+                        f"tensors: yours are {text_a}·{tensor_b} and {text_b}·{tensor_a}. Swap {tensor_a} and "
+                        f"{tensor_b} back (the order of the arguments where you pass them?).")
+    return None
+
+
 def moved(terms: Terms) -> str | None:
     """One input's coefficient is short by exactly what another's has too much, every other coefficient right, and
     that amount is a named quantity: a term was written with the wrong input (σ_t·ε_θ where σ_t·z goes).
@@ -205,3 +251,42 @@ def ratio(terms: Terms) -> str | None:
         found.append(f"{terms.label(key)} is {name} × the right one, {terms.model.expected_text(key)}: a factor "
                      f"{name} too many in it (or its inverse missing)")
     return "; ".join(found) + "." if found else None
+
+
+def recovered_part(terms: Terms) -> str | None:
+    """For a model that composes its parts (x̂_0 inside μ̃, the direction of DDIM), the one part whose value, solved
+    for image by image, reproduces every coefficient: it localises the mistake to that part, and names the value
+    when a formula or a known variant fits every image."""
+    model, context = terms.model, terms.context
+    if model.terms is None:
+        return None  # each part is a coefficient of its own: the coefficient readings say it
+    values = {name: formula.value(context) for name, formula in model.parts.items()}
+    found = []  # (part, its value per image, its name)
+    for name in model.parts:
+        outputs = [model.combine({**values, name: torch.full_like(values[name], probe)}) for probe in (1.0, 2.0, 4.0)]
+        slopes = {k: outputs[1][k] - outputs[0][k] for k in terms.got}
+        if any(not close(outputs[2][k] - outputs[1][k], 2 * slopes[k], atol=1e-9) for k in terms.got):
+            continue  # not linear in this part (a divisor): not solved for here
+        key = max(slopes, key=lambda k: float(slopes[k].abs().min()))
+        if not (slopes[key].abs() > 1e-9).all():
+            continue
+        estimate = values[name] + (terms.got[key] - terms.expected[key]) / slopes[key]
+        predicted = model.combine({**values, name: estimate})
+        if close(estimate, values[name]) or not all(close(terms.got[k], predicted[k]) for k in terms.got):
+            continue
+        known = model.known(context) if model.known is not None else {}
+        found.append((name, estimate, name_vector(estimate, context, known, pairs=True)))
+    if not found:
+        return None
+    named = [item for item in found if item[2]]
+    if not named and len(found) > 1:  # several parts could be off: which one, the numbers cannot tell
+        labels = " or ".join(model.labels[name] for name, _, _ in found)
+        return (f"everything in {model.equation} is right except one part, which the numbers cannot single out: "
+                f"{labels}. Check each against {model.equation}.")
+    name, estimate, words = (named or found)[0]
+    b = int((estimate - values[name]).abs().argmax())
+    right = f"{model.equation} has {model.parts[name]} (= {values[name][b].item():.4g} at {context.describe(b)})"
+    if words:
+        return f"everything in {model.equation} is right except {model.labels[name]}, where {right}: yours is {words}."
+    return (f"everything in {model.equation} is right except {model.labels[name]}: yours is "
+            f"{estimate[b].item():.4g} at {context.describe(b)}, where {right}.")

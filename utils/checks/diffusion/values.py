@@ -60,3 +60,16 @@ def transform_text(name: str, quantity: str) -> str:
     """"log(β̃_t)", "√(β̃_t)", "(β̃_t)²" for a transform named by :func:`transform`."""
     return {"square": f"({quantity})²", "1 −": f"1 − {quantity}", "1/": f"1/({quantity})"}.get(
         name, f"{name}({quantity})")
+
+
+def shifted(got: torch.Tensor, expected: torch.Tensor) -> int | None:
+    """k ≠ 0 with got[t] = expected[t − k] wherever both exist (1: every value one step late, a value put in front;
+    −1: one step early), for a 1-D sequence; None otherwise."""
+    if not isinstance(got, torch.Tensor) or got.dim() != 1 or got.shape != expected.shape or len(got) < 4:
+        return None
+    got, expected = got.detach().double(), expected.detach().double()
+    for k in (1, -1, 2, -2):
+        mine, theirs = (got[k:], expected[:-k]) if k > 0 else (got[:k], expected[-k:])
+        if _close(mine, theirs) and not _close(got, expected):
+            return k
+    return None
