@@ -128,7 +128,8 @@ def _carriers(size: int, axis: int, roles: Roles, exclude: Quantity) -> list[str
 
 def variable_reading(who: str, shape, quantity: Quantity, roles: Roles) -> str | None:
     """What is wrong with a tensor (``who``: "your `p`") of ``shape`` that should be ``quantity``; None if nothing."""
-    if len(shape) < 2 or any(roles.fits(shape, layout) for layout in quantity.layouts):
+    layouts = [layout for layout in quantity.layouts if roles.layout_sizes(layout) is not None]
+    if len(shape) < 2 or not layouts or any(roles.fits(shape, layout) for layout in layouts):
         return None
     head = f"{who} has shape {tuple_text(shape)}, but {quantity.symbol}"
     head += f" ({quantity.meaning})" if quantity.meaning else ""
@@ -140,7 +141,7 @@ def variable_reading(who: str, shape, quantity: Quantity, roles: Roles) -> str |
             return head + f": yours is its transpose, (…, {layout[-1]}, {layout[-2]})" + hint
     others = sorted(roles.symbols_of(tuple(shape)) - {quantity.symbol})
     plain = [s for s in others if not s.endswith(TRANSPOSE)]
-    layout = min(quantity.layouts, key=lambda lay: (len(_axis_differences(shape, lay, roles)) if
+    layout = min(layouts, key=lambda lay: (len(_axis_differences(shape, lay, roles)) if
                                                     len(shape) >= len(lay) else 99, len(shape) != len(lay)))
     if len(shape) < len(layout):
         return head + (f": it has the shape of {' or '.join(plain)}" if plain else "")
@@ -269,8 +270,11 @@ def read_roles(error: BaseException, line: str, roles: Roles) -> str | None:
     call = _CALL.get()
     if call is None:
         return None
-    operation = failing_operation(*call, error)
-    if operation is None:
+    try:
+        operation = failing_operation(*call, error)
+        if operation is None:
+            return None
+        found = variables_reading(operation, roles) or products_reading(operation, roles, line)
+    except Exception:  # noqa: BLE001 - a reading that cannot be made says nothing; the generic one stands
         return None
-    found = variables_reading(operation, roles) or products_reading(operation, roles, line)
     return found[0].upper() + found[1:] if found and found.startswith("your") else found
