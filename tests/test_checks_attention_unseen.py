@@ -584,7 +584,7 @@ def test_row_readings_edge_paths():
         raise ValueError("no")
     assert backward.rows_probe(crashes)(None) is None
     assert backward.rows_probe(lambda p, g: p[..., :3])(None) is None
-    p, g = torch.rand(2, 3), torch.rand(2, 3)
+    p = torch.rand(2, 3)
     assert backward._jacobian_times_a_matrix(torch.zeros(2, 3, 3, 3), p, torch.rand(2, 4)) is None
 
 
