@@ -458,7 +458,7 @@ def test_a_1d_tensor_from_a_reduction_and_a_1d_tensor_among_equal_sizes():
 
 def test_a_reduction_without_keepdim_is_read_from_the_axis_that_disappeared():
     message = read((2, 5, 8), (2, 5), sizes={"B": 2, "T": 5, "D": 8})
-    assert "it is (B, T, D) with D reduced away, a mean or sum without keepdim=True" in message
+    assert "it was reduced without keepdim=True: it is (B, T, D) with D reduced away" in message
     assert "its (B, T) met (T, D)" in message and "(2, 5, 1) = (B, T, 1)" in message
     both = read((4, 3, 5, 5), (4, 3, 5))  # H = W: either could have gone
     assert "with W or H reduced away" in both or "with H or W reduced away" in both
@@ -962,3 +962,33 @@ def test_counts_held_in_tensors_are_read_too():
     assert "In this line `count` is 0" in learner_error(alpha, torch.tensor(0), case=core.Case("plain"))
     assert "the 0 is a // b = 2 // 3 = 0" in core.reshape_reading([0], 8, {}, line="x.view(a // b)",
                                                                   values={"a": torch.tensor(2), "b": 3})
+
+
+@dataclass(frozen=True)
+class QuantityCase(core.Case):
+    @property
+    def sizes(self):
+        return {"N": 2, "C": 3, "H": 4}
+
+    @property
+    def quantities(self):
+        return {"x_hat": ("x̂", (2, 3, 4)), "weight": ("γ", (3,))}
+
+
+def backward_unpacked_in_another_order(saved):
+    weight, x_hat = saved  # saved as (x_hat, weight)
+    return (x_hat * weight).sum()
+
+
+def reshaped_under_its_name(x_hat, weight):
+    x_hat = x_hat.reshape(2, 12)
+    return x_hat * weight
+
+
+def test_a_variable_holding_another_quantity_is_named_and_nothing_else_is_claimed():
+    saved = (torch.ones(2, 3, 4), torch.ones(3))
+    message = learner_error(backward_unpacked_in_another_order, saved, case=QuantityCase("q"))
+    assert "Your `x_hat` has shape (3,) = (C,), but x̂ is (2, 3, 4) = (N, C, H): that is the shape of γ" in message
+    message = learner_error(reshaped_under_its_name, torch.ones(2, 3, 4), torch.ones(3), case=QuantityCase("q"))
+    assert "Your `x_hat` has shape" not in message  # a reshaped copy under the name may be meant
+    assert core.misnamed_reading({"x_hat": torch.ones(3)}, None) == ""

@@ -2874,7 +2874,7 @@ ROUND4 = [  # (exercise, wrong answer, words of the diagnosis)
                                         ".permute(0, 1, 3, 2)"]),
     ("2.5", Round4InParametersSwapped, ["γ and β are swapped"]),
     ("2.5", Round4InChannelsLast, ["your axes are in the order (N, H, W, C)", ".permute(0, 3, 1, 2)"]),
-    ("2.6", Round4GnStatisticsWithoutKeepdim, ["a mean or sum without keepdim=True"]),
+    ("2.6", Round4GnStatisticsWithoutKeepdim, ["`mean` was reduced without keepdim=True"]),
     ("2.6", Round4GnGroupsAcrossBatch, ["never across the batch axis"]),
     ("2.6", Round4GnGroupSizeTwo, ["blocks of 2 consecutive channels of each example (GroupNorm's set for "
                                    "num_groups = 4)", ": reshape to (N, G, C/G, H, W)"]),
@@ -2924,3 +2924,108 @@ def test_exchanged_terms_are_said_only_when_they_explain_every_coefficient():
     assert "you used γ·s·mean(g·x̂) where γ·s·mean(g) goes" in checks.paths_problems(swapped, paths)
     assert checks.paths.exchanged_terms(swapped + basis["direct"], paths, 0.05, torch.float64) is None  # 2·direct
     assert checks.paths.exchanged_terms(swapped + x_hat * x_hat, paths, 0.05, torch.float64) is None  # not exact
+
+
+# ----- ten fresh ones, written after round 4's readings and run before any change: 7 were named as first written
+# (the γ gradient over the batch axis, the running variance's weights swapped, a column mean in eval mode, LayerNorm
+# over the leading axes, InstanceNorm with running statistics, GroupNorm chunked over the batch, γ added). The other
+# three led to general readings: a variable named after one quantity holding another's shape (core,
+# Case.quantities), the s your backward uses read per channel as another formula of eq. (2.1), (mean x)² among the
+# moments.
+def fresh4_einsum_over_the_batch(grad_out, x_hat, weight, inv_std):
+    grad_x, _, _ = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+    grad_weight = torch.einsum("nchw,nchw->n", grad_out, x_hat)   # kept n, not c
+    grad_bias = torch.einsum("nchw->c", grad_out)
+    return grad_x, grad_weight, grad_bias
+
+class Fresh4UnpackedOutOfOrder(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, x_hat, inv_std = ctx.saved_tensors   # saved as (x_hat, weight, inv_std)
+        grad_x, grad_weight, grad_bias = SOLVED["batch_norm_backward"](grad_out, x_hat, weight, inv_std)
+        return grad_x, grad_weight, grad_bias, None
+
+class Fresh4SavedStdPlusEps(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=DIMS, keepdim=True)
+        var = x.var(dim=DIMS, unbiased=False, keepdim=True)
+        x_hat = (x - mean) / torch.sqrt(var + eps)
+        ctx.save_for_backward(x_hat, weight, (1 / (var.sqrt() + eps)).flatten())   # a second formula for s
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+class Fresh4VarianceWeightsSwapped(Module):
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            a = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - a).add_(a * x.mean(dim=DIMS))
+            self.running_var.copy_(a * self.running_var + (1 - a) * x.var(dim=DIMS))   # weights swapped here only
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+class Fresh4EvalMeanAsColumn(Module):
+    def forward(self, x):
+        if not self.training:
+            scale = per_channel(self.weight / torch.sqrt(self.running_var + self.eps))
+            return (x - self.running_mean.view(-1, 1)) * scale + per_channel(self.bias)
+        return super().forward(x)
+
+class Fresh4LeadingAxes(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(len(self.normalized_shape)))   # the first axes, not the last
+        mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+class Fresh4InstanceRunningStats(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        if self.training:
+            self.saved = (mean.mean(0, keepdim=True).detach(), var.mean(0, keepdim=True).detach())
+        else:
+            mean, var = self.saved
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+class Fresh4ChunksOverTheBatch(GroupNorm):
+    def forward(self, x):
+        parts = []
+        for part in torch.chunk(x, self.num_groups, dim=0):   # dim=0: the examples, not the channels
+            mean, var = part.mean((1, 2, 3), keepdim=True), part.var((1, 2, 3), unbiased=False, keepdim=True)
+            parts.append((part - mean) / torch.sqrt(var + self.eps))
+        return torch.cat(parts, dim=0) * per_channel(self.weight) + per_channel(self.bias)
+
+class Fresh4SquaredMean(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / torch.sqrt(x.mean(dims, keepdim=True) ** 2 + eps) * self.weight   # (mean x)², not mean(x²)
+
+class Fresh4GainAdded(RMSNorm):
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / torch.sqrt(x.pow(2).mean(dims, keepdim=True) + eps) + self.weight   # + γ, not × γ
+
+
+FRESH4 = [  # (exercise, wrong answer, words of the diagnosis)
+    ("2.1", fresh4_einsum_over_the_batch, ["shape (4,) but expected (3,)", "one entry per channel"]),
+    ("2.2", Fresh4UnpackedOutOfOrder, ["Your `x_hat` has shape (3,) = (C,), but x̂ is (4, 3, 5, 5) = (N, C, H, W)",
+                                       "that is the shape of γ or β or s", "unpacked in another order"]),
+    ("2.2", Fresh4SavedStdPlusEps, ["the s = 1/√(σ² + ε) your dL/dx uses is another formula",
+                                    "ε is outside the square root"]),
+    ("2.3", Fresh4VarianceWeightsSwapped, ["momentum is applied backwards"]),
+    ("2.3", Fresh4EvalMeanAsColumn, ["view it as (1, 3, 1, 1) = (1, C, 1, 1)"]),
+    ("2.4", Fresh4LeadingAxes, ["computed over (B) (the batch axis)", "reduce over dim=-1"]),
+    ("2.5", Fresh4InstanceRunningStats, ["your output in eval mode differs from training mode"]),
+    ("2.6", Fresh4ChunksOverTheBatch, ["computed over (C, H, W) (LayerNorm's set"]),
+    ("2.7", Fresh4SquaredMean, ["the square of the mean, (mean x)²"]),
+    ("2.7", Fresh4GainAdded, ["your output is shifted by 1 everywhere", "RMSNorm has no β"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in FRESH4])
+def test_fresh_round4_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(UNSEEN_CHECKS[exercise_id], wrong, *words)

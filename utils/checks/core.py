@@ -106,6 +106,13 @@ class Case:
                 and getattr(self, f.name) is None]
 
     @property
+    def quantities(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """The exercise's quantities by the names a learner's code gives them, with their symbol and shape
+        ("x_hat": ("x̂", (N, C, H, W))): a variable of the failing line whose shape is not its name's is named.
+        Subclasses override it."""
+        return {}
+
+    @property
     def size_sources(self) -> dict[str, str]:
         """Where the learner's code gets each named size that does not come from the input's shape ("G":
         "self.num_groups"), to say where a hard-coded number should come from. Subclasses override it."""
@@ -380,6 +387,28 @@ def value_reading(error: BaseException, values: dict, case: Case | None = None) 
     return ""
 
 
+def misnamed_reading(values: dict, case: Case | None, sizes: dict[str, int] | None = None) -> str:
+    """A variable of the failing line named after one of the exercise's quantities (:attr:`Case.quantities`) that
+    has the shape of another of them — another tensor under its name, most often arguments or saved tensors
+    unpacked in another order; "" otherwise. Any other shape is not claimed: a reshaped or reduced copy kept under
+    the name may be meant."""
+    quantities = case.quantities if case is not None else {}
+    for name, value in values.items():
+        key = name.split(".")[-1]
+        if key not in quantities or not isinstance(value, torch.Tensor):
+            continue
+        symbol, shape = quantities[key]
+        others = [other for other_key, (other, other_shape) in quantities.items()
+                  if other_key != key and tuple(other_shape) == tuple(value.shape)]
+        if not others or tuple(value.shape) == tuple(shape):  # a reshaped or reduced copy may be meant: no claim
+            continue
+        return (f" Your `{name}` has shape {show_shape(value.shape, sizes)}, but {symbol} is "
+                f"{show_shape(shape, sizes)}: that is the shape of {' or '.join(dict.fromkeys(others))} — does "
+                f"`{name}` hold another tensor (arguments, or saved tensors, unpacked in another order than they "
+                f"were given)?")
+    return ""
+
+
 def _none_reading(values: dict, case: Case | None) -> str:
     nones = [name for name, value in values.items() if value is None]
     said = f" In this line {_names(nones)} {'is' if len(nones) == 1 else 'are'} None." if nones else \
@@ -493,7 +522,7 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
     values = values or {}
     reading = read_operation(operation, sizes)  # what the operands' shapes say, when they say something
     text = str(error)
-    held = value_reading(error, values, case)
+    held = value_reading(error, values, case) or misnamed_reading(values, case, sizes)
     if held:
         return held
     match = _RESHAPE.search(text)

@@ -449,7 +449,9 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
                     if reduced and len(found) == 1 else "."))
     if reduced and len(found) <= 2:
         gone = " or ".join(", ".join(names[i] for i in range(len(L)) if i not in option) for option in found)
-        return (start + f"it is {tuple_text(names)} with {gone} reduced away, a mean or sum without keepdim=True. "
+        reduced_one = f"`{small.name}`" if small.name else "it"  # the variable itself, or the one it was made from
+        return (start + f"{reduced_one} was reduced without keepdim=True: it is {tuple_text(names)} with {gone} "
+                f"reduced away. "
                 f"Broadcasting lines shapes up from the last axis, so its {belong} met ({met}): keep the reduced "
                 f"axis (keepdim=True), or view {_who(small)} as {targets}.")
     lacks_ones = len(core) < len(L) and all(L[i] == 1 for i in range(len(L)) if i not in axes)

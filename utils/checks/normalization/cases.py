@@ -51,6 +51,12 @@ class ImageCase(Case):
         return {"N, C, H, W": "x.shape", "G": "self.num_groups"} if self.groups > 1 else {}
 
     @property
+    def quantities(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        C = self.shape[1]
+        return {"x_hat": ("x̂", self.shape), "grad_out": ("dL/dy", self.shape),  # not x: often reassigned
+                "weight": ("γ", (C,)), "bias": ("β", (C,)), "inv_std": ("s = 1/√(σ² + ε)", (C,))}
+
+    @property
     def m(self) -> int:  # values per channel for BatchNorm: N·H·W
         N, _, H, W = self.shape
         return N * H * W

@@ -10,7 +10,7 @@ import torch
 from utils.checks.core import coefficient_moves, fit_linear, name_value
 from utils.checks.normalization.cases import STATISTICS, ImageCase, _close, _probe_rtol, _view
 from utils.checks.normalization.partitions import Partition
-from utils.checks.normalization.statistics import NormSpec, wrong_count_message
+from utils.checks.normalization.statistics import _FORMS, NormSpec, wrong_count_message
 
 
 # ============================================================================================== backward paths
@@ -253,9 +253,26 @@ def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec
                  "s": (s_c, "s = 1/√(σ² + ε) is applied twice in your dL/dx (eq. (2.8))."),
                  "1/(γs)": (1 / (gamma_c * s_c), "the factor γ·s is missing from your dL/dx: dL/dx = γ·s·(g − "
                                                  "mean(g) − x̂·mean(g·x̂)) (eq. (2.8)).")}
+    per_group.update(_other_forms_of_s(s_c, case.eps))
     return Paths(grad_out.double(), gamma, x_hat.double(), s.expand(*case.shape), spec, "eq. (2.8)",
                  {"direct": "γ·s·g", "mean": "γ·s·mean(g)", "var": "γ·s·x̂·mean(g·x̂)", "mean_of": "g"}, factors,
                  hints, per_group, alternatives or {}, detached_hint)
+
+
+def _other_forms_of_s(s: torch.Tensor, eps: float) -> dict:
+    """The s your backward may have used instead of s = 1/√(σ² + ε), each as its ratio to the right s per channel
+    (ε outside the root, left out, no root): the forward's mistakes of eq. (2.1), made only in what was saved."""
+    variance = 1 / s ** 2 - eps
+    said = {}
+    for form, (formula, text) in _FORMS.items():
+        if form in ("inside", "inverted", "inverted no sqrt") or not text:
+            continue
+        ratio = formula(variance, eps) / s
+        if not _close(ratio, torch.ones_like(ratio), 1e-3):  # a form that differs from s in this case
+            said[f"s ({form})"] = (ratio, f"the s = 1/√(σ² + ε) your dL/dx uses is another formula — {text} "
+                                          f"(eq. (2.8) takes the s of eq. (2.1): save the one your forward divides "
+                                          f"by).")
+    return said
 
 
 # ============================================================================================== per-channel vectors

@@ -74,6 +74,7 @@ _MOMENTS = {
     "mean square": "the mean square mean(x²), about 0 rather than about μ",
     "sum of squares": "the sum of squares Σx² (the squared L2 norm), with no ÷ n",
     "mean |x|": "the mean absolute value mean(|x|), an L1 average rather than a root mean square",
+    "squared mean": "the square of the mean, (mean x)² — square first, then average: mean(x²)",
     "about your μ": "the mean of (x − μ)² with your μ",  # your μ came from other values: σ² follows them
     "unbiased about your μ": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
 }
@@ -105,6 +106,8 @@ def _moment(x: torch.Tensor, partition: Partition, kind: str, mu: torch.Tensor |
             (None if kind.startswith("unbiased") else square)
     if kind == "mean |x|":  # squared, like the others: then 1/(√M + ε) is 1/(mean(|x|) + ε)
         return partition.mean(x.abs()) ** 2
+    if kind == "squared mean":  # the mean and the square in the wrong order
+        return partition.mean(x) ** 2
     if kind in ("mean square", "sum of squares"):
         square = partition.mean(x * x)
         return square if kind == "mean square" else square * n
