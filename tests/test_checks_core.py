@@ -992,3 +992,10 @@ def test_a_variable_holding_another_quantity_is_named_and_nothing_else_is_claime
     message = learner_error(reshaped_under_its_name, torch.ones(2, 3, 4), torch.ones(3), case=QuantityCase("q"))
     assert "Your `x_hat` has shape" not in message  # a reshaped copy under the name may be meant
     assert core.misnamed_reading({"x_hat": torch.ones(3)}, None) == ""
+
+
+def test_a_catalogued_mistake_of_another_shape_is_named_before_the_shape():
+    lost_axis = expected().sum(-1)  # the chapter knows this one: a sum where a mean over the rows belongs
+    assert "the sum, not the mean" in diagnosis(lost_axis.clone(), mistakes=[core.Mistake(lost_axis,
+                                                                                          "the sum, not the mean")])
+    assert "dtype torch.float64" in diagnosis(expected().double(), mistakes=[core.Mistake(expected(), "never")])

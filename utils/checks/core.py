@@ -195,7 +195,13 @@ class Exercise:
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype == expected.dtype and \
                 torch.allclose(got.detach(), expected.detach(), atol=atol, rtol=rtol):
             return
-        # the right numbers in the wrong place first: they are named from an exact match, so nothing vaguer wins
+        # exact matches first, the chapter's own (a classic mistake, whatever its shape), then the right numbers in
+        # the wrong place: each is named from an exact match, so nothing vaguer wins
+        for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
+            wrong = mistake.output.detach()
+            if isinstance(got, torch.Tensor) and wrong.shape == got.shape and wrong.dtype == got.dtype and \
+                    torch.allclose(got.detach(), wrong, atol=atol, rtol=rtol, equal_nan=True):
+                raise CheckFailure(f"{where}: {mistake.hint}")
         misplaced = one_of_several(got, expected, name, atol=atol, rtol=rtol) or \
             layout_problem(got, expected, case.sizes, axes, atol=atol, rtol=rtol)
         if misplaced:
@@ -204,10 +210,6 @@ class Exercise:
         if problem:
             raise CheckFailure(f"{where}: {problem}")
         got, expected = got.detach(), expected.detach()
-        for mistake in filter(None, mistakes):  # a None entry is a mistake that cannot happen for this case
-            wrong = mistake.output.detach()
-            if wrong.shape == got.shape and torch.allclose(got, wrong, atol=atol, rtol=rtol, equal_nan=True):
-                raise CheckFailure(f"{where}: {mistake.hint}")
         if not torch.isfinite(got).all() and torch.isfinite(expected).all():
             raise CheckFailure(f"{where}: {nonfinite_problem(got, axes, case.nonfinite_causes)}")
         for probe in probes:
