@@ -13,6 +13,7 @@ from utils.checks.normalization.cases import (
     ImageCase,
     _NamedFirst,
     _view,
+    large_offset,
 )
 from utils.checks.normalization.inputs import (
     _affine_parameters,
@@ -23,6 +24,8 @@ from utils.checks.normalization.inputs import (
     _statistics,
 )
 from utils.checks.normalization.paths import _batch_norm_paths, _parameter_gradient_probes, paths_probe
+from utils.checks.normalization.precision import exchanged_statistics, large_mean_probe
+from utils.checks.normalization.source import inplace_on_saved_reading
 from utils.checks.normalization.statistics import group_property_probe, normalisation_probe
 
 # ============================================================================================== Exercise 2.1
@@ -87,6 +90,7 @@ FUNCTION_CASES = (
     ImageCase("H=W=1, N=6 (m = N)", shape=(6, 4, 1, 1)),
     ImageCase("float64, eps=0.1", torch.float64, shape=(3, 2, 4, 2), eps=0.1),
     ImageCase("float64, N=5, C=4, H=3, W=2", torch.float64, shape=(5, 4, 3, 2)),
+    ImageCase("a large mean: values 100 ± 2", shape=(4, 3, 5, 5), offset=100.0),
 )
 _ORDER_HINT = ("backward returns the gradients in the order forward takes its inputs: (grad_x, grad_weight, "
                "grad_bias, None).")
@@ -116,13 +120,15 @@ def check_batch_norm_function(BatchNormFunction) -> None:
             plain = EX.call(BatchNormFunction.apply, x.clone(), ones, zeros, case.eps, what="BatchNormFunction.forward",
                             case=case)
             EX.compare(plain, x_hat, case=case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
-                       probes=[normalisation_probe(x, spec),
+                       probes=[large_mean_probe(EX, lambda t: BatchNormFunction.apply(t, ones, zeros, case.eps), x,
+                                                x_hat, spec, case, large_offset(case)),
+                               normalisation_probe(x, spec),
                                initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
-                               group_property_probe(x, spec)], axes=IMAGE_AXES)
+                               group_property_probe(x, spec)], axes=IMAGE_AXES, mistakes=exchanged_statistics(x, spec))
             # 2. with γ and β
             leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
             got = EX.call(BatchNormFunction.apply, *leaves, case.eps, what="BatchNormFunction.forward", case=case)
-            EX.compare(got, expected, case=case, equation="eq. (2.1)", axes=IMAGE_AXES,
+            EX.compare(got, expected, case=case, equation="eq. (2.1)", axes=IMAGE_AXES, atol=case.tolerance[0],
                        probes=[affine_probe(plain, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")])
             # 3. the gradients, through your backward
             grads = EX.call(torch.autograd.grad, got, leaves, grad_out, allow_unused=True,
@@ -137,6 +143,7 @@ def check_batch_norm_function(BatchNormFunction) -> None:
             if misplaced:
                 raise EX.fail(f"{misplaced} backward returns one gradient per input of forward, in forward's order "
                               f"(x, weight, bias, eps).", case=case)
+            inplace = inplace_on_saved_reading(BatchNormFunction)  # what turned the saved x̂ into y, if anything
             alternatives = {
                 "x": (x, "your backward used x where eq. (2.8) has x̂: save x̂ = (x − μ)·s in forward "
                          "(ctx.save_for_backward(x_hat, weight, inv_std)) and pass it to batch_norm_backward."),
@@ -144,10 +151,11 @@ def check_batch_norm_function(BatchNormFunction) -> None:
                                                                 "x̂ = (x − μ)·s: save x̂, not the centred input."),
                 "x·s": (x * _view(inv_std, 4, (1,)), "your backward used x·s where eq. (2.8) has x̂ = (x − μ)·s: save "
                                                      "the x̂ your output is made from (the mean subtracted)."),
-                "y": (expected, "your backward used the output y = γ·x̂ + β where eq. (2.8) has x̂: save x̂ itself in "
-                                "forward, before γ and β are applied."),
-                "γ·x̂": (x_hat * _view(weight, 4, (1,)), "your backward used γ·x̂ where eq. (2.8) has x̂: save x̂ "
-                                                         "itself in forward, before γ is applied."),
+                "y": (expected, inplace or "your backward used the output y = γ·x̂ + β where eq. (2.8) has x̂: save "
+                                           "x̂ itself in forward, before γ and β are applied."),
+                "γ·x̂": (x_hat * _view(weight, 4, (1,)), (inplace or "").replace("y = γ·x̂ + β", "γ·x̂") or
+                         "your backward used γ·x̂ where eq. (2.8) has x̂: save x̂ itself in forward, before γ is "
+                         "applied."),
             }
             paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives)
             EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol,
@@ -168,5 +176,5 @@ def check_batch_norm_function(BatchNormFunction) -> None:
     if not ok:
         raise EX.fail("torch.autograd.gradcheck disagrees with your backward in float64 (finite differences of your "
                       "forward vs your backward): keep every step in the input's dtype.", case="gradcheck, float64")
-    EX.passed(f"{len(FUNCTION_CASES)} cases (C = W, small inputs, batch of 1, H=W=1, float64) match F.batch_norm in "
-              f"training mode, output and all three gradients, and gradcheck passes in float64.")
+    EX.passed(f"{len(FUNCTION_CASES)} cases (C = W, small inputs, batch of 1, H=W=1, float64, a large mean) match "
+              f"F.batch_norm in training mode, output and all three gradients, and gradcheck passes in float64.")

@@ -25,6 +25,7 @@ INSTANCE_CASES = (
     ImageCase("batch of 1", shape=(1, 2, 3, 3), scale=2.0),
     ImageCase("small inputs (×0.01), eps=1e-3", shape=(2, 2, 4, 4), scale=0.01, eps=1e-3),
     ImageCase("float64, N=2, C=3, H=4, W=5", torch.float64, shape=(2, 3, 4, 5)),
+    ImageCase("a large mean: values 100 ± 4", shape=(2, 3, 4, 4), scale=2.0, offset=100.0),
 )
 
 
@@ -51,8 +52,8 @@ def check_instance_norm(InstanceNorm2d) -> None:
                                         nn.InstanceNorm2d(C, eps=case.eps, affine=True), x, spec, (1,), IMAGE_AXES,
                                         "InstanceNorm2d has one γ and one β per channel: torch.ones(num_features).")
     cases.finish()
-    EX.passed(f"{len(INSTANCE_CASES)} cases (C = W, batch of 1, small inputs, float64) match "
-              f"nn.InstanceNorm2d(affine=True) in training and eval mode: outputs and gradients.")
+    EX.passed(f"{len(INSTANCE_CASES)} cases (C = W, batch of 1, small inputs, float64, a large mean) "
+              f"match nn.InstanceNorm2d(affine=True) in training and eval mode: outputs and gradients.")
 
 
 # ---------------------------------------------------------------------------------------------- Exercise 2.6
@@ -64,6 +65,7 @@ GROUP_CASES = (
     ImageCase("batch of 1, C=8, G=4, eps=0.1", shape=(1, 8, 2, 2), groups=4, eps=0.1, scale=2.0),
     ImageCase("small inputs (×0.01), C=6, G=2", shape=(2, 6, 3, 3), groups=2, scale=0.01),
     ImageCase("float64, N=2, C=6, G=2", torch.float64, shape=(2, 6, 2, 3), groups=2),
+    ImageCase("a large mean: values 100 ± 4, C=4, G=2", shape=(2, 4, 3, 3), groups=2, scale=2.0, offset=100.0),
 )
 
 
@@ -102,5 +104,5 @@ def check_group_norm(GroupNorm) -> None:
                 IMAGE_AXES, "GroupNorm's γ and β are per channel (num_channels,), not per group: the groups share "
                             "statistics, not parameters.")
     cases.finish()
-    EX.passed(f"{len(GROUP_CASES)} cases (G=1, G=C, batch of 1, H≠W, small inputs, float64) match nn.GroupNorm: "
-              f"outputs and gradients.")
+    EX.passed(f"{len(GROUP_CASES)} cases (G=1, G=C, batch of 1, H≠W, small inputs, float64, a large mean) match "
+              f"nn.GroupNorm: outputs and gradients.")

@@ -17,7 +17,8 @@ def _image_batch(exercise: Exercise, case: ImageCase, key: str = "x") -> torch.T
     N, C, H, W = case.shape
     offsets = exercise.randn(1, C, 1, 1, key=(case.label, key, "offset"), dtype=case.dtype)
     spreads = 1 + 0.4 * torch.arange(C, dtype=case.dtype).view(1, C, 1, 1)
-    return (exercise.randn(*case.shape, key=(case.label, key), dtype=case.dtype) * spreads + offsets) * case.scale
+    x = (exercise.randn(*case.shape, key=(case.label, key), dtype=case.dtype) * spreads + offsets) * case.scale
+    return x + case.offset if case.offset else x
 
 
 def _affine_parameters(exercise: Exercise, shape, case: Case):

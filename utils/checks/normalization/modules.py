@@ -9,10 +9,12 @@ import torch.nn as nn
 
 from utils.checks.core import Case, Exercise, compare_runs, copy_parameters, run_module
 from utils.checks.normalization.affine import affine_probe, initial_affine_probe
-from utils.checks.normalization.cases import TrailingCase, _close, _labelled, _probe_rtol, _view
+from utils.checks.normalization.cases import TrailingCase, _close, _labelled, _probe_rtol, _view, large_offset
 from utils.checks.normalization.inputs import _affine_parameters
 from utils.checks.normalization.partitions import axes_partition, every_axes_partition
 from utils.checks.normalization.paths import Paths, _compare_input_gradient, _count_factors
+from utils.checks.normalization.precision import exchanged_statistics, large_mean_probe
+from utils.checks.normalization.source import run_learner_module
 from utils.checks.normalization.statistics import (
     NormSpec,
     _moment,
@@ -100,12 +102,14 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
     with torch.no_grad():
         expected_plain = library(x)
     EX.compare(plain, expected_plain, case=case, name="output with γ = 1, β = 0", equation=spec.equation,
-               axes=names, probes=[normalisation_probe(x, spec),
+               axes=names, probes=[large_mean_probe(EX, run, x, expected_plain, spec, case, large_offset(case)),
+                                   normalisation_probe(x, spec),
                                    initial_affine_probe(expected_plain, library.weight.shape,
                                                         getattr(library, "bias", None) is not None, param_axes,
                                                         names, spec.method, spec.equation),
                                    *([independence_probe(EX, run, x, spec, case)] if per_example else []),
-                                   shift_probe(EX, run, x, spec, case), group_property_probe(x, spec)])
+                                   shift_probe(EX, run, x, spec, case), group_property_probe(x, spec)],
+               mistakes=exchanged_statistics(x, spec))
     with torch.no_grad():
         for name, parameter in library.named_parameters():
             if name == "weight":
@@ -138,7 +142,7 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
         mode_case = _labelled(case, f"{mode} mode")
         module.train(mode == "train")
         library.train(mode == "train")
-        got = run_module(EX, module, x, grad_out, case=mode_case)
+        got = run_learner_module(EX, module, x, grad_out, case=mode_case)
         expected = run_module(EX, library, x, grad_out, case=mode_case)
         probes = [affine_probe(plain, weight, bias, param_axes, names, spec.method, spec.equation),
                   inside_probe(EX, fresh, x, weight, bias, param_axes, mode_case, spec)]
@@ -147,7 +151,7 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
         EX.compare(got.output, expected.output, case=mode_case, equation=spec.equation, axes=names, probes=probes)
         train_output = got.output
         atol, rtol = (10 * t for t in case.tolerance)
-        _compare_input_gradient(EX, got, expected, mode_case, paths, atol, rtol)
+        _compare_input_gradient(EX, got, expected, mode_case, paths, atol, rtol, module)
         compare_runs(EX, got, expected, case=mode_case, equation=spec.equation, axes=names,
                      grad_equation=f"the backward of {spec.equation} (autograd computes it from your forward)")
 

@@ -10,6 +10,7 @@ import torch
 from utils.checks.core import coefficient_moves, fit_linear, name_value
 from utils.checks.normalization.cases import STATISTICS, ImageCase, _close, _probe_rtol, _view
 from utils.checks.normalization.partitions import Partition
+from utils.checks.normalization.source import graph_cut_reading
 from utils.checks.normalization.statistics import _FORMS, NormSpec, wrong_count_message
 
 
@@ -286,7 +287,8 @@ def _per_channel_factors(case: ImageCase, weight, inv_std, what: str) -> dict:
     found = {"1/m": (1 / m, f"a mean where the equation has a sum over the m = N·H·W = {m} values of each channel: "
                             f".sum(dim=(0, 2, 3))"),
              "m": (float(m), f"a sum where there should be {what} alone: drop the factor m"),
-             "γ": (gamma, f"no γ belongs in {what}"), "1/γ": (1 / gamma, f"no γ belongs in {what}"),
+             "γ": (gamma, f"an extra factor γ — {what} takes g = dL/dy itself, not dL/dx̂ = γ·g (eq. (2.4))"),
+             "1/γ": (1 / gamma, f"no γ belongs in {what}"),
              "s": (s, no_s), "1/s": (1 / s, no_s), "−1": (-1.0, "a sign is flipped")}
     if N > 1:
         found["1/N"] = (1 / N, f"you divided by the batch size N = {N}: {what} is a plain sum")
@@ -325,9 +327,9 @@ def _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case: ImageCase
     return weight_probe, bias_probe
 
 
-def _compare_input_gradient(EX, got, expected, case, paths: Paths, atol, rtol) -> None:
+def _compare_input_gradient(EX, got, expected, case, paths: Paths, atol, rtol, learner=None) -> None:
     if got.input_grad is None:
-        raise EX.fail("your output does not depend on x in the autograd graph (x.grad is None): compute it from x.",
-                      case=case)
+        raise EX.fail(graph_cut_reading(learner) or "your output does not depend on x in the autograd graph (x.grad "
+                      "is None): compute it from x.", case=case)
     EX.compare(got.input_grad, expected.input_grad, case=case, name="dL/dx", equation=paths.equation,
                atol=atol, rtol=rtol, probes=[paths_probe(paths)], axes=None)

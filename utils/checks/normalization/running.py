@@ -24,6 +24,7 @@ from utils.checks.normalization.inputs import _affine_parameters, _batch_norm_sp
 from utils.checks.normalization.modules import _check_parameters
 from utils.checks.normalization.partitions import axes_partition
 from utils.checks.normalization.paths import _batch_norm_paths, _compare_input_gradient
+from utils.checks.normalization.source import run_learner_module
 from utils.checks.normalization.statistics import (
     _FORMS,
     _fit_affine,
@@ -38,6 +39,7 @@ MODULE_CASES = (
     ModuleCase("C=3, momentum=0.3, eps=0.5 (where ε shows in eval mode)", shape=(2, 3, 3, 4), momentum=0.3, eps=0.5),
     ModuleCase("momentum=None (cumulative average)", shape=(3, 4, 2, 2), momentum=None),
     ModuleCase("batch of 2, H=W=1 (m = 2)", shape=(2, 3, 1, 1), momentum=0.1),
+    ModuleCase("momentum=0.0: the running statistics never move", shape=(2, 3, 2, 2), momentum=0.0),
 )
 TRAINING_STEPS = 3
 
@@ -104,6 +106,8 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
             what = f"momentum = {case.momentum}" if case.momentum is not None else \
                 f"momentum=None, a cumulative average: α = 1/num_batches_tracked = 1/{step}"
             named = {f"1/{step - 1}": 1 / (step - 1)} if step > 1 and case.momentum is None else {}
+            if case.momentum is not None and (case.momentum == 0 or step > 1):  # a number, treated as None
+                named[f"1/num_batches_tracked = 1/{step}"] = 1 / step
             named.update({"1 − momentum": 1 - want, "0.1": 0.1, "1 (no average)": 1.0, "0": 0.0,
                           f"1/{step + 1}": 1 / (step + 1)})
             name = next((n for n, v in named.items() if abs(used - v) <= rtol * max(v, 1e-3) + 1e-9), None)
@@ -116,6 +120,7 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
                 f"1/{step + 1}": f"your α is 1/{step + 1} = 1/(num_batches_tracked + 1), one batch too many: "
                                  f"increment num_batches_tracked once, then use α = 1/num_batches_tracked",
                 f"1/{step - 1}": "increment num_batches_tracked before computing α = 1/num_batches_tracked",
+                f"1/num_batches_tracked = 1/{step}": _none_taken_for(case.momentum),
             }.get(name, "")
             said.append(f"at training step {step} your {kind} moved {used:.3g} of the way from its old value toward "
                         f"{statistic_name}, but eq. (2.9) with {what} moves it by α = {want:.3g}"
@@ -131,6 +136,16 @@ def running_problems(before: torch.Tensor, after: torch.Tensor, x: torch.Tensor,
         return (f"at training step {step}, if your α is {want:.3g} (eq. (2.9)), the batch statistic your {kind} "
                 f"averages in is {_show(used)}, but {name} is {_show(right)}: compute it as {code}, from x itself.")
     return None
+
+
+def _none_taken_for(momentum: float) -> str:
+    """A momentum that is a number, treated as None (the cumulative average): for 0.0, the falsy test."""
+    if momentum == 0:
+        return ("you used the cumulative average of momentum=None, but this case passes momentum=0.0, which is "
+                "falsy: `self.momentum or …` and `if self.momentum:` treat 0.0 like None. Test `self.momentum is "
+                "None` (with momentum=0.0 the running statistics never move)")
+    return (f"you used the cumulative average of momentum=None, but this case passes momentum={momentum}: use α = "
+            f"self.momentum whenever it is not None")
 
 
 def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, output) -> str | None:
@@ -319,14 +334,14 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                            probes=[normalisation_probe(x, spec),
                                    initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
                                    group_property_probe(x, spec)], axes=IMAGE_AXES)
-                got, expected = run_module(EX, module, x, grad_out, case=step_case), \
+                got, expected = run_learner_module(EX, module, x, grad_out, case=step_case), \
                     run_module(EX, library, x, grad_out, case=step_case)
                 EX.compare(got.output, expected.output, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
                            probes=[affine_probe(x_hat_got, weight, bias, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)")],
                            otherwise="does your BatchNormFunction pass the check of Exercise 2.2?")
                 paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec)
                 atol, rtol = (10 * t for t in case.tolerance)
-                _compare_input_gradient(EX, got, expected, step_case, paths, atol, rtol)
+                _compare_input_gradient(EX, got, expected, step_case, paths, atol, rtol, module)
                 compare_runs(EX, got, expected, case=step_case, equation="eq. (2.1)", axes=IMAGE_AXES,
                              grad_equation="eq. (2.8) (your BatchNormFunction's backward)")
                 _buffer_problems(EX, module, step_case, step, before, x, step, library, got.output)
@@ -337,7 +352,7 @@ def check_batch_norm_module(BatchNorm2d) -> None:
             x = _image_batch(EX, case, key="eval") * 2 + 1
             grad_out = EX.randn(*case.shape, key=(case.label, "grad_out", "eval"))
             before = {name: _buffer(module, name, C) for name in ("running_mean", "running_var")}
-            got, expected = run_module(EX, module, x, grad_out, case=eval_case), \
+            got, expected = run_learner_module(EX, module, x, grad_out, case=eval_case), \
                 run_module(EX, library, x, grad_out, case=eval_case)
             running_mean, running_var = library.running_mean.double(), library.running_var.double()
             alpha = _momentum_factor(case.momentum, TRAINING_STEPS + 1)
@@ -366,6 +381,6 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                                        "constants)")
             _buffer_problems(EX, module, eval_case, None, before, x, TRAINING_STEPS, library)
     cases.finish()
-    EX.passed(f"{len(MODULE_CASES)} cases (momentum 0.1, 0.3 and None, batch of 2) match nn.BatchNorm2d over "
+    EX.passed(f"{len(MODULE_CASES)} cases (momentum 0.1, 0.3, None and 0.0, batch of 2) match nn.BatchNorm2d over "
               f"{TRAINING_STEPS} training steps and in eval mode: outputs, gradients, running_mean, running_var "
               f"(unbiased) and num_batches_tracked.")

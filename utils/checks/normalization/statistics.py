@@ -2,6 +2,7 @@
 and the invariance probes (a shift within a group, the other examples of the batch)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -320,7 +321,10 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
             problems.append(f"your {called} is computed over {scale_partition.describe()}, but {spec.method}'s "
                             f"is over {right.describe()}: {spec.reduce}")
     # -- the second moment and how it becomes the factor
-    if scale is None:
+    nested = _nested_variance(x, fit.a, spec, _probe_rtol(x.dtype)) if scale is None and spec.centred else None
+    if nested:
+        problems.append(nested)
+    elif scale is None:
         want = 1 / torch.sqrt(_moment(x, right, "variance" if spec.centred else "mean square") + spec.eps)
         worst = ((fit.a - want).abs() / want).flatten().argmax()
         problems.append(f"the factor that multiplies {'x − μ' if spec.centred else 'x'} is not 1/√({statistic} + ε) "
@@ -329,7 +333,14 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
     else:
         expected_moment = "variance" if spec.centred else "mean square"
         moment = {"about your μ": "variance", "unbiased about your μ": "unbiased"}.get(scale.moment, scale.moment)
-        if moment != expected_moment and scale.count is None:
+        if moment != expected_moment and scale.count is None and not spec.centred and \
+                moment in ("variance", "unbiased"):
+            said = (f"the standard deviation x.std(…) (the root of {_MOMENTS[scale.moment]})"
+                    if scale.form == "outside" else f"{_MOMENTS[scale.moment]} (x.var(…))")
+            problems.append(f"you divide by {said}, which centres x first; {spec.method} does not subtract the mean "
+                            f"anywhere: divide by √(mean(x²) + ε), the mean square (x * x).mean(…)")
+            scale = dataclasses.replace(scale, form="inside") if scale.form == "outside" else scale
+        elif moment != expected_moment and scale.count is None:
             problems.append(f"you divide by {_MOMENTS[scale.moment]}; {spec.method} divides by "
                             f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
                                                              if spec.centred else ""))
@@ -353,6 +364,36 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
     if not problems:
         return None
     return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
+
+
+_PIECES = {"(W)": "row", "(H)": "column", "(H, W)": "channel", "(D)": "row", "(T)": "column"}  # the inner groups
+
+
+def _refines(finer: Partition, coarser: Partition) -> bool:
+    """Every group of ``finer`` lies inside one group of ``coarser`` (and is smaller)."""
+    labels = coarser.labels.double()
+    return finer.size < coarser.size and bool((finer.mean(labels) == labels).all())
+
+
+def _nested_variance(x, a, spec: NormSpec, rtol: float) -> str | None:
+    """Your σ² as the mean of variances over smaller groups inside each right group (x.var(-1).mean(-1): the mean
+    of the per-row variances), said with the smaller groups; None when no such mean of variances fits."""
+    right = spec.partition
+    for inner in spec.candidates:
+        if inner.size < 2 or not _refines(inner, right):
+            continue
+        deviation = x - inner.mean(x)
+        biased = inner.mean(deviation * deviation)
+        for unbiased in (False, True):
+            variance = biased * inner.size / (inner.size - 1) if unbiased else biased
+            if _close(a, 1 / torch.sqrt(right.mean(variance) + spec.eps), rtol):
+                kind = "unbiased variances" if unbiased else "variances"
+                piece = _PIECES.get(inner.name, "group")
+                return (f"your σ² is the mean of the per-{piece} {kind} (each over {inner.name} alone, "
+                        f"{inner.size} values) — not the variance over {right.name} at once: averaging each "
+                        f"{piece}'s variance leaves out how the {piece}s' means differ. {spec.reduce[0].upper()}"
+                        f"{spec.reduce[1:]} in one reduction")
+    return None
 
 
 def normalisation_probe(x, spec: NormSpec) -> Callable[[torch.Tensor], str | None]:

@@ -19,6 +19,8 @@ LAYER_CASES = (
                  eps=0.1),
     TrailingCase("float64, one example (1, 7)", torch.float64, shape=(1, 7), normalized_shape=7, axes=("N", "D")),
     TrailingCase("float64, (B, T, D) = (3, 2, 6)", torch.float64, shape=(3, 2, 6), normalized_shape=6),
+    TrailingCase("a large mean: values 100 ± 2, (B, T, D) = (2, 3, 16)", shape=(2, 3, 16), normalized_shape=16,
+                 offset=100.0),
 )
 
 
@@ -38,8 +40,8 @@ def check_layer_norm(LayerNorm) -> None:
                 case.axes, "LayerNorm has one γ and one β per element of normalized_shape: "
                            "torch.ones(self.normalized_shape).", per_example=True)
     cases.finish()
-    EX.passed(f"{len(LAYER_CASES)} cases (images with normalized_shape=(C, H, W), small inputs, large eps, float64) "
-              f"match nn.LayerNorm: outputs and gradients.")
+    EX.passed(f"{len(LAYER_CASES)} cases (images with normalized_shape=(C, H, W), small inputs, large eps, float64, a "
+              f"large mean) match nn.LayerNorm: outputs and gradients.")
 
 
 # ---------------------------------------------------------------------------------------------- Exercise 2.7
