@@ -310,7 +310,8 @@ def cosine_in_float32(T, s=0.008, max_beta=0.999):
 
 @exercise("5.1")
 @pytest.mark.parametrize("wrong, words", [
-    (cosine_first_beta_zero, ["β_1 = 0 is not positive", "decreasing"]),
+    # core reads an entry left at 0 before the chapter's probes (a loop that starts late); either names it
+    (cosine_first_beta_zero, ["re:β_1 = 0 is not positive|the first entry .{0,30} is exactly 0"]),
     (cosine_in_float32, ["right only to float32 precision"]),
 ])
 def test_cosine_schedule_more_properties(wrong, words):
@@ -1261,7 +1262,7 @@ def test_embedding_with_a_power_also_passes():
     (embedding_divided, ["do yours grow"]),
     (embedding_t_over_T, ["every frequency is 0.001 × eq. (5.17)'s", "t/T"]),
     (embedding_base_e, ["base 2.718"]),
-    (embedding_sines_twice, ["columns 8, 9", "hold sines where eq. (5.17) has cosines"]),
+    (embedding_sines_twice, ["both halves of your embedding are the sines", "copy-paste", "must be cos(t ω_i)"]),
     (embedding_angles, ["you returned the angles t·ω_i themselves"]),
     (embedding_first_row, ["every t gets the same embedding"]),
     (embedding_reversed, ["reverse order"]),

@@ -2,11 +2,12 @@
 terms swapped, one variable read wrongly throughout), each with what it means in words."""
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
-from utils.checks.diffusion.formulas import LAST, Factor, Formula, Model, Step, StepContext
+from utils.checks.diffusion.formulas import LAST, Factor, Formula, Model, Step, StepContext, Unbracketed
 from utils.checks.diffusion.schedule import close
 
 
@@ -63,13 +64,31 @@ def _why_step(old: Step, new: Step) -> str:
             "with a 1 padded in front, index t).")
 
 
-def _why_power(old: float, new: float) -> str:
+def _why_power(old: float, new: float, factor: Factor | None = None, formula: Formula | None = None) -> str:
+    """Why a factor's power is wrong, naming the factor (and the factors that do carry a root, where a square root
+    over a product, √(a·b), took one off them onto it)."""
+    name = factor.base_text() if factor is not None else "this factor"
     if abs(new) > abs(old):
-        return "Variance vs standard deviation: this factor is a square root (.sqrt())."
+        return f"Variance vs standard deviation: {name} enters as a square root (.sqrt())."
+    if abs(new) < abs(old) and abs(old) != 1:
+        return f"One square root too many on {name} (.sqrt() applied twice?)."
     if abs(new) < abs(old):
-        return ("There is no square root on this factor." if abs(old) == 1 else
-                "One square root too many on this factor (.sqrt() applied twice?).")
-    return "This factor divides where you multiply (or the reverse)."
+        roots = [f.text() for f in (formula.factors if formula is not None else ()) if abs(f.power) == 0.5
+                 and f != factor]
+        return f"There is no square root on {name}" + (
+            f": only {' and '.join(roots)} {'is one' if len(roots) == 1 else 'are'} — a square root over a product, "
+            f"√(a·b), takes the root of every factor inside it." if roots else ".")
+    return f"{name} divides where you multiply (or the reverse)."
+
+
+def _why_root_of_whole(formula: Formula) -> str:
+    """Why the square root of a whole coefficient is wrong: name the factors that must stay outside it."""
+    roots = [f.text() for f in formula.factors if abs(f.power) == 0.5]
+    plain = [f.base_text() for f in formula.factors if abs(f.power) == 1 and f.symbol != LAST]
+    if not roots or not plain:
+        return "Variance vs standard deviation: no square root on the whole."
+    return (f"No square root on the whole: only {' and '.join(roots)} {'is a root' if len(roots) == 1 else 'are roots'}"
+            f" — there is no square root on {' or '.join(plain)}; take .sqrt() of that one factor alone.")
 
 
 def changes(model: Model) -> Iterator[Change]:
@@ -117,7 +136,7 @@ def changes(model: Model) -> Iterator[Change]:
                 yield changed(name, swap_in(new), detail(new), _why_step(factor.step, step))
             for power in (factor.power * 2, factor.power / 2, -factor.power):
                 new = replace(factor, power=power)
-                yield changed(name, swap_in(new), detail(new), _why_power(factor.power, power))
+                yield changed(name, swap_in(new), detail(new), _why_power(factor.power, power, factor, formula))
             dropped = replace(formula, factors=formula.factors[:i] + formula.factors[i + 1:])
             yield changed(name, dropped, f" (the factor {factor.text()} is missing)", "A factor is missing.")
     for name, formula in parts.items():  # a ratio of two factors, upside down
@@ -131,19 +150,72 @@ def changes(model: Model) -> Iterator[Change]:
                                   "Turn the ratio the right way up.")
     for name, formula in parts.items():  # a whole part
         yield changed(name, replace(formula, sign=-formula.sign), " (the sign is flipped)", "Flip the sign back.")
-        yield changed(name, replace(formula, outer=0.5), " (the square root of it)",
-                      "Variance vs standard deviation: no square root on the whole.")
+        yield changed(name, replace(formula, outer=0.5), " (the square root of it)", _why_root_of_whole(formula))
+        rooted = [f for f in formula.factors if abs(f.power) == 0.5]
+        plain = [f for f in formula.factors if abs(f.power) == 1 and f.symbol != LAST]
+        if rooted and plain:  # √(ᾱ_{t−1}·β_t/(1 − ᾱ_t)): every factor of a product under one root
+            yield changed(name, replace(formula, factors=tuple(replace(f, power=math.copysign(0.5, f.power))
+                                                               if f in plain else f for f in formula.factors)),
+                          " (one square root over all of it)", _why_root_of_whole(formula))
         yield changed(name, replace(formula, outer=2.0), " (its square)",
                       "Variance vs standard deviation: this is already the square root.")
         yield Change({**parts, name: replace(formula, zero=True)},
                      f"{model.labels[name]} is 0: the term with {formula} is missing", "Add the missing term.",
                      model.group_of(name))
+    yield from _unbracketed_changes(model)
+    yield from _exchanged_factor_changes(model)
     for a, b in model.swaps:
         yield Change({**parts, a: parts[b], b: parts[a]},
                      f"{model.labels[a]} and {model.labels[b]} are swapped: {eq} has {parts[a]} and {parts[b]}",
                      "Swap them back.")
     for group, members in {**model.groups, "everywhere": tuple(parts)}.items():  # one variable, across a group
         yield from _group_changes(model, group, members)
+
+
+def _unbracketed_changes(model: Model) -> Iterator[Change]:
+    """Each factor 1 − q of a part written without its parentheses (``a * 1 - q * b``: a − q·b), for every way of
+    splitting the other factors into those written before it and those after (operator precedence)."""
+    for name, formula in model.parts.items():
+        for k, factor in enumerate(formula.factors):
+            if not factor.one_minus or abs(factor.power) != 1 or factor.symbol == LAST or factor.inner != 1:
+                continue
+            others = formula.factors[:k] + formula.factors[k + 1:]
+            inner = Factor(factor.symbol, factor.step)  # q itself, written after the 1 −
+            if factor.symbol in ("α", "β"):  # 1 − α_t is written β_t: keep the code's 1 - alpha_t
+                continue
+            for size in range(len(others) + 1):
+                for before in itertools.combinations(others, size):
+                    after = tuple(f for f in others if f not in before)
+                    if factor.power < 0 and not before:
+                        continue  # a divisor needs something written before it
+                    wrong = Unbracketed(Formula(before), Formula((inner, *after)), factor)
+                    yield Change({**model.parts, name: wrong},
+                                 f"{model.labels[name]} is {wrong} instead of {formula}: the parentheses around "
+                                 f"{factor.base_text()} are missing",
+                                 f"Operator precedence: `a * 1 - q * b` is a − (q·b), not a·(1 − q)·b. Keep "
+                                 f"{factor.base_text()} in its parentheses in your code.", model.group_of(name))
+
+
+def _exchanged_factor_changes(model: Model) -> Iterator[Change]:
+    """A factor of one part and a factor of another in each other's places (the numerators of eq. 5.6's two
+    coefficients exchanged): both parts wrong, each holding the other's factor."""
+    names = list(model.parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            first, second = model.parts[a], model.parts[b]
+            for fa in first.factors:
+                for fb in second.factors:
+                    if LAST in (fa.symbol, fb.symbol) or fa in second.factors or fb in first.factors \
+                            or (fa.power > 0) != (fb.power > 0):
+                        continue
+                    new_a = replace(first, factors=tuple(fb if f == fa else f for f in first.factors))
+                    new_b = replace(second, factors=tuple(fa if f == fb else f for f in second.factors))
+                    yield Change({**model.parts, a: new_a, b: new_b},
+                                 f"{fa.text()} and {fb.text()} are exchanged between {model.labels[a]} and "
+                                 f"{model.labels[b]}: yours are {new_a} and {new_b}, where {model.equation} has "
+                                 f"{first} and {second}",
+                                 f"Each factor belongs to its own coefficient: {fa.text()} goes with {model.labels[a]}"
+                                 f", {fb.text()} with {model.labels[b]}. Swap them back.")
 
 
 def _step_look_alikes(step: Step, bases: tuple[str, ...] = ("t",)) -> list[Step]:
@@ -205,7 +277,7 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                              f"{where}you used {shown(symbol, step)} {words}{everywhere} "
                              f"({replace(powered[0], power=powered[0].power * scale).text()} in place of "
                              f"{powered[0].text()})",
-                             _why_power(powered[0].power, powered[0].power * scale), label)
+                             _why_power(powered[0].power, powered[0].power * scale, powered[0]), label)
     for old, new in (("ᾱ", "α"), ("α", "ᾱ")):  # one symbol at every step
         if any(f.symbol == old for f in factors):
             yield Change(rewrite(lambda f: replace(f, symbol=new) if f.symbol == old else f),

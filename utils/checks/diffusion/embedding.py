@@ -147,6 +147,9 @@ def _embedding_probes(t: torch.Tensor, dim: int):
                     f"or is the angle not t·ω_i?")
         kinds = [kind for kind, _ in found]
         expected_kinds = ["sin"] * half + ["cos"] * half
+        copied = _copied_half(got, kinds, half)
+        if copied:
+            return copied
         if kinds != expected_kinds:
             if kinds == ["cos"] * half + ["sin"] * half:
                 return ("cosines first: the convention here (DDPM's code) is the sines in the first half, then the "
@@ -156,9 +159,9 @@ def _embedding_probes(t: torch.Tensor, dim: int):
                         "here they are concatenated: all sines, then all cosines.")
             wrong = [j for j, (k, e) in enumerate(zip(kinds, expected_kinds)) if k != e]
             plural = {"sin": "sines", "cos": "cosines"}
-            return (f"columns {', '.join(map(str, wrong[:6]))} hold {plural[kinds[wrong[0]]]} where eq. (5.17) has "
-                    f"{plural[expected_kinds[wrong[0]]]}: the first d/2 columns are sin(t ω_i), the last d/2 "
-                    f"cos(t ω_i).")
+            return (f"columns {', '.join(map(str, wrong[:6]))} hold {plural[kinds[wrong[0]]]} instead of "
+                    f"{plural[expected_kinds[wrong[0]]]} (eq. 5.17): the first d/2 columns are sin(t ω_i), the last "
+                    f"d/2 cos(t ω_i).")
         omega_sin = torch.tensor([w for _, w in found[:half]], dtype=torch.float64)
         omega_cos = torch.tensor([w for _, w in found[half:]], dtype=torch.float64)
         if not torch.allclose(omega_sin, omega_cos, rtol=1e-2, atol=1e-5):
@@ -166,6 +169,18 @@ def _embedding_probes(t: torch.Tensor, dim: int):
                     "(eq. 5.17).")
         return _frequency_problem(omega_sin, frequencies, half)
     return [bounded, uses_t, embedded_steps, columns]
+
+
+def _copied_half(got: torch.Tensor, kinds: list[str], half: int) -> str | None:
+    """Both halves of the embedding the same function: one half copy-pasted from the other (sin twice, cos twice)."""
+    if not torch.allclose(got[:, :half].double(), got[:, half:].double(), rtol=1e-5, atol=1e-6):
+        return None
+    kind = max(("sin", "cos"), key=kinds.count)
+    if kind == "sin":
+        return ("both halves of your embedding are the sines sin(t ω_i): a copy-paste — the second half must be "
+                "cos(t ω_i). Write torch.cat([angles.sin(), angles.cos()], dim=-1).")
+    return ("both halves of your embedding are the cosines cos(t ω_i): a copy-paste — the first half must be "
+            "sin(t ω_i). Write torch.cat([angles.sin(), angles.cos()], dim=-1).")
 
 
 def recover_embedded_steps(got: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor | None:
@@ -197,6 +212,10 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
     shown = ", ".join(f"{w:.3g}" for w in mine[:4].tolist())
     expected = ", ".join(f"{w:.3g}" for w in want[:4].tolist())
     head = f"your frequencies are ω = {shown}, … where eq. (5.17) has {expected}, …"
+    if torch.allclose(mine, want.trunc(), rtol=1e-2, atol=1e-6):  # 1, 0, 0, …: the fractions cut off
+        return (f"{head}: they are eq. (5.17)'s truncated to whole numbers — an integer dtype somewhere: the "
+                f"frequencies (or the angles) were made int64 (.to(t.dtype), .long(), an integer torch.arange in a "
+                f"power). Convert t to float first, t.float()[:, None] * frequencies[None, :], and keep ω float.")
     if torch.allclose(mine, want.flip(0), rtol=1e-2, atol=1e-6):
         return f"{head}: the frequencies are in reverse order; ω_0 = 1 comes first, falling to ≈ 1/10000."
     factor = (mine / want).mean().item()

@@ -144,6 +144,22 @@ class Formula:
         return ("−" if self.sign < 0 else "") + text
 
 
+@dataclass(frozen=True)
+class Unbracketed:
+    """``first − q·second``: a coefficient ``first·(1 − q)·second`` written without the bracket around 1 − q, as
+    ``a * 1 - q * b`` (or ``1 - q * b``, ``a / 1 - q * b``), which operator precedence reads as a − q·b."""
+
+    first: Formula  # the factors written before 1 − q (none: the 1 itself)
+    second: Formula  # q and the factors written after it
+    bracketed: Factor  # the (1 − q) the code lost its parentheses around
+
+    def value(self, context: "StepContext") -> torch.Tensor:
+        return self.first.value(context) - self.second.value(context)
+
+    def __str__(self) -> str:
+        return f"{self.first} − {self.second}"
+
+
 def _f(symbol: str, step: str = "t", offset: int = 0, *, one_minus: bool = False, power: float = 1.0) -> Factor:
     return Factor(symbol, Step(step, offset), one_minus, power)
 
@@ -155,6 +171,8 @@ class StepContext:
     schedule: Schedule
     steps: dict[str, torch.Tensor]
     free: torch.Tensor | None = None  # (B,): the value of a FREE factor at each image
+    # tables the learner's code can reach besides the argument (elsewhere.learner_sources): the notebook's globals
+    sources: list = field(default_factory=list)
 
     def __post_init__(self):
         self.schedule = self.schedule.to(torch.float64)
@@ -184,6 +202,18 @@ class StepContext:
             values[k == 0] = 1.0
         self._read[symbol, step] = values
         return values
+
+    def quantity_at(self, symbol: str, steps: torch.Tensor) -> torch.Tensor | None:
+        """(B,) float64: the argument's ``symbol`` at the given steps (ᾱ_0 = 1); None when a step is outside it."""
+        table = self.tables[symbol]
+        lowest = 0 if symbol == "ᾱ" else 1
+        if bool((steps < lowest).any() or (steps > len(table)).any()):
+            return None
+        return with_zero(table)[steps] if symbol == "ᾱ" else table[steps - 1]
+
+    def subset(self, mask: torch.Tensor) -> "StepContext":
+        """The same schedule and sources for the images ``mask`` keeps."""
+        return StepContext(self.schedule, {name: v[mask] for name, v in self.steps.items()}, sources=self.sources)
 
     def describe(self, index: int) -> str:
         """"t = 10" (DDIM: "t = 10, t' = 5") for image ``index``."""

@@ -3,6 +3,7 @@ and the probes for axes, NaNs and shapes that come before the coefficients."""
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +33,7 @@ class ImageCase(Case):
         return {name: size for name, size in named.items() if size > 1}
 
     def explain(self, error: BaseException, line: str) -> str | None:
-        return _ambiguous_condition(error, line)
+        return _ambiguous_condition(error, line) or _timesteps_as_one_number(error, line)
 
     def schedule(self) -> Schedule:
         return Schedule.from_betas(reference_cosine_schedule(self.T)).to(self.dtype)
@@ -229,7 +230,7 @@ def finite_images_probe(model: Model, context: StepContext, basis: dict[str, tor
           names: dict[str, str]) -> Callable[[torch.Tensor], str | None]:
     """``rest`` for :func:`nonfinite_images_problem`: the linear probe on the images that ``mask`` keeps."""
     def rest(mask: torch.Tensor) -> str | None:
-        sub = StepContext(context.schedule, {name: v[mask] for name, v in context.steps.items()})
+        sub = context.subset(mask)
         return linear_probe(model, sub, {k: v[mask] for k, v in basis.items()}, output=output,
                             names=names)(got.detach()[mask])
     return rest
@@ -266,9 +267,33 @@ def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: Ima
                                                                               rest=rest, inputs=inputs, names=names)
     if problem:
         raise exercise.fail(problem, case=case, name=name)
+    wrong_values = values_of_another_dtype(got, expected, probes)
+    if wrong_values:
+        raise exercise.fail(f"{wrong_values} (Your {name} is also {got.dtype}, where the inputs are {expected.dtype}: "
+                            f"a {got.dtype} tensor entered the computation.)", case=case, name=name)
     exercise.compare(got, expected, case=case, name=name, equation=equation,
                      probes=[*probes, lambda got: clamped_output(got, expected, name=name, equation=equation)],
                      axes=IMAGE_AXES, **options)
+
+
+def values_of_another_dtype(got, expected: torch.Tensor, probes) -> str | None:
+    """When the output has another float dtype *and* other values: what the probes read from the values. A dtype
+    alone is said by compare; a float64 table read from elsewhere (a global schedule) changes both, and the values
+    say which table it was."""
+    if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.shape == expected.shape
+            and got.dtype != expected.dtype):
+        return None
+    converted = got.detach().to(expected.dtype)
+    if not torch.isfinite(converted).all() or torch.allclose(converted, expected, rtol=1e-4, atol=1e-4):
+        return None
+    for probe in probes:
+        try:
+            message = probe(converted)
+        except RuntimeError:  # a probe that compares with a second run of the learner's code, in its own dtype
+            continue
+        if message:
+            return message
+    return None
 
 
 def clamped_output(got: torch.Tensor, expected: torch.Tensor, *, name: str, equation: str) -> str | None:
@@ -286,6 +311,25 @@ def _ambiguous_condition(error: BaseException, line: str) -> str | None:
             "a (B,) tensor — each image has its own t. Decide per image with tensors instead: torch.where(condition, "
             "a, b), a mask such as (t > 1).to(x.dtype).view(-1, 1, 1, 1), or for ᾱ_0 = 1 a padded table, "
             "F.pad(schedule.alpha_bars, (1, 0), value=1.0)[t_prev].")
+
+
+_ONE_NUMBER = ("only one element tensors can be converted", "cannot be converted to Scalar")
+_CONVERTED = re.compile(r"(?:\b(?:int|float|math\.\w+)\(\s*([A-Za-z_]\w*)|([A-Za-z_]\w*)\.(?:item|tolist)\(\))")
+
+
+def _timesteps_as_one_number(error: BaseException, line: str) -> str | None:
+    """`int(t)`, `t.item()`, `math.sqrt(alpha_bar_t)` on a batch: each image has its own t, so a per-image tensor is
+    no single Python number."""
+    if not any(text in str(error) for text in _ONE_NUMBER):
+        return None
+    match = _CONVERTED.search(line)
+    name = (match.group(1) or match.group(2)) if match else None
+    if name in ("t", "t_prev", "timesteps", "steps"):
+        return (f" `{name}` holds the B timesteps of the batch, one per image (each image has its own t), not one "
+                f"number. Index the schedule with the whole tensor: schedule.alpha_bars[{name} - 1] gives the (B,) "
+                f"values, one per image; view them as (B, 1, 1, 1) to broadcast over the images.")
+    return (f" `{name or 'a tensor'}` holds one value per image of the batch (each image has its own t), not one "
+            f"number: use the tensor operation (.sqrt(), torch.exp, …), which works entry by entry.")
 
 
 # The first case avoids t = T, so that an off-by-one is named before index T overflows, and has B = W, so that a

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from utils.checks.core import Exercise, one_thread
+from utils.checks.diffusion.elsewhere import learner_sources
 from utils.checks.diffusion.formulas import Bracket, Formula, Model, StepContext, _f
 from utils.checks.diffusion.images import IMAGE_CASES, compare_images, finite_images_probe, linear_probe, run_learner
 from utils.checks.diffusion.readings import explain_coefficients
@@ -82,7 +83,7 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
                 mean.shape == expected_variance.shape and variance.shape == x_t.shape and x_t.shape != mean.shape:
             raise EX_POSTERIOR.fail("you returned (variance, mean); return (mean, variance), in that order.",
                                     case=case)
-        context = StepContext(schedule, {"t": t})
+        context = StepContext(schedule, {"t": t}, sources=learner_sources(posterior_mean_variance))
         basis, names = {"x0": x0, "x_t": x_t}, {"x0": "x_0", "x_t": "x_t"}
         compare_images(EX_POSTERIOR, mean, expected_mean, case=case, context=context, name="mean",
                        equation="eq. (5.6)",
@@ -100,7 +101,7 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
                                     f"tensors you read from the schedule.", case=case, name="variance")
 
         def variance_rest(mask, variance=variance, context=context):
-            sub = StepContext(context.schedule, {k: v[mask] for k, v in context.steps.items()})
+            sub = context.subset(mask)
             return _variance_probe(sub, POSTERIOR_VARIANCE_MODEL)(variance.detach()[mask])
         compare_images(EX_POSTERIOR, variance, expected_variance, case=case, context=context, name="variance",
                        equation="eq. (5.7)", probes=[_variance_probe(context, POSTERIOR_VARIANCE_MODEL)],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from utils.checks.diffusion.changes import Change, matching_changes, single_quantities
+from utils.checks.diffusion.elsewhere import other_schedule
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.naming import name_vector
 from utils.checks.diffusion.recovery import at_an_end, describe_recovered, recover_variable
@@ -117,6 +118,10 @@ def _named_output(terms: Terms) -> str | None:
     return f"{words}.{_candidates(matching_changes(terms.model, terms.context, terms.got))}"
 
 
+def _other_schedule(terms: Terms) -> str | None:
+    return other_schedule(terms.model, terms.context, terms.got)
+
+
 def _model_readings(terms: Terms) -> str | None:
     return next(filter(None, (reading(terms.context, terms.got) for reading in terms.model.readings)), None)
 
@@ -140,7 +145,8 @@ def reason(model: Model, context: StepContext, got: dict[str, torch.Tensor], nam
     if not terms.wrong:
         return None
     at_ends = _only_at_ends(terms)
-    readings = [_one_image_for_all, zero_images, _recovered if at_ends else None, _named_output, bracket, substituted,
+    readings = [_one_image_for_all, zero_images, _recovered if at_ends else None, _named_output, _other_schedule,
+                bracket, substituted,
                 moved, _first_change, _alternative_forms, exchanged, transformed, _model_readings, _single_quantity,
                 None if at_ends else _recovered, recovered_part, ratio]
     return next(filter(None, (reading(terms) for reading in readings if reading)), None)

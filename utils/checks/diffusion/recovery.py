@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from utils.checks.diffusion.elsewhere import recovered_from_elsewhere, source_of_values
 from utils.checks.diffusion.formulas import FREE, LAST, Factor, Formula, Model, Step, StepContext
 from utils.checks.diffusion.naming import name_vector, pair_products
 from utils.checks.diffusion.schedule import close
@@ -115,8 +116,9 @@ def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Te
                 low, high = (values - step).clamp(min=0), values + step
         wide = StepContext(context.schedule, context.steps, free=values)
         predicted = model.combine({name: formula.value(wide) for name, formula in parts.items()})
-        if all(close(got[k], predicted[k]) for k in got) and (exact.all() or determined or _named(values, differs,
-                                                                                               context)):
+        if all(close(got[k], predicted[k]) for k in got) and (
+                exact.all() or determined or _named(values, differs, context)
+                or _from_elsewhere(values, differs, variable, context)):
             right = context.quantity(*variable)
             where = model.labels.get(part, part) if part else None  # said as the part's words: "the coefficient of ε"
             return Recovered(variable[0], variable[1], where, values, right, differs)
@@ -128,6 +130,17 @@ def _named(values: torch.Tensor, images: torch.Tensor, context: StepContext) -> 
     ``images``."""
     sub = StepContext(context.schedule, {name: v[images] for name, v in context.steps.items()})
     return name_vector(values[images], sub, pairs=True) is not None
+
+
+def _from_elsewhere(values: torch.Tensor, images: torch.Tensor, variable: tuple[str, Step],
+                    context: StepContext) -> bool:
+    """Whether another schedule the code can reach (a global, another T) gives ``values`` at every image of
+    ``images``."""
+    symbol, step = variable
+    if symbol not in ("ᾱ", "α", "β"):
+        return False
+    steps = step.indices(context.steps)
+    return source_of_values(values[images], symbol, steps[images], context) is not None
 
 
 def _sensitive_outputs(model: Model, parts: dict[str, Formula], context: StepContext) -> int:
@@ -177,6 +190,14 @@ def describe_recovered(found: Recovered, context: StepContext, equation: str) ->
                 return (f"everything in {equation} is right except {found.text}{where}{only}: your {found.text} is "
                         f"{words} (at {context.describe(b)}: {found.values[b].item():.4g}, where {found.symbol}_{k} = "
                         f"{found.right[b].item():.4g}).{sign} ᾱ_t = ∏_{{s≤t}}(1 − β_s) is schedule.alpha_bars[t - 1].")
+    if found.symbol in ("ᾱ", "α", "β"):  # the right equation on a table of another schedule
+        b = max(wrong, key=lambda i: abs(found.values[i] - found.right[i]).item())
+        position = wrong.index(b)
+        sub = context.subset(found.wrong)
+        elsewhere = recovered_from_elsewhere(found.text, found.symbol, found.values[wrong], steps[wrong], sub,
+                                             position)
+        if elsewhere:
+            return f"everything in {equation} is right except {found.text}{where}: {elsewhere}"
     product = _as_product(found, context)
     if product:
         return f"everything in {equation} is right except {found.text}{where}{only}: {product}"
