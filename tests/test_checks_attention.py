@@ -892,7 +892,7 @@ DFT_WRONG = [
     (lambda n, dtype=torch.complex64: dft_ok(n, dtype, denominator=n * n), ["not n²"]),
     (lambda n, dtype=torch.complex64: dft_ok(n, dtype).real, ["must return a complex tensor", "real part"]),
     (lambda n, dtype=torch.complex64: dft_ok(n, dtype) / math.sqrt(n), ["modulus 1", "= 1/√n", "norm='ortho'"]),
-    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, start=1), ["W[0, k] = W[j, 0] = e^0 = 1", "torch.arange(n)"]),
+    (lambda n, dtype=torch.complex64: dft_ok(n, dtype, start=1), ["indices counted from 1", "torch.arange(n)"]),
     (lambda n, dtype=torch.complex64: dft_ok(n), ["complex64", "asks for torch.complex128"]),
     (lambda n, dtype=torch.complex64: dft_ok(n, torch.complex64).to(dtype), ["float32 precision",
                                                                              "compute the angle", "float64"]),
@@ -1481,7 +1481,7 @@ def dft_angle_in_complex64(n, dtype=torch.complex64):
 ROUND2_FOURIER = [
     ((dft_ok, mixing_unpacks_three_axes), ["fixed number of axes", "x (..., T, D)"]),
     ((dft_ok, mixing_same_matrix_on_both_sides), ["W_T @ x @ W_D"]),
-    ((dft_indices_from_one, mixing_ok), ["W[0, k] = W[j, 0] = e^0 = 1", "torch.arange(n)"]),
+    ((dft_indices_from_one, mixing_ok), ["indices counted from 1", "torch.arange(n)"]),
     ((dft_angle_in_complex64, mixing_ok), ["float32 precision", "float64"]),
 ]
 

@@ -534,8 +534,8 @@ UNSEEN_AFTER = {
 # What each message said when these answers were first run (6 of 10 named); the unnamed ones are marked, and
 # their words pin today's message so that a better reading shows up as a change here.
 WORDS_AFTER = {
-    "1.1 torch.bmm": ["batch1 must be a 3D tensor"],  # not named: bmm's 3-D limit is not read
-    "1.1 filled with +inf": ["NaN in 20 rows"],  # not named: read as rows of −∞, the sign of the fill is missed
+    "1.1 torch.bmm": ["torch.bmm takes exactly 3-D tensors", "Use @ (torch.matmul)"],  # named in round 5
+    "1.1 filled with +inf": ["filled with +∞ instead of −∞"],  # named in round 5 (was read as rows of −∞)
     "1.2 J summed along its rows": ["0 × the right ones"],  # not named: J g summed over the wrong axis
     "1.3 the scores saved for P": ["the weights inside your dV", "the scores themselves"],
     "1.3 four gradients": ["one gradient per input of forward"],
@@ -543,7 +543,7 @@ WORDS_AFTER = {
     "1.4 padding filled with 0": ["filled the forbidden scores with 0", "key_padding_mask is True"],
     "1.5 ℓ summed over the queries": ["your `running_sum`", "sum(dim=-1, keepdim=True)"],
     "1.6 integer indices": ["returned torch.complex64", ".to(dtype) at the end"],
-    "1.6 view_as_real": ["shape (3, 7, 5, 2) but expected (3, 7, 5)"],  # not named: view_as_real not said
+    "1.6 view_as_real": ["shape (3, 7, 5, 2) but expected (3, 7, 5)", "torch.view_as_real", ".real"],  # round 5
 }
 
 

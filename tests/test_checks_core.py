@@ -999,3 +999,223 @@ def test_a_catalogued_mistake_of_another_shape_is_named_before_the_shape():
     assert "the sum, not the mean" in diagnosis(lost_axis.clone(), mistakes=[core.Mistake(lost_axis,
                                                                                           "the sum, not the mean")])
     assert "dtype torch.float64" in diagnosis(expected().double(), mistakes=[core.Mistake(expected(), "never")])
+
+
+# ----- round 5: Python's conversions of tensors, sizes under another size's name, rows never written -------------
+@dataclass(frozen=True)
+class BatchCase(core.Case):
+    @property
+    def sizes(self):
+        return {"B": 2, "T": 5, "D": 3}
+
+    @property
+    def quantities(self):
+        return {"x": ("x (the input)", (2, 5, 3)), "p": ("P (the weights)", (2, 5, 5)),
+                "out": ("O (the output)", (2, 5, 3))}
+
+
+BATCH = BatchCase("a batch")
+
+
+def truth_of_a_mask(x, mask=None):
+    if mask:
+        x = x * mask
+    return x
+
+
+def truth_in_a_ternary(x, mask=None):
+    return x * mask if mask else x
+
+
+def truth_of_two_masks(x, a, b):
+    return x * (a and b)
+
+
+def truth_in_builtin_max(x):
+    return max(x, torch.zeros_like(x))
+
+
+def truth_of_a_comparison(x):
+    if x > 0:
+        return x
+    return -x
+
+
+def truth_in_an_assert(x):
+    assert x, "empty"
+    return x
+
+
+def one_number_from_math(x):
+    scale = x.sum(-1)  # one per row
+    return x / math.sqrt(scale)
+
+
+def one_number_from_item(x):
+    total = x.sum(dim=(1, 2)).item()
+    return x / total
+
+
+def one_number_from_int(x):
+    return x * int(x.sum(dim=(1, 2)))
+
+
+def one_number_elsewhere(x):
+    return x * torch.tensor([1.0, 2.0]).__float__()
+
+
+def index_with_a_batch(x):
+    table = [1.0, 2.0, 3.0]
+    return x * table[torch.tensor([0, 1])]
+
+
+def size_from_true_division(x):
+    B, T, D = x.shape
+    return x.reshape(B, T * D / 3, 3)
+
+
+def size_from_a_float_variable(x):
+    half = x.shape[1] / 2
+    return x[:, :half]
+
+
+def size_float_from_math(x):
+    return torch.zeros(math.sqrt(x.shape[1]))
+
+
+def shape_slice_as_a_number(x):
+    return x / math.sqrt(x.shape[-1:])
+
+
+def shape_as_a_number(x):
+    return x / math.sqrt(tuple(x.shape))
+
+
+def sequence_first_unpack(x):
+    T, B, D = x.shape  # seq-first habit
+    mask = torch.ones(T, T)
+    return x * mask[..., None]
+
+
+def bmm_on_four_axes(x):
+    return torch.bmm(x[None], x[None].transpose(-2, -1))
+
+
+@pytest.mark.parametrize("fn, args, words", [
+    (truth_of_a_mask, (torch.ones(2, 5, 3), torch.ones(2, 5, 3)), ["`if mask` asks Python for one truth value",
+                                                                   "`if mask is not None:`", "(2, 5, 3) = (B, T, D)"]),
+    (truth_in_a_ternary, (torch.ones(2, 5, 3), torch.ones(2, 5, 3)), ["`if mask is not None:`"]),
+    (truth_of_two_masks, (torch.ones(2, 5, 3), torch.ones(3) > 0, torch.ones(3) > 0), ["`and`, `or` and `not`", "&"]),
+    (truth_in_builtin_max, (torch.ones(2, 5, 3),), ["torch.maximum"]),
+    (truth_of_a_comparison, (torch.ones(2, 5, 3),), ["torch.where", ".any()"]),
+    (truth_in_an_assert, (torch.ones(2, 5, 3),), ["`assert x` asks Python for one truth value"]),
+    (one_number_from_math, (torch.ones(2, 5, 3),), ["`math.sqrt` takes one Python number", "`scale` holds 10 values",
+                                                    "torch.sqrt(...)"]),
+    (one_number_from_item, (torch.ones(2, 5, 3),), ["`.item()` reads the one value", "one per item of the batch"]),
+    (one_number_from_int, (torch.ones(2, 5, 3),), ["`int(...)` makes one Python number"]),
+    (one_number_elsewhere, (torch.ones(2, 5, 3),), ["Python wanted one number"]),
+    (index_with_a_batch, (torch.ones(2, 5, 3),), ["a Python list, range or number takes one integer"]),
+    (size_from_true_division, (torch.ones(2, 5, 3),), ["/ always gives a float", "//"]),
+    (size_from_a_float_variable, (torch.ones(2, 5, 3),), ["`half` is 2.5, a float", "`half = x.shape[1] / 2`",
+                                                          "write // (integer division)"]),
+    (size_float_from_math, (torch.ones(2, 4, 3),), ["came out a float"]),
+    (shape_slice_as_a_number, (torch.ones(2, 5, 3),), ["`x.shape[-1:]` is a torch.Size", "x.shape[-1]"]),
+    (shape_as_a_number, (torch.ones(2, 5, 3),), ["`x.shape` is a torch.Size", "x.shape[-1]"]),
+    (sequence_first_unpack, (torch.ones(2, 5, 3),), ["Your `T` is 2, which is B here, not T = 5",
+                                                     "`T, B, D = x.shape  # seq-first habit`", "T is x.shape[1]"]),
+    (bmm_on_four_axes, (torch.ones(2, 5, 3),), ["torch.bmm takes exactly 3-D tensors", "Use @ (torch.matmul)"]),
+])
+def test_pythons_conversions_of_tensors_are_read_from_the_line(fn, args, words):
+    with pytest.raises(LearnerError) as caught:
+        EX.call(fn, *args, case=BATCH)
+    for word in words:
+        assert word in str(caught.value), str(caught.value)
+
+
+def test_conversion_readings_without_the_lines_values():
+    assert core.conversion_reading(ValueError("something else"), "", {}) == ""
+    truth = RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    assert "Python asked a tensor of several values" in core.conversion_reading(truth, "y = f(x)", {})
+    assert "the tensor holds several values" in core.conversion_reading(
+        ValueError("only one element tensors can be converted to Python scalars"), "y = g(x)", {})
+    index = TypeError("only integer tensors of a single element can be converted to an index")
+    assert "The index holds several values" in core.conversion_reading(index, "y = t[i]", {})
+    assert "came out a float" in core.conversion_reading(TypeError("'float' object cannot be interpreted as an "
+                                                                   "integer"), "range(n / 2)", {})
+
+
+def test_a_size_under_another_sizes_name_is_said_only_when_it_singles_one_out():
+    assert core.misnamed_size_reading(RuntimeError("no traceback"), BATCH.sizes) == ""
+    assert core.misnamed_size_reading(RuntimeError("no traceback"), {}) == ""
+    try:
+        sequence_first_unpack(torch.ones(2, 5, 3))
+    except RuntimeError as error:
+        raised = error
+    assert "Your `T` is 2" in core.misnamed_size_reading(raised, {"B": 2, "T": 5, "D": 3})
+    assert core.misnamed_size_reading(raised, {"B": 2, "T": 2, "D": 3}) == ""  # T = B: right by its own name
+    assert core.misnamed_size_reading(raised, {"B": 7, "T": 9, "D": 3}) == ""  # 2 and 5 are no sizes of the case
+
+
+def test_a_result_of_another_quantitys_shape_is_named():
+    message = diagnosis(torch.ones(2, 5, 5), torch.ones(2, 5, 3))
+    assert "That is the shape" not in message  # the toy case has no quantities
+    with pytest.raises(CheckFailure) as caught:
+        EX.compare(torch.ones(2, 5, 5), torch.ones(2, 5, 3), case=BATCH, equation="eq. (9.1)", name="output")
+    assert "That is the shape of P (the weights): did you return P instead of your output, or compute it from " \
+        "that tensor?" in str(caught.value)  # x and O share the expected shape: the output is said by its name
+    assert core.quantity_shape_reading((2, 5, 3), (2, 5, 3), BATCH.quantities) == ""
+    assert core.quantity_shape_reading((7,), (2, 5, 3), BATCH.quantities) == ""
+    several = {"p": ("P", (2, 5, 5)), "s": ("S", (2, 5, 5)), "o": ("O", (2, 5, 3))}
+    assert "did you return P or S instead of O, or compute it from one of them" in \
+        core.quantity_shape_reading((2, 5, 5), (2, 5, 3), several)
+
+
+def test_real_and_imaginary_pairs_are_named():
+    message = diagnosis(torch.ones(3, 4, 2))
+    assert "torch.view_as_real" in message and ".real" in message
+    assert "view_as_real" not in diagnosis(torch.ones(3, 4, 3))
+
+
+@pytest.mark.parametrize("zeroed, words", [
+    ((slice(2, 3),), ["the last row (of the 3 along axis 0) is exactly 0", "range(n - 1)"]),
+    ((slice(0, 1),), ["the first row (of the 3 along axis 0)", "range(1, n)"]),
+])
+def test_rows_never_written_are_named_with_the_loop_bound(zeroed, words):
+    got = expected().clone()
+    got[zeroed] = 0
+    message = diagnosis(got)
+    for word in words:
+        assert word in message, message
+
+
+def test_rows_never_written_need_whole_rows_of_exact_zeros():
+    got = expected().clone()
+    got[2, 1:] = 0  # one entry of the row is right: it was written
+    assert "never written" not in diagnosis(got.clone())
+    got = expected().clone()
+    got[2] = 0.5
+    assert "never written" not in diagnosis(got)
+    batch = torch.arange(1.0, 25.0).reshape(2, 3, 4)
+    got = batch.clone()
+    got[1, 2] = 0  # the last of the 6 rows of the (2, 3) leading axes
+    assert "the last row (of the 6 along (axis 0, axis 1) flattened)" in diagnosis(got, batch)
+    got = batch.clone()
+    got[1] = 0
+    assert "the last slice (of the 2 along axis 0)" in diagnosis(got, batch)
+    assert core.untouched_slice(torch.zeros(3), torch.ones(3), atol=1e-5, rtol=1e-4) is None  # single entries
+    assert core.untouched_slice(batch, batch, atol=1e-5, rtol=1e-4) is None
+    assert core.untouched_slice(torch.zeros(2, 2, dtype=torch.complex64), torch.ones(2, 2, dtype=torch.complex64),
+                                atol=1e-5, rtol=1e-4) is None
+
+
+def test_a_reduction_that_lost_its_axis_is_named_in_the_line():
+    assert "the sum `sum(dim=-1)`" in core.reduction_without_keepdim("return e / e.sum(dim=-1)")
+    assert "the maximum `torch.amax(s, -1)`" in core.reduction_without_keepdim("m = s - torch.amax(s, -1)")
+    assert core.reduction_without_keepdim("return e / e.sum(dim=-1, keepdim=True)") == ""
+    assert core.reduction_without_keepdim("return e / e.sum()") == ""
+    message = learner_message(normalised_without_keepdim, torch.ones(3, 4))
+    assert "each row's own sum no longer sits beside its row" in message and "sum(-1, keepdim=True)" in message
+
+
+def normalised_without_keepdim(x):
+    return x / x.sum(-1)

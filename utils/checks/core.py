@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from utils import conventions
+from utils.checks.conversions import conversion_reading, misnamed_size_reading
 from utils.checks.operands import (
     LIBRARY_FILE,
     Operation,
@@ -206,12 +207,15 @@ class Exercise:
             layout_problem(got, expected, case.sizes, axes, atol=atol, rtol=rtol)
         if misplaced:
             raise CheckFailure(f"{where}: {misplaced}")
-        problem = structure_problem(got, expected, case.sizes)
+        problem = structure_problem(got, expected, case.sizes, case.quantities, name)
         if problem:
             raise CheckFailure(f"{where}: {problem}")
         got, expected = got.detach(), expected.detach()
         if not torch.isfinite(got).all() and torch.isfinite(expected).all():
             raise CheckFailure(f"{where}: {nonfinite_problem(got, axes, case.nonfinite_causes)}")
+        untouched = untouched_slice(got, expected, axes, atol=atol, rtol=rtol)  # exact evidence: before the probes
+        if untouched:
+            raise CheckFailure(f"{where}: {untouched}")
         for probe in probes:
             message = probe(got)
             if message:
@@ -264,9 +268,13 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         operation = failing_operation(fn, args, kwargs, error)  # a shape error's operands: a second run
         hint = exception_hint(error, sizes, operation, line=line, values=values,
                               case=case if isinstance(case, Case) else None)
-        if isinstance(case, Case):
+        conversion = conversion_reading(error, line, values, sizes)  # Python's own: if mask:, math.sqrt(t), C / G
+        if conversion:
+            hint = conversion
+        elif isinstance(case, Case):
             own = case.explain(error, line)
             hint = f"{value_reading(error, values, case)} {own}" if own else hint
+        hint = misnamed_size_reading(error, sizes) + hint  # T = x.shape[0] where x is (B, T, D): said first
         raise LearnerError(f"{where}: your {what} raised {type(error).__name__}: {text}."
                            f"{learner_line(error)}{hint} The traceback above ends at the line "
                            f"in your code.") from error
@@ -488,6 +496,25 @@ def reshape_reading(target: list[int], size: int, sizes: dict[str, int] | None, 
     return said + f": {counted}."
 
 
+_REDUCTION = re.compile(r"(?:\.|torch\.)(sum|mean|amax|amin|max|min|var|std|logsumexp|norm|prod)\(([^()]*)\)")
+_REDUCED = {"sum": "sum", "mean": "mean", "amax": "maximum", "max": "maximum", "amin": "minimum", "min": "minimum",
+            "var": "variance", "std": "standard deviation", "logsumexp": "logsumexp", "norm": "norm",
+            "prod": "product"}
+
+
+def reduction_without_keepdim(line: str) -> str:
+    """The reduction of the failing line that dropped its axis, named (``.sum(dim=-1)``: "each row's own sum"), for a
+    broadcast error read as a reduction without keepdim=True; "" when the line has no such reduction."""
+    for match in _REDUCTION.finditer(line):
+        if "keepdim" in match.group(2) or not match.group(2).strip():
+            continue
+        what = _REDUCED[match.group(1)]
+        return (f" In this line that is the {what} `{match.group(0).lstrip('.')}`: it was taken without keepdim=True, "
+                f"so each row's own {what} no longer sits beside its row — write "
+                f"{match.group(1)}({match.group(2)}, keepdim=True).")
+    return ""
+
+
 def inplace_reading(target_text: str, broadcast_text: str, operation: Operation | None,
                     sizes: dict[str, int] | None) -> str:
     """An in-place operation whose operands broadcast to more than the tensor it writes into."""
@@ -540,7 +567,8 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
         return (f" Two tensors did not broadcast: one has {named_size(a, sizes)} entries and the other "
                 f"{named_size(b, sizes)} along dimension {dim}." + (reading or
                 " Is a reduction missing keepdim=True, a tensor built with the wrong size, or a per-channel/per-item "
-                "tensor lined up with the wrong axis (view it so its entries sit on the axis they belong to)?"))
+                "tensor lined up with the wrong axis (view it so its entries sit on the axis they belong to)?")
+                + (reduction_without_keepdim(line) if reading and "keepdim" in reading else ""))
     if any(message in text for message in _MATMUL):
         if reading:
             return " The shapes don't fit a matrix product (…, n, k) @ (…, k, m)." + reading
@@ -557,6 +585,11 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
         return (f" backward's gradient number {index} (counting from 0, in the order forward took its inputs) has "
                 f"shape [{got}] but its input has shape [{expected}]: each gradient has its input's shape — are "
                 f"two gradients swapped, or one transposed?" + named_sizes_in(f"[{got}] [{expected}]", sizes))
+    if re.search(r"batch1 must be a 3D tensor|self must be a matrix|Expected 3-dimensional tensor", text):
+        shapes = ", ".join(show_shape(o.shape, sizes) for o in operation.operands) if operation else ""
+        return (" torch.bmm takes exactly 3-D tensors, (b, n, k) @ (b, k, m), and torch.mm exactly 2-D ones; "
+                "yours have another number of axes" + (f" ({shapes})" if shapes else "") +
+                ". Use @ (torch.matmul), which takes any number of batch axes in front of the last two.")
     if "einops" in type(error).__module__:
         return " Check the einops pattern's axis names and sizes against the tensor's shape."
     if "to have non-zero size" in text or "on tensors with no elements" in text:
@@ -594,9 +627,13 @@ def exception_hint(error: BaseException, sizes: dict[str, int] | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- structure
-def structure_problem(got, expected: torch.Tensor, sizes: dict[str, int] | None = None) -> str | None:
+def structure_problem(got, expected: torch.Tensor, sizes: dict[str, int] | None = None,
+                      quantities: dict[str, tuple[str, tuple[int, ...]]] | None = None,
+                      name: str = "output") -> str | None:
     """What is wrong with ``got``'s type, shape or dtype, said so the learner knows what to change; else None.
-    ``sizes`` (the case's) names the axes of both shapes: "yours is (N, G, C/G, H, W), the expected (N, C, H, W)"."""
+    ``sizes`` (the case's) names the axes of both shapes: "yours is (N, G, C/G, H, W), the expected (N, C, H, W)";
+    ``quantities`` (the case's, :attr:`Case.quantities`) name a wrong shape that is another quantity's ("that is
+    the shape of P: did you return P instead of the output?")."""
     if not isinstance(got, torch.Tensor):
         if got is None:
             return "got None. Did you forget to return it?"
@@ -605,12 +642,39 @@ def structure_problem(got, expected: torch.Tensor, sizes: dict[str, int] | None 
         mine, theirs = axis_names(got.shape, sizes), axis_names(expected.shape, sizes)
         named = (f" Yours is ({', '.join(mine)}), the expected ({', '.join(theirs)})."
                  if mine and theirs and mine != theirs else "")
+        another = quantity_shape_reading(got.shape, expected.shape, quantities, name) or \
+            _pairs_reading(got, expected)
         return (f"shape {tuple(got.shape)} but expected {tuple(expected.shape)}.{named}"
-                f"{shape_hint(got.shape, expected.shape)}")
+                f"{another or shape_hint(got.shape, expected.shape)}")
     if got.dtype != expected.dtype:
         return (f"dtype {got.dtype} but expected {expected.dtype} (the inputs' dtype). Avoid hard-coded dtypes "
                 f"such as torch.float32 or .float().")
     return None
+
+
+def _pairs_reading(got: torch.Tensor, expected: torch.Tensor) -> str:
+    """An extra last axis of size 2 on a real result: (real, imaginary) pairs, as torch.view_as_real makes them."""
+    if tuple(got.shape) != (*expected.shape, 2) or got.is_complex():
+        return ""
+    return (" An extra last axis of size 2: two numbers per entry — the (real, imaginary) pairs that "
+            "torch.view_as_real makes of a complex tensor, or two results stacked? Where the real part is meant, "
+            "take .real of the complex tensor (it has the complex tensor's shape).")
+
+
+def quantity_shape_reading(got_shape, expected_shape, quantities: dict[str, tuple[str, tuple[int, ...]]] | None,
+                           name: str = "output") -> str:
+    """A result whose shape is another of the exercise's quantities' (and not the expected one's): most often that
+    quantity returned instead of the result ("P instead of P V"); "" when no quantity has that shape."""
+    shapes = dict.fromkeys((symbol, tuple(shape)) for symbol, shape in (quantities or {}).values())
+    wanted = [symbol for symbol, shape in shapes if shape == tuple(expected_shape)]
+    others = [symbol for symbol, shape in shapes if shape == tuple(got_shape) and symbol not in wanted]
+    if not others or tuple(got_shape) == tuple(expected_shape):
+        return ""
+    others = others[:2]  # the exercise lists its quantities in the order they are computed: the first are likeliest
+    bare = [symbol.split(" (")[0] for symbol in others]
+    instead = wanted[0].split(" (")[0] if len(wanted) == 1 else f"your {name}"
+    return (f" That is the shape of {' or '.join(others)}: did you return {' or '.join(bare)} instead of {instead}, "
+            f"or compute it from {'that tensor' if len(others) == 1 else 'one of them'}?")
 
 
 def shape_hint(got: torch.Size, expected: torch.Size) -> str:
@@ -970,6 +1034,43 @@ def fit_temperature(probabilities: torch.Tensor, scores: torch.Tensor, dim: int 
     a = ((centred_log * centred_s).sum() / denominator).item()
     residual = (centred_log - a * centred_s).norm() / centred_log.norm().clamp_min(1e-300)
     return a if residual < 1e-3 else None
+
+
+def untouched_slice(got: torch.Tensor, expected: torch.Tensor, axes: Sequence[str] | None = None, *,
+                    atol: float, rtol: float) -> str | None:
+    """Wrong entries that are exactly 0 and fill the last (or first) rows, with every other entry right: rows never
+    written — a loop that stops one short, or starts one late. Rows are taken over the leading axes flattened, the
+    way such a loop walks them (``x.reshape(-1, n)``); None when the wrong entries are anything else."""
+    if got.dim() == 0 or got.dtype != expected.dtype or got.is_complex():
+        return None
+    wrong = ~torch.isclose(got, expected, atol=atol, rtol=rtol)
+    if not wrong.any():
+        return None
+    for leading in range(1, got.dim()):  # a row of one entry that is 0 says too little: a formula can give 0 there
+        rows = math.prod(got.shape[:leading])
+        if rows < 2 or math.prod(got.shape[leading:]) < 2:
+            continue
+        wrong_rows = wrong.reshape(rows, -1).any(dim=1).nonzero().flatten().tolist()
+        count = len(wrong_rows)
+        for end, chosen in (("last", list(range(rows - count, rows))), ("first", list(range(count)))):
+            if wrong_rows != chosen or count > rows // 2:
+                continue
+            if not (got.reshape(rows, -1)[chosen] == 0).all():
+                continue
+            return _untouched_message(got.shape, leading, end, count, rows, axes)
+    return None
+
+
+def _untouched_message(shape, leading: int, end: str, count: int, rows: int, axes) -> str:
+    names = list(axes) if axes and len(axes) == len(shape) else [f"axis {i}" for i in range(len(shape))]
+    kind = "row" if leading == len(shape) - 1 else "slice"
+    plural = {"row": "rows", "slice": "slices"}[kind]
+    what = f"the {end} {kind}" if count == 1 else f"the {end} {count} {plural}"
+    over = names[0] if leading == 1 else "(" + ", ".join(names[:leading]) + ") flattened"
+    loop = ("a loop that stops one short (range(n - 1) where range(n) belongs), or a slice that ends one early"
+            if end == "last" else "a loop that starts one late (range(1, n) where range(n) belongs)")
+    return (f"{what} (of the {rows} along {over}) {'is' if count == 1 else 'are'} exactly 0, and every other "
+            f"entry is right: never written — {loop}? Check the loop's bounds (off by one).")
 
 
 def locate_difference(got: torch.Tensor, expected: torch.Tensor, axes: Sequence[str] | None = None, *,

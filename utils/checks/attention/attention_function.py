@@ -407,7 +407,10 @@ def _dv_weights_probe(q, k, v, grad_out, dv):
         if fit_linear(transposed.mT, {"dS": grad_s}).exact:
             return ("your dV multiplies dO by dSᵀ, the gradient of the scores, where the weights belong: dV = Pᵀ dO "
                     "(eq. (1.7)), with the P of the forward pass.")
-        return weights_problem(transposed.transpose(-2, -1), facts)
+        found = weights_problem(transposed.transpose(-2, -1), facts)
+        return found and found + (" Your forward's output is right, so this P is not forward's: if your backward "
+                                  "recomputes P, it must compute it exactly as forward does (or save forward's P "
+                                  "with ctx.save_for_backward and use that).")
     return probe
 
 

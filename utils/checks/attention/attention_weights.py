@@ -111,6 +111,12 @@ def _nan_rows_text(mask: torch.Tensor | None, case: WeightsCase):
                     "the softmax of a row of −∞ is 0/0. The mask is inverted: True means 'may attend' (as in "
                     "F.scaled_dot_product_attention), so fill the scores where the mask is False, "
                     "scores.masked_fill(~mask, float('-inf')) (eq. (1.2)).")
+        some_hidden = ~mask.expand(got.shape).all(-1)  # rows where the mask hides at least one key
+        if torch.equal(bad_rows, some_hidden):
+            return ("NaN exactly in the rows where the mask hides a key, and only there: the hidden scores were "
+                    "filled with +∞ instead of −∞ (float('inf') for float('-inf')), so the row's maximum is +∞ and "
+                    "e^(∞ − ∞) is NaN. Fill with −∞, scores.masked_fill(~mask, float('-inf')) (eq. (1.2)): e^(−∞) "
+                    "= 0 is what gives a hidden key no weight.")
         first = [int(i) for i in bad_rows.nonzero()[0]]
         return (f"NaN in {int(bad_rows.sum())} rows (the first is query {first[-1]}): a row whose scores are all −∞ "
                 f"gives 0/0 after the softmax, yet the mask leaves every query at least one key. Fill only where the "

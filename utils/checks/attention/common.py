@@ -111,6 +111,25 @@ class ChapterCase(Case):
         """The exercise's quantities and products, with this case's sizes (see :mod:`.roles`); None: none."""
         return None
 
+    @property
+    def quantities(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """The roles' quantities in core's terms: each name a learner gives one, with its symbol and its shape in
+        this case (the batch axes of the case before a layout that does not name them)."""
+        roles = self.roles
+        if roles is None:
+            return {}
+        batch = [size for axis, size in roles.sizes.items() if axis in BATCH_AXES]
+        found = {}
+        for quantity in roles.quantities:
+            layout = roles.layout_sizes(quantity.layouts[0])
+            if layout is None:
+                continue
+            shape = layout if quantity.layouts[0][0] in BATCH_AXES else (*batch, *layout)
+            symbol = f"{quantity.symbol} ({quantity.meaning})" if quantity.meaning else quantity.symbol
+            for alias in quantity.aliases:
+                found.setdefault(alias, (symbol, tuple(shape)))
+        return found
+
     def own_reading(self, error: BaseException, line: str) -> str | None:
         return None
 
@@ -156,7 +175,8 @@ def compare_answer(exercise: Exercise, got, expected: torch.Tensor, case: Case, 
         raise exercise.fail(swapped, case=case, name=name)
     if isinstance(got, torch.Tensor) and got.shape != expected.shape and axes and len(axes) == expected.dim():
         named = ", ".join(f"{axis}={size}" for axis, size in zip(axes, expected.shape))
-        raise exercise.fail(f"{structure_problem(got, expected)} The expected axes are ({named}).", case=case,
+        problem = structure_problem(got, expected, case.sizes, case.quantities, name)
+        raise exercise.fail(f"{problem} The expected axes are ({named}).", case=case,
                             name=name)
     if nonfinite and structure_problem(got, expected) is None and not torch.isfinite(got).all() \
             and torch.isfinite(expected).all():

@@ -108,6 +108,23 @@ def _dft_probes(n: int):
                     "(torch.arange(n)), and the angle is −2π jk/n (eq. (1.12)).")
         return None
 
+    def index_form(got):
+        """The right angle −2π·(…)/n of another expression of the indices than jk: said which."""
+        w = as_complex(got)
+        one_based = j + 1
+        forms = {"j + k": (j[:, None] + j[None, :], "the sum j + k where eq. (1.12) has the product jk: "
+                                                   "torch.outer(j, j), or j[:, None] * j[None, :]"),
+                 "(j+1)(k+1)": (torch.outer(one_based, one_based),
+                                "indices counted from 1: j and k run over 0, …, n − 1, torch.arange(n)")}
+        for name, (exponent, advice) in forms.items():
+            for sign, said in ((-1, "−"), (1, "+")):
+                pattern = torch.polar(torch.ones_like(exponent), sign * 2 * math.pi * exponent / n)
+                if n > 1 and (w - pattern).abs().max() < 1e-4:
+                    shown = name if name.startswith("(") else f"({name})"
+                    return f"your W[j, k] = e^({said}2πi·{shown}/n): {advice}" + \
+                        ("" if sign < 0 else "; and the angle is negative, −2π jk/n") + " (eq. (1.12))."
+        return None
+
     def symmetric(got):
         w = as_complex(got)
         if (w - w.T).abs().max() > 1e-4:
@@ -137,7 +154,7 @@ def _dft_probes(n: int):
         return (f"your W[1, 1] = e^(i·{angle:.4g}); eq. (1.12) has e^(−2πi/n) = e^(i·{-2 * math.pi / n:.4g}): the "
                 f"angle is −2π jk/n.")
 
-    return [modulus, symmetric, first_row_and_column, powers]
+    return [modulus, index_form, symmetric, first_row_and_column, powers]
 
 
 def _check_dft_matrix(dft_matrix) -> None:

@@ -89,7 +89,8 @@ def shift_every_head(module, case: HeadsCase) -> None:
 def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads: int, causal=False,
                          key_padding_mask=None, *, split="B T (H Dh) -> B H T Dh",
                          merge="B H T Dh -> B T (H Dh)", scale_by="head", project=True, order=(0, 1, 2),
-                         causal_diagonal=0, causal_upper=False, pad_queries=False, invert_padding=False):
+                         causal_diagonal=0, causal_upper=False, pad_queries=False, invert_padding=False,
+                         masks_or=False):
     """Multi-head self-attention; the keyword arguments build the classic mistakes the check recognises."""
     B, T, D = x.shape
     parts = qkv(x).chunk(3, dim=-1)  # 3 × (B, T, D)
@@ -97,14 +98,14 @@ def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads:
     d = {"model": D, "head": D // n_heads, "none": 1}[scale_by]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
     allowed = allowed_mask(B, T, causal, key_padding_mask, causal_diagonal=causal_diagonal, causal_upper=causal_upper,
-                       pad_queries=pad_queries, invert_padding=invert_padding)
+                       pad_queries=pad_queries, invert_padding=invert_padding, masks_or=masks_or)
     weights = scores.masked_fill(~allowed, -math.inf).softmax(dim=-1)
     heads = rearrange(weights @ v, merge)  # (B, T, D)
     return out(heads) if project else heads
 
 
 def allowed_mask(B, T, causal, key_padding_mask, *, causal_diagonal=0, causal_upper=False, pad_queries=False,
-             invert_padding=False) -> torch.Tensor:
+             invert_padding=False, masks_or=False) -> torch.Tensor:
     """(B, 1, T, T) bool, True = may attend, from the causal flag and nn.MultiheadAttention's key_padding_mask."""
     allowed = torch.ones(T, T, dtype=torch.bool)
     if causal:
@@ -113,7 +114,7 @@ def allowed_mask(B, T, causal, key_padding_mask, *, causal_diagonal=0, causal_up
     if key_padding_mask is not None:
         keep = key_padding_mask if invert_padding else ~key_padding_mask  # (B, T): True = a real token
         keep = keep[:, None, :, None] if pad_queries else keep[:, None, None, :]
-        allowed = allowed & keep
+        allowed = (allowed | keep) if masks_or else (allowed & keep)  # masks_or: a key either one allows
     return allowed
 
 

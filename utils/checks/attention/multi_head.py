@@ -243,7 +243,7 @@ def _no_grad(generator):
         yield item
 
 
-def _heads_mistakes(same: dict, case: HeadsCase):
+def _heads_mistakes(same: dict, case: HeadsCase, module=None):
     """The classic mistakes of eq. (1.10), tried before the probes; a generator, so that they are only computed
     for an answer that is wrong."""
     yield Mistake(reference_multi_head(**same, split="B T (Dh H) -> B H T Dh"),
@@ -265,14 +265,34 @@ def _heads_mistakes(same: dict, case: HeadsCase):
         yield Mistake(reference_multi_head(**same, causal_upper=True),
                       "your causal mask is flipped: it lets tokens see the future and hides the past.")
     if case.padded:
-        yield Mistake(reference_multi_head(**{**same, "key_padding_mask": None}),
-                      "padded keys received attention: key_padding_mask was not applied.")
+        yield Mistake(reference_multi_head(**{**same, "key_padding_mask": None}), _padding_ignored(same, case, module))
         yield Mistake(reference_multi_head(**same, invert_padding=True),
                       "key_padding_mask is inverted: here True marks a padded key to ignore (nn.MultiheadAttention's "
                       "convention), the opposite of a 'may attend' mask.")
         yield Mistake(reference_multi_head(**same, pad_queries=True),
                       "you masked padded *queries* (rows); key_padding_mask hides padded *keys* (columns): "
                       "~key_padding_mask[:, None, None, :].")
+
+
+BOTH_MASKS = ("A key must be allowed by both: combine them with & (and), not | (or): causal & "
+              "~key_padding_mask[:, None, None, :].")
+
+def _padding_ignored(same: dict, case: HeadsCase, module) -> str:
+    """What an output that ignores key_padding_mask (in a case without causal) means: the module run once more with
+    causal=True tells a padding mask never applied from one combined with the causal mask by |, which allows
+    every key here (a mask of all True | anything)."""
+    if module is not None and case.T > 1:
+        try:
+            got = module(same["x"].clone(), causal=True, key_padding_mask=same["key_padding_mask"].clone())
+        except Exception:  # noqa: BLE001 - a module that cannot run causally says nothing here
+            got = None
+        if isinstance(got, torch.Tensor) and got.shape == same["x"].shape and \
+                torch.allclose(got, reference_multi_head(**{**same, "causal": True}, masks_or=True), atol=1e-5,
+                               rtol=1e-4):
+            return ("padded keys received attention: with causal=False your mask allows every key, and with "
+                    "causal=True your output is the causal and padding masks combined with | (or), which lets "
+                    "through a key either one allows (a mask of all True | anything is all True). " + BOTH_MASKS)
+    return "padded keys received attention: key_padding_mask was not applied."
 
 
 @one_thread
@@ -309,5 +329,5 @@ def _check_heads_case(MultiHeadSelfAttention, case: HeadsCase) -> None:
         assert torch.allclose(reference_multi_head(**same), expected, atol=1e-5), \
             "internal: the check's own reference disagrees with nn.MultiheadAttention"
     compare_answer(EX_HEADS, got, expected, case, equation="eq. (1.10)", axes=("B", "T", "D"),
-                   nonfinite=heads_nonfinite(case, pad), mistakes=_no_grad(_heads_mistakes(same, case)),
+                   nonfinite=heads_nonfinite(case, pad), mistakes=_no_grad(_heads_mistakes(same, case, module)),
                    probes=_heads_probes(module, x, case, kwargs))

@@ -94,8 +94,8 @@ def scale_law_message(law, sizes: Sequence[Size], right: str, *, who: str, equat
     if not is_close(c, 1.0, 1e-3):
         return head + (f"besides {_power(right, alpha)}, your scale has a constant factor {_constant_text(c)}: "
                        f"divide the scores by √{right} and nothing else.")
-    return head + {-1.0: f"you divided the scores by {right}; divide by √{right}, the standard deviation of q·k "
-                         f"(eq. (1.3)).",
+    return head + {-1.0: f"you divided the scores by {right} instead of √{right}: divide by √{right}, the standard "
+                         f"deviation of q·k (eq. (1.3)).",
                    0.5: f"you multiplied the scores by √{right}; divide by it instead.",
                    1.0: f"you multiplied the scores by {right}; divide by √{right} instead."}.get(
         alpha, f"your scale goes as {_power(right, alpha)}; divide the scores by √{right}.")

@@ -24,6 +24,7 @@ from utils.checks.attention.common import (
     softmax_backward_reference,
 )
 from utils.checks.core import (
+    Mistake,
     one_thread,
 )
 
@@ -302,6 +303,18 @@ def _jacobian_times_a_matrix(got, p: torch.Tensor, g: torch.Tensor) -> str | Non
             f"Jacobian.")
 
 
+def _transformed_inputs(p: torch.Tensor, grad_p: torch.Tensor):
+    """Eq. (1.5) computed right, on an input the code changed first: an exact match says which (a generator: only
+    a wrong answer pays for it)."""
+    yield Mistake(softmax_backward_reference(p.softmax(dim=-1), grad_p),
+                  "yours is eq. (1.5) computed with softmax(p) in place of p: p is already the softmax's output "
+                  "(p = softmax(s)), so do not apply softmax to it again — use p as it is, "
+                  "p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True)).")
+    yield Mistake(softmax_backward_reference(p, grad_p.softmax(dim=-1)),
+                  "yours is eq. (1.5) computed with softmax(grad_p) in place of grad_p: the upstream gradient g is "
+                  "used as it is; only p came out of a softmax.")
+
+
 @one_thread
 def check_softmax_backward(softmax_backward) -> None:
     """Exercise 1.2: ``softmax_backward(p, grad_p)`` returns dL/ds for p = softmax(s, dim=-1)."""
@@ -316,6 +329,7 @@ def check_softmax_backward(softmax_backward) -> None:
         if matrix:
             raise EX_SOFTMAX_BACKWARD.fail(matrix, case=case, name="dL/ds")
         compare_answer(EX_SOFTMAX_BACKWARD, got, expected, case, name="dL/ds", equation="eq. (1.5)",
+                       mistakes=_transformed_inputs(p, grad_p),
                        probes=[exchanged_probe(p, grad_p), *softmax_probes(p, grad_p, rows_probe(softmax_backward))])
     EX_SOFTMAX_BACKWARD.passed(f"{len(SOFTMAX_CASES)} cases (batched, square, masked zeros, a vector, a single "
                                f"entry) match PyTorch's softmax backward (torch.autograd.grad).")

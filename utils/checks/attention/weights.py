@@ -300,7 +300,8 @@ def weights_advice(d: str, width: str) -> dict[str, str]:
     """What to change when the temperature is a named wrong value; ``d`` is the width in the equation."""
     return {
         "1": f"did you forget to divide the scores by √{d} (eq. (1.1))?",
-        f"1/{d}": f"you divided the scores by {d}; divide by √{d}, the standard deviation of q·k (eq. (1.3)).",
+        f"1/{d}": f"you divided the scores by {d} instead of √{d}: divide by √{d}, the standard deviation of q·k "
+                  f"(eq. (1.3)).",
         f"√{d}": f"you multiplied the scores by √{d}; divide by it instead.",
         f"{d}": f"you multiplied the scores by {d}; divide by √{d} instead.",
         f"−1/√{d}": "a sign is flipped: the scores are +q·k/√d (a softmax of −S puts the weight on the least similar "

@@ -1,0 +1,236 @@
+"""Errors that Python, not a tensor operation, raises on a tensor: read from the learner's failing line.
+
+Each chapter meets the same few: a tensor of many values where Python wants one number (``math.sqrt(t)``,
+``int(t)``, ``t.item()`` on a batch), the truth value of a tensor (``if mask:``, ``a and b``, Python's ``max``),
+a float where a size belongs (``C / G`` in a reshape, a range or a slice), and a variable named after one of the
+case's sizes that holds another of them (``T = x.shape[0]`` where x is (B, T, D)). PyTorch's own message says what
+failed, not which value of the line did it; these readings name the value, its shape and the code to write instead.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import torch
+
+from utils.checks.operands import LIBRARY_FILE, learner_entry, show_shape
+
+_TRUTH = "Boolean value of Tensor with more than one value is ambiguous"
+_ONE_NUMBER = re.compile(r"only one element tensors can be converted to Python scalars|a Tensor with (\d+) elements "
+                         r"cannot be converted to Scalar")
+_INDEX = "only integer tensors of a single element can be converted to an index"
+_FLOAT_SIZE = re.compile(r"(tuple of ints|must be int)[^\n]{0,40}\b(not|but got) float|'float' object cannot be "
+                         r"interpreted as an integer|slice indices must be integers|got \(float")
+_CONDITION = re.compile(r"^\s*(?:if|elif|while|assert)\s+(not\s+)?([A-Za-z_][\w.]*)\s*(?::|,|$)")
+_TERNARY = re.compile(r"\bif\s+(not\s+)?([A-Za-z_][\w.]*)\s+else\b")
+_NOT_A_NUMBER = re.compile(r"must be real number, not (torch\.Size|tuple|list)")
+_SHAPE_SLICE = re.compile(r"([A-Za-z_][\w.]*)\.(shape\[[^\]]*:[^\]]*\]|shape\b(?!\s*\[)|size\(\s*\))")
+_PYTHON_MATH = re.compile(r"(?<![\w.])(math\.\w+|int|float|round|bool|complex|abs)\s*\(")
+_BUILTIN_MINMAX = re.compile(r"(?<![\w.])(max|min)\s*\(")
+_TRUE_DIVISION = re.compile(r"([A-Za-z_][\w.]*(?:\[-?\d+\])?|\d+)\s*/(?![/=])\s*([A-Za-z_][\w.]*(?:\[-?\d+\])?|\d+)")
+_SIZE_ASSIGNMENT = r"^\s*(?:[\w\s,]*,\s*)?{name}\s*(?:,[\w\s,]*)?=(?!=)"
+
+
+def conversion_reading(error: BaseException, line: str, values: dict, sizes: dict[str, int] | None = None) -> str:
+    """What a Python conversion of a tensor that failed at ``line`` means, from the values its names held; ""
+    when the error is none of these."""
+    text = str(error)
+    if _TRUTH in text:
+        return _truth_reading(line, values, sizes)
+    if _ONE_NUMBER.search(text):
+        return _one_number_reading(line, values, sizes, _ONE_NUMBER.search(text).group(1))
+    if _INDEX in text:
+        tensor = _many_valued(values)
+        held = f" `{tensor[0]}` holds {_count(tensor[1], sizes)}" if tensor else " The index holds several values"
+        return (f"{held}: a Python list, range or number takes one integer as an index. Make the table a tensor "
+                f"(torch.tensor(...)) and index it with the whole tensor at once, or use torch.gather.")
+    if isinstance(error, TypeError) and _NOT_A_NUMBER.search(text):
+        return _shape_as_number_reading(line)
+    if isinstance(error, TypeError) and _FLOAT_SIZE.search(text):
+        return _float_size_reading(error, line, values, sizes)
+    return ""
+
+
+def _many_valued(values: dict) -> tuple[str, torch.Tensor] | None:
+    """The first tensor of the line holding more than one value, with its name."""
+    return next(((name, value) for name, value in values.items()
+                 if isinstance(value, torch.Tensor) and value.numel() > 1), None)
+
+
+def _count(tensor: torch.Tensor, sizes) -> str:
+    return f"{tensor.numel()} values, shape {show_shape(tuple(tensor.shape), sizes)}"
+
+
+def _truth_reading(line: str, values: dict, sizes) -> str:
+    condition = _CONDITION.match(line) or _TERNARY.search(line)
+    if condition and isinstance(values.get(condition.group(2)), torch.Tensor):
+        name = condition.group(2)
+        keyword = line.split()[0] if condition.re is _CONDITION else "if"
+        return (f" `{keyword} {'not ' if condition.group(1) else ''}{name}` asks Python for one truth value of the "
+                f"whole tensor `{name}` ({_count(values[name], sizes)}), which has none. To test whether the argument "
+                f"was given, write `{keyword} {name} is {'' if condition.group(1) else 'not '}None:`; to test its "
+                f"entries, `{name}.any()` or `{name}.all()`.")
+    if re.search(r"\b(and|or|not)\b", line):
+        return (" `and`, `or` and `not` ask Python for one truth value of each tensor, which a tensor of several "
+                "values does not have: combine boolean tensors entry by entry with &, | and ~ (mask_a & mask_b), "
+                "and test for a missing argument with `is None`.")
+    if _BUILTIN_MINMAX.search(line):
+        return (" Python's max and min compare with one truth value, which a tensor of several values does not "
+                "have: use torch.maximum(a, b) / torch.minimum(a, b) (or .clamp) entry by entry, or .amax(dim=...) "
+                "over an axis.")
+    if re.match(r"^\s*(if|elif|while|assert)\b", line) or re.search(r"\bif\b.*\belse\b", line):
+        return (" A Python `if`/`while` needs one truth value, but its condition is a tensor with one value per "
+                "entry: choose entry by entry with torch.where(condition, a, b), or reduce it with .any() / .all() "
+                "if one answer for the whole tensor is meant.")
+    return (" Python asked a tensor of several values for one truth value (an `if`, `and`, `or`, `not`, or a "
+            "comparison of whole tensors): use `is None` to test for a missing argument, & | ~ to combine masks, "
+            ".any() / .all() to reduce, torch.where to choose entry by entry.")
+
+
+def _one_number_reading(line: str, values: dict, sizes, count: str | None = None) -> str:
+    call = _PYTHON_MATH.search(line)
+    inside = _argument_text(line, call.end()) if call else line
+    tensor = _many_valued({name: value for name, value in values.items()
+                           if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", inside)}) or _many_valued(values)
+    held = f"`{tensor[0]}` holds {_count(tensor[1], sizes)}" if tensor else "the tensor holds several values"
+    batch = tensor is not None and tensor[1].dim() == 1 and "B" in (sizes or {}) and \
+        tensor[1].numel() == sizes["B"]
+    per = " — one per item of the batch" if batch else ""
+    if ".item()" in line:
+        if count:  # the tensor .item() was called on is most often a temporary: PyTorch's message counts it
+            batch = "B" in (sizes or {}) and int(count) == sizes["B"]
+            held, per = f"the tensor it was called on holds {count} values", " — one per item of the batch" * batch
+        return (f" `.item()` reads the one value of a one-element tensor, but {held}{per}. Keep it a tensor and let "
+                f"it broadcast (view it with size-1 axes, e.g. t.view(-1, 1, 1, 1)), rather than one Python number.")
+    if call and call.group(1).startswith("math."):
+        function = call.group(1).removeprefix("math.")
+        return (f" `{call.group(1)}` takes one Python number, but {held}{per}. Use the tensor function, "
+                f"torch.{function}(...), which works entry by entry; or, if you meant a size, read it from a shape "
+                f"(x.shape[-1]), not from the tensor itself.")
+    if call:
+        return (f" `{call.group(1)}(...)` makes one Python number, but {held}{per}. Keep it a tensor "
+                f"(.to(dtype) or .long() convert every entry) and let it broadcast; if you meant a size, read it from "
+                f"a shape (x.shape[-1]).")
+    return (f" Python wanted one number, but {held}{per}: a tensor went where a Python number belongs (math.*, "
+            f"int(), float(), a Python comparison). Use torch's own functions, which work entry by entry.")
+
+
+def _argument_text(line: str, start: int) -> str:
+    """The text between the parenthesis opened just before ``start`` and the one that closes it."""
+    depth = 1
+    for end in range(start, len(line)):
+        depth += {"(": 1, ")": -1}.get(line[end], 0)
+        if depth == 0:
+            return line[start:end]
+    return line[start:]
+
+
+def _shape_as_number_reading(line: str) -> str:
+    """A shape, or a slice of one, where Python wants one number: math.sqrt(q.shape[-1:])."""
+    found = _SHAPE_SLICE.search(line)
+    said = f"`{found.group(0)}` is" if found else "A shape (a torch.Size) is"
+    name = found.group(1) if found else "x"
+    return (f" {said} a torch.Size, a tuple of sizes, where one number belongs: index it for one size, "
+            f"{name}.shape[-1] (a slice such as shape[-1:] is still a tuple).")
+
+
+def _float_size_reading(error: BaseException, line: str, values: dict, sizes) -> str:
+    frame = _frame(error)
+    for a, b in _TRUE_DIVISION.findall(line):
+        va, vb = _evaluate(a, values, frame), _evaluate(b, values, frame)
+        if _is_int(va) and _is_int(vb) and vb:
+            return (f" `{a} / {b}` = {va} / {vb} = {va / vb!r} is a float: / always gives a float in Python 3, even "
+                    f"when it divides evenly. A size, a count or a slice bound must be an int: write `{a} // {b}` "
+                    f"(integer division).")
+    floats = [(name, value) for name, value in values.items() if isinstance(value, float)]
+    if floats:
+        name, value = floats[0]
+        made = _assignment(frame, name) if frame is not None else ""
+        return (f" `{name}` is {value!r}, a float" + (f" (`{made}`)" if made else "") + ": a size, a count or a "
+                "slice bound must be an int. " + ("/ always gives a float in Python 3, even when it divides evenly: "
+                                                   "write // (integer division) there." if "/" in made else
+                                                   "Compute it with // rather than /, or int(...) it where it is "
+                                                   "made."))
+    return (" A size, a count or a slice bound came out a float: / always gives a float in Python 3 (use //), and "
+            "math.sqrt, math.ceil of a float, or a float literal do too.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _frame(error: BaseException):
+    entry = learner_entry(error)
+    return entry.tb_frame if entry is not None else None
+
+
+def _evaluate(token: str, values: dict, frame):
+    """The value of a token of the line: a literal, a name the line held, or a name's shape indexed (x.shape[1])."""
+    if token.isdigit():
+        return int(token)
+    name, _, index = token.partition("[")
+    value = values.get(name)
+    if value is None and frame is not None:
+        value = frame.f_locals.get(name)
+    if index:
+        try:
+            return value[int(index.rstrip("]"))] if isinstance(value, (torch.Size, tuple, list)) else None
+        except IndexError:
+            return None
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        return int(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- misnamed sizes
+def misnamed_size_reading(error: BaseException, sizes: dict[str, int] | None) -> str:
+    """A variable of the learner's frame named after one of the case's sizes (``T``) that holds another of its
+    sizes (B = 2 where T = 5), with the line that set it and where the size really is (x.shape[1]); "" when no
+    such variable exists or the sizes coincide."""
+    if not sizes:
+        return ""
+    for frame in _learner_frames(error):
+        for name, value in frame.f_locals.items():
+            if name not in sizes or not _is_int(value) or value == sizes[name]:
+                continue
+            others = [other for other, size in sizes.items() if other != name and size == value]
+            if not others or list(sizes.values()).count(sizes[name]) > 1:
+                continue
+            assignment = _assignment(frame, name)
+            where = _where_size_is(frame, sizes, name, assignment)
+            return (f" Your `{name}` is {value}, which is {' = '.join(others)} here, not {name} = {sizes[name]}"
+                    + (f" (`{assignment}`)" if assignment else "") + (f": {where}" if where else "") + ".")
+    return ""
+
+
+def _learner_frames(error: BaseException) -> list:
+    """The frames of the traceback in the learner's code, innermost first."""
+    frames, entry = [], error.__traceback__
+    while entry is not None:
+        if not LIBRARY_FILE.search(entry.tb_frame.f_code.co_filename):
+            frames.append(entry.tb_frame)
+        entry = entry.tb_next
+    return frames[::-1]
+
+
+def _assignment(frame, name: str) -> str:
+    """The line of the learner's function that assigns ``name`` (its first), stripped; "" if not found."""
+    try:
+        lines, _ = inspect.getsourcelines(frame.f_code)
+    except (OSError, TypeError):
+        return ""
+    pattern = re.compile(_SIZE_ASSIGNMENT.format(name=re.escape(name)))
+    return next((line.strip() for line in lines if pattern.match(line)), "")
+
+
+def _where_size_is(frame, sizes: dict[str, int], name: str, assignment: str) -> str:
+    """"x is (B, T, D) = (2, 5, 24): T is x.shape[1]" for a tensor of the frame (one the assignment reads first)
+    that holds the size ``name`` on exactly one axis."""
+    tensors = [(n, v) for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor) and v.dim() >= 2]
+    tensors.sort(key=lambda item: item[0] not in assignment)
+    for tensor_name, tensor in tensors:
+        axes = [i for i, size in enumerate(tensor.shape) if size == sizes[name]]
+        if len(axes) == 1:
+            return (f"`{tensor_name}` is {show_shape(tuple(tensor.shape), sizes)}, so {name} is "
+                    f"{tensor_name}.shape[{axes[0]}]")
+    return ""
