@@ -254,3 +254,110 @@ def test_a_batch_of_timesteps_converted_to_one_number_is_read_in_the_chapters_te
     assert "`alpha_bar_t` holds one value per image" in read(error, "c = math.sqrt(alpha_bar_t)")
     assert "`a tensor` holds" in read(error, "c = x + y")
     assert read(RuntimeError("shape mismatch"), "t = int(t)") is None
+
+
+# ----- Ten more, written after the readings above and run untouched ---------------------------------------------
+toy_schedule = checks.Schedule.from_betas(torch.linspace(1e-3, 0.1, 50, dtype=torch.float64))  # the notebook's
+
+
+def q_sample_toy_schedule(x0, t, noise, schedule):
+    alpha_bar_t = col(toy_schedule.alpha_bars[t - 1]).to(x0.dtype)
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def posterior_denominators_at_prev(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_terms(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_prev) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_prev) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_xt_unbracketed(x0, x_t, t, schedule):
+    alpha_bar_t, alpha_bar_prev, beta_t, alpha_t = posterior_terms(schedule, t)
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + (alpha_t.sqrt() * 1 - alpha_bar_prev / (1 - alpha_bar_t)) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def ddpm_variance_as_sigma(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    mean, variance = solved()["posterior_mean_variance"](x0_hat, x_t, t, schedule)
+    return mean + variance * col((t > 1).to(x_t.dtype)) * noise  # β̃_t, not its root
+
+
+def ddim_x0_from_global(eps, x_t, t, t_prev, schedule, clip=True):
+    table = padded(schedule)
+    alpha_bar_t = col(F.pad(schedules["cosine"].alpha_bars, (1, 0), value=1.0)[t]).to(x_t.dtype)
+    alpha_bar_prev = col(table[t_prev])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_x0_roots_exchanged(eps, x_t, t, t_prev, schedule, clip=True):
+    table = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(table[t]), col(table[t_prev])
+    x0_hat = (x_t - alpha_bar_t.sqrt() * eps) / (1 - alpha_bar_t).sqrt()
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def embedding_full_width_frequencies(t, dim):
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(dim) / dim)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def q_sample_rebuilds_cosine(x0, t, noise, schedule):
+    rebuilt = checks.Schedule.from_betas(solved()["cosine_schedule"](schedule.T)).to(x0.dtype)
+    alpha_bar_t = col(rebuilt.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def posterior_cumprod_again(x0, x_t, t, schedule):
+    alpha_bars_twice = F.pad(schedule.alpha_bars.cumprod(0), (1, 0), value=1.0)  # cumprod of what is one already
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars_twice[t]), col(alpha_bars_twice[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def ddpm_posterior_one_step_early(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    mean, _ = solved()["posterior_mean_variance"](x0_hat, x_t, (t - 1).clamp(min=1), schedule)  # "x_{t−1}'s step"
+    return mean + col(schedule.betas[t - 1].sqrt() * (t > 1)) * noise
+
+
+FRESH = [
+    ("5.2", q_sample_toy_schedule, ["toy_schedule"]),
+    ("5.3", posterior_denominators_at_prev, ["you used ᾱ_{t−1} in place of ᾱ_t everywhere"]),
+    ("5.3", posterior_xt_unbracketed, ["parentheses around (1 − ᾱ_{t−1})"]),
+    ("5.4", ddpm_variance_as_sigma, ["re:β̃_t.{0,40}(square root|√)|√β̃"]),
+    ("5.5", ddim_x0_from_global, ["schedules['cosine']"]),
+    ("5.5", ddim_x0_roots_exchanged, ["re:exchanged|swapped|each other"]),
+    ("5.6", embedding_full_width_frequencies, ["re:d/2|half"]),
+    ("5.2", q_sample_rebuilds_cosine, ["re:cosine_schedule|the `schedule` argument"]),
+    ("5.3", posterior_cumprod_again, ["re:cumprod|alpha_bars"]),
+    ("5.4", ddpm_posterior_one_step_early, ["μ̃ (eq. 5.6), which your code computes at another step", "at t − 1"]),
+]
+
+
+# Named as first written: 6 of 10 (q_sample_toy_schedule, posterior_denominators_at_prev, posterior_xt_unbracketed,
+# ddim_x0_from_global, ddim_x0_roots_exchanged, embedding_full_width_frequencies); q_sample_rebuilds_cosine passed
+# (every case used the cosine schedule: a case with the linear one now catches a schedule rebuilt inside); the other
+# three led to a ᾱ table rebuilt wrongly as a whole, a variance where a standard deviation goes, and a group of a
+# composed step (μ̃) computed at another step.
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in FRESH])
+def test_round_5_fresh_wrong_answers_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

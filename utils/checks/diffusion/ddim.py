@@ -33,6 +33,8 @@ DDIM_CASES = [
     ImageCase("clip=True, batch size 1, t = T", shape=(1, 2, 4, 4), T=20, steps=(20,), jump=4),
     ImageCase("clip=True, float64, single steps t' = t − 1", torch.float64, shape=(2, 1, 3, 5), T=30, steps=(2, 7),
               jump=1),
+    ImageCase("clip=False, the linear schedule, jumps of 25, T=100", shape=(4, 1, 4, 5), T=100,
+              steps=(26, 50, 75, 100), clip=False, jump=25, builder="linear"),
 ]
 
 
@@ -76,5 +78,5 @@ def check_ddim_step(ddim_step) -> None:
                        equation="eq. (5.16) with σ = 0", probes=probes, mistakes=mistakes,
                        rest=None if case.clip else finite_images_probe(DDIM_MODEL, context, basis, got, output="x_{t'}",
                                                          names=names), inputs=basis, names=names)
-    EX_DDIM.passed(f"{len(DDIM_CASES)} cases (jumps of 1 to 20 steps, t = T, t' = 0, clip on and off, float64) match "
-                   "DDIM's deterministic update, eq. (5.16) with σ = 0.")
+    EX_DDIM.passed(f"{len(DDIM_CASES)} cases (jumps of 1 to 25 steps, t = T, t' = 0, clip on and off, float64, two "
+                   "schedules) match DDIM's deterministic update, eq. (5.16) with σ = 0.")

@@ -34,6 +34,8 @@ DDPM_CASES = [
     ImageCase("clip=True, t = 1 and t = T in one batch", shape=(4, 1, 5, 7), T=50, steps=(1, 50, 1, 50)),
     ImageCase("clip=True, batch size 1, t = T", shape=(1, 2, 4, 4), T=20, steps=(20,)),
     ImageCase("clip=True, float64", torch.float64, shape=(2, 1, 3, 5), T=30, steps=(1, 7)),
+    ImageCase("clip=False, the linear schedule, T=100", shape=(4, 1, 4, 5), T=100, steps=(1, 30, 70, 100),
+              clip=False, builder="linear"),
 ]
 
 
@@ -74,4 +76,5 @@ def check_ddpm_step(ddpm_step) -> None:
                        inputs=basis, names=names,
                        otherwise="if you call your posterior_mean_variance, does it pass the check of Exercise 5.3?")
     EX_DDPM.passed(f"{len(DDPM_CASES)} cases (t = 1 and t = T mixed in a batch, clip on and off, batch size 1, "
-                   "float64) match eq. (5.15): x̂_0 from eq. (5.12), clipped, in μ̃ of eq. (5.6), plus √β_t z for t > 1.")
+                   "float64, two schedules) match eq. (5.15): x̂_0 from eq. (5.12), clipped, in μ̃ of eq. (5.6), "
+                   "plus √β_t z for t > 1.")

@@ -12,7 +12,7 @@ import torch
 from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, fit_linear
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.readings import explain_coefficients
-from utils.checks.diffusion.references import reference_cosine_schedule
+from utils.checks.diffusion.references import reference_cosine_schedule, reference_linear_schedule
 from utils.checks.diffusion.schedule import IMAGE_AXES, Schedule
 from utils.checks.diffusion.values import clamped
 
@@ -26,6 +26,7 @@ class ImageCase(Case):
     steps: tuple = ()
     clip: bool = True
     jump: int | None = None  # DDIM: t' = t − jump; None: t' = 0
+    builder: str = "cosine"  # which of the chapter's schedules the case passes: code that rebuilds one fails here
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -36,7 +37,8 @@ class ImageCase(Case):
         return _ambiguous_condition(error, line) or _timesteps_as_one_number(error, line)
 
     def schedule(self) -> Schedule:
-        return Schedule.from_betas(reference_cosine_schedule(self.T)).to(self.dtype)
+        build = reference_linear_schedule if self.builder == "linear" else reference_cosine_schedule
+        return Schedule.from_betas(build(self.T)).to(self.dtype)
 
     def timesteps(self, exercise: Exercise, lowest: int = 1) -> torch.Tensor:
         """(B,) int64: the given steps, then seeded random steps in lowest..T."""
@@ -340,4 +342,5 @@ IMAGE_CASES = [
     ImageCase("t = 1 and t = T in one batch", shape=(4, 1, 5, 7), T=50, steps=(1, 50, 1, 50)),
     ImageCase("batch size 1, t = T", shape=(1, 2, 4, 4), T=20, steps=(20,)),
     ImageCase("float64, t = 1 and 7", torch.float64, shape=(2, 1, 3, 5), T=30, steps=(1, 7)),
+    ImageCase("the linear schedule, T=100", shape=(4, 1, 4, 5), T=100, steps=(1, 30, 70, 100), builder="linear"),
 ]

@@ -106,5 +106,5 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
         compare_images(EX_POSTERIOR, variance, expected_variance, case=case, context=context, name="variance",
                        equation="eq. (5.7)", probes=[_variance_probe(context, POSTERIOR_VARIANCE_MODEL)],
                        rest=variance_rest)
-    EX_POSTERIOR.passed(f"{len(IMAGE_CASES)} cases (t = 1 and t = T, batch size 1, float64) match the posterior's "
-                        "mean (eq. 5.6) and variance β̃_t (eq. 5.7).")
+    EX_POSTERIOR.passed(f"{len(IMAGE_CASES)} cases (t = 1 and t = T, batch size 1, float64, two schedules) match the "
+                        "posterior's mean (eq. 5.6) and variance β̃_t (eq. 5.7).")

@@ -33,5 +33,5 @@ def check_q_sample(q_sample) -> None:
                        probes=[linear_probe(Q_SAMPLE_MODEL, context, basis, output="x_t", names=names)],
                        rest=finite_images_probe(Q_SAMPLE_MODEL, context, basis, got, output="x_t", names=names),
                        inputs=basis, names=names)
-    EX_Q_SAMPLE.passed(f"{len(IMAGE_CASES)} cases (t = 1 and t = T, B = W, batch size 1, float64) match "
-                       "x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, one t per image.")
+    EX_Q_SAMPLE.passed(f"{len(IMAGE_CASES)} cases (t = 1 and t = T, B = W, batch size 1, float64, two schedules) "
+                       "match x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, one t per image.")

@@ -16,7 +16,13 @@ from utils.checks.diffusion.changes import Change, matching_changes, single_quan
 from utils.checks.diffusion.elsewhere import other_schedule
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.naming import name_vector
-from utils.checks.diffusion.recovery import at_an_end, describe_recovered, recover_variable
+from utils.checks.diffusion.recovery import (
+    at_an_end,
+    describe_recovered,
+    group_at_other_steps,
+    rebuilt_alpha_bars,
+    recover_variable,
+)
 from utils.checks.diffusion.schedule import close
 from utils.checks.diffusion.terms import (
     Terms,
@@ -58,8 +64,22 @@ def _single_quantity(terms: Terms) -> str | None:
         if text is None:
             return None
         found.append(f"{terms.label(key)} is {text} at every image of the batch, instead of "
-                     f"{terms.model.expected_text(key)}")
+                     f"{terms.model.expected_text(key)}{_square_of_a_root(terms, key, singles)}")
     return "; ".join(found) + f". Compare it with {terms.model.equation} factor by factor."
+
+
+def _square_of_a_root(terms: Terms, key: str, singles: dict) -> str:
+    """", the square of √β̃_t: a variance where the equation has a standard deviation" when the learner's coefficient
+    is the square of a square-rooted quantity and the equation's coefficient is a square root too."""
+    got = terms.got[key]
+    if "√" not in terms.model.expected_text(key):
+        return ""
+    root = next((text for text, f in singles.items() if text.startswith("√") and close(got, f.value(
+        terms.context) ** 2)), None)
+    if root is None:
+        return ""
+    return (f" — it is the square of {root}: a variance where {terms.model.equation} has a standard deviation, a "
+            f"square root is missing")
 
 
 def _candidates(changes: list[Change]) -> str:
@@ -122,6 +142,14 @@ def _other_schedule(terms: Terms) -> str | None:
     return other_schedule(terms.model, terms.context, terms.got)
 
 
+def _rebuilt_alpha_bars(terms: Terms) -> str | None:
+    return rebuilt_alpha_bars(terms.model, terms.context, terms.got)
+
+
+def _group_at_other_steps(terms: Terms) -> str | None:
+    return group_at_other_steps(terms.model, terms.context, terms.got)
+
+
 def _model_readings(terms: Terms) -> str | None:
     return next(filter(None, (reading(terms.context, terms.got) for reading in terms.model.readings)), None)
 
@@ -146,9 +174,10 @@ def reason(model: Model, context: StepContext, got: dict[str, torch.Tensor], nam
         return None
     at_ends = _only_at_ends(terms)
     readings = [_one_image_for_all, zero_images, _recovered if at_ends else None, _named_output, _other_schedule,
+                _rebuilt_alpha_bars,
                 bracket, substituted,
                 moved, _first_change, _alternative_forms, exchanged, transformed, _model_readings, _single_quantity,
-                None if at_ends else _recovered, recovered_part, ratio]
+                None if at_ends else _recovered, _group_at_other_steps, recovered_part, ratio]
     return next(filter(None, (reading(terms) for reading in readings if reading)), None)
 
 

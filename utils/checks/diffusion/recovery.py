@@ -11,7 +11,7 @@ import torch
 from utils.checks.diffusion.elsewhere import recovered_from_elsewhere, source_of_values
 from utils.checks.diffusion.formulas import FREE, LAST, Factor, Formula, Model, Step, StepContext
 from utils.checks.diffusion.naming import name_vector, pair_products
-from utils.checks.diffusion.schedule import close
+from utils.checks.diffusion.schedule import Schedule, close
 
 
 # When every coefficient of an image is right but for one quantity (ᾱ_{t−1} at t = 1, ᾱ_{t'} at t' = 0, a ᾱ_t built
@@ -74,7 +74,25 @@ def _constructions(context: StepContext) -> dict[str, torch.Tensor]:
             "α_t^t, t copies of the same α_t: the α's differ from step to step, so multiply α_1⋯α_t (cumprod)":
             alphas ** steps,
             "exp(−Σ_{s≤t} β_s), the small-β approximation of ∏(1 − β_s)": torch.exp(-betas.cumsum(0)),
-            "∏_{s≥t} α_s, the product from the end (a flipped cumprod)": alphas.flip(0).cumprod(0).flip(0)}
+            "∏_{s≥t} α_s, the product from the end (a flipped cumprod)": alphas.flip(0).cumprod(0).flip(0),
+            "∏_{s≤t} ᾱ_s, a cumprod of alpha_bars, which is a cumulative product already":
+            context.schedule.alpha_bars.cumprod(0)}
+
+
+def rebuilt_alpha_bars(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> str | None:
+    """Every ᾱ of the equation (ᾱ_t and ᾱ_{t−1} alike) read from one wrongly built table — 1 − Σβ, a cumprod of
+    alpha_bars, … — while β_t and α_t are right: the table was built wrongly once, before any step read it."""
+    steps = {f.step for formula in model.parts.values() for f in getattr(formula, "factors", ()) if f.symbol == "ᾱ"}
+    if len(steps) < 2:
+        return None  # one ᾱ only: recover_variable reads it, with what its values say (negative from some t on)
+    schedule = context.schedule
+    for words, table in _constructions(context).items():
+        other = StepContext(Schedule(schedule.betas, schedule.alphas, table), context.steps)
+        predicted = model.evaluate(other)
+        if all(close(got[k], predicted[k]) for k in got):
+            return (f"every ᾱ in your code (ᾱ_t and ᾱ_{{t−1}} alike) is {words}; β_t and α_t are right. ᾱ_t = "
+                    f"∏_{{s≤t}}(1 − β_s) is schedule.alpha_bars[t - 1]: use that table as it is.")
+    return None
 
 
 def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> Recovered | None:
@@ -123,6 +141,48 @@ def recover_variable(model: Model, context: StepContext, got: dict[str, torch.Te
             where = model.labels.get(part, part) if part else None  # said as the part's words: "the coefficient of ε"
             return Recovered(variable[0], variable[1], where, values, right, differs)
     return None
+
+
+def group_at_other_steps(model: Model, context: StepContext, got: dict[str, torch.Tensor]) -> str | None:
+    """One group of a composed step (μ̃ of the DDPM step, the new sample of DDIM) computed at another step than the
+    equation's, image by image — posterior_mean_variance called with t − 1 — while the rest is right: the step each
+    image's group was read at is recovered by trying every step 0..T at once."""
+    T, B = context.schedule.T, context.batch
+    candidates = torch.arange(0, T + 1)
+    for group, members in model.groups.items():
+        bases = {f.step.base for name in members for f in getattr(model.parts[name], "factors", ())}
+        if len(bases) != 1:
+            continue
+        base = bases.pop()
+        wide = StepContext(context.schedule, {name: v.repeat(len(candidates)) for name, v in context.steps.items()})
+        wide.steps[base] = candidates.repeat_interleave(B)  # (K·B,): candidate k for every image
+        right = StepContext(context.schedule, wide.steps | {base: context.steps[base].repeat(len(candidates))})
+        values = {name: formula.value(wide if name in members else right) for name, formula in model.parts.items()}
+        predicted = model.combine(values)
+        errors = torch.stack([(predicted[k].view(-1, B) - got[k][None]).abs() / (got[k].abs()[None] + 1e-3)
+                              for k in got]).amax(dim=0)  # (K, B)
+        errors = torch.nan_to_num(errors, nan=math.inf)
+        best = errors.argmin(dim=0)  # (B,)
+        read = candidates[best]
+        if not bool((errors.gather(0, best[None])[0] < 1e-5).all()) or torch.equal(read, context.steps[base]):
+            continue
+        return _describe_group_steps(model, group, base, context.steps[base], read)
+    return None
+
+
+def _describe_group_steps(model: Model, group: str, base: str, steps: torch.Tensor, read: torch.Tensor) -> str:
+    offsets = (read - steps).tolist()
+    shifts = sorted(set(offsets))
+    shown = {0: base, **{d: f"{base} {'+' if d > 0 else '−'} {abs(d)}" for d in shifts if d}}
+    if len(shifts) == 1:
+        where = f"at {shown[shifts[0]]} for every image"
+    else:
+        where = "; ".join(f"at {shown[d]} for the images with {base} = "
+                          f"{', '.join(str(int(s)) for s, o in zip(steps, offsets) if o == d)}" for d in shifts)
+    hint = " (is t − 1 passed where t goes, as the step's own t?)" if -1 in shifts else ""
+    return (f"everything in {model.equation} is right except {group}, which your code computes at another step: "
+            f"{where}, where {model.equation} reads it at {base}{hint}. Every quantity of {group} belongs to the "
+            f"step's own {base}.")
 
 
 def _named(values: torch.Tensor, images: torch.Tensor, context: StepContext) -> bool:
