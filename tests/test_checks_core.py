@@ -1219,3 +1219,22 @@ def test_a_reduction_that_lost_its_axis_is_named_in_the_line():
 
 def normalised_without_keepdim(x):
     return x / x.sum(-1)
+
+
+def scaled_in_the_loop(q, k, n=3):
+    total = 0
+    for _ in range(n):
+        q = q * 2
+        k += 1
+        total = total + q  # not an argument
+    while n > 0:
+        n -= 1
+        k = q  # from another name: not compounding
+    return total
+
+
+def test_an_argument_reassigned_from_itself_in_a_loop_is_found():
+    assert core.reassigned_in_loop(scaled_in_the_loop) == [("q", "q = q * 2"), ("k", "k += 1"), ("n", "n -= 1")]
+    assert core.reassigned_in_loop(expected) == []
+    assert core.reassigned_in_loop(len) == []  # no source
+    assert core.reassigned_in_loop(lambda q: [q * 2 for _ in range(3)]) == []  # no function definition

@@ -20,12 +20,15 @@ from — least-squares recovery of a formula's coefficients (:func:`fit_linear`)
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import inspect
 import itertools
 import linecache
 import math
 import re
+import textwrap
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -1094,6 +1097,36 @@ def locate_difference(got: torch.Tensor, expected: torch.Tensor, axes: Sequence[
     if not parts:
         return f"{share:.0%} of the entries are wrong, spread over every axis."
     return f"{share:.0%} of the entries are wrong, all of them at " + " and ".join(parts) + "."
+
+
+def reassigned_in_loop(fn: Callable) -> list[tuple[str, str]]:
+    """The arguments of ``fn`` that a loop of its body assigns from themselves (``q = q * scale``, ``x += …``), with
+    the line: each pass changes them again, so what the first pass meant to do once compounds. [] when there is none
+    or the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    function = next((node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))),
+                    None)
+    if function is None:
+        return []
+    arguments = {a.arg for a in function.args.args + function.args.kwonlyargs} - {"self", "ctx"}
+    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
+    found = []
+    for loop in (node for node in ast.walk(function) if isinstance(node, (ast.For, ast.While))):
+        for node in (n for statement in loop.body for n in ast.walk(statement)):
+            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                names, reads = [node.target.id], True
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                reads = any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value))
+            else:
+                continue
+            for name in names:
+                if name in arguments and reads and (name, lines[node.lineno - 1].strip()) not in found:
+                    found.append((name, lines[node.lineno - 1].strip()))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- catalogue

@@ -94,13 +94,16 @@ def reference_multi_head(x, qkv: torch.nn.Linear, out: torch.nn.Linear, n_heads:
     """Multi-head self-attention; the keyword arguments build the classic mistakes the check recognises."""
     B, T, D = x.shape
     parts = qkv(x).chunk(3, dim=-1)  # 3 × (B, T, D)
-    q, k, v = (rearrange(parts[i], split, H=n_heads) for i in order)  # (B, H, T, Dh)
+    if split == "reshape":  # (B, T, D) reshaped straight to (B, H, T, Dh), no axis moved: a classic mistake
+        q, k, v = (parts[i].reshape(B, n_heads, T, D // n_heads) for i in order)
+    else:
+        q, k, v = (rearrange(parts[i], split, H=n_heads) for i in order)  # (B, H, T, Dh)
     d = {"model": D, "head": D // n_heads, "none": 1}[scale_by]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
     allowed = allowed_mask(B, T, causal, key_padding_mask, causal_diagonal=causal_diagonal, causal_upper=causal_upper,
                        pad_queries=pad_queries, invert_padding=invert_padding, masks_or=masks_or)
     weights = scores.masked_fill(~allowed, -math.inf).softmax(dim=-1)
-    heads = rearrange(weights @ v, merge)  # (B, T, D)
+    heads = (weights @ v).reshape(B, T, D) if merge == "reshape" else rearrange(weights @ v, merge)  # (B, T, D)
     return out(heads) if project else heads
 
 

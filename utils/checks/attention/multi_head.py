@@ -251,6 +251,15 @@ def _heads_mistakes(same: dict, case: HeadsCase, module=None):
                   "rearrange(x, 'B T (H Dh) -> B H T Dh', H=n_heads).")
     yield Mistake(reference_multi_head(**same, merge="B H T Dh -> B T (Dh H)"),
                   "heads merged in the wrong order: undo the split with 'B H T Dh -> B T (H Dh)'.")
+    if case.H > 1 and case.T > 1:
+        split_by_reshape = ("your heads were split by reshaping (B, T, D) straight to (B, H, T, Dh): a reshape keeps "
+                            "the memory order, so each head's 'tokens' are pieces of several tokens' features. Split "
+                            "the feature axis first and then move H forward, .view(B, T, H, Dh).transpose(1, 2), or "
+                            "rearrange(t, 'B T (H Dh) -> B H T Dh', H=n_heads)")
+        yield Mistake(reference_multi_head(**same, split="reshape"), split_by_reshape + ".")
+        yield Mistake(reference_multi_head(**same, split="reshape", merge="reshape"),
+                      split_by_reshape + "; and merge back with rearrange(heads, 'B H T Dh -> B T (H Dh)'), "
+                                         "not a reshape of (B, H, T, Dh) to (B, T, D).")
     yield Mistake(reference_multi_head(**same, order=(1, 0, 2)),
                   "q and k are swapped: qkv(x) splits, in order, into q, k, v (like nn.MultiheadAttention's "
                   "in_proj_weight).")

@@ -27,6 +27,7 @@ from utils.checks.attention.weights import scale_message, softmax_temperature, w
 from utils.checks.core import (
     named_size,
     one_thread,
+    reassigned_in_loop,
 )
 
 
@@ -314,7 +315,27 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
             "against each other: what was accumulated in a and ℓ must be multiplied by e^(m − m') (the same factor "
             "for both, m the old and m' the new running maximum) whenever m grows (eq. (1.11)).")
 
-    return [keys, multiplicity, normalisation, scale, between_blocks]
+    def reassigned(got):
+        """Right with one block, wrong with several, and an argument the loop reassigns from itself: each block
+        changes it again (q = q * scale inside the loop)."""
+        changed = reassigned_in_loop(tiled_attention)
+        if Tk <= block or not changed:
+            return None
+        try:
+            one = tiled_attention(q.clone(), k.clone(), v.clone(), block_size=Tk)
+        except Exception:  # noqa: BLE001 - a probe that cannot run says nothing
+            return None
+        expected_one = reference_attention_weights(q, k) @ v
+        if not isinstance(one, torch.Tensor) or one.shape != expected_one.shape or \
+                not torch.allclose(one, expected_one, atol=1e-5, rtol=1e-4):
+            return None
+        name, line = changed[0]
+        return (f"with one block (block_size = Tk = {Tk}) your output is right, with blocks of {block} it is not: "
+                f"the mistake is in what passes from one block to the next. Your loop reassigns the argument "
+                f"`{name}` from itself (`{line}`), so every block changes it again: block b sees it changed b times. "
+                f"Do that once, before the loop (or into a new variable).")
+
+    return [reassigned, keys, multiplicity, normalisation, scale, between_blocks]
 
 
 @one_thread
