@@ -199,6 +199,12 @@ def test_round_5_wrong_answers_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
 
 
+@exercise("5.2")
+def test_an_output_shaped_like_a_coefficient_is_said_to_be_one():
+    assert_diagnoses(checks.check_q_sample, q_sample_returns_the_coefficient,
+                     "the shape of a per-image coefficient such as √ᾱ_t", "instead of your x_t")
+
+
 # ----- the readings' edge paths -----------------------------------------------------------------------------------
 def test_the_sources_a_learners_function_can_reach():
     bare = torch.linspace(0.1, 0.2, 7, dtype=torch.float64)  # no builder's table: read as it is, at t − 1 and at t
@@ -337,6 +343,11 @@ def ddpm_posterior_one_step_early(eps, x_t, t, schedule, noise, clip=True):
     return mean + col(schedule.betas[t - 1].sqrt() * (t > 1)) * noise
 
 
+def q_sample_returns_the_coefficient(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt()  # returned before the images were combined
+
+
 FRESH = [
     ("5.2", q_sample_toy_schedule, ["toy_schedule"]),
     ("5.3", posterior_denominators_at_prev, ["you used ᾱ_{t−1} in place of ᾱ_t everywhere"]),
@@ -361,3 +372,18 @@ FRESH = [
     for exercise_id, wrong, words in FRESH])
 def test_round_5_fresh_wrong_answers_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+def test_the_learners_globals_are_read_only_when_a_diagnosis_needs_them():
+    calls = []
+
+    def answer(x):
+        return x
+
+    lazy = elsewhere.LearnerSources(answer)
+    original, elsewhere.learner_sources = elsewhere.learner_sources, lambda fn: calls.append(fn) or []
+    try:
+        assert calls == []
+        assert list(lazy) == [] and list(lazy) == [] and calls == [answer]  # read once, then kept
+    finally:
+        elsewhere.learner_sources = original

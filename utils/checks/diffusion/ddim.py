@@ -5,7 +5,7 @@ import torch
 
 from utils.checks.core import Exercise, Mistake, one_thread
 from utils.checks.diffusion.clipping import clip_probes
-from utils.checks.diffusion.elsewhere import learner_sources
+from utils.checks.diffusion.elsewhere import LearnerSources
 from utils.checks.diffusion.formulas import StepContext
 from utils.checks.diffusion.images import (
     ImageCase,
@@ -52,7 +52,7 @@ def check_ddim_step(ddim_step) -> None:
         got = run_learner(EX_DDIM, ddim_step, case, arguments, clip=case.clip,
                           random_hint="DDIM with σ = 0 is deterministic: add no random noise (no torch.randn).")
         expected = reference_ddim_step(eps, x_t, t, t_prev, schedule, case.clip)
-        context = StepContext(schedule, {"t": t, "t'": t_prev}, sources=learner_sources(ddim_step))
+        context = StepContext(schedule, {"t": t, "t'": t_prev}, sources=LearnerSources(ddim_step))
         parts = {k: column(f.value(context).to(case.dtype), x_t) for k, f in DDIM_MODEL.parts.items()}
         x0_hat = reference_predict_x0(eps, x_t, column(with_zero(schedule.alpha_bars)[t], x_t))
 

@@ -5,7 +5,7 @@ import torch
 
 from utils.checks.core import Exercise, one_thread
 from utils.checks.diffusion.clipping import clip_probes
-from utils.checks.diffusion.elsewhere import learner_sources
+from utils.checks.diffusion.elsewhere import LearnerSources
 from utils.checks.diffusion.formulas import StepContext
 from utils.checks.diffusion.images import (
     ImageCase,
@@ -51,7 +51,7 @@ def check_ddpm_step(ddpm_step) -> None:
         got = run_learner(EX_DDPM, ddpm_step, case, arguments, clip=case.clip,
                           random_hint="use the `noise` argument as z; don't draw your own (torch.randn_like).")
         expected = reference_ddpm_step(eps, x_t, t, schedule, noise, case.clip)
-        context = StepContext(schedule, {"t": t}, sources=learner_sources(ddpm_step))
+        context = StepContext(schedule, {"t": t}, sources=LearnerSources(ddpm_step))
         coefficients = {k: column(v.to(case.dtype), x_t) for k, v in DDPM_MODEL.evaluate(context).items()}
         x0_hat = reference_predict_x0(eps, x_t, column(schedule.alpha_bars[t - 1], x_t))
         mean_x0 = column(POSTERIOR_X0.value(context).to(case.dtype), x_t)

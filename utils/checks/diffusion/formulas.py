@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -172,7 +172,7 @@ class StepContext:
     steps: dict[str, torch.Tensor]
     free: torch.Tensor | None = None  # (B,): the value of a FREE factor at each image
     # tables the learner's code can reach besides the argument (elsewhere.learner_sources): the notebook's globals
-    sources: list = field(default_factory=list)
+    sources: Iterable = ()
 
     def __post_init__(self):
         self.schedule = self.schedule.to(torch.float64)

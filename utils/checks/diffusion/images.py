@@ -33,6 +33,11 @@ class ImageCase(Case):
         named = dict(zip(IMAGE_AXES, self.shape), T=self.T)
         return {name: size for name, size in named.items() if size > 1}
 
+    @property
+    def quantities(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """A per-image coefficient, (B, 1, 1, 1): an output of that shape returned the coefficient, not the image."""
+        return {"alpha_bar_t": ("a per-image coefficient such as √ᾱ_t", (self.shape[0], 1, 1, 1))}
+
     def explain(self, error: BaseException, line: str) -> str | None:
         return _ambiguous_condition(error, line) or _timesteps_as_one_number(error, line)
 

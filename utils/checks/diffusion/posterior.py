@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from utils.checks.core import Exercise, one_thread
-from utils.checks.diffusion.elsewhere import learner_sources
+from utils.checks.diffusion.elsewhere import LearnerSources
 from utils.checks.diffusion.formulas import Bracket, Formula, Model, StepContext, _f
 from utils.checks.diffusion.images import IMAGE_CASES, compare_images, finite_images_probe, linear_probe, run_learner
 from utils.checks.diffusion.readings import explain_coefficients
@@ -83,7 +83,7 @@ def check_posterior_mean_variance(posterior_mean_variance) -> None:
                 mean.shape == expected_variance.shape and variance.shape == x_t.shape and x_t.shape != mean.shape:
             raise EX_POSTERIOR.fail("you returned (variance, mean); return (mean, variance), in that order.",
                                     case=case)
-        context = StepContext(schedule, {"t": t}, sources=learner_sources(posterior_mean_variance))
+        context = StepContext(schedule, {"t": t}, sources=LearnerSources(posterior_mean_variance))
         basis, names = {"x0": x0, "x_t": x_t}, {"x0": "x_0", "x_t": "x_t"}
         compare_images(EX_POSTERIOR, mean, expected_mean, case=case, context=context, name="mean",
                        equation="eq. (5.6)",

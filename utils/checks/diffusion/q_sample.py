@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from utils.checks.core import Exercise, one_thread
-from utils.checks.diffusion.elsewhere import learner_sources
+from utils.checks.diffusion.elsewhere import LearnerSources
 from utils.checks.diffusion.formulas import Formula, Model, StepContext, _f
 from utils.checks.diffusion.images import IMAGE_CASES, compare_images, finite_images_probe, linear_probe, run_learner
 from utils.checks.diffusion.references import reference_q_sample
@@ -26,7 +26,7 @@ def check_q_sample(q_sample) -> None:
         t = case.timesteps(EX_Q_SAMPLE)
         got = run_learner(EX_Q_SAMPLE, q_sample, case, {"x0": x0, "t": t, "noise": noise, "schedule": schedule},
                           random_hint="use the `noise` argument as ε; don't draw your own (torch.randn_like).")
-        context = StepContext(schedule, {"t": t}, sources=learner_sources(q_sample))
+        context = StepContext(schedule, {"t": t}, sources=LearnerSources(q_sample))
         basis, names = {"x0": x0, "noise": noise}, {"x0": "x_0", "noise": "ε"}
         compare_images(EX_Q_SAMPLE, got, reference_q_sample(x0, t, noise, schedule), case=case, context=context,
                        name="x_t", equation="eq. (5.2)",
