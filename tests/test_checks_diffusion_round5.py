@@ -220,6 +220,20 @@ def test_the_sources_a_learners_function_can_reach():
     assert sources["bare[t]"].schedule is None and sources["bare[t]"].read("α", torch.tensor([1, 6])) is not None
     assert sources["bare[t]"].read("α", torch.tensor([7])) is None  # past its end: the code would have raised
     assert elsewhere.learner_sources(len) == []  # a builtin reaches nothing
+
+    class Broken:  # objects of a notebook that cannot be read as a schedule are left out, never raised
+        betas, alphas, alpha_bars = torch.ones(3), torch.ones(4), torch.ones(3)
+
+        @property
+        def T(self):
+            raise RuntimeError("unreadable")
+
+    class Raising:
+        @property
+        def betas(self):
+            raise RuntimeError("unreadable")
+
+    assert elsewhere._as_sources("broken", Broken()) == [] and elsewhere._as_sources("raising", Raising()) == []
     assert elsewhere.describe_schedule(checks.Schedule.from_betas(bare)) == "a schedule with T = 7"
 
 

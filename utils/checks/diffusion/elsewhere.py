@@ -108,14 +108,23 @@ def learner_sources(fn) -> list[Source]:
     return found
 
 
+def _attribute(value, name: str):
+    """``value.name``, or None when reading it fails (a notebook object whose property raises)."""
+    try:
+        return getattr(value, name, None)
+    except Exception:  # noqa: BLE001 - any object of the learner's notebook: reading it must not break the check
+        return None
+
+
 def _as_sources(code: str, value) -> list[Source]:
-    tables = {symbol: getattr(value, attribute, None) for symbol, attribute in _TABLES.items()}
-    if all(isinstance(t, torch.Tensor) and t.dim() == 1 and t.is_floating_point() for t in tables.values()):
-        schedule = Schedule(*(tables[s].detach().double() for s in ("β", "α", "ᾱ")))
+    tables = {symbol: _attribute(value, attribute) for symbol, attribute in _TABLES.items()}
+    if all(isinstance(t, torch.Tensor) and t.dim() == 1 and t.is_floating_point() and len(t) >= 1
+           for t in tables.values()) and len({len(t) for t in tables.values()}) == 1:
+        schedule = Schedule(*(tables[s].detach().double().cpu() for s in ("β", "α", "ᾱ")))
         return [Source(code, f"a schedule of your notebook ({describe_schedule(schedule)})",
-                       {s: t.detach().double() for s, t in tables.items()})]
+                       {s: t.detach().double().cpu() for s, t in tables.items()})]
     if isinstance(value, torch.Tensor) and value.dim() == 1 and value.is_floating_point() and 2 <= len(value) <= 10_000:
-        table = value.detach().double()
+        table = value.detach().double().cpu()
         built = _built_table(table)
         if built is not None:  # a table of one of the chapter's schedules: read as that whole schedule
             schedule, words = built
