@@ -205,6 +205,18 @@ def test_an_output_shaped_like_a_coefficient_is_said_to_be_one():
                      "the shape of a per-image coefficient such as √ᾱ_t", "instead of your x_t")
 
 
+def embedding_in_degrees(t, dim):
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = torch.rad2deg(t.float()[:, None] * frequencies[None, :])
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@exercise("5.6")
+def test_an_angle_in_degrees_is_named():
+    assert_diagnoses(checks.check_sinusoidal_embedding, embedding_in_degrees, "= 180/π", "converted to degrees")
+
+
 # ----- the readings' edge paths -----------------------------------------------------------------------------------
 def test_the_sources_a_learners_function_can_reach():
     bare = torch.linspace(0.1, 0.2, 7, dtype=torch.float64)  # no builder's table: read as it is, at t − 1 and at t

@@ -296,9 +296,12 @@ def _base_words(base: float) -> str:
 def _aliased_words(factor: float) -> str:
     """What a scaled angle is, when every frequency is ``factor`` × eq. (5.17)'s (fast ones folded), and the fix."""
     named = next((name for name, value in (("2π", 2 * math.pi), ("π", math.pi), ("10", 10.0), ("100", 100.0),
-                                           ("1000", 1000.0)) if math.isclose(factor, value, rel_tol=1e-3)), None)
+                                           ("1000", 1000.0), ("180/π", 180 / math.pi))
+                  if math.isclose(factor, value, rel_tol=1e-3)), None)
     shown = named or f"{factor:.4g}"
     equals = f" = {named}" if named and named != f"{factor:.4g}" else ""
+    if named == "180/π":  # the angle converted to degrees: sin and cos take radians
+        equals += " — the angle converted to degrees (math.degrees, · 180/π), where sin and cos take radians"
     return (f"every frequency is {factor:.4g}{equals} × eq. (5.17)'s (the fast ones beyond π "
             f"show up folded back, as sampled sines do), so your angle is scaled: it is {shown}·t·ω_i where eq. (5.17) "
             f"has t·ω_i. Remove the factor {shown} (no 2π·t·ω as in Fourier features, no t·1000 as for a t in "
