@@ -217,6 +217,25 @@ def test_an_angle_in_degrees_is_named():
     assert_diagnoses(checks.check_sinusoidal_embedding, embedding_in_degrees, "= 180/π", "converted to degrees")
 
 
+def q_sample_rescales_x0(x0, t, noise, schedule):
+    x0 = x0 * 2 - 1  # "to [−1, 1]", for images that already are
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_adds_a_constant(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise + (1 - alpha_bar_t)
+
+
+@exercise("5.2")
+def test_an_input_rescaled_inside_or_a_constant_term_is_read_from_a_fit_with_a_constant():
+    assert_diagnoses(checks.check_q_sample, q_sample_rescales_x0, "your code uses 2·x_0 − 1 in place of x_0",
+                     "already in [−1, 1]")
+    assert_diagnoses(checks.check_q_sample, q_sample_adds_a_constant, "plus a constant of its own in each image",
+                     "= (1 − ᾱ_t) at every image")
+
+
 # ----- the readings' edge paths -----------------------------------------------------------------------------------
 def test_the_sources_a_learners_function_can_reach():
     bare = torch.linspace(0.1, 0.2, 7, dtype=torch.float64)  # no builder's table: read as it is, at t − 1 and at t

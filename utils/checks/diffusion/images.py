@@ -11,9 +11,10 @@ import torch
 
 from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, fit_linear
 from utils.checks.diffusion.formulas import Model, StepContext
+from utils.checks.diffusion.naming import name_vector
 from utils.checks.diffusion.readings import explain_coefficients
 from utils.checks.diffusion.references import reference_cosine_schedule, reference_linear_schedule
-from utils.checks.diffusion.schedule import IMAGE_AXES, Schedule
+from utils.checks.diffusion.schedule import IMAGE_AXES, Schedule, close
 from utils.checks.diffusion.values import clamped
 
 
@@ -165,9 +166,41 @@ def linear_probe(model: Model, context: StepContext, basis: dict[str, torch.Tens
     def probe(got: torch.Tensor) -> str | None:
         coefficients = fit_per_image(got, basis)
         if coefficients is None:
-            return varying_axis_problem(got, basis, what=f"the coefficients of your {output}")
+            return varying_axis_problem(got, basis, what=f"the coefficients of your {output}") or \
+                affine_problem(model, context, got, basis, output=output, names=names)
         return explain_coefficients(model, context, coefficients, output=f"your {output}", names=names)
     return probe
+
+
+def affine_problem(model: Model, context: StepContext, got: torch.Tensor, basis: dict[str, torch.Tensor], *,
+                   output: str, names: dict[str, str]) -> str | None:
+    """The output is a combination of the inputs *plus a constant* per image: an input rescaled inside the code
+    (2·x_0 − 1 for images already in [−1, 1]) — read as a·x + b in place of x, with the same a and b at every
+    image — or a term with no input in it added to the right combination."""
+    with_constant = fit_per_image(got, {**basis, "1": torch.ones_like(next(iter(basis.values())))})
+    if with_constant is None:
+        return None
+    constant = with_constant.pop("1")
+    expected = model.evaluate(context)
+    if all(close(with_constant[k], expected[k]) for k in expected):
+        named = name_vector(constant, context, pairs=True)
+        return (f"your {output} is {model.equation} plus a constant of its own in each image (at "
+                f"{context.describe(0)}: {constant[0].item():.4g}{f', = {named} at every image' if named else ''}): "
+                f"a term with no {' or '.join(names.values())} in it. Every term of {model.equation} multiplies an "
+                f"input; remove the extra one.")
+    for key in expected:
+        if not (expected[key].abs() > 1e-6).all():
+            continue
+        scale, offset = with_constant[key] / expected[key], constant / expected[key]
+        others_right = all(close(with_constant[k], expected[k]) for k in expected if k != key)
+        if others_right and close(scale, scale[:1].expand_as(scale), rtol=1e-3) and \
+                close(offset, offset[:1].expand_as(offset), rtol=1e-3, atol=1e-4):
+            a, b = scale[0].item(), offset[0].item()
+            used = f"{a:.3g}·{names[key]} {'−' if b < 0 else '+'} {abs(b):.3g}"
+            return (f"your code uses {used} in place of {names[key]} at every image: {names[key]} was rescaled "
+                    f"inside it. The images are already in [−1, 1] (the checks pass them so, and so does the "
+                    f"chapter's data): use {names[key]} as it is given.")
+    return None
 
 
 def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, *, output: str,
