@@ -236,6 +236,21 @@ def test_an_input_rescaled_inside_or_a_constant_term_is_read_from_a_fit_with_a_c
                      "= (1 − ᾱ_t) at every image")
 
 
+def ddpm_posterior_on_the_global_schedule(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    x0_hat = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    mean, _ = solved()["posterior_mean_variance"](x0_hat, x_t, t, schedules["linear"].to(x_t.dtype))
+    return mean + col(schedule.betas[t - 1].sqrt() * (t > 1)) * noise
+
+
+@exercise("5.4")
+def test_one_group_of_a_step_computed_on_another_schedule_is_named():
+    assert_diagnoses(checks.check_ddpm_step, ddpm_posterior_on_the_global_schedule,
+                     "except μ̃ (eq. 5.6), which your code computes on another schedule", "schedules['linear']")
+
+
 # ----- the readings' edge paths -----------------------------------------------------------------------------------
 def test_the_sources_a_learners_function_can_reach():
     bare = torch.linspace(0.1, 0.2, 7, dtype=torch.float64)  # no builder's table: read as it is, at t − 1 and at t

@@ -197,17 +197,24 @@ def argument_text(context) -> str:
 def other_schedule(model, context, got: dict[str, torch.Tensor]) -> str | None:
     """The whole output is the equation computed on another schedule than the argument: every quantity was read
     from a global of the notebook, or from a schedule the code built itself."""
+    groups = {None: tuple(model.parts), **model.groups}  # the whole equation first, then each group of it
     for source in sources_of(context):
         schedule = source.schedule
         if schedule is None or any(int(steps.max()) > schedule.T for steps in context.steps.values()):
             continue
         other = type(context)(schedule, context.steps)
-        predicted = model.evaluate(other)
-        if all(close(got[k], predicted[k], rtol=2e-4, atol=1e-7) for k in got):
-            return (f"your code is {model.equation} exactly, but on another schedule: every quantity comes from "
-                    f"{source.code}, {source.words}, not from {argument_text(context)}. Read ᾱ_t, α_t and β_t from "
-                    f"the `schedule` passed in (schedule.alpha_bars[t - 1], …): the sampler calls it with any "
-                    f"schedule and any T.")
+        for group, members in groups.items():
+            predicted = model.combine({name: formula.value(other if name in members else context)
+                                       for name, formula in model.parts.items()})
+            if not all(close(got[k], predicted[k], rtol=2e-4, atol=1e-7) for k in got):
+                continue
+            what = (f"your code is {model.equation} exactly, but on another schedule: every quantity" if group is None
+                    else f"everything in {model.equation} is right except {group}, which your code computes on another "
+                         f"schedule: its quantities")
+            return (f"{what} come{'s' if group is None else ''} from {source.code}, {source.words}, not from "
+                    f"{argument_text(context)}. Read ᾱ_t, α_t and β_t from the `schedule` passed in "
+                    f"(schedule.alpha_bars[t - 1], …, and pass that same schedule on to any function you call): the "
+                    f"sampler calls your code with any schedule and any T.")
     return None
 
 
