@@ -41,6 +41,8 @@ from typing import Any, Callable
 SETS = {
     "first": {"01": "tests.heldout.wrong_ch01", "02": "tests.heldout.wrong_ch02", "05": "tests.heldout.wrong_ch05"},
     "second": {"01": "tests.heldout.blind_ch01", "02": "tests.heldout.blind_ch02", "05": "tests.heldout.blind_ch05"},
+    "third": {"01": "tests.heldout.third_ch01", "02": "tests.heldout.third_ch02", "05": "tests.heldout.third_ch05"},
+    "fourth": {"01": "tests.heldout.fourth_ch01", "02": "tests.heldout.fourth_ch02", "05": "tests.heldout.fourth_ch05"},
 }
 CHAPTERS = SETS["first"]
 TIMEOUT_S = 90  # per wrong answer; a check that needs longer than this is itself a defect
