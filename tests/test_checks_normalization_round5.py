@@ -329,3 +329,18 @@ def test_large_mean_probe_without_a_clean_sigma_says_precision_not_the_formula()
     assert "loses precision to the size of x" in probe(noisy)
     assert large_mean_probe(EX_LAYER, lambda t: t, x, expected, spec, case, 100.0)(noisy) is None   # wrong anyway
     assert large_mean_probe(EX_LAYER, lambda t: t, x, expected, spec, case, 0.0)(noisy) is None   # no large mean
+
+
+class InstanceNormDoubleParameters(InstanceNorm):
+    """γ and β made float64 'for precision': a float32 input comes out float64 (the check moves the module to each
+    case's dtype, so the parameters' dtype is read before that)."""
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__(num_features, eps)
+        self.weight = torch.nn.Parameter(torch.ones(num_features, dtype=torch.float64))
+        self.bias = torch.nn.Parameter(torch.zeros(num_features, dtype=torch.float64))
+
+
+@exercise("2.5")
+def test_parameters_created_in_another_dtype_are_named():
+    assert_diagnoses(checks.check_instance_norm, InstanceNormDoubleParameters, "torch.float64", "default")

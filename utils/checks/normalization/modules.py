@@ -51,6 +51,18 @@ def _check_parameters(EX, module: nn.Module, library: nn.Module, case: Case, hin
                       case=case)
 
 
+def _check_parameter_dtypes(EX: Exercise, module: nn.Module, case: Case) -> None:
+    """Parameters created in PyTorch's default dtype, as the library's are: one made float64 turns a float32
+    input's output into float64 (read before the check moves the module to the case's dtype, which would hide it)."""
+    default = torch.get_default_dtype()
+    for name, parameter in module.named_parameters():
+        if parameter.dtype != default:
+            raise EX.fail(f"your `self.{name}` is created as {parameter.dtype}, not PyTorch's default {default}: "
+                          f"a {default} input would then come out {parameter.dtype}. Create parameters without a "
+                          f"dtype (nn.Parameter(torch.ones(C))): model.to(...) and .double() choose it later.",
+                          case=case)
+
+
 def inside_probe(EX: Exercise, fresh: nn.Module, x, weight, bias, param_axes, case: Case, spec: NormSpec):
     """γ (or γ and β) applied to x before normalising, recognised by running your own module at γ = 1, β = 0 on
     γ·x (or γ·x + β)."""
@@ -92,6 +104,7 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
     if not isinstance(module, nn.Module):
         raise EX.fail(f"{EX.name}(...) gave a {type(module).__name__}, not an nn.Module: keep the given class.",
                       case=case)
+    _check_parameter_dtypes(EX, module, case)
     module.to(case.dtype)
     library.to(case.dtype)
     _check_parameters(EX, module, library, case, hint)
