@@ -157,7 +157,8 @@ def check_batch_norm_function(BatchNormFunction) -> None:
                          "your backward used γ·x̂ where eq. (2.8) has x̂: save x̂ itself in forward, before γ is "
                          "applied."),
             }
-            paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives)
+            paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives,
+                                      bias=bias)
             EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol,
                        rtol=rtol, probes=[paths_probe(paths)], axes=IMAGE_AXES,
                        otherwise="does your batch_norm_backward pass the check of Exercise 2.1, and do you save x̂ and "

@@ -63,6 +63,11 @@ _PATH_NAMES = {"direct": "the direct path (through x̂)", "mean": "the path thro
                "var": "the path through σ² (eq. (2.5))"}  # RMSNorm's "σ²" is mean(x²): the same path
 
 
+# a missing variance term is also what mean(g)·mean(x̂) gives: x̂ has mean 0 over each group, so the product is 0
+_PRODUCT_OF_MEANS = (", with mean({g}·x̂) the mean of the product — not the product of the means mean({g})·mean(x̂), "
+                     "which is 0 because x̂ has mean 0 over each group")
+
+
 def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
     """The recovered coefficients of the three terms, compared with eq. (2.8)'s (1, −1, −1) and named."""
     want = paths.expected
@@ -101,7 +106,9 @@ def _coefficient_problems(c: dict, paths: Paths, rtol: float) -> str | None:
             said.append(f"there is a term {have:.3g}·{terms[key]}, but {paths.spec.method} subtracts no mean, so its "
                         f"gradient has no path through μ")
         elif abs(have) < rtol:
-            said.append(f"{_PATH_NAMES[key]} is missing: it adds {'−' if should < 0 else ''}{terms[key]}")
+            said.append(f"{_PATH_NAMES[key]} is missing: it adds {'−' if should < 0 else ''}{terms[key]}"
+                        + (_PRODUCT_OF_MEANS.format(g=terms["mean_of"]) if key == "var" and paths.spec.centred
+                           else ""))
         elif abs(have + should) < rtol * abs(should):
             said.append(f"{_PATH_NAMES[key]} has the wrong sign: it is {'−' if should < 0 else '+'}{terms[key]}")
         else:
@@ -240,7 +247,7 @@ def _count_factors(m: int, N: int, HW: int) -> tuple[dict, dict]:
 
 
 def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec, detached_hint="",
-                      alternatives=None) -> Paths:
+                      alternatives=None, bias=None) -> Paths:
     N, C, H, W = case.shape
     gamma, s = _view(weight.double(), 4, (1,)).expand(*case.shape), _view(inv_std.double(), 4, (1,))
     factors, hints = _count_factors(N * H * W, N, H * W)
@@ -254,6 +261,10 @@ def _batch_norm_paths(x_hat, weight, inv_std, grad_out, case: ImageCase, *, spec
                  "s": (s_c, "s = 1/√(σ² + ε) is applied twice in your dL/dx (eq. (2.8))."),
                  "1/(γs)": (1 / (gamma_c * s_c), "the factor γ·s is missing from your dL/dx: dL/dx = γ·s·(g − "
                                                  "mean(g) − x̂·mean(g·x̂)) (eq. (2.8)).")}
+    if bias is not None and (weight.abs() > 1e-6).all():  # β saved or passed where γ belongs
+        per_group["β/γ"] = (bias.double() / gamma_c, "your dL/dx is scaled by β (bias) where γ (weight) belongs: "
+                                                      "dL/dx = γ·s·(…) (eq. (2.8)) — save and pass the weight, "
+                                                      "ctx.save_for_backward(x_hat, weight, inv_std).")
     per_group.update(_other_forms_of_s(s_c, case.eps))
     return Paths(grad_out.double(), gamma, x_hat.double(), s.expand(*case.shape), spec, "eq. (2.8)",
                  {"direct": "γ·s·g", "mean": "γ·s·mean(g)", "var": "γ·s·x̂·mean(g·x̂)", "mean_of": "g"}, factors,
@@ -270,9 +281,9 @@ def _other_forms_of_s(s: torch.Tensor, eps: float) -> dict:
             continue
         ratio = formula(variance, eps) / s
         if not _close(ratio, torch.ones_like(ratio), 1e-3):  # a form that differs from s in this case
-            said[f"s ({form})"] = (ratio, f"the s = 1/√(σ² + ε) your dL/dx uses is another formula — {text} "
-                                          f"(eq. (2.8) takes the s of eq. (2.1): save the one your forward divides "
-                                          f"by).")
+            said[f"s ({form})"] = (ratio, f"the s = 1/√(σ² + ε) your dL/dx uses is another formula — {text}, in "
+                                          f"the s your backward uses: save for the backward the inv_std your forward "
+                                          f"divides by (eq. (2.8) takes the s of eq. (2.1)).")
     return said
 
 

@@ -252,6 +252,25 @@ def eval_problems(x, y, weight, bias, sources: dict, eps: float, ratios: dict | 
     return "; ".join(said) + (": " + tips[0] if tips else "") + " (eq. (2.9), y_eval)."
 
 
+def running_in_training_probe(x, before: dict, module, eps: float):
+    """A training step normalised with the running statistics (as they were before the step, or already updated
+    with it): what eval mode does, so the branches of ``if self.training:`` may be the wrong way round."""
+    def probe(got):
+        C = x.shape[1]
+        after = {name: _buffer(module, name, C) for name in ("running_mean", "running_var")}
+        inverted = " — are the two branches of `if self.training:` the wrong way round?"
+        for when, buffers, tail in (("", before, inverted), (", already updated with this batch", after, "")):
+            mean, var = (_view(buffers[name].double(), 4, (1,)) for name in ("running_mean", "running_var"))
+            if torch.isfinite(mean).all() and (var + eps > 0).all() and \
+                    _close(got.detach().double(), (x.double() - mean) / torch.sqrt(var + eps), 1e-4, 1.0):
+                return (f"in training mode your output is normalised with the running statistics, the running mean "
+                        f"and variance (running_mean, running_var{when}), as eval mode does: a training step "
+                        f"normalises with the batch's own mean and biased variance and updates the buffers; only eval "
+                        f"mode reads them{tail} (eq. (2.9)).")
+        return None
+    return probe
+
+
 def _buffer(module, name: str, C: int) -> torch.Tensor:
     """A copy of a buffer as it is before a step (NaN when it is not a tensor of C entries: no probe can use it)."""
     buffer = getattr(module, name, None)
@@ -331,7 +350,8 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                     for message, mean in running_means.items() if isinstance(mean, torch.Tensor) and mean.numel() == C})
                 x_hat, inv_std = _statistics(x, case.eps)
                 EX.compare(x_hat_got, x_hat, case=step_case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
-                           probes=[normalisation_probe(x, spec),
+                           probes=[running_in_training_probe(x, plain_before, plain, case.eps),
+                                   normalisation_probe(x, spec),
                                    initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
                                    group_property_probe(x, spec)], axes=IMAGE_AXES)
                 got, expected = run_learner_module(EX, module, x, grad_out, case=step_case), \

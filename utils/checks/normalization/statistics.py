@@ -3,6 +3,7 @@ and the invariance probes (a shift within a group, the other examples of the bat
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -67,6 +68,8 @@ def _affine_fits(x, y, partitions, tolerance=1e-4):
                 yield fit
 
 
+_STD_AS_VARIANCE = ("the standard deviation σ = √σ² used as the variance, √(σ + ε) (torch.std_mean returns (std, "
+                    "mean), torch.var_mean (var, mean))")
 # the second moments a learner might divide by, each computed over a partition of x
 _MOMENTS = {
     "variance": "the biased variance (÷ n)",
@@ -78,7 +81,14 @@ _MOMENTS = {
     "squared mean": "the square of the mean, (mean x)² — square first, then average: mean(x²)",
     "about your μ": "the mean of (x − μ)² with your μ",  # your μ came from other values: σ² follows them
     "unbiased about your μ": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
+    "standard deviation": _STD_AS_VARIANCE,
+    "unbiased standard deviation": _STD_AS_VARIANCE.replace("σ = ", "the unbiased σ = "),
 }
+_EPS_ON_PRECISION = ("ε is added to the precision 1/σ² under the root, √(1/σ² + ε): add it to σ² instead, "
+                     "1/√(σ² + ε)")
+_CLAMPED = "σ² is clamped, σ².clamp(min=ε), where ε belongs added to it: divide by √(σ² + ε)"
+# forms that differ from "no eps" only where σ² is near ε or large: a case where they coincide names them all
+_EPS_BLIND = ("no eps", "clamp", "precision", "after", "outside")
 # the ways of turning a second moment M into the factor a of x̂ = (x − μ)·a
 _FORMS = {
     "inside": (lambda M, eps: 1 / torch.sqrt(M + eps), ""),
@@ -89,6 +99,8 @@ _FORMS = {
     "after": (lambda M, eps: 1 / M.sqrt() + eps, "ε is added after the reciprocal square root: multiply by "
                                                  "1/√(σ² + ε), not by 1/√σ² + ε"),
     "no sqrt": (lambda M, eps: 1 / (M + eps), "the square root is missing: divide by √(σ² + ε), not by σ² + ε"),
+    "precision": (lambda M, eps: torch.sqrt(1 / M + eps), _EPS_ON_PRECISION),
+    "clamp": (lambda M, eps: 1 / torch.sqrt(M.clamp(min=eps)), _CLAMPED),
     "inverted": (lambda M, eps: torch.sqrt(M + eps), "you multiply by √(σ² + ε) where eq. divides by it"),
     "inverted no sqrt": (lambda M, eps: M + eps, "you multiply by σ² + ε: divide by √(σ² + ε)"),
 }
@@ -109,6 +121,9 @@ def _moment(x: torch.Tensor, partition: Partition, kind: str, mu: torch.Tensor |
         return partition.mean(x.abs()) ** 2
     if kind == "squared mean":  # the mean and the square in the wrong order
         return partition.mean(x) ** 2
+    if kind.endswith("standard deviation"):  # torch.std_mean's std taken for the variance
+        variance = _moment(x, partition, "unbiased" if kind.startswith("unbiased") else "variance")
+        return None if variance is None else variance.sqrt()
     if kind in ("mean square", "sum of squares"):
         square = partition.mean(x * x)
         return square if kind == "mean square" else square * n
@@ -126,6 +141,7 @@ class _Scale:
     form: str
     eps: float | None = None  # the ε recovered, when it is not the exercise's
     count: float | None = None  # what the sum was divided by, when it is not n
+    fitting: tuple = ()  # every form that fits as well (in a case where ε is negligible, several do)
 
 
 def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = None) -> _Scale | None:
@@ -145,7 +161,10 @@ def _which_scale(x, a, spec: NormSpec, rtol: float, mu: torch.Tensor | None = No
             errors = {form: ((a - formula(M, spec.eps)).abs() / a.abs()).max().item()
                       for form, (formula, _) in _FORMS.items() if _close(a, formula(M, spec.eps), rtol)}
             if errors:
-                return _Scale(partition, moment, min(errors, key=errors.get))
+                best = min(errors.values())  # forms as close as the best one: the case cannot tell them apart
+                return _Scale(partition, moment, min(errors, key=errors.get),
+                              fitting=tuple(sorted((f for f, e in errors.items() if e <= 3 * best + 1e-12),
+                                                   key=errors.get)))
             if not tried_eps:  # right after the right values and moment
                 tried_eps = True
                 eps = _other_eps(a, M, spec, rtol) if M.max() > 1.1 * M.min() else None  # groups that differ
@@ -201,8 +220,20 @@ def _which_mean(x, mu, spec: NormSpec, rtol: float):
 
 def count_name(count: float, sizes: dict) -> str | None:
     """``20`` → ``"N·H = N·W"``: the products of the fewest named sizes that equal a count a learner divided by
-    (all of them, up to three, where sizes coincide)."""
-    return product_name(count, sizes)
+    (all of them, up to three, where sizes coincide); failing that, a product with one size taken twice, "N·H·H" (a
+    typo, x.shape[2] for x.shape[3])."""
+    return product_name(count, sizes) or _repeated_product_name(count, sizes)
+
+
+def _repeated_product_name(count: float, sizes: dict | None) -> str | None:
+    if not sizes or abs(count - round(count)) > 1e-4 * max(count, 1) or round(count) < 2:
+        return None
+    names = [name for name in sizes if "/" not in name and sizes[name] > 1]
+    for r in (2, 3):
+        for subset in itertools.combinations_with_replacement(names, r):
+            if len(set(subset)) < r and math.prod(sizes[name] for name in subset) == round(count):
+                return "·".join(subset)
+    return None
 
 
 def count_text(count: float, spec: NormSpec) -> str | None:
@@ -216,6 +247,15 @@ def count_text(count: float, spec: NormSpec) -> str | None:
     named = count_name(n, spec.sizes)
     if named is None:
         return None
+    factors = named.split("·")
+    twice = [name for name in factors if factors.count(name) > 1]
+    if twice and " = " not in named:  # a size taken twice: name the one it stood for, from the right count
+        right = (product_name(spec.partition.size, spec.sizes) or "").split(" = ")[0].split("·")
+        missing = [name for name in right if name not in factors]
+        instead = f" where {missing[0]} belongs" if len(missing) == 1 else ""
+        shape = (f" (x.shape[{spec.axes.index(twice[0])}] for x.shape[{spec.axes.index(missing[0])}]?)"
+                 if instead and twice[0] in spec.axes and missing[0] in spec.axes else "")
+        return f"{named} = {n}, {twice[0]} taken twice{instead}{shape}"
     axes = [spec.axes.index(name) for name in named.split(" = ") if name in spec.axes]
     if axes:  # one axis' size (the last one, of those it may be): say which, as code
         index = max(axes)
@@ -237,6 +277,10 @@ def wrong_count_message(count: float, spec: NormSpec, what: str) -> str | None:
     if abs(count - 1) < 1e-4 and spec.partition.size > 1:
         return (f"{what} is a sum, not a mean: divide it by {group_count_text(spec)}, the number of values in each "
                 f"group {spec.partition.name} — or take the mean ({spec.code})")
+    n, symbol = spec.partition.size, spec.count_symbol
+    if n > 1 and abs(count - n * n) < 1e-4 * n * n:  # ‖x‖/n squared: the L2 norm divided by n, not by √n
+        return (f"{what} divides by {symbol}² = {n * n}, not by {symbol} = {n}: a root mean square is the L2 norm "
+                f"divided by √{symbol}, ‖x‖/√{symbol} = √(mean(x²)), not ‖x‖/{symbol} ({spec.code})")
     said = count_text(count, spec)
     if said is None or round(count) == spec.partition.size:
         return None
@@ -256,6 +300,9 @@ def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> 
     x, y = x.detach().double(), y.detach().double()
     if not torch.isfinite(y).all() or y.norm() < 1e-12:
         return None
+    precedence = _precedence_reading(x, y, spec, rtol)
+    if precedence:
+        return precedence
     for fit in _affine_fits(x, y, spec.candidates):
         if (fit.a.abs() < 1e-12).any():
             continue
@@ -266,6 +313,23 @@ def normalisation_problems(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> 
             return None  # nothing recognised: the invariance probes say it better
         if fit.partition.size >= 3 or (mean is not None and scale is not None):
             return _normalisation_message(x, fit, mean, scale, spec)
+    return None
+
+
+def _precedence_reading(x, y, spec: NormSpec, rtol: float) -> str | None:
+    """x − μ/√(σ² + ε) (only μ divided) or x/√(σ² + ε) − μ (only x): the parentheses around x − μ left out, read
+    from your output as x − μ·s or x·s − μ with the right μ and s."""
+    if not spec.centred:
+        return None
+    mu = spec.partition.mean(x)
+    s = 1 / torch.sqrt(_moment(x, spec.partition, "variance") + spec.eps)
+    scale = y.abs().max().item()
+    readings = {"only μ": (x - mu * s, "x − μ/√(σ² + ε)"), "only x": (x * s - mu, "x/√(σ² + ε) − μ")}
+    for what, (value, said) in readings.items():
+        if _close(y, value, rtol, scale):
+            divided = "only μ is divided" if what == "only μ" else "only x is divided, μ subtracted afterwards"
+            return (f"with γ = 1 and β = 0 your output is {said}: {divided} — the parentheses around x − μ are "
+                    f"missing (/ binds tighter than −). Write (x − μ)/√(σ² + ε) ({spec.equation}).")
     return None
 
 
@@ -312,7 +376,7 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
             and not mean_partition.same_as(right):
         problems.append(f"your mean μ and variance σ² are computed over {mean_partition.describe()}, but "
                         f"{spec.method}'s are over "
-                        f"{right.describe()}: {spec.reduce}")
+                        f"{right.describe()}: {spec.reduce}" + _complement_note(mean_partition, spec))
     else:
         if mean_partition and not mean_partition.same_as(right):
             problems.append(f"your mean μ is over {mean_partition.describe()}, but {spec.method}'s is over "
@@ -354,6 +418,8 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
             named = name_value(scale.eps, _NAMED_EPS, rtol=0.02)
             problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named else "") +
                             f" but should be {spec.eps:.3g} ({spec.eps_text})")
+        elif _eps_blind(scale):
+            problems.append(_eps_candidates([f for f in scale.fitting if f in _EPS_BLIND], statistic, spec))
         elif scale.form == "no eps":
             problems.append(f"ε is missing under the square root (or far too small): divide by √({statistic} + ε) "
                             f"with ε = {spec.eps:.3g} "
@@ -364,6 +430,42 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
     if not problems:
         return None
     return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
+
+
+def _axis_names(partition: Partition) -> list[str]:
+    return [name.strip() for name in partition.name.strip("()").split(",")] if partition.name.startswith("(") else []
+
+
+def _complement_note(wrong: Partition, spec: NormSpec) -> str:
+    """Statistics over exactly the axes that should be kept: a table reshaped to (kept, reduced), e.g.
+    x.view(N·C, H·W), reduced along its other axis (dim=0 for dim=1)."""
+    wrong_axes, right_axes = _axis_names(wrong), _axis_names(spec.partition)
+    if not wrong_axes or not right_axes or set(wrong_axes) & set(right_axes) or \
+            sorted(wrong_axes + right_axes) != sorted(spec.axes):
+        return ""
+    kept, reduced = "·".join(wrong_axes), "·".join(right_axes)
+    return (f" — the other axes exactly: on a table x.view({kept}, {reduced}) reduce over dim=1, within each row "
+            f"(each {'instance' if spec.method == 'InstanceNorm' else 'group'}'s own values), not dim=0 down the rows")
+
+
+def _eps_blind(scale: _Scale) -> bool:
+    """ε is negligible in this case: leaving it out fits, and so do other places for it, among them a clamp or
+    the precision — the evidence does not single one out."""
+    return "no eps" in scale.fitting and any(f in scale.fitting for f in ("clamp", "precision")) and \
+        scale.form in _EPS_BLIND + ("after", "outside")
+
+
+def _eps_candidates(forms: list, statistic: str, spec: NormSpec) -> str:
+    """In a case where ε is negligible beside σ² (or beside 1/σ²), leaving it out, clamping σ² at ε and adding it to
+    the precision give the same numbers: name each that fits, with the fix."""
+    said = {"no eps": "ε left out, √" + statistic,
+            "clamp": f"{statistic}.clamp(min=ε), which leaves any {statistic} above ε as it is",
+            "precision": f"√(1/{statistic} + ε), ε added to the precision 1/{statistic}, where it is negligible",
+            "after": f"1/√{statistic} + ε, ε added after the reciprocal root",
+            "outside": f"1/(√{statistic} + ε), ε outside the root"}
+    return (f"ε is missing under the square root (or far too small): your factor is 1/√{statistic} as if there were "
+            f"no ε — in this case that is what " + "; or ".join(said[f] for f in forms) + f" all give. Divide by "
+            f"√({statistic} + ε) with ε = {spec.eps:.3g} ({spec.eps_text})")
 
 
 _PIECES = {"(W)": "row", "(H)": "column", "(H, W)": "channel", "(D)": "row", "(T)": "column"}  # the inner groups

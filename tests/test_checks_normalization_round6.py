@@ -1,0 +1,201 @@
+"""Chapter 02, round 6: wrong answers of kinds no held-out set has, written before the readings they led to
+(``SCRATCH``), and ten written after them (``FRESH6``). Each is written as a learner fills the cell in; the words are
+what a helpful message must say: WHICH expression of the chapter's symbols the learner computed."""
+import pytest
+import torch
+
+from tests.checks_harness import assert_diagnoses, exercise
+from tests.solution_code import solution_namespace
+from utils.checks import normalization as checks
+
+SOLVED = solution_namespace("02_normalization")
+DIMS = (0, 2, 3)
+Function, Module = SOLVED["BatchNormFunction"], SOLVED["BatchNorm2d"]
+LayerNorm, InstanceNorm = SOLVED["LayerNorm"], SOLVED["InstanceNorm2d"]
+GroupNorm, RMSNorm = SOLVED["GroupNorm"], SOLVED["RMSNorm"]
+backward = SOLVED["batch_norm_backward"]
+CHECKS = {"2.1": checks.check_batch_norm_backward, "2.2": checks.check_batch_norm_function,
+          "2.3": checks.check_batch_norm_module, "2.4": checks.check_layer_norm,
+          "2.5": checks.check_instance_norm, "2.6": checks.check_group_norm, "2.7": checks.check_rms_norm}
+
+
+def per_channel(t):
+    return t[None, :, None, None]
+
+
+def trailing(module):
+    return tuple(range(-len(module.normalized_shape), 0))
+
+
+def rms_eps(module, x):
+    return torch.finfo(x.dtype).eps if module.eps is None else module.eps
+
+
+def backward_with_count(count):
+    """The closed-form backward of eq. (2.8) with the means taken as sums ÷ ``count(N, C, H, W)``."""
+    def batch_norm_backward(grad_out, x_hat, weight, inv_std):
+        m = count(*grad_out.shape)
+        g = grad_out
+        mean_g = g.sum(DIMS, keepdim=True) / m
+        mean_gx = (g * x_hat).sum(DIMS, keepdim=True) / m
+        grad_x = per_channel(weight * inv_std) * (g - mean_g - x_hat * mean_gx)
+        return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+    return batch_norm_backward
+
+
+def function_with(normalise):
+    """BatchNormFunction whose forward normalises with ``normalise(x, eps) -> (x_hat, inv_std)``."""
+    class Wrong(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight, bias, eps):
+            x_hat, inv_std = normalise(x, eps)
+            ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+            return x_hat * per_channel(weight) + per_channel(bias)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            x_hat, weight, inv_std = ctx.saved_tensors
+            return (*backward(grad_out, x_hat, weight, inv_std), None)
+    return Wrong
+
+
+# ================================================================================================ scratch
+ScratchFunctionClampMin = function_with(
+    lambda x, eps: _centred(x, torch.rsqrt(x.var(DIMS, unbiased=False, keepdim=True).clamp_min(eps))))
+ScratchFunctionStdMean = function_with(
+    lambda x, eps: _centred(x, 1 / torch.sqrt(torch.std_mean(x, DIMS, keepdim=True)[0] + eps)))
+
+
+def _centred(x, inv_std):
+    return (x - x.mean(DIMS, keepdim=True)) * inv_std, inv_std
+
+
+class ScratchInstanceOnlyMeanDivided(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        x_hat = x - mean / torch.sqrt(var + self.eps)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchLayerOnlyXDivided(LayerNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        return (x / torch.sqrt(var + self.eps) - mean) * self.weight + self.bias
+
+
+class ScratchGroupPrecision(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        g = x.reshape(N, self.num_groups, -1)
+        mean, var = g.mean(-1, keepdim=True), g.var(-1, unbiased=False, keepdim=True)
+        x_hat = ((g - mean) * torch.sqrt(1 / var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchGroupClamp(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        g = x.reshape(N, self.num_groups, -1)
+        mean, var = g.mean(-1, keepdim=True), g.var(-1, unbiased=False, keepdim=True)
+        x_hat = ((g - mean) / torch.sqrt(torch.clamp(var, min=self.eps))).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchInstanceStdAsVar(InstanceNorm):
+    def forward(self, x):
+        mean = x.mean((2, 3), keepdim=True)
+        var = x.std((2, 3), keepdim=True)   # "the spread"
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchRMSNormByN(RMSNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        n = 1
+        for size in self.normalized_shape:
+            n *= size
+        rms = torch.sqrt((x * x).sum(dims, keepdim=True)) / n
+        return x / (rms + rms_eps(self, x)) * self.weight
+
+
+class ScratchRMSPrecision(RMSNorm):
+    def forward(self, x):
+        ms = x.pow(2).mean(trailing(self), keepdim=True)
+        return x * torch.sqrt(1 / ms + rms_eps(self, x)) * self.weight
+
+
+scratch_backward_n_w_w = backward_with_count(lambda N, C, H, W: N * W * W)
+scratch_backward_c_h_w = backward_with_count(lambda N, C, H, W: C * H * W)
+
+
+def scratch_backward_product_of_means(grad_out, x_hat, weight, inv_std):
+    g = grad_out
+    mean_g = g.mean(DIMS, keepdim=True)
+    mean_gx = g.mean(DIMS, keepdim=True) * x_hat.mean(DIMS, keepdim=True)
+    grad_x = per_channel(weight * inv_std) * (g - mean_g - x_hat * mean_gx)
+    return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+class ScratchFunctionBiasAttribute(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean, var = x.mean(DIMS, keepdim=True), x.var(DIMS, unbiased=False, keepdim=True)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, bias, inv_std.flatten())   # the second parameter
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+
+class ScratchTrainUsesUpdatedRunning(Module):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                factor = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                self.running_mean.lerp_(x.mean(DIMS), factor)
+                self.running_var.lerp_(x.var(DIMS), factor)
+        mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchEvalUpdatesTrainReads(Module):
+    def forward(self, x):
+        if not self.training:
+            return self._batch(x)   # the training code, under the eval condition
+        mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+    def _batch(self, x):
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            factor = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.lerp_(x.mean(DIMS), factor)
+            self.running_var.lerp_(x.var(DIMS), factor)
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+
+SCRATCH = [
+    ("2.2", ScratchFunctionClampMin, ["clamp"]),
+    ("2.2", ScratchFunctionStdMean, ["standard deviation", "std_mean"]),
+    ("2.5", ScratchInstanceOnlyMeanDivided, ["only μ is divided", "parentheses"]),
+    ("2.4", ScratchLayerOnlyXDivided, ["only x is divided", "parentheses"]),
+    ("2.6", ScratchGroupPrecision, ["precision"]),
+    ("2.6", ScratchGroupClamp, ["clamp"]),
+    ("2.5", ScratchInstanceStdAsVar, ["standard deviation"]),
+    ("2.7", ScratchRMSNormByN, ["√n"]),
+    ("2.7", ScratchRMSPrecision, ["precision"]),
+    ("2.1", scratch_backward_n_w_w, ["N·W·W", "W taken twice where H belongs"]),
+    ("2.1", scratch_backward_c_h_w, ["C·H·W"]),
+    ("2.1", scratch_backward_product_of_means, ["mean(g)·mean(x̂)"]),
+    ("2.2", ScratchFunctionBiasAttribute, ["β", "where γ"]),
+    ("2.3", ScratchTrainUsesUpdatedRunning, ["running statistics", "already updated", "training mode"]),
+    ("2.3", ScratchEvalUpdatesTrainReads, ["running statistics", "training mode", "wrong way round"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=f"{exercise_id}-{i}")
+    for i, (exercise_id, wrong, words) in enumerate(SCRATCH)])
+def test_scratch_round6_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)
