@@ -234,3 +234,110 @@ def _where_size_is(frame, sizes: dict[str, int], name: str, assignment: str) -> 
             return (f"`{tensor_name}` is {show_shape(tuple(tensor.shape), sizes)}, so {name} is "
                     f"{tensor_name}.shape[{axes[0]}]")
     return ""
+
+
+# ---------------------------------------------------------------------------------------------- arguments misread
+_UNCALLED = re.compile(r"\bbuiltin_function_or_method\b|'method'|not method\b")
+_ATTRIBUTE = re.compile(r"(\)|\]|[A-Za-z_]\w*)\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
+_DIM_RANGE = re.compile(r"Dimension out of range \(expected to be in range of \[(-?\d+), (-?\d+)\], but got (-?\d+)\)")
+_REPEATED = re.compile(r"dim (-?\d+) appears multiple times in the list of dims")
+_EMPTY = re.compile(r"to have non-zero size|on tensors with no elements|numel\(\) == 0|empty sequence")
+_NOT_METHODS = {"T", "mT", "H", "mH", "shape", "data", "grad", "real", "imag", "dtype", "device", "ndim"}
+
+
+def argument_reading(error: BaseException, line: str, values: dict, sizes: dict[str, int] | None = None) -> str:
+    """What an argument of the failing line that is not what the call takes means: a method used without calling it
+    (``x.sqrt * y``), a size where an axis belongs (``dim=self.normalized_shape``), an axis listed twice, and a
+    slice left empty by a loop that runs one step past the end; "" when the error is none of these."""
+    text = str(error)
+    if isinstance(error, TypeError) and _UNCALLED.search(text):
+        return _uncalled_reading(line)
+    match = _DIM_RANGE.search(text)
+    if match:
+        return _size_as_axis_reading(int(match.group(2)) + 1, int(match.group(3)), line, values, sizes)
+    match = _REPEATED.search(text)
+    if match:
+        return _repeated_axis_reading(int(match.group(1)), line, values)
+    if _EMPTY.search(text):
+        return _loop_past_end_reading(error, sizes)
+    return ""
+
+
+def _uncalled_reading(line: str) -> str:
+    for match in _ATTRIBUTE.finditer(line):
+        name = match.group(2)
+        if name in _NOT_METHODS or not callable(getattr(torch.Tensor, name, None)) or match.group(1) in (
+                "torch", "F", "nn", "math", "np", "functional"):
+            continue
+        return (f" `.{name}` is written without its call parentheses: `….{name}` is the method itself (a Python "
+                f"function object), not its result, so the arithmetic around it fails. Write `.{name}()`.")
+    return (" A method or function is used without calling it (a Python function object, not a tensor): add its "
+            "call parentheses, `()`.")
+
+
+def _size_as_axis_reading(ndim: int, got: int, line: str, values: dict, sizes) -> str:
+    names = [name for name, size in (sizes or {}).items() if size == got]
+    holder = next((name for name, value in values.items() if (_is_int(value) and value == got) or (
+        isinstance(value, (tuple, list, torch.Size)) and any(_is_int(v) and v == got for v in value))), None)
+    if not names and holder is None:
+        return (f" dim={got} names an axis that a {ndim}-D tensor does not have (its axes are 0…{ndim - 1}, or "
+                f"-{ndim}…-1 from the end).")
+    written = re.search(r"\bdim\s*=\s*([\w.\[\]-]+)", line)
+    holder = holder or (written.group(1) if written and not re.fullmatch(r"-?\d+", written.group(1)) else None)
+    which = f"`dim={holder}` passes {got}" if holder else f"The dim you passed is {got}"
+    what = f", the size {' = '.join(names)}" if names else ""
+    return (f" {which}{what}, where dim= takes an axis: a {ndim}-D tensor has axes 0…{ndim - 1} (or -{ndim}…-1 "
+            f"from the end). Pass the axis that has that size (the last k axes: dim=tuple(range(-k, 0))), not the "
+            f"size.")
+
+
+def _repeated_axis_reading(dim: int, line: str, values: dict) -> str:
+    tensors = [value for value in values.values() if isinstance(value, torch.Tensor)]
+    ndim = tensors[0].dim() if tensors else None
+    same = f" (with {ndim} axes, {dim} and {dim - ndim} are the same axis)" if ndim else ""
+    return (f" axis {dim} is listed twice in dim=…{same}: a reduction over several axes lists each axis once. "
+            f"Check the tuple of axes against the tensor's shape.")
+
+
+def _loop_past_end_reading(error: BaseException, sizes) -> str:
+    """A reduction over an empty slice inside a ``for … in range(…)`` loop: the loop's bound and where it stops."""
+    frame = _frame(error)
+    loop = _enclosing_range_loop(frame, learner_entry(error).tb_lineno) if frame is not None else None
+    if loop is None:
+        return ""
+    variable, stop_text, step_text = loop
+    value = frame.f_locals.get(variable)
+    if not _is_int(value):
+        return ""
+    past = re.search(r"\+\s*1\b|\+\s*(\w+)\s*$", stop_text)
+    at = f"`{variable}` = {value}" + (f" (= {' = '.join(n for n, s in (sizes or {}).items() if s == value)})"
+                                      if any(s == value for s in (sizes or {}).values()) else "")
+    if past:
+        stop = re.sub(r"\s*\+\s*1\b", "", stop_text) + (f", {step_text}" if step_text else "")
+        return (f" A reduction ran over an empty tensor, an empty slice: your loop range(…, {stop_text}, …) goes "
+                f"one step past the end, and at {at} the block starts after the last entry. Its stop is the length "
+                f"itself, range(0, {stop}).")
+    return ""  # an empty slice for another reason (its bounds): the generic reading says more
+
+
+def _enclosing_range_loop(frame, lineno: int):
+    """(variable, stop source, step source) of the innermost ``for name in range(…)`` around ``lineno``."""
+    import ast
+    import textwrap
+    try:
+        lines, first = inspect.getsourcelines(frame.f_code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    offset = max(first, 1) - 1
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) and \
+                getattr(node.iter.func, "id", "") == "range" and node.iter.args and \
+                node.lineno + offset <= lineno <= node.end_lineno + offset:
+            arguments = node.iter.args
+            stop = arguments[0] if len(arguments) == 1 else arguments[1]
+            step = ast.unparse(arguments[2]) if len(arguments) > 2 else ""
+            if found is None or node.lineno > found[0]:
+                found = (node.lineno, node.target.id, ast.unparse(stop), step)
+    return found[1:] if found else None

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from utils import conventions
-from utils.checks.conversions import conversion_reading, misnamed_size_reading
+from utils.checks.conversions import argument_reading, conversion_reading, misnamed_size_reading
 from utils.checks.operands import (
     LIBRARY_FILE,
     Operation,
@@ -48,6 +48,7 @@ from utils.checks.operands import (
     show_shape,
     tuple_text,
 )
+from utils.checks.origins import holds_nonfinite, module_state, origin_reading, trace_nonfinite
 
 
 class CheckFailure(AssertionError):
@@ -215,7 +216,8 @@ class Exercise:
             raise CheckFailure(f"{where}: {problem}")
         got, expected = got.detach(), expected.detach()
         if not torch.isfinite(got).all() and torch.isfinite(expected).all():
-            raise CheckFailure(f"{where}: {nonfinite_problem(got, axes, case.nonfinite_causes)}")
+            origin = nonfinite_origin(self.id, case, "NaN" if torch.isnan(got).any() else "inf")
+            raise CheckFailure(f"{where}: {nonfinite_problem(got, axes, origin or case.nonfinite_causes)}")
         untouched = untouched_slice(got, expected, axes, atol=atol, rtol=rtol)  # exact evidence: before the probes
         if untouched:
             raise CheckFailure(f"{where}: {untouched}")
@@ -258,6 +260,7 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
     label = case.label if isinstance(case, Case) else case
     where = f"Exercise {exercise}" + (f" ({label})" if label else "")
     before = _snapshot(args, kwargs)
+    state = module_state(fn)
     try:
         result = fn(*args, **kwargs)
     except NotImplementedError:
@@ -272,6 +275,7 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         hint = exception_hint(error, sizes, operation, line=line, values=values,
                               case=case if isinstance(case, Case) else None)
         conversion = conversion_reading(error, line, values, sizes)  # Python's own: if mask:, math.sqrt(t), C / G
+        conversion = conversion or argument_reading(error, line, values, sizes)  # x.sqrt * y, dim=<a size>, …
         if conversion:
             hint = conversion
         elif isinstance(case, Case):
@@ -286,7 +290,24 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         raise CheckFailure(f"{where}: your {what} changed its input {', '.join(changed)} in place (an in-place "
                            f"operation such as *=, +=, [...] = or .add_ on an argument). The caller's tensors must "
                            f"stay as they were: compute into new tensors (y = p * g, not p *= g), or clone first.")
+    if holds_nonfinite(result, fn):  # only then: where the learner's code made its first NaN/inf, by a second run
+        _BIRTHS[(exercise, label)] = trace_nonfinite(fn, args, kwargs, state)
     return result
+
+
+_BIRTHS: dict[tuple[str, str | None], list] = {}  # (exercise, case label) -> the latest NaN/inf-making call's births
+
+
+def nonfinite_origin(exercise: str, case: Case | str | None, kind: str = "NaN",
+                     quantities: dict | None = None, *, generic: bool = True) -> str | None:
+    """The first operation of the learner's code that made NaN (``kind``) or inf in the latest call of ``exercise``
+    on ``case`` that returned NaN/inf (see :mod:`utils.checks.origins`), said with its operands; None if unknown.
+    A chapter's own NaN message should give way to it."""
+    label = case.label if isinstance(case, Case) else case
+    if quantities is None and isinstance(case, Case):
+        quantities = case.quantities
+    births = _BIRTHS.get((exercise, label))
+    return origin_reading(births, kind, quantities, generic=generic) if births else None
 
 
 def _snapshot(args, kwargs) -> list[tuple[str, torch.Tensor, torch.Tensor]]:

@@ -13,8 +13,10 @@ from utils.checks.attention.roles import Roles, learner_call, read_roles
 from utils.checks.core import (
     Case,
     Exercise,
+    nonfinite_origin,
     structure_problem,
 )
+from utils.checks.origins import decisive
 
 EX_WEIGHTS = Exercise("1.1", "attention_weights")
 
@@ -180,7 +182,10 @@ def compare_answer(exercise: Exercise, got, expected: torch.Tensor, case: Case, 
                             name=name)
     if nonfinite and structure_problem(got, expected) is None and not torch.isfinite(got).all() \
             and torch.isfinite(expected).all():
+        # the operation of their code that made the first NaN/inf, when it can be read, says more than any guess
+        origin = nonfinite_origin(exercise.id, case, "NaN" if torch.isnan(got).any() else "inf", generic=False)
         message = nonfinite(got) if callable(nonfinite) else nonfinite
+        message = origin if decisive(origin) else " ".join(filter(None, (message, origin)))
         if message:
             raise exercise.fail(message, case=case, name=name)
     exercise.compare(got, expected, case=case, equation=equation, name=name, axes=axes, **kwargs)
