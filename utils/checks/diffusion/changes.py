@@ -60,8 +60,10 @@ def _why_step(old: Step, new: Step) -> str:
     if {old.offset, new.offset} == {0, -1}:
         return ("Step t vs t − 1: β_t and α_t sit at index t − 1 of betas and alphas; with a 1 padded in front "
                 "(F.pad(schedule.alpha_bars, (1, 0), value=1.0)) index t is ᾱ_t and t − 1 is ᾱ_{t−1} (ᾱ_0 = 1).")
+    later = (" Every ᾱ one step later is also what a table padded at the end reads, F.pad(alpha_bars, (0, 1), "
+             "value=1.0): the 1 (ᾱ_0) belongs in front, (1, 0).") if new.offset == old.offset + 1 else ""
     return ("Off by one: t runs from 1 to T and step t sits at index t − 1 (schedule.alpha_bars[t - 1] is ᾱ_t; "
-            "with a 1 padded in front, index t).")
+            "with a 1 padded in front, index t)." + later)
 
 
 def _why_power(old: float, new: float, factor: Factor | None = None, formula: Formula | None = None) -> str:
@@ -130,7 +132,7 @@ def changes(model: Model) -> Iterator[Change]:
                 new = replace(factor, inner=0.5, power=math.copysign(1.0, factor.power))
                 code = "1 - alpha_bar_t" if factor.symbol == "ᾱ" else "1 - x"
                 yield changed(name, swap_in(new), detail(new), f"√(1 − x) is not 1 − √x: take the square root of "
-                              f"1 − {factor.symbol}, ({code}).sqrt().")
+                              f"1 − {factor.symbol}, ({code}).sqrt().{_divided_form(model, name, factor)}")
             for step in _step_look_alikes(factor.step, bases):
                 new = replace(factor, step=step)
                 yield changed(name, swap_in(new), detail(new), _why_step(factor.step, step))
@@ -170,6 +172,16 @@ def changes(model: Model) -> Iterator[Change]:
                      "Swap them back.")
     for group, members in {**model.groups, "everywhere": tuple(parts)}.items():  # one variable, across a group
         yield from _group_changes(model, group, members)
+
+
+def _divided_form(model: Model, name: str, factor: Factor) -> str:
+    """x̂_0 divides ε's coefficient by √ᾱ_t, so 1 − √ᾱ_t there is the code (1/ᾱ_t).sqrt() − 1: say it in that form
+    too, the − 1 outside the root of √(1/ᾱ_t − 1)."""
+    if factor.symbol != "ᾱ" or "x̂_0" not in model.labels.get(name, ""):
+        return ""
+    q = Factor("ᾱ", factor.step).base_text()
+    return (f" Divided by √{q} as x̂_0 is, that is √(1/{q}) − 1 where eq. (5.12) has √(1 − {q})/√{q} = "
+            f"√(1/{q} − 1): the − 1 goes inside the square root, ((1 / alpha_bar_t) - 1).sqrt().")
 
 
 def _unbracketed_changes(model: Model) -> Iterator[Change]:
@@ -254,8 +266,8 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                          _why_symbol((symbol, False), (new_symbol, False)), label)
         for new_step in _step_look_alikes(step, model_bases):  # x̂_0 read at t' although only t is in it
             yield Change(rewrite(lambda f: replace(f, step=new_step) if (f.symbol, f.step) == (symbol, step) else f),
-                         f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}",
-                         _why_step(step, new_step), label)
+                         f"{where}you used {shown(symbol, new_step)} in place of {shown(symbol, step)}{everywhere}"
+                         f"{_only_as_denominator(factors, symbol, step, new_step)}", _why_step(step, new_step), label)
     for i, (symbol, step) in enumerate(variables):  # two variables of one symbol in each other's places
         for other_symbol, other_step in variables[i + 1:]:
             if other_symbol != symbol or {step.base, other_step.base} == {"t", "t'"}:
@@ -298,6 +310,8 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                          f"and α_{{t{offset:+d}}} in place of β_t and α_t){everywhere}",
                          "betas and alphas hold step t at index t − 1 (betas[t - 1] is β_t); only a padded "
                          "alpha_bars, with ᾱ_0 = 1 in front, is indexed by t itself.", label)
+    if sum(f.symbol == "ᾱ" for f in factors) > 1:  # the ᾱ table alone misaligned: padded at the wrong end
+        yield from _shifted_alpha_bars(rewrite, factors, where, everywhere, label)
     yield Change(rewrite(lambda f: replace(f, power=2 * f.power) if abs(f.power) == 0.5 else f),
                  f"{where}the square roots are missing{everywhere}",
                  "Variance vs standard deviation: the coefficients are square roots, √ᾱ_t and √(1 − ᾱ_t) (.sqrt()).",
@@ -309,6 +323,38 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                      f"{where}you used step t − 1 in place of t' = t_prev{everywhere}",
                      "DDIM jumps from t to any earlier step t' (t_prev), not only to t − 1: read ᾱ_{t'} at t_prev.",
                      label)
+
+
+def _only_as_denominator(factors: list[Factor], symbol: str, step: Step, new_step: Step) -> str:
+    """", that is the denominator 1 − ᾱ_{t−1} in place of 1 − ᾱ_t" when the variable enters only as the divisor
+    (1 − q): the learner's code has that denominator, not a variable of its own."""
+    found = [f for f in factors if (f.symbol, f.step) == (symbol, step)]
+    if not found or not all(f.one_minus and f.power < 0 for f in found):
+        return ""
+    old, new = found[0].base_text(), replace(found[0], step=new_step).base_text()
+    return (f" — that is, you divided by the denominator {new.strip('()')} in place of {old.strip('()')} "
+            f"({len(found)} time{'s' if len(found) > 1 else ''})")
+
+
+def _shifted_alpha_bars(rewrite: Callable, factors: list[Factor], where: str, everywhere: str,
+                        label: str | None) -> Iterator[Change]:
+    """Every ᾱ read one step off while β and α are read right: the ᾱ table (padded with ᾱ_0 = 1) is misaligned —
+    the 1 appended at the end, so index t holds ᾱ_{t+1}, or the padded table indexed as the unpadded one."""
+    read = list(dict.fromkeys(f.step for f in factors if f.symbol == "ᾱ"))
+    for offset in (1, -1):
+        pairs = ", ".join(f"{Factor('ᾱ', Step(s.base, s.offset + offset)).base_text()} in place of "
+                          f"{Factor('ᾱ', s).base_text()}" for s in read)
+        if offset > 0:
+            why = ("Index t of your ᾱ table holds ᾱ_{t+1}: the 1 was padded at the end, F.pad(alpha_bars, (0, 1), "
+                   "value=1.0), where it belongs in front, F.pad(schedule.alpha_bars, (1, 0), value=1.0), so that "
+                   "index t is ᾱ_t and index 0 is ᾱ_0 = 1.")
+        else:
+            why = ("Index t − 1 of your ᾱ table holds ᾱ_{t−1}: a table with ᾱ_0 = 1 padded in front is indexed by t "
+                   "itself (padded[t] is ᾱ_t); only the unpadded schedule.alpha_bars is read at t − 1.")
+        yield Change(rewrite(lambda f, k=offset: replace(f, step=Step(f.step.base, f.step.offset + k))
+                             if f.symbol == "ᾱ" else f),
+                     f"{where}you read every ᾱ one step {'later' if offset > 0 else 'earlier'} ({pairs}){everywhere}, "
+                     f"while β_t and α_t are read right", why, label)
 
 
 def single_quantities(context: StepContext) -> dict[str, Formula]:

@@ -165,8 +165,10 @@ def _embedding_probes(t: torch.Tensor, dim: int):
         omega_sin = torch.tensor([w for _, w in found[:half]], dtype=torch.float64)
         omega_cos = torch.tensor([w for _, w in found[half:]], dtype=torch.float64)
         if not torch.allclose(omega_sin, omega_cos, rtol=1e-2, atol=1e-5):
-            return ("the sines and the cosines use different frequencies: column i and column d/2 + i share ω_i "
-                    "(eq. 5.17).")
+            return ("the sines and the cosines do not share the same frequencies: column i and column d/2 + i must "
+                    "use the same ω_i (eq. 5.17) — d/2 frequencies ω_i = 10000^(−i/(d/2)), each giving one sine and "
+                    "one cosine" + (", not d frequencies split between them (the cosines' continue below the "
+                                    "sines')" if omega_cos.max() < omega_sin.min() else "") + ".")
         return _frequency_problem(omega_sin, frequencies, half)
     return [bounded, uses_t, embedded_steps, columns]
 
@@ -324,10 +326,28 @@ def _scaled_angle(found: list, frequencies: torch.Tensor) -> str | None:
     return _aliased_words(factor) if factor is not None else None
 
 
+def _stacked_problem(got: torch.Tensor, B: int, dim: int) -> str | None:
+    """(B, 2, d/2) or (B, d/2, 2): the sines and cosines stacked on a new axis (torch.stack) where eq. (5.17)
+    concatenates them along the last one; flattening (B, d/2, 2) would interleave them as well."""
+    half = dim // 2
+    if tuple(got.shape) == (B, 2, half):
+        how = "torch.stack([sin, cos], dim=1)"
+    elif tuple(got.shape) == (B, half, 2):
+        how = "torch.stack([sin, cos], dim=-1)"
+    else:
+        return None
+    return (f"shape {tuple(got.shape)}: {how} stacks the sines and cosines on an extra, third axis; eq. (5.17) "
+            f"concatenates them along the last one: torch.cat([sin, cos], dim=-1), for (B, d) = ({B}, {dim}).")
+
+
 def _embedding_shape_problem(sinusoidal_embedding, got, t: torch.Tensor, case: EmbeddingCase) -> str | None:
     """A (B, dim) embedding of another shape, read: one half missing, sines and cosines stacked along the batch axis,
     or a size that does not follow ``dim`` (the function is called again with another dim to tell)."""
-    if not isinstance(got, torch.Tensor) or got.dim() != 2:
+    if not isinstance(got, torch.Tensor):
+        return None
+    if got.dim() == 3:
+        return _stacked_problem(got, len(t), case.dim)
+    if got.dim() != 2:
         return None
     B, dim = len(t), case.dim
     rows, width = got.shape

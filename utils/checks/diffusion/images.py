@@ -3,13 +3,14 @@ and the probes for axes, NaNs and shapes that come before the coefficients."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, fit_linear
+from utils.checks.core import Case, CheckFailure, Exercise, LearnerError, fit_linear, nonfinite_origin
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.naming import name_vector
 from utils.checks.diffusion.readings import explain_coefficients
@@ -182,6 +183,9 @@ def affine_problem(model: Model, context: StepContext, got: torch.Tensor, basis:
         return None
     constant = with_constant.pop("1")
     expected = model.evaluate(context)
+    added = _added_not_multiplied(model, context, with_constant, constant, expected, names)
+    if added:
+        return added
     if all(close(with_constant[k], expected[k]) for k in expected):
         named = name_vector(constant, context, pairs=True)
         return (f"your {output} is {model.equation} plus a constant of its own in each image (at "
@@ -203,12 +207,51 @@ def affine_problem(model: Model, context: StepContext, got: torch.Tensor, basis:
     return None
 
 
+def _product_terms(model: Model, context: StepContext, expected: dict, names: dict[str, str]) -> list[tuple]:
+    """The output as a sum of coefficient × tensor: (coefficient's text, its values (B,), the tensor's name, the
+    tensor as the inputs' coefficients) — the model's own ``terms`` when it composes them (x̂_0 in a step), else
+    each input times its coefficient."""
+    if model.terms is not None and model.tensors is not None:
+        tensors = model.tensors(context)
+        return [(text, values, tensor, tensors[tensor]) for text, values, tensor in model.terms(context)
+                if tensor in tensors]
+    ones = {k: torch.ones_like(v) for k, v in expected.items()}
+    return [(model.expected_text(k), expected[k], names[k], {k: ones[k]}) for k in expected]
+
+
+def _added_not_multiplied(model: Model, context: StepContext, coefficients: dict, constant: torch.Tensor,
+                          expected: dict, names: dict[str, str]) -> str | None:
+    """One or two terms coefficient × tensor of the output written coefficient + tensor (``a.sqrt() + noise`` for
+    ``a.sqrt() * noise``): the tensor then enters unscaled and the coefficient becomes a constant per image. Read
+    when the inputs' coefficients and the constant are exactly those of that edit, so the evidence singles it out."""
+    terms = _product_terms(model, context, expected, names)
+    for size in (1, 2):
+        for chosen in itertools.combinations(terms, size):
+            predicted = {k: v.clone() for k, v in expected.items()}
+            for _, values, _, tensor in chosen:
+                for k, unit in tensor.items():
+                    predicted[k] = predicted[k] + (1 - values) * unit
+            if all(close(predicted[k], expected[k]) for k in expected):
+                continue  # the edit changes nothing visible: no evidence
+            if not all(close(coefficients[k], predicted[k]) for k in expected) or \
+                    not close(constant, sum(values for _, values, _, _ in chosen)):
+                continue
+            said = "; ".join(f"{text} + {tensor} in place of {text}·{tensor}" for text, _, tensor, _ in chosen)
+            return (f"you added where {model.equation} multiplies: {said} — {'each' if size > 1 else 'the'} "
+                    f"coefficient is added to the tensor instead of multiplying it (a + typed for a *), so "
+                    f"{' and '.join(tensor for _, _, tensor, _ in chosen)} {'enter' if size > 1 else 'enters'} "
+                    f"unscaled and the coefficient becomes a constant of its own.")
+    return None
+
+
 def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, *, output: str,
                              rest: Callable[[torch.Tensor], str | None] | None = None,
                              inputs: dict[str, torch.Tensor] | None = None,
-                             names: dict[str, str] | None = None) -> str | None:
+                             names: dict[str, str] | None = None, origin: str | None = None) -> str | None:
     """When some images of the learner's output are inf/NaN: which steps they have (t = 1: a division by
-    1 − ᾱ_0 = 0), and, through ``rest(mask)``, what the finite images say."""
+    1 − ᾱ_0 = 0), and, through ``rest(mask)``, what the finite images say. ``origin``, the operation of the
+    learner's code that made the first inf/NaN (core's reading), is said in place of the chapter's guess at it; the
+    chapter then adds what the zero operand is in its symbols."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape or not got.is_floating_point():
         return None  # compare reports the type, shape or dtype
     bad = ~torch.isfinite(got.detach()).flatten(1).all(dim=1)  # (B,): images with an inf or NaN
@@ -222,16 +265,28 @@ def nonfinite_images_problem(got, expected: torch.Tensor, context: StepContext, 
     where = " and ".join(f"{name} = {', '.join(map(str, values))}" for name, values in steps.items())
     message = f"your {output} is inf or NaN for the images with {where}" + (
         "; the other images are finite" if not bad.all() else "")
+    if origin:
+        message += f". {origin.rstrip('.')}"
     if steps["t"] == [1]:
-        message += (". At t = 1, ᾱ_{t−1} = ᾱ_0 = 1, so 1 − ᾱ_{t−1} = 0 and β̃_1 = 0: something divides by one of "
-                    "them, or takes the log or 1/√ of it")
+        message += (". At t = 1, ᾱ_{t−1} = ᾱ_0 = 1, so 1 − ᾱ_{t−1} = 0 and β̃_1 = 0" + (
+            ": the zero operand is one of them" if origin else
+            ": something divides by one of them, or takes the log or 1/√ of it"))
     elif steps.get("t'") == [0]:
-        message += (". At t' = 0, ᾱ_{t'} = ᾱ_0 = 1, so 1 − ᾱ_{t'} = 0: something divides by it, or takes the log "
-                    "or 1/√ of it")
-    else:
+        message += (". At t' = 0, ᾱ_{t'} = ᾱ_0 = 1, so 1 − ᾱ_{t'} = 0" + (
+            ": the zero operand is that one" if origin else
+            ": something divides by it, or takes the log or 1/√ of it"))
+    elif steps["t"] == [context.schedule.T]:
+        message += (f". Only the last step, t = T = {context.schedule.T}, is hit: is a table read one step past its "
+                    "end? One padded at the end (F.pad(alpha_bars, (0, 1), value=1.0)) holds the pad value 1 at "
+                    "index T, so 1 − ᾱ = 0 there; the 1 (ᾱ_0) belongs in front, (1, 0)")
+    elif not origin:
         message += ": a division by zero, or the square root of a negative number"
     explained = rest(~bad) if rest is not None and not bad.all() else None
     return message + (f". On the finite images, {explained}" if explained else ".")
+
+
+def _has_nan(got) -> bool:
+    return isinstance(got, torch.Tensor) and got.is_floating_point() and bool(torch.isnan(got.detach()).any())
 
 
 def nonfinite_pixels_problem(got: torch.Tensor, inputs: dict[str, torch.Tensor], names: dict[str, str], *,
@@ -303,8 +358,10 @@ def compare_images(exercise: Exercise, got, expected: torch.Tensor, *, case: Ima
     """
     if case.dtype == torch.float32:
         options.setdefault("atol", 1e-4)
+    origin = nonfinite_origin(exercise.id, case, "NaN" if _has_nan(got) else "inf", generic=False)
     problem = misplaced_batch_axis(got, expected) or nonfinite_images_problem(got, expected, context, output=name,
-                                                                              rest=rest, inputs=inputs, names=names)
+                                                                              rest=rest, inputs=inputs, names=names,
+                                                                              origin=origin)
     if problem:
         raise exercise.fail(problem, case=case, name=name)
     wrong_values = values_of_another_dtype(got, expected, probes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from utils.checks.diffusion.changes import Change, matching_changes, single_quantities
+from utils.checks.diffusion.changes import Change, changes, matching_changes, single_quantities
 from utils.checks.diffusion.elsewhere import other_schedule
 from utils.checks.diffusion.formulas import Model, StepContext
 from utils.checks.diffusion.naming import name_vector
@@ -104,8 +104,8 @@ def _first_change(terms: Terms) -> str | None:
     change = found[0]
     if change.cancels and len(found) == 1:
         plainer = _single_quantity(terms)
-        if plainer:
-            return plainer
+        if plainer:  # the plain name first, then the changes that cancel down to it (β_t taken as 1 − ᾱ_t)
+            return plainer + _candidates(_cancelling_changes(model, context, terms.got))
     extra = " ".join(dict.fromkeys(model.advice[c.group] for c in found if c.group in model.advice))
     if len(found) > 1:
         message = (f"{len(found)} different mistakes give exactly these numbers, so check which one your code has: "
@@ -118,6 +118,21 @@ def _first_change(terms: Terms) -> str | None:
         if also:
             message += f" (Written as {other.equation} {also[0].what}.)"
     return message
+
+
+def _cancelling_changes(model: Model, context: StepContext, got: dict, limit: int = 3) -> list[Change]:
+    """Every change whose factors cancel down to ``got`` (β_t in place of 1 − ᾱ_t and 1 − ᾱ_t in place of β_t both
+    leave (1 − ᾱ_{t−1})): the evidence cannot tell them apart, so each is a candidate."""
+    found: list[Change] = []
+    for change in changes(model):
+        if not change.cancels or any(change.what == kept.what for kept in found):
+            continue
+        predicted = model.evaluate(context, change.parts)
+        if all(close(got[key], predicted[key]) for key in predicted):
+            found.append(change)
+            if len(found) == limit:
+                break
+    return found
 
 
 def _alternative_forms(terms: Terms) -> str | None:

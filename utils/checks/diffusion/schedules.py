@@ -352,7 +352,7 @@ def _read_cosine_argument(got: torch.Tensor, T: int, s: float, max_beta: float, 
                   ("t/(T − 1) + s", 1 / max(T - 1, 1), s, "t/(T − 1) in place of t/T")]
     denominators = [("1 + s", 1 + s, None), ("1 − s", 1 - s, "divided by 1 − s instead of 1 + s"),
                     ("1", 1.0, "no division by (1 + s)"), ("T + s", T + s, "divided by T + s instead of 1 + s")]
-    factors = [("π/2", math.pi / 2, None), ("π", math.pi, "π in place of π/2"), ("π/4", math.pi / 4,
+    factors = [("π/2", math.pi / 2, None), ("π", math.pi, "π instead of π/2 (the /2 is missing)"), ("π/4", math.pi / 4,
                                                                                   "π/4 in place of π/2")]
     candidates = [(f"({n})/({d})·{f}", a * fv / dv, b * fv / dv, [e for e in (ne, de, fe) if e])
                   for n, a, b, ne in numerators for d, dv, de in denominators for f, fv, fe in factors]
@@ -360,6 +360,7 @@ def _read_cosine_argument(got: torch.Tensor, T: int, s: float, max_beta: float, 
                     [e for e in (ne,) if e] + ["·π/2 went into the denominator, (…)/(1 + s·π/2): operator "
                                                "precedence — write ((t/T + s)/(1 + s))·π/2"])
                    for n, a, b, ne in numerators]
+    candidates += _unbracketed_arguments(T, s)
     candidates.sort(key=lambda c: len(c[3]))
     want = f"(t/T + s)/(1 + s)·π/2 = {p_want:.4g}·t + {q_want:.4g}"
     for form, pc, qc, edits in candidates:
@@ -378,6 +379,29 @@ def _read_cosine_argument(got: torch.Tensor, T: int, s: float, max_beta: float, 
     return (f"your ᾱ_t = f(t)/f(0) with f(t) = cos²(g(t)) for an argument g(t) = {p:.4g}·t + {q:.4g} (read from your "
             f"β's, up to multiples of π): " + "; ".join(words) + f". Eq. (5.4) has g(t) = {want}, rising from "
             f"s/(1 + s)·π/2 at t = 0 to π/2 at t = T.")
+
+
+def _unbracketed_arguments(T: int, s: float) -> list[tuple[str, float, float, list[str]]]:
+    """(t/T + s)/(1 + s)·π/2 written with a pair of parentheses missing or closed in the wrong place, each as
+    (form, slope, intercept, [what went wrong]): operator precedence then divides or scales only part of it."""
+    forms = [  # (form as written, g(t) as the code computes it, what precedence did)
+        ("t/T + s/(1 + s)·π/2", lambda t: t / T + s / (1 + s) * math.pi / 2,
+         "the parentheses around t/T + s are missing, so only s is divided by (1 + s) and scaled by π/2"),
+        ("(t/T + s/(1 + s))·π/2", lambda t: (t / T + s / (1 + s)) * math.pi / 2,
+         "the parentheses around t/T + s are missing, so only s is divided by (1 + s)"),
+        ("(t/T + s)/1 + s·π/2", lambda t: (t / T + s) / 1 + s * math.pi / 2,
+         "the parentheses around 1 + s are missing, so you divide by 1 and add s·π/2"),
+        ("t/T + s/1 + s·π/2", lambda t: t / T + s / 1 + s * math.pi / 2,
+         "the parentheses around t/T + s and around 1 + s are missing"),
+        ("(t/T + s)/(1 + s)·π/2 with π/2 on t/T alone", lambda t: t / T * math.pi / 2 + s / (1 + s),
+         "the bracket closes in the wrong place: π/2 scales t/T only, not the offset"),
+    ]
+    found = []
+    for form, g, what in forms:
+        intercept = g(0)
+        found.append((form, g(1) - intercept, intercept, [f"{what} (operator precedence: write ((t/T + s)/(1 + s))"
+                                                          f"·π/2)"]))
+    return found
 
 
 def _fit_offset(mine: torch.Tensor, T: int, free: int) -> float | None:

@@ -1,0 +1,188 @@
+"""Chapter 05 checks, round 6: wrong answers of kinds no held-out set has, written before the readings they led to.
+
+Each is a learner's exercise cell with one mistake. The families they stand for: a coefficient added to its tensor
+where the equation multiplies (``+ noise`` for ``* noise``); the ᾱ table padded at the wrong end (every ᾱ read one
+step off while β and α are right); a neighbouring quantity in place of a factor (β_t taken as 1 − ᾱ_t, the
+denominator 1 − ᾱ_{t−1} for 1 − ᾱ_t); a − 1 moved out of a square root; the cosine schedule's argument with a pair
+of parentheses missing; sines and cosines stacked on a new axis. ``FRESH`` was written after the readings, to
+measure them.
+"""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.checks_harness import assert_diagnoses, exercise
+from tests.test_checks_diffusion import col, padded
+from utils.checks import diffusion as checks
+
+CHAPTER = "05_diffusion"
+
+
+def end_padded(schedule):
+    return F.pad(schedule.alpha_bars, (0, 1), value=1.0)  # the 1 appended: index t holds ᾱ_{t+1}
+
+
+def with_cosine(cosine_schedule):
+    return (checks.reference_linear_schedule, cosine_schedule)
+
+
+def x0_hat(eps, x_t, alpha_bar_t, clip):
+    estimate = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+    return estimate.clamp(-1, 1) if clip else estimate
+
+
+# ----- Exercise 5.1 -----------------------------------------------------------------------------------------------
+def cosine_denominator_unbracketed(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / 1 + s * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def cosine_bracket_closed_late(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s / (1 + s)) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+# ----- Exercise 5.2 -----------------------------------------------------------------------------------------------
+def q_sample_signal_added(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() + x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+def q_sample_both_added(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() + x0 + (1 - alpha_bar_t).sqrt() + noise
+
+
+def q_sample_end_padded(x0, t, noise, schedule):
+    alpha_bar_t = col(end_padded(schedule)[t])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
+
+
+# ----- Exercise 5.3 -----------------------------------------------------------------------------------------------
+def posterior_xt_denominator_from_prev(x0, x_t, t, schedule):  # 0/0 at t = 1
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_prev) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def posterior_variance_beta_from_alpha_bar(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t)
+    return mean, variance
+
+
+def posterior_end_padded_both(x0, x_t, t, schedule):
+    alpha_bars = end_padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    return mean, variance
+
+
+def posterior_denominators_from_prev(x0, x_t, t, schedule):  # 0/0 at t = 1
+    alpha_bars = padded(schedule)
+    alpha_bar_prev = col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    denominator = 1 - alpha_bar_prev
+    mean = alpha_bar_prev.sqrt() * beta_t / denominator * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) / denominator * x_t
+    variance = (1 - alpha_bar_prev) / (1 - col(alpha_bars[t])) * beta_t
+    return mean, variance
+
+
+# ----- Exercise 5.4 -----------------------------------------------------------------------------------------------
+def ddpm_noise_added(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    estimate = x0_hat(eps, x_t, alpha_bar_t, clip)
+    mean = (alpha_bar_prev.sqrt() * beta_t * estimate + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    sigma = beta_t.sqrt() * col((t > 1).to(x_t.dtype))
+    return mean + sigma + noise
+
+
+def ddpm_end_padded(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bars = end_padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    estimate = x0_hat(eps, x_t, alpha_bar_t, clip)
+    mean = (alpha_bar_prev.sqrt() * beta_t * estimate + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean + beta_t.sqrt() * col((t > 1).to(x_t.dtype)) * noise
+
+
+# ----- Exercise 5.5 -----------------------------------------------------------------------------------------------
+def ddim_noise_added(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    return alpha_bar_prev.sqrt() * x0_hat(eps, x_t, alpha_bar_t, clip) + (1 - alpha_bar_prev).sqrt() + eps
+
+
+def ddim_recip_minus_one_unrooted(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    estimate = (1 / alpha_bar_t).sqrt() * x_t - (1 / alpha_bar_t.sqrt() - 1) * eps
+    if clip:
+        estimate = estimate.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * estimate + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def ddim_end_padded(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = end_padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    return alpha_bar_prev.sqrt() * x0_hat(eps, x_t, alpha_bar_t, clip) + (1 - alpha_bar_prev).sqrt() * eps
+
+
+# ----- Exercise 5.6 -----------------------------------------------------------------------------------------------
+def embedding_stacked_last(t, dim):
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.stack([angles.sin(), angles.cos()], dim=-1)
+
+
+def embedding_dim_frequencies_cos_first_half(t, dim):
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(dim) / dim)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles[:, ::2].sin(), angles[:, 1::2].cos()], dim=-1)
+
+
+CHECKS = {"5.1": checks.check_schedules, "5.2": checks.check_q_sample, "5.3": checks.check_posterior_mean_variance,
+          "5.4": checks.check_ddpm_step, "5.5": checks.check_ddim_step, "5.6": checks.check_sinusoidal_embedding}
+
+SCRATCH = [
+    ("5.1", with_cosine(cosine_denominator_unbracketed), ["parentheses around 1 + s are missing"]),
+    ("5.1", with_cosine(cosine_bracket_closed_late), ["parentheses around t/T + s are missing"]),
+    ("5.2", q_sample_signal_added, ["√ᾱ_t + x_0 in place of √ᾱ_t·x_0"]),
+    ("5.2", q_sample_both_added, ["√ᾱ_t + x_0 in place of", "√(1 − ᾱ_t) + ε in place of"]),
+    ("5.2", q_sample_end_padded, ["re:ᾱ_\\{t\\+1\\} in place of ᾱ_t|padded at the end"]),
+    ("5.3", posterior_xt_denominator_from_prev, ["1 − ᾱ_{t−1}", "ᾱ_0"]),
+    ("5.5", ddim_end_padded, ["re:one step later|padded at the end"]),
+    ("5.3", posterior_variance_beta_from_alpha_bar, ["(1 − ᾱ_t) in place of β_t"]),
+    ("5.3", posterior_end_padded_both, ["re:padded at the end|one step later"]),
+    ("5.3", posterior_denominators_from_prev, ["denominator 1 − ᾱ_{t−1} in place of 1 − ᾱ_t", "ᾱ_0"]),
+    ("5.4", ddpm_noise_added, ["re:\\+ z in place of"]),
+    ("5.4", ddpm_end_padded, ["re:one step later|padded"]),
+    ("5.5", ddim_noise_added, ["re:\\+ ε_θ in place of|added"]),
+    ("5.5", ddim_recip_minus_one_unrooted, ["√(1/ᾱ_t − 1)"]),
+    ("5.6", embedding_stacked_last, ["torch.stack([sin, cos], dim=-1)", "torch.cat"]),
+    ("5.6", embedding_dim_frequencies_cos_first_half, ["re:same (ω|frequenc)"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=getattr(wrong, "__name__", None) or
+                 wrong[1].__name__) for exercise_id, wrong, words in SCRATCH])
+def test_round_6_wrong_answers_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)
