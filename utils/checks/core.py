@@ -1120,6 +1120,23 @@ def locate_difference(got: torch.Tensor, expected: torch.Tensor, axes: Sequence[
     return f"{share:.0%} of the entries are wrong, all of them at " + " and ".join(parts) + "."
 
 
+def return_in_loop(fn: Callable) -> str | None:
+    """The ``return`` line of ``fn`` that sits inside one of its loops (indented one level too deep): the function
+    returns during the first pass, after the first block or step. None when there is none or the source cannot be
+    read. (A return inside an ``if`` of the loop, an early exit, is not counted.)"""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    lines = source.splitlines()
+    for loop in (node for node in ast.walk(tree) if isinstance(node, (ast.For, ast.While))):
+        for statement in loop.body:
+            if isinstance(statement, ast.Return):
+                return lines[statement.lineno - 1].strip()
+    return None
+
+
 def reassigned_in_loop(fn: Callable) -> list[tuple[str, str]]:
     """The arguments of ``fn`` that a loop of its body assigns from themselves (``q = q * scale``, ``x += …``), with
     the line: each pass changes them again, so what the first pass meant to do once compounds. [] when there is none

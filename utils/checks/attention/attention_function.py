@@ -212,6 +212,10 @@ def _gradient_probe(name: str, terms: dict[str, torch.Tensor], case: FunctionCas
                 return yours + f"{name} has the factor 1/√d_k twice (1/d_k): apply it once (eq. (1.9))."
             if named and named.startswith("−"):
                 return yours + f"the sign of {name} is flipped (eq. (1.9))."
+            if named == "√d_k":  # c⁻¹ where c belongs: the scale divided by instead of multiplied by
+                return yours + (f"{name}'s factor is {factor:.4g} (= √d_k): {name} is divided by the scale c = "
+                                f"1/√d_k instead of multiplied by it, so it is d_k times too large: multiply by c "
+                                f"(eq. (1.9)).")
             size = next((s for s in SIZE_SOURCES if named and named.endswith(s) and s != "d_k"), None)
             if size:  # the scale of another size of the case: say where the code read it
                 return yours + (f"{name}'s factor is {factor:.4g} = {named}, from {size} = {SIZE_SOURCES[size]}; "
@@ -283,7 +287,7 @@ def _read_ds(name: str, got, q, k, v, grad_out) -> str | None:
     found = _dp_message(ds, p, candidates)
     if found:
         return found
-    for softmax_probe in softmax_probes(p, grad_p)[:2]:  # recovered coefficients, then the bracket
+    for softmax_probe in softmax_probes(p, grad_p)[:3]:  # ⟨g,p⟩ replaced, recovered coefficients, bracket
         found = softmax_probe(ds)
         if found:
             return (f"read as the softmax backward of eq. (1.8) with p = P and g = dP = dO Vᵀ, {found}"

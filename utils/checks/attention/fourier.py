@@ -95,6 +95,12 @@ def _dft_probes(n: int):
         if (size.max() - size.min()) < 1e-4 * size.max():
             r = size.mean().item()
             name = name_value(r, {"√n": math.sqrt(n), "n": n})
+            angles = as_complex(got).angle()
+            if name in ("1/n", "1/√n") and n > 1 and (angles.abs() < 1e-4).all():  # every phase e^(−2πi·jk) = 1
+                return (f"every entry of yours is {r:.4g} = {name}, a real number: the exponent lost its /n, "
+                        f"e^(−2πi·jk) = 1 for every integer jk, and the {name[2:]} divides outside the exponent. "
+                        f"Eq. (1.12) is W_jk = e^(−2πi·jk/n): the division by n belongs inside the exponent, and "
+                        f"nothing divides the exponential.")
             return (f"every entry of W has modulus 1 (|e^(iθ)| = 1), yours {r:.4g}" + (f" = {name}" if name else "")
                     + ": eq. (1.12) has no normalisation (that would be the unitary DFT, torch.fft's norm='ortho').")
         return (f"every entry of W has modulus 1 (e^(−2πi jk/n) lies on the unit circle); yours range from "

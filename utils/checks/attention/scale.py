@@ -91,11 +91,31 @@ def scale_law_message(law, sizes: Sequence[Size], right: str, *, who: str, equat
         return head + (f"your scale follows {' and '.join(wrong)} ({sources}), not {right} alone: the scale comes "
                        f"from the width of q and k, {right} = {by_name[right].source}.")
     alpha = followed[right]
+    precedence = _precedence_reading(c, alpha, right)
+    if precedence and alpha == 1.0:
+        return head + precedence
     if not is_close(c, 1.0, 1e-3):
         return head + (f"besides {_power(right, alpha)}, your scale has a constant factor {_constant_text(c)}: "
-                       f"divide the scores by √{right} and nothing else.")
+                       f"divide the scores by √{right} and nothing else." + (f" If you wrote the root as a power: "
+                                                                           f"{precedence}" if precedence else ""))
     return head + {-1.0: f"you divided the scores by {right} instead of √{right}: divide by √{right}, the standard "
                          f"deviation of q·k (eq. (1.3)).",
                    0.5: f"you multiplied the scores by √{right}; divide by it instead.",
                    1.0: f"you multiplied the scores by {right}; divide by √{right} instead."}.get(
         alpha, f"your scale goes as {_power(right, alpha)}; divide the scores by √{right}.")
+
+
+def _precedence_reading(c: float, alpha: float, right: str) -> str | None:
+    """A fitted a = 2/d_k, d_k/2 or 1/(2·d_k): a power written ``** 1/2``, which Python reads as (d_k ** 1) / 2 since
+    ** binds tighter than /."""
+    fix = f"write {right} ** 0.5 (or math.sqrt({right})), or put the exponent in parentheses, ** (1/2)"
+    if alpha == -1.0 and is_close(c, 2.0, 1e-3):
+        return (f"a = 2/{right}: the scores are divided by {right}/2, which is what `/ ({right} ** 1/2)` computes, "
+                f"since ** binds tighter than / (operator precedence: ({right} ** 1) / 2): {fix}.")
+    if alpha == 1.0 and is_close(c, 0.5, 1e-3):
+        return (f"a = {right}/2: `* {right} ** 1/2` computes ({right} ** 1) / 2, since ** binds tighter than / "
+                f"(operator precedence), and multiplies where eq. (1.1) divides: divide by √{right}; {fix}.")
+    if alpha == -1.0 and is_close(c, 0.5, 1e-3):
+        return (f"a = 1/(2·{right}): `scores / {right} ** 1/2` computes scores / {right} / 2, since ** binds tighter "
+                f"than / (operator precedence: {right} ** 1 first, then two divisions): {fix}.")
+    return None

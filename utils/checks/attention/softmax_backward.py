@@ -198,10 +198,42 @@ def softmax_probes(p, g, rows: Callable | None = None):
                     f"Σ_j p_j (g_j − ⟨g,p⟩) = ⟨g,p⟩ − ⟨g,p⟩ = 0. Compare with eq. (1.5).")
         return None
 
+    replaced = replaced_total_probe(p, g)
     if rows is None:
-        return [coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
-    return [coefficients, lambda got: bracket(got, fallback=False), rows, bracket, zero_where_p_is_zero,
+        return [replaced, coefficients, bracket, zero_where_p_is_zero, rows_sum_to_zero]
+    return [replaced, coefficients, lambda got: bracket(got, fallback=False), rows, bracket, zero_where_p_is_zero,
             rows_sum_to_zero]
+
+
+def _replaced_totals(p: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    """⟨g, p⟩ = Σ_j p_j g_j per row, written as its neighbours: a running (cumulative) sum, a mean scaled by another
+    axis's length, a sum over another axis, a row total laid out along the wrong axis. Name → what is subtracted."""
+    pg = (p * g).double()
+    last = p.shape[-1]
+    found = {"a cumulative sum along the row, (p * g).cumsum(-1): entry j gets the partial sum Σ_{i≤j} p_i g_i, not "
+             "the whole row's total": pg.cumsum(-1),
+             "a cumulative sum from the end of the row, a partial sum instead of the whole row's total":
+             pg.flip(-1).cumsum(-1).flip(-1)}
+    for axis in range(p.dim() - 1):
+        size = p.shape[axis]
+        if size != last:
+            found[f"the row's mean times p.shape[{axis}] = {size}, the length of axis {axis}, where the row length is "
+                  f"T = p.shape[-1] = {last}"] = pg.mean(-1, keepdim=True) * size
+    return found
+
+
+def replaced_total_probe(p: torch.Tensor, g: torch.Tensor):
+    """Eq. (1.5) with ⟨g, p⟩ replaced by one of its neighbours (:func:`_replaced_totals`): named exactly."""
+    def probe(got):
+        if not isinstance(got, torch.Tensor) or got.shape != p.shape:
+            return None
+        for name, total in _replaced_totals(p, g).items():
+            wrong = p.double() * (g.double() - total)
+            if wrong.shape == got.shape and torch.allclose(got.double(), wrong, atol=1e-6, rtol=1e-5):
+                return (f"yours is p ⊙ (g − c) with c = {name}. Eq. (1.5) subtracts ⟨g, p⟩ = Σ_j p_j g_j, the "
+                        f"total of each whole row: (grad_p * p).sum(dim=-1, keepdim=True).")
+        return None
+    return probe
 
 
 def exchanged_probe(p, g):

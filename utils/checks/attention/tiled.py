@@ -28,6 +28,7 @@ from utils.checks.core import (
     named_size,
     one_thread,
     reassigned_in_loop,
+    return_in_loop,
 )
 
 
@@ -335,7 +336,15 @@ def _tiled_probes(tiled_attention, q, k, v, case: TiledCase):
                 f"`{name}` from itself (`{line}`), so every block changes it again: block b sees it changed b times. "
                 f"Do that once, before the loop (or into a new variable).")
 
-    return [reassigned, keys, multiplicity, normalisation, scale, between_blocks]
+    def returned_early(got):
+        line = return_in_loop(tiled_attention)
+        if line is None:
+            return None
+        return (f"`{line}` is indented inside the loop over the blocks of keys, so your function returns after the "
+                f"first block and the later blocks never enter the running sums. Move the return after the loop "
+                f"(one level out), once every block has updated m, ℓ and a (eq. (1.11)).")
+
+    return [reassigned, returned_early, keys, multiplicity, normalisation, scale, between_blocks]
 
 
 @one_thread
