@@ -2431,7 +2431,7 @@ UNSEEN = [  # (exercise, wrong answer, words of the diagnosis)
     ("2.4", UnseenLNMeanCountLastAxis, ["your μ divides by H = W = 4, the size of the last axis (x.shape[-1]), "
                                         "instead of n = C·H·W = 48"]),
     ("2.4", UnseenLNNormalizesOverFirstAxes, ["your mean μ and variance σ² are computed over (B) (the batch axis)"]),
-    ("2.4", UnseenLNRsqrtEps, ["ε added after the reciprocal root"]),  # round 6: among the forms this case fits
+    ("2.4", UnseenLNRsqrtEps, ["ε is added after the reciprocal square root"]),
     ("2.5", UnseenINVarPerExample, ["your variance σ² is computed over (C, H, W)", "dim=(2, 3)"]),
     ("2.5", UnseenINLibraryDefaultEps, ["your ε is 1e-05", "should be 0.001"]),
     ("2.5", UnseenINOverChannels, ["computed over (C)", "dim=(2, 3)"]),

@@ -176,15 +176,15 @@ class ScratchEvalUpdatesTrainReads(Module):
 
 
 SCRATCH = [
-    ("2.2", ScratchFunctionClampMin, ["clamp"]),
+    ("2.2", ScratchFunctionClampMin, ["σ².clamp(min=ε)", "read on an input"]),
     ("2.2", ScratchFunctionStdMean, ["standard deviation", "std_mean"]),
     ("2.5", ScratchInstanceOnlyMeanDivided, ["only μ is divided", "parentheses"]),
     ("2.4", ScratchLayerOnlyXDivided, ["only x is divided", "parentheses"]),
-    ("2.6", ScratchGroupPrecision, ["precision"]),
-    ("2.6", ScratchGroupClamp, ["clamp"]),
+    ("2.6", ScratchGroupPrecision, ["ε is added to the precision"]),
+    ("2.6", ScratchGroupClamp, ["σ² is clamped"]),
     ("2.5", ScratchInstanceStdAsVar, ["standard deviation"]),
     ("2.7", ScratchRMSNormByN, ["√n"]),
-    ("2.7", ScratchRMSPrecision, ["precision"]),
+    ("2.7", ScratchRMSPrecision, ["ε is added to the precision 1/mean(x²)", "read on an input"]),
     ("2.1", scratch_backward_n_w_w, ["N·W·W", "W taken twice where H belongs"]),
     ("2.1", scratch_backward_c_h_w, ["C·H·W"]),
     ("2.1", scratch_backward_product_of_means, ["mean(g)·mean(x̂)"]),
@@ -199,3 +199,43 @@ SCRATCH = [
     for i, (exercise_id, wrong, words) in enumerate(SCRATCH)])
 def test_scratch_round6_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+# ================================================================================================ the readings' edges
+def _layer_spec(eps=1e-5, centred=True):
+    from utils.checks.normalization.cases import EX_LAYER, TrailingCase
+    from utils.checks.normalization.modules import _trailing_input, _trailing_spec
+    case = TrailingCase("edges", shape=(6, 8), normalized_shape=8, axes=("N", "D"), scale=0.01)
+    x = _trailing_input(EX_LAYER, case)
+    return x, _trailing_spec(case, "LayerNorm" if centred else "RMSNorm", "eq. (2.10)", eps, "eps", centred=centred)
+
+
+@exercise("2.4")
+def test_eps_placement_says_nothing_it_cannot_single_out():
+    from utils.checks.normalization.epsilon import eps_placement_probe
+    from utils.checks.normalization.statistics import eps_blind_forms, eps_forms_fitting, spread_groups
+    x, spec = _layer_spec()
+    right = torch.nn.functional.layer_norm(x, (8,), eps=1e-5)
+    assert eps_blind_forms(x, right, spec) is None   # nothing to tell apart in a right output
+    assert eps_blind_forms(x, right[:, :4], spec) is None   # nor in a wrong shape
+    spread, low, high = spread_groups(x, spec, 1e-6)
+    assert low == 1e-6 and high >= 1e4
+    assert eps_forms_fitting(spread, "not a tensor", ["no eps"], spec) == set()
+    assert eps_forms_fitting(spread, spread[:, :4], ["no eps"], spec) == set()
+    no_eps = lambda t: (t - t.mean(-1, keepdim=True)) / t.var(-1, unbiased=False, keepdim=True).sqrt()  # noqa: E731
+    probe = eps_placement_probe(checks.EX_LAYER, no_eps, x, spec, "edges")
+    assert "ε is missing" in probe(no_eps(x))
+    hard_coded = lambda t: torch.nn.functional.layer_norm(t, (8,), eps=1e-7)  # noqa: E731 - a smaller ε: no form
+    assert eps_placement_probe(checks.EX_LAYER, hard_coded, x, spec, "edges")(hard_coded(x)) is None
+    assert probe(torch.zeros_like(x)) is None
+
+
+@exercise("2.4")
+def test_small_readings_stay_quiet_outside_their_evidence():
+    from utils.checks.normalization.partitions import channel_partition
+    from utils.checks.normalization.statistics import _complement_note, _precedence_reading, count_name
+    x, spec = _layer_spec(centred=False)
+    assert _precedence_reading(x.double(), x.double(), spec, 1e-4) is None   # RMSNorm subtracts nothing
+    assert _complement_note(channel_partition((2, 4, 3, 3), block=2), spec) == ""   # not a set of axes
+    assert count_name(18, {"N": 2, "C": 2, "H": 3, "W": 4}) == "N·H·H"
+    assert count_name(17, {"N": 2, "H": 3}) is None and count_name(2.5, {"N": 2}) is None

@@ -15,6 +15,7 @@ from utils.checks.normalization.cases import (
     _view,
     large_offset,
 )
+from utils.checks.normalization.epsilon import eps_placement_probe
 from utils.checks.normalization.inputs import (
     _affine_parameters,
     _batch_norm_spec,
@@ -122,6 +123,8 @@ def check_batch_norm_function(BatchNormFunction) -> None:
             EX.compare(plain, x_hat, case=case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
                        probes=[large_mean_probe(EX, lambda t: BatchNormFunction.apply(t, ones, zeros, case.eps), x,
                                                 x_hat, spec, case, large_offset(case)),
+                               eps_placement_probe(EX, lambda t: BatchNormFunction.apply(t, ones, zeros, case.eps), x,
+                                                   spec, case),
                                normalisation_probe(x, spec),
                                initial_affine_probe(x_hat, (C,), True, (1,), IMAGE_AXES, "BatchNorm", "eq. (2.1)"),
                                group_property_probe(x, spec)], axes=IMAGE_AXES, mistakes=exchanged_statistics(x, spec))

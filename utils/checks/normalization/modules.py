@@ -10,6 +10,7 @@ import torch.nn as nn
 from utils.checks.core import Case, Exercise, compare_runs, copy_parameters, run_module
 from utils.checks.normalization.affine import affine_probe, initial_affine_probe
 from utils.checks.normalization.cases import TrailingCase, _close, _labelled, _probe_rtol, _view, large_offset
+from utils.checks.normalization.epsilon import eps_placement_probe
 from utils.checks.normalization.inputs import _affine_parameters
 from utils.checks.normalization.partitions import axes_partition, every_axes_partition
 from utils.checks.normalization.paths import Paths, _compare_input_gradient, _count_factors
@@ -116,6 +117,7 @@ def _check_normalisation_module(EX: Exercise, case: Case, build: Callable, libra
         expected_plain = library(x)
     EX.compare(plain, expected_plain, case=case, name="output with γ = 1, β = 0", equation=spec.equation,
                axes=names, probes=[large_mean_probe(EX, run, x, expected_plain, spec, case, large_offset(case)),
+                                   eps_placement_probe(EX, run, x, spec, case),
                                    normalisation_probe(x, spec),
                                    initial_affine_probe(expected_plain, library.weight.shape,
                                                         getattr(library, "bias", None) is not None, param_axes,

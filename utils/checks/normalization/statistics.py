@@ -561,3 +561,64 @@ def independence_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec:
                         f"values, never across the batch axis (axis 0).")
         return None
     return probe
+
+
+def eps_blind_forms(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> list[str] | None:
+    """The places of ε your output fits equally well (["no eps", "clamp", "precision", …]) when everything else —
+    the values, μ, the moment — is right and this input cannot tell them apart; else None."""
+    rtol = _probe_rtol(x.dtype)
+    x, y = x.detach().double(), y.detach().double()
+    if y.shape != x.shape or not torch.isfinite(y).all():
+        return None
+    fit = _fit_affine(x, y, spec.partition)
+    if fit.residual > 1e-4 or (fit.a.abs() < 1e-12).any():
+        return None
+    mu = -fit.b / fit.a
+    mean = _which_mean(x, mu, spec, rtol)
+    if mean != (spec.partition if spec.centred else "zero"):
+        return None
+    scale = _which_scale(x, fit.a, spec, rtol, mu)
+    if scale is None or not scale.partition.same_as(spec.partition) or not _eps_blind(scale) or \
+            scale.moment != ("variance" if spec.centred else "mean square"):
+        return None
+    return [f for f in scale.fitting if f in _EPS_BLIND]
+
+
+def spread_groups(x: torch.Tensor, spec: NormSpec, low: float) -> tuple[torch.Tensor, float, float]:
+    """x with its groups rescaled so that their σ² (RMSNorm: mean(x²)) run from ``low`` to far above 1/ε: where ε
+    is left out, clamped or added to the precision, the factors differ. Returns the input and the range of σ²."""
+    P = spec.partition
+    xd = x.detach().double()
+    centred = xd - P.mean(xd) if spec.centred else xd
+    unit = centred / P.mean(centred * centred).sqrt().clamp_min(1e-30)
+    high = min(max(1e4, 10 / spec.eps), 1e12)  # ε beside 1/σ² shows only where σ² ≈ 1/ε
+    levels = torch.logspace(math.log10(low), math.log10(high), P.groups, dtype=torch.float64)
+    order = torch.randperm(P.groups, generator=torch.Generator().manual_seed(0))
+    spread = unit * levels[order][P.labels].sqrt()
+    return spread.to(x.dtype), low, high
+
+
+def eps_forms_fitting(x2: torch.Tensor, y2, forms: list[str], spec: NormSpec) -> set[str]:
+    """Which of ``forms`` (and the right one, "inside") your output on ``x2`` (see spread_groups) fits."""
+    if not isinstance(y2, torch.Tensor) or y2.shape != x2.shape or not torch.isfinite(y2).all():
+        return set()
+    rtol = _probe_rtol(x2.dtype)  # per group: "after" differs from "no eps" by 1% where σ² = 1e4
+    xd, yd = x2.detach().double(), y2.detach().double()
+    fit = _fit_affine(xd, yd, spec.partition)
+    if fit.residual > 1e-3:
+        return set()
+    M = _moment(xd, spec.partition, "variance" if spec.centred else "mean square")
+    return {form for form in ["inside", *forms]  # each group's factor on its own: they span many decades
+            if ((fit.a - (want := _FORMS[form][0](M, spec.eps))).abs() / want.abs()).max().item() < rtol}
+
+
+def eps_placement_message(form: str, spec: NormSpec, low: float, high: float) -> str:
+    """The place of ε read from the spread inputs, said with its fix."""
+    statistic = "σ²" if spec.centred else "mean(x²)"
+    said = (f"ε is missing under the square root (or far too small): divide by √({statistic} + ε)"
+            if form == "no eps" else _FORMS[form][1])
+    if not spec.centred:
+        said = said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)")
+    return (f"with γ = 1 and β = 0, {said} — read on an input whose groups' {statistic} run from {low:.2g} to "
+            f"{high:.2g}, where the places of ε give different factors; ε = {spec.eps:.3g} ({spec.eps_text}) "
+            f"({spec.equation}).")
