@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tests.checks_harness import assert_diagnoses, exercise
 from tests.test_checks_diffusion import col, padded
 from utils.checks import diffusion as checks
+from utils.checks.diffusion import images as checks_images
 
 CHAPTER = "05_diffusion"
 
@@ -186,3 +187,144 @@ SCRATCH = [
                  wrong[1].__name__) for exercise_id, wrong, words in SCRATCH])
 def test_round_6_wrong_answers_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+# ----- Written after the readings, to measure them ----------------------------------------------------------------
+def fresh_cosine_numerator_s_unbracketed(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s / 1 + s) * math.pi / 2) ** 2
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def fresh_q_sample_power_half(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t ** 1/2 * x0 + (1 - alpha_bar_t) ** 1/2 * noise
+
+
+def fresh_posterior_root_on_beta(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev * beta_t.sqrt() * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def fresh_posterior_beta_as_one_minus_prev(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = 1 - alpha_bar_prev, col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def fresh_posterior_variance_bracket_late(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t * beta_t)
+
+
+def fresh_ddpm_sigma_power_half(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    estimate = x0_hat(eps, x_t, alpha_bar_t, clip)
+    mean = (alpha_bar_prev.sqrt() * beta_t * estimate + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean + beta_t ** 1/2 * col((t > 1).to(x_t.dtype)) * noise
+
+
+def fresh_ddpm_estimate_added(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    estimate = x0_hat(eps, x_t, alpha_bar_t, clip)
+    coefficient = alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t)
+    mean = coefficient + estimate + alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t
+    return mean + beta_t.sqrt() * col((t > 1).to(x_t.dtype)) * noise
+
+
+def fresh_ddim_estimate_added(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    return alpha_bar_prev.sqrt() + x0_hat(eps, x_t, alpha_bar_t, clip) + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def fresh_ddim_recipm1_unrooted(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    estimate = x_t / alpha_bar_t.sqrt() - (1 / alpha_bar_t - 1) * eps
+    if clip:
+        estimate = estimate.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * estimate + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def fresh_embedding_stack_flattened(t, dim):
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
+
+
+FRESH = [
+    ("5.1", with_cosine(fresh_cosine_numerator_s_unbracketed), ["parenthes"]),
+    ("5.2", fresh_q_sample_power_half, ["** 1/2"]),
+    ("5.3", fresh_posterior_root_on_beta, ["square root is on β_t"]),
+    ("5.3", fresh_posterior_beta_as_one_minus_prev, ["1 − ᾱ_{t−1}"]),
+    ("5.3", fresh_posterior_variance_bracket_late, ["re:parenthes|bracket"]),
+    ("5.4", fresh_ddpm_sigma_power_half, ["** 1/2"]),
+    ("5.4", fresh_ddpm_estimate_added, ["re:\\+ x̂_0 in place of"]),
+    ("5.5", fresh_ddim_estimate_added, ["re:\\+ x̂_0 in place of"]),
+    ("5.5", fresh_ddim_recipm1_unrooted, ["re:square root"]),
+    ("5.6", fresh_embedding_stack_flattened, ["interleav"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=getattr(wrong, "__name__", None) or
+                 wrong[1].__name__) for exercise_id, wrong, words in FRESH])
+def test_round_6_fresh_wrong_answers_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+# ----- Coverage of the readings' other branches -------------------------------------------------------------------
+def posterior_padded_read_as_unpadded(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t - 1]), col(alpha_bars[(t - 2).clamp(min=0)])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def embedding_stacked_on_axis_1(t, dim):
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.stack([angles.sin(), angles.cos()], dim=1)
+
+
+@exercise("5.3")
+def test_every_alpha_bar_one_step_earlier_is_a_padded_table_read_as_the_unpadded_one():
+    assert_diagnoses(checks.check_posterior_mean_variance, posterior_padded_read_as_unpadded,
+                     "you read every ᾱ one step earlier", "padded[t] is ᾱ_t", "the zero operand is one of them")
+
+
+@exercise("5.6")
+def test_sines_and_cosines_stacked_on_axis_1_are_named():
+    assert_diagnoses(checks.check_sinusoidal_embedding, embedding_stacked_on_axis_1,
+                     "torch.stack([sin, cos], dim=1)", "torch.cat([sin, cos], dim=-1)")
+
+
+@exercise("5.3")
+def test_non_finite_images_at_the_last_step_ask_whether_a_table_is_read_past_its_end():
+    schedule = checks.Schedule.from_betas(checks.reference_linear_schedule(10))
+    t = torch.tensor([3, 10, 5])
+    context = checks.StepContext(schedule, {"t": t})
+    got = torch.zeros(3, 1, 2, 2)
+    got[1] = math.inf
+    message = checks_images.nonfinite_images_problem(got, torch.zeros_like(got), context, output="mean")
+    assert "t = 10" in message and "t = T = 10" in message and "padded at the end" in message
+    with_origin = checks_images.nonfinite_images_problem(got, torch.zeros_like(got), context, output="mean",
+                                                  origin="inf is made at line 3 by a division by zero.")
+    assert "inf is made at line 3 by a division by zero" in with_origin and "padded at the end" in with_origin

@@ -165,6 +165,9 @@ def changes(model: Model) -> Iterator[Change]:
                      f"{model.labels[name]} is 0: the term with {formula} is missing", "Add the missing term.",
                      model.group_of(name))
     yield from _unbracketed_changes(model)
+    yield from _power_precedence_changes(model)
+    yield from _inside_bracket_changes(model)
+    yield from _moved_root_changes(model)
     yield from _exchanged_factor_changes(model)
     for a, b in model.swaps:
         yield Change({**parts, a: parts[b], b: parts[a]},
@@ -172,6 +175,83 @@ def changes(model: Model) -> Iterator[Change]:
                      "Swap them back.")
     for group, members in {**model.groups, "everywhere": tuple(parts)}.items():  # one variable, across a group
         yield from _group_changes(model, group, members)
+
+
+@dataclass(frozen=True)
+class InsideBracket:
+    """``rest·(1 − q·f)^power``: the factor f of ``rest·(1 − q)^power·f`` written inside the bracket, as
+    ``a / (1 - q * b)`` for ``a / (1 - q) * b`` (the parenthesis closed one factor too late)."""
+
+    rest: Formula
+    bracket: Factor  # the 1 − q
+    pulled: Factor  # f
+
+    def value(self, context: StepContext):
+        inner = Factor(self.bracket.symbol, self.bracket.step).value(context) * self.pulled.value(context)
+        return self.rest.value(context) * (1 - inner) ** self.bracket.power
+
+    def __str__(self) -> str:
+        inside = f"(1 − {Factor(self.bracket.symbol, self.bracket.step).base_text()}·{self.pulled.text()})"
+        shown = str(self.rest) if self.rest.factors else ""
+        return f"{shown}/{inside}" if self.bracket.power < 0 else f"{shown}·{inside}"
+
+
+def _inside_bracket_changes(model: Model) -> Iterator[Change]:
+    """A factor written inside a bracket 1 − q that it follows: (1 − ᾱ_t·β_t) for (1 − ᾱ_t)·β_t."""
+    for name, formula in model.parts.items():
+        for k, bracket in enumerate(formula.factors):
+            if not bracket.one_minus or abs(bracket.power) != 1 or bracket.symbol in ("α", "β", LAST):
+                continue
+            for j, pulled in enumerate(formula.factors):
+                if j == k or pulled.symbol == LAST or pulled.power < 0:
+                    continue
+                rest = replace(formula, factors=tuple(f for i, f in enumerate(formula.factors) if i not in (j, k)))
+                wrong = InsideBracket(rest, bracket, pulled)
+                yield Change({**model.parts, name: wrong},
+                             f"{model.labels[name]} is {wrong} instead of {formula}: the parenthesis around "
+                             f"{bracket.base_text()} closes after {pulled.text()}, so {pulled.text()} is inside it",
+                             f"Operator precedence / brackets: close the parenthesis right after "
+                             f"{bracket.base_text().strip('()')}, then multiply by {pulled.text()}.",
+                             model.group_of(name))
+
+
+def _power_precedence_changes(model: Model) -> Iterator[Change]:
+    """A square root written ``q ** 1/2`` (or ``q ** -1/2``): ** binds tighter than /, so the code computes q/2
+    (q^−1/2, i.e. 1/(2q)) — the factor without its root, and the coefficient halved (doubled in a divisor)."""
+    for name, formula in model.parts.items():
+        for i, factor in enumerate(formula.factors):
+            if abs(factor.power) != 0.5 or factor.symbol == LAST or factor.inner != 1:
+                continue
+            unrooted = replace(factor, power=2 * factor.power)
+            scale = 0.5 if factor.power > 0 else 2.0
+            wrong = replace(formula, factors=formula.factors[:i] + (unrooted,) + formula.factors[i + 1:],
+                            sign=formula.sign * scale)
+            code = f"{factor.base_text()} ** {'-' if factor.power < 0 else ''}1/2"
+            meant = f"{factor.base_text()}{'/2' if factor.power > 0 else '⁻¹/2'}"
+            yield Change({**model.parts, name: wrong},
+                         f"{model.labels[name]} is {scale:g} × {replace(wrong, sign=formula.sign)} instead of "
+                         f"{formula}: `{code}` computes {meant}, not {factor.text()}",
+                         "Operator precedence: ** binds tighter than /, so `q ** 1/2` is (q ** 1)/2. Write "
+                         "q ** 0.5, or .sqrt().", model.group_of(name))
+
+
+def _moved_root_changes(model: Model) -> Iterator[Change]:
+    """A square root on the wrong factor of a product: √ᾱ_{t−1}·β_t written ᾱ_{t−1}·√β_t (the .sqrt() put on the
+    neighbouring factor)."""
+    for name, formula in model.parts.items():
+        for i, rooted in enumerate(formula.factors):
+            for j, plain in enumerate(formula.factors):
+                if i == j or abs(rooted.power) != 0.5 or abs(plain.power) != 1 or LAST in (rooted.symbol,
+                                                                                          plain.symbol):
+                    continue
+                factors = list(formula.factors)
+                factors[i] = replace(rooted, power=2 * rooted.power)
+                factors[j] = replace(plain, power=plain.power / 2)
+                wrong = replace(formula, factors=tuple(factors))
+                yield Change({**model.parts, name: wrong},
+                             f"{model.labels[name]} is {wrong} instead of {formula}: the square root is on "
+                             f"{plain.base_text()} where it belongs on {rooted.base_text()}",
+                             f"Move the .sqrt() to {rooted.base_text()}: {formula}.", model.group_of(name))
 
 
 def _divided_form(model: Model, name: str, factor: Factor) -> str:
@@ -310,6 +390,20 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                          f"and α_{{t{offset:+d}}} in place of β_t and α_t){everywhere}",
                          "betas and alphas hold step t at index t − 1 (betas[t - 1] is β_t); only a padded "
                          "alpha_bars, with ᾱ_0 = 1 in front, is indexed by t itself.", label)
+    rooted = [(name, f) for name in members for f in model.parts[name].factors if abs(f.power) == 0.5
+              and f.symbol != LAST and f.inner == 1]
+    if len({name for name, _ in rooted}) > 1:  # every square root written `q ** 1/2`: q/2
+        halved = {name: replace(model.parts[name], factors=tuple(replace(f, power=2 * f.power) if (name, f) in rooted
+                                                                 else f for f in model.parts[name].factors),
+                                sign=model.parts[name].sign * math.prod(0.5 if f.power > 0 else 2.0
+                                                                        for n, f in rooted if n == name))
+                  for name in members}
+        shown_roots = ", ".join(dict.fromkeys(f"`{f.base_text()} ** {'-' if f.power < 0 else ''}1/2` is "
+                                              f"{f.base_text()}{'/2' if f.power > 0 else '⁻¹/2'}" for _, f in rooted))
+        yield Change({**model.parts, **halved},
+                     f"{where}every square root is written `q ** 1/2`{everywhere}: {shown_roots}, not its square root",
+                     "Operator precedence: ** binds tighter than /, so `q ** 1/2` is (q ** 1)/2. Write q ** 0.5, or "
+                     ".sqrt().", label)
     if sum(f.symbol == "ᾱ" for f in factors) > 1:  # the ᾱ table alone misaligned: padded at the wrong end
         yield from _shifted_alpha_bars(rewrite, factors, where, everywhere, label)
     yield Change(rewrite(lambda f: replace(f, power=2 * f.power) if abs(f.power) == 0.5 else f),

@@ -401,6 +401,45 @@ def _unbracketed_arguments(T: int, s: float) -> list[tuple[str, float, float, li
         intercept = g(0)
         found.append((form, g(1) - intercept, intercept, [f"{what} (operator precedence: write ((t/T + s)/(1 + s))"
                                                           f"·π/2)"]))
+    return found + _other_bracketings(T, s)
+
+
+_ARGUMENT_TOKENS = ("t", "/", "T", "+", "s", "/", "1", "+", "s", "*", "pi", "/", "2")  # eq. (5.4)'s argument, flat
+
+
+def _other_bracketings(T: int, s: float) -> list[tuple[str, float, float, list[str]]]:
+    """Every way of writing eq. (5.4)'s argument t/T + s / 1 + s · π / 2 with at most two pairs of parentheses
+    (nested or side by side), each as (form, slope, intercept, [what]) — the precedence variants a learner's
+    brackets produce, searched rather than listed. Forms with the same value are kept once (the fewest brackets)."""
+    operands = range(0, len(_ARGUMENT_TOKENS), 2)
+    # a bracket opening at T, t/(T + s …), is left out: nobody writes it, and as s ≪ T it reads as t/T itself
+    whole = (0, len(_ARGUMENT_TOKENS) - 1)
+    spans = [(a, b) for a in operands for b in operands if a < b and a != 2 and (a, b) != whole]
+    layouts = [()] + [(span,) for span in spans] + [
+        (first, second) for i, first in enumerate(spans) for second in spans[i + 1:]
+        if first[1] < second[0] or second[1] < first[0] or (first[0] <= second[0] and second[1] <= first[1])
+        or (second[0] <= first[0] and first[1] <= second[1])]
+    seen, found = set(), []
+    right = (math.pi / (2 * T * (1 + s)), s / (1 + s) * math.pi / 2)
+    for layout in layouts:
+        tokens = list(_ARGUMENT_TOKENS)
+        for a, b in layout:
+            tokens[a] = "(" * tokens[a].count("(") + "(" + tokens[a].lstrip("(")
+            tokens[b] = tokens[b] + ")"
+        code = " ".join(tokens)
+        values = [eval(code, {}, {"t": step, "T": T, "s": s, "pi": math.pi}) for step in (0, 1, 2)]  # noqa: S307
+        slope, intercept = values[1] - values[0], values[0]
+        if not math.isclose(values[2] - values[1], slope, rel_tol=1e-9, abs_tol=1e-12):
+            continue  # t in a denominator: not a linear argument
+        key = (round(slope, 12), round(intercept, 12))
+        if key in seen or (math.isclose(slope, right[0], rel_tol=1e-9) and math.isclose(intercept, right[1],
+                                                                                           rel_tol=1e-9)):
+            seen.add(key)
+            continue
+        seen.add(key)
+        form = code.replace(" * ", "·").replace("pi", "π").replace(" / ", "/").replace("( ", "(")
+        found.append((form, slope, intercept, [f"the parentheses are placed so that operator precedence computes "
+                                               f"{form}: write ((t/T + s)/(1 + s))·π/2"]))
     return found
 
 
