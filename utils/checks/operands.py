@@ -338,7 +338,33 @@ def read_operation(operation: Operation | None, sizes: dict[str, int] | None = N
     if operation.op in ("cat", "concat", "concatenate", "stack", "hstack", "vstack"):
         return None
     pair = _first_clash(operation.operands)
+    if pair and operation.op in ("mul", "multiply"):
+        table = _pairs_table_reading(*pair, sizes)
+        if table:
+            return table
     return read_broadcast(*pair, sizes=sizes, variables=operation.variables) if pair else None
+
+
+def _pairs_table_reading(a: Operand, b: Operand, sizes) -> str | None:
+    """``a * b`` of (…, n, d) and (…, m, d), n ≠ m: row i of one times row i of the other, where the table of every
+    pair (row i against row j, (…, n, m)) is a matrix product a @ bᵀ."""
+    if len(a.shape) != len(b.shape) or len(a.shape) < 2 or a.shape[-1] != b.shape[-1]:
+        return None
+    differ = [axis for axis, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
+    if differ != [len(a.shape) - 2]:
+        return None
+    n, m, d = a.shape[-2], b.shape[-2], a.shape[-1]
+    left = a.name if a.name and not a.view else "a"
+    right = b.name if b.name and not b.view else "b"
+    return (f" An elementwise product pairs row i of {_show(a, sizes)} with row i of {_show(b, sizes)} only, which "
+            f"needs as many rows on both sides: it is not the table of every pair (row i against row j). That table, "
+            f"({named_text(n, sizes)}, {named_text(m, sizes)}), is a matrix product over the shared axis of "
+            f"{named_text(d, sizes)}: {left} @ {right}.transpose(-2, -1), not ({left} * {right}).sum(-1).")
+
+
+def named_text(size: int, sizes) -> str:
+    names = [name for name, value in (sizes or {}).items() if value == size]
+    return f"{names[0]} = {size}" if names else f"{size}"
 
 
 def broadcasts(a, b) -> bool:

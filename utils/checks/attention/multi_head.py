@@ -278,6 +278,12 @@ def _heads_mistakes(same: dict, case: HeadsCase, module=None):
         yield Mistake(reference_multi_head(**same, invert_padding=True),
                       "key_padding_mask is inverted: here True marks a padded key to ignore (nn.MultiheadAttention's "
                       "convention), the opposite of a 'may attend' mask.")
+        zeroed = same["x"].masked_fill(same["key_padding_mask"][:, :, None], 0.0)
+        yield Mistake(reference_multi_head(**{**same, "x": zeroed, "key_padding_mask": None}),  # x zeroed, no mask
+                      "you zeroed the padded tokens' inputs instead of masking their keys: a zero input "
+                      "still has a key, W_K·0 + b_K = b_K (the bias), and that key is still attended to. Hide the "
+                      "padded keys in the scores, masked_fill(key_padding_mask[:, None, None, :], float('-inf')), and "
+                      "leave x as it is.")
         yield Mistake(reference_multi_head(**same, pad_queries=True),
                       "you masked padded *queries* (rows); key_padding_mask hides padded *keys* (columns): "
                       "~key_padding_mask[:, None, None, :].")

@@ -222,8 +222,13 @@ def _product_reading(product: Product, left, right, roles: Roles) -> str | None:
         return (f"{product.equation}: your {which} factor is {_said(operand, {plain}, roles)}, which needs its "
                 f"transpose, {fix}.")
     if want + TRANSPOSE in symbols:
+        result = product.equation.split("=")[0].strip()
+        elsewhere = [other.equation for other in roles.products if other is not product and
+                     want + TRANSPOSE in (other.left, other.right)]
+        belongs = f" ({want}{TRANSPOSE} belongs to {elsewhere[0]})" if elsewhere else ""
         return (f"{product.equation}: your {which} factor is {_said(operand, symbols, roles)}, transposed where "
-                f"the equation has {want}: a transpose too many.")
+                f"the equation has {want}: a transpose too many in {result}{belongs}. Drop that transpose from "
+                f"{result}.")
     if not symbols:
         return None
     got = " or ".join(sorted(symbols)) if len(symbols) <= 3 else "another tensor"
