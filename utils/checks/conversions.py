@@ -313,7 +313,7 @@ def _loop_past_end_reading(error: BaseException, sizes) -> str:
     at = f"`{variable}` = {value}" + (f" (= {' = '.join(n for n, s in (sizes or {}).items() if s == value)})"
                                       if any(s == value for s in (sizes or {}).values()) else "")
     if past:
-        stop = re.sub(r"\s*\+\s*1\b", "", stop_text) + (f", {step_text}" if step_text else "")
+        stop = re.sub(r"\s*\+\s*[\w.]+\s*$", "", stop_text) + (f", {step_text}" if step_text else "")
         return (f" A reduction ran over an empty tensor, an empty slice: your loop range(…, {stop_text}, …) goes "
                 f"one step past the end, and at {at} the block starts after the last entry. Its stop is the length "
                 f"itself, range(0, {stop}).")

@@ -1,0 +1,240 @@
+"""Chapter 01's checks on wrong answers written in round 6, of kinds that no held-out set holds: NaN made by the
+learner's own operation (a boolean mask times −inf, a ratio of exponentials the other way round, the log of weights
+that are 0), arguments that are not what the call takes (a method used without calling it, a size where an axis
+belongs, an axis listed twice, a loop one block past the end), and the families of the fourth set in other
+spellings (a power written ** 1/2, ⟨g, p⟩ as a running sum or a mean times another axis's length, the scale divided
+in backward, the /n outside the exponent, a return inside the loop, an elementwise product of q and k).
+
+``SCRATCH`` were written before this round's readings and are named by them; ``FRESH`` were written after, and are
+kept as they were named (or not) then.
+"""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from einops import rearrange
+
+from tests.checks_harness import assert_diagnoses, exercise
+from utils.checks import attention as checks
+
+
+def attention_weights(q, k, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def softmax_backward(p, grad_p):
+    return p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True))
+
+
+def dft_matrix_ok(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    angle = -2 * math.pi * torch.outer(j, j) / n
+    return torch.polar(torch.ones_like(angle), angle).to(dtype)
+
+
+def mixing_ok(x):
+    T, D = x.shape[-2:]
+    dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    return (dft_matrix_ok(T, dtype) @ x.to(dtype) @ dft_matrix_ok(D, dtype)).real.to(x.dtype)
+
+
+class _Heads(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def split(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in (q, k, v))
+
+    def finish(self, heads):
+        return self.out(rearrange(heads, "B H T Dh -> B T (H Dh)"))
+
+
+def _tiled(q, k, v, block_size, stop_extra=0, exp_ratio=False):
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2] + stop_extra, block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        correction = torch.exp(m - m_new) if not exp_ratio else torch.exp(m) / torch.exp(m_new)
+        e = torch.exp(s - m_new)
+        ell = correction * ell + e.sum(dim=-1, keepdim=True)
+        a = correction * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+    return a / ell
+
+
+# ===== written before this round's readings =======================================================================
+
+def weights_bool_mask_times_inf(q, k, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + (~mask) * float("-inf")  # "an additive mask"
+    return scores.softmax(dim=-1)
+
+
+def weights_softmax_method_not_called(q, k, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.exp / scores.exp().sum(-1, keepdim=True)
+
+
+def weights_softmax_over_d_k(q, k, mask=None):
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=d_k)
+
+
+def weights_scale_times_power(q, k, mask=None):
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) * d_k ** -1/2  # (d_k ** -1) / 2
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def weights_scale_in_parentheses(q, k, mask=None):
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / (d_k ** 1/2)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def weights_einsum_diagonal(q, k, mask=None):
+    scores = (q * k).sum(-1, keepdim=True) / math.sqrt(q.shape[-1])  # query i with key i
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def softmax_backward_torch_cumsum(p, grad_p):
+    return p * (grad_p - torch.cumsum(grad_p * p, dim=-1))
+
+
+def softmax_backward_reverse_cumsum(p, grad_p):
+    return p * (grad_p - (grad_p * p).flip(-1).cumsum(-1).flip(-1))
+
+
+def softmax_backward_mean_times_second_axis(p, grad_p):
+    return p * (grad_p - (grad_p * p).mean(dim=-1, keepdim=True) * p.shape[-2])
+
+
+def softmax_backward_axes_twice(p, grad_p):
+    return p * (grad_p - (grad_p * p).sum(dim=(-1, p.dim() - 1), keepdim=True))
+
+
+class FunctionDKDividedByScale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v):
+        p = attention_weights(q, k)
+        ctx.save_for_backward(q, k, v, p)
+        return p @ v
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, p = ctx.saved_tensors
+        scale = q.shape[-1] ** -0.5
+        grad_s = softmax_backward(p, grad_out @ v.mT)
+        return scale * grad_s @ k, grad_s.mT @ q / scale, p.mT @ grad_out
+
+
+class HeadsBoolPaddingTimesInf(_Heads):
+    def forward(self, x, causal=False, key_padding_mask=None):
+        q, k, v = self.split(x)
+        T = x.shape[1]
+        allowed = torch.ones(T, T, dtype=torch.bool)
+        if causal:
+            allowed = allowed.tril()
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        if key_padding_mask is not None:
+            scores = scores + key_padding_mask[:, None, None, :] * float("-inf")
+        return self.finish(scores.softmax(-1) @ v)
+
+
+def tiled_one_block_past(q, k, v, block_size=256):
+    return _tiled(q, k, v, block_size, stop_extra=block_size)
+
+
+def tiled_inverted_ratio(q, k, v, block_size=256):
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        correction = torch.exp(m_new) / torch.exp(m) if start else torch.zeros_like(m)
+        e = torch.exp(s - m_new)
+        ell = correction * ell + e.sum(dim=-1, keepdim=True)
+        a = correction * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+    return a / ell
+
+
+def tiled_return_in_while(q, k, v, block_size=256):
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    start = 0
+    while start < k.shape[-2]:
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        correction = torch.exp(m - m_new)
+        e = torch.exp(s - m_new)
+        ell = correction * ell + e.sum(dim=-1, keepdim=True)
+        a = correction * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+        start += block_size
+        return a / ell
+
+
+def dft_divided_by_root_outside(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    return (torch.exp(-2j * math.pi * torch.outer(j, j)) / math.sqrt(n)).to(dtype)
+
+
+SCRATCH = {
+    "1.1 a boolean mask times -inf": (checks.check_attention_weights, weights_bool_mask_times_inf,
+                                      ["0 · (−∞)", "masked_fill"]),
+    "1.1 .exp without its call": (checks.check_attention_weights, weights_softmax_method_not_called,
+                                  ["`.exp` is written without", "`.exp()`"]),
+    "1.1 softmax over dim=d_k": (checks.check_attention_weights, weights_softmax_over_d_k,
+                                 ["the size d_k", "takes an axis"]),
+    "1.1 * d_k ** -1/2": (checks.check_attention_weights, weights_scale_times_power, ["precedence", "** 0.5"]),
+    "1.1 / (d_k ** 1/2)": (checks.check_attention_weights, weights_scale_in_parentheses, ["precedence", "2/d_k"]),
+    "1.1 (q * k).sum(-1, keepdim=True)": (checks.check_attention_weights, weights_einsum_diagonal,
+                                          ["elementwise product", "every pair", "q @ k.transpose(-2, -1)"]),
+    "1.2 torch.cumsum": (checks.check_softmax_backward, softmax_backward_torch_cumsum, ["cumulative sum"]),
+    "1.2 a cumsum from the end": (checks.check_softmax_backward, softmax_backward_reverse_cumsum,
+                                  ["partial sum", "whole row"]),
+    "1.2 mean times p.shape[-2]": (checks.check_softmax_backward, softmax_backward_mean_times_second_axis,
+                                   ["mean times p.shape[", "row length"]),
+    "1.2 the last axis listed twice": (checks.check_softmax_backward, softmax_backward_axes_twice, ["listed twice"]),
+    "1.3 dK divided by the scale": (checks.check_attention_function, FunctionDKDividedByScale,
+                                    ["divided by the scale", "d_k times too large"]),
+    "1.4 a boolean padding mask times -inf": (checks.check_multi_head_attention, HeadsBoolPaddingTimesInf,
+                                              ["0 · (−∞)"]),
+    "1.5 one block past the end": (checks.check_tiled_attention, tiled_one_block_past,
+                                   ["one step past the end", "range(0, k.shape[-2], block_size)"]),
+    "1.5 e^m' / e^m": (checks.check_tiled_attention, tiled_inverted_ratio, ["e^(m − m')"]),
+    "1.5 a return inside a while loop": (checks.check_tiled_attention, tiled_return_in_while,
+                                         ["indented inside the loop", "after the loop"]),
+    "1.6 / √n outside the exponent": (checks.check_fourier_mixing, (dft_divided_by_root_outside, mixing_ok),
+                                      ["outside the exponent", "inside the exponent"]),
+}
+
+
+@pytest.mark.parametrize("key", [pytest.param(key, marks=exercise(key.split()[0])) for key in SCRATCH])
+def test_round6_scratch(key):
+    check, answer, words = SCRATCH[key]
+    assert_diagnoses(check, answer, *words)
