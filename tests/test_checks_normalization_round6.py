@@ -239,3 +239,108 @@ def test_small_readings_stay_quiet_outside_their_evidence():
     assert _complement_note(channel_partition((2, 4, 3, 3), block=2), spec) == ""   # not a set of axes
     assert count_name(18, {"N": 2, "C": 2, "H": 3, "W": 4}) == "N·H·H"
     assert count_name(17, {"N": 2, "H": 3}) is None and count_name(2.5, {"N": 2}) is None
+
+
+# ================================================================================================ fresh (after)
+class Fresh6GroupOnlyMeanDivided(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        g = x.view(N, self.num_groups, -1)
+        mean, var = g.mean(-1, keepdim=True), g.var(-1, unbiased=False, keepdim=True)
+        x_hat = (g - mean / (var + self.eps).sqrt()).view(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+Fresh6FunctionClampedInverse = function_with(
+    lambda x, eps: _centred(x, torch.rsqrt(x.var(DIMS, unbiased=False, keepdim=True)).clamp(max=eps ** -0.5)))
+
+
+class Fresh6RMSDividedByT(RMSNorm):
+    def forward(self, x):
+        ms = x.pow(2).sum(-1, keepdim=True) / x.shape[-2]   # the number of positions, not of features
+        return x * torch.rsqrt(ms + rms_eps(self, x)) * self.weight
+
+
+fresh6_backward_counts_channels = backward_with_count(lambda N, C, H, W: N * C * H * W)
+
+
+def fresh6_backward_mean_of_mean(grad_out, x_hat, weight, inv_std):
+    g = grad_out
+    mean_g = g.mean(DIMS, keepdim=True)
+    mean_gx = (g * x_hat.mean(DIMS, keepdim=True)).mean(DIMS, keepdim=True)   # x̂ averaged first
+    grad_x = per_channel(weight * inv_std) * (g - mean_g - x_hat * mean_gx)
+    return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+class Fresh6InstanceStdMeanBiased(InstanceNorm):
+    def forward(self, x):
+        std, mean = torch.std_mean(x, (2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(std + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class Fresh6ModeTable(Module):
+    def forward(self, x):
+        mode = "inference" if self.training else "training"   # the table read the wrong way
+        if mode == "inference":
+            mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+            return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            factor = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.lerp_(x.mean(DIMS), factor)
+            self.running_var.lerp_(x.var(DIMS), factor)
+        return Function.apply(x, self.weight, self.bias, self.eps)
+
+
+class Fresh6LayerPrecision(LayerNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        return (x - mean) * (1 / var + self.eps).sqrt() * self.weight + self.bias
+
+
+class Fresh6FunctionGammaFromBias(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean, var = x.mean(DIMS, keepdim=True), x.var(DIMS, unbiased=False, keepdim=True)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std.flatten())
+        ctx.gamma = bias   # meant weight
+        return x_hat * per_channel(weight) + per_channel(bias)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = backward(grad_out, x_hat, ctx.gamma, inv_std)
+        return grad_x, grad_weight, grad_bias, None
+
+
+class Fresh6GroupTableWrongDim(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        table = x.reshape(N * self.num_groups, -1)
+        mean, var = table.mean(0, keepdim=True), table.var(0, unbiased=False, keepdim=True)
+        x_hat = ((table - mean) / torch.sqrt(var + self.eps)).reshape(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+FRESH6 = [
+    ("2.6", Fresh6GroupOnlyMeanDivided, ["only μ is divided"]),
+    ("2.2", Fresh6FunctionClampedInverse, ["clamp"]),
+    ("2.7", Fresh6RMSDividedByT, ["T = "]),
+    ("2.1", fresh6_backward_counts_channels, ["N·C·H·W"]),
+    ("2.1", fresh6_backward_mean_of_mean, ["mean of the product"]),
+    ("2.5", Fresh6InstanceStdMeanBiased, ["standard deviation"]),
+    ("2.3", Fresh6ModeTable, ["running statistics", "training mode"]),
+    ("2.4", Fresh6LayerPrecision, ["precision"]),
+    ("2.2", Fresh6FunctionGammaFromBias, ["β", "where γ"]),
+    ("2.6", Fresh6GroupTableWrongDim, ["dim=1"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in FRESH6])
+def test_fresh_round6_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

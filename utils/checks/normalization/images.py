@@ -15,6 +15,7 @@ from utils.checks.normalization.partitions import (
     axes_partition,
     channel_partition,
     every_axes_partition,
+    table_columns,
 )
 from utils.checks.normalization.statistics import NormSpec
 
@@ -32,6 +33,9 @@ INSTANCE_CASES = (
 def _image_spec(x, method, equation, right: Partition, code: str, case: ImageCase, extra=()) -> NormSpec:
     candidates = _unique(every_axes_partition(tuple(x.shape), IMAGE_AXES, IMAGE_METHODS) + list(extra))
     right = next(p for p in candidates if p.same_as(right))
+    rows = "N·G" if method == "GroupNorm" else "N·C" if method == "InstanceNorm" else ""
+    columns = table_columns(right, rows)  # a flattened table reduced along the wrong dim
+    candidates = _unique(candidates + [columns]) if columns is not None else candidates
     return NormSpec(method, equation, right, code, tuple(candidates), case.eps, "the eps argument", sizes=case.sizes,
                     axes=IMAGE_AXES)
 

@@ -12,7 +12,7 @@ from utils.checks.normalization.affine import affine_probe, initial_affine_probe
 from utils.checks.normalization.cases import TrailingCase, _close, _labelled, _probe_rtol, _view, large_offset
 from utils.checks.normalization.epsilon import eps_placement_probe
 from utils.checks.normalization.inputs import _affine_parameters
-from utils.checks.normalization.partitions import axes_partition, every_axes_partition
+from utils.checks.normalization.partitions import _unique, axes_partition, every_axes_partition, table_columns
 from utils.checks.normalization.paths import Paths, _compare_input_gradient, _count_factors
 from utils.checks.normalization.precision import exchanged_statistics, large_mean_probe
 from utils.checks.normalization.source import run_learner_module
@@ -179,6 +179,8 @@ def _trailing_spec(case: TrailingCase, method: str, equation: str, eps: float, e
         known[(ndim - 1,)] = "the last axis only"
     candidates = every_axes_partition(case.shape, case.axes, known)
     right = next(p for p in candidates if p.same_as(axes_partition(case.shape, case.axes, dims)))
+    columns = table_columns(right)  # a flattened table reduced along the wrong dim
+    candidates = _unique(candidates + [columns]) if columns is not None else candidates
     return NormSpec(method, equation, right, f"dim={case.dims if len(case.dims) > 1 else case.dims[0]} (the last "
                     f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred, sizes=case.sizes,
                     axes=case.axes)

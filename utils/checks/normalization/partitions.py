@@ -87,3 +87,16 @@ def every_axes_partition(shape, names, known: dict[tuple[int, ...], str]) -> lis
 IMAGE_METHODS = {STATISTICS: "BatchNorm's set: each channel over every example", (1, 2, 3): "LayerNorm's set: "
                  "each example over every channel", (2, 3): "InstanceNorm's set: each example's channel on its own",
                  (0, 1, 2, 3): "every value at once", (0,): "the batch axis only: one μ per (c, h, w)"}
+
+
+def table_columns(right: Partition, rows_text: str = "") -> Partition | None:
+    """When each right group is a contiguous run of the flattened x (a row of x.reshape(groups, n)), the columns of
+    that table: the statistics of a reduction over dim=0 where dim=1 belongs. None when the groups are not rows."""
+    groups, size = right.groups, right.size
+    rows = torch.arange(groups).repeat_interleave(size)
+    if groups < 2 or size < 2 or not torch.equal(right.labels.reshape(-1), rows):
+        return None
+    labels = (torch.arange(right.labels.numel()) % size).reshape(right.labels.shape)
+    table = f"x.reshape({rows_text or groups}, -1)"
+    return Partition(f"dim=0 of the table {table} (down its columns, across the {groups} groups; each group is a row "
+                     f"of it, reduced over dim=1)", labels)
