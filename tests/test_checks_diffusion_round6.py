@@ -328,3 +328,122 @@ def test_non_finite_images_at_the_last_step_ask_whether_a_table_is_read_past_its
     with_origin = checks_images.nonfinite_images_problem(got, torch.zeros_like(got), context, output="mean",
                                                   origin="inf is made at line 3 by a division by zero.")
     assert "inf is made at line 3 by a division by zero" in with_origin and "padded at the end" in with_origin
+
+
+def q_sample_terms_multiplied(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 * (1 - alpha_bar_t).sqrt() * noise
+
+
+def posterior_terms_multiplied(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t) * x0
+            * alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * x_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+@pytest.mark.parametrize("wrong, check", [
+    pytest.param(q_sample_terms_multiplied, checks.check_q_sample, marks=exercise("5.2")),
+    pytest.param(posterior_terms_multiplied, checks.check_posterior_mean_variance, marks=exercise("5.3"))])
+def test_two_terms_multiplied_where_the_equation_adds_them_are_named(wrong, check):
+    assert_diagnoses(check, wrong, "you multiplied two terms", "a * typed for a +")
+
+
+# ----- A second set written after the readings, to measure them again ---------------------------------------------
+def fresh2_q_sample_variance_as_coefficient(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t) * noise
+
+
+def fresh2_posterior_variance_is_beta(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, beta_t
+
+
+def fresh2_posterior_xt_with_alpha_bar(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t = col(schedule.betas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_bar_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def fresh2_posterior_variance_unbracketed(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    mean = (alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    return mean, (1 - alpha_bar_prev) / 1 - alpha_bar_t * beta_t
+
+
+def fresh2_posterior_rooted_denominator(x0, x_t, t, schedule):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    numerator = alpha_bar_prev.sqrt() * beta_t * x0 + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t
+    mean = numerator / (1 - alpha_bar_t).sqrt()
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+
+
+def fresh2_ddpm_sigma_posterior_variance(eps, x_t, t, schedule, noise, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t - 1])
+    beta_t, alpha_t = col(schedule.betas[t - 1]), col(schedule.alphas[t - 1])
+    estimate = x0_hat(eps, x_t, alpha_bar_t, clip)
+    mean = (alpha_bar_prev.sqrt() * beta_t * estimate + alpha_t.sqrt() * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar_t)
+    variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    return mean + variance * col((t > 1).to(x_t.dtype)) * noise
+
+
+def fresh2_ddim_estimate_variance_noise(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    estimate = (x_t - (1 - alpha_bar_t) * eps) / alpha_bar_t.sqrt()
+    if clip:
+        estimate = estimate.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * estimate + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def fresh2_embedding_exponent_over_dim(t, dim):
+    half = dim // 2
+    frequencies = 10_000 ** (-torch.arange(half) / dim)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def fresh2_cosine_not_squared(T, s=0.008, max_beta=0.999):
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2)
+    alpha_bars = f / f[0]
+    return (1 - alpha_bars[1:] / alpha_bars[:-1]).clamp(max=max_beta)
+
+
+def fresh2_linear_float32(T, beta_start=1e-4, beta_end=0.02):
+    scale = 1000 / T
+    return torch.linspace(scale * beta_start, scale * beta_end, T)
+
+
+FRESH_2 = [
+    ("5.2", fresh2_q_sample_variance_as_coefficient, ["re:square root|√"]),
+    ("5.3", fresh2_posterior_variance_is_beta, ["β_t"]),
+    ("5.3", fresh2_posterior_xt_with_alpha_bar, ["re:ᾱ_t in place of α_t|√ᾱ_t in place of √α_t"]),
+    ("5.3", fresh2_posterior_variance_unbracketed, ["parentheses"]),
+    ("5.3", fresh2_posterior_rooted_denominator, ["re:square root|√\\(1 − ᾱ_t\\)"]),
+    ("5.4", fresh2_ddpm_sigma_posterior_variance, ["re:β̃|variance"]),
+    ("5.5", fresh2_ddim_estimate_variance_noise, ["re:square root|√"]),
+    ("5.6", fresh2_embedding_exponent_over_dim, ["re:d/2|half|dim"]),
+    ("5.1", with_cosine(fresh2_cosine_not_squared), ["re:cos²|squar"]),
+    ("5.1", (fresh2_linear_float32, checks.reference_cosine_schedule), ["float64"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=getattr(wrong, "__name__", None) or
+                 wrong[0].__name__) for exercise_id, wrong, words in FRESH_2])
+def test_round_6_second_fresh_wrong_answers_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

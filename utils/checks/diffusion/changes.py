@@ -360,13 +360,14 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                          f"{everywhere}: you used each where the other goes",
                          "Two variables in each other's places: check the order in which you assign them (as in "
                          "alpha_bar_t, alpha_bar_prev = alpha_bars[t], alpha_bars[t - 1]).", label)
-    for symbol, step in variables:  # one variable's square root lost (or doubled) wherever it appears
+    # one variable's square root lost (or doubled) wherever it appears: q itself, or 1 − q (a shared denominator)
+    for symbol, step, one_minus in dict.fromkeys((f.symbol, f.step, f.one_minus) for f in factors):
         for scale, words in ((2.0, "without its square root"), (0.5, "with a square root too many")):
-            powered = [f for f in factors if (f.symbol, f.step) == (symbol, step) and not f.one_minus
-                       and abs(f.power) == (0.5 if scale == 2.0 else 1.0)]
-            if powered:
+            powered = [f for f in factors if (f.symbol, f.step, f.one_minus) == (symbol, step, one_minus)
+                       and abs(f.power) == (0.5 if scale == 2.0 else 1.0) and f.inner == 1]
+            if powered and (not one_minus or len(powered) > 1):  # one factor alone is a change of its own part
                 yield Change(rewrite(lambda f: replace(f, power=f.power * scale) if f in powered else f),
-                             f"{where}you used {shown(symbol, step)} {words}{everywhere} "
+                             f"{where}you used {powered[0].base_text()} {words}{everywhere} "
                              f"({replace(powered[0], power=powered[0].power * scale).text()} in place of "
                              f"{powered[0].text()})",
                              _why_power(powered[0].power, powered[0].power * scale, powered[0]), label)

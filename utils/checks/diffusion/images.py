@@ -168,7 +168,8 @@ def linear_probe(model: Model, context: StepContext, basis: dict[str, torch.Tens
         coefficients = fit_per_image(got, basis)
         if coefficients is None:
             return varying_axis_problem(got, basis, what=f"the coefficients of your {output}") or \
-                affine_problem(model, context, got, basis, output=output, names=names)
+                affine_problem(model, context, got, basis, output=output, names=names) or \
+                multiplied_not_added(model, context, got, basis, names=names)
         return explain_coefficients(model, context, coefficients, output=f"your {output}", names=names)
     return probe
 
@@ -204,6 +205,26 @@ def affine_problem(model: Model, context: StepContext, got: torch.Tensor, basis:
             return (f"your code uses {used} in place of {names[key]} at every image: {names[key]} was rescaled "
                     f"inside it. The images are already in [−1, 1] (the checks pass them so, and so does the "
                     f"chapter's data): use {names[key]} as it is given.")
+    return None
+
+
+def multiplied_not_added(model: Model, context: StepContext, got: torch.Tensor, basis: dict[str, torch.Tensor], *,
+                         names: dict[str, str]) -> str | None:
+    """Two terms of the equation multiplied where it adds them (``a * x0 * b * noise``, a * typed for a +): the
+    output is c·(x·y) per image, plus the other terms, with c the product of the two coefficients. Read for the
+    equations whose parts are the inputs' coefficients (q_sample, the posterior mean)."""
+    if model.terms is not None or len(basis) < 2:
+        return None
+    expected = model.evaluate(context)
+    for first, second in itertools.combinations(basis, 2):
+        others = {k: v for k, v in basis.items() if k not in (first, second)}
+        fit = fit_per_image(got, {"product": basis[first] * basis[second], **others})
+        if fit is None or not close(fit["product"], expected[first] * expected[second]) or \
+                not all(close(fit[k], expected[k]) for k in others):
+            continue
+        a, b = (model.expected_text(k) for k in (first, second))
+        return (f"you multiplied two terms that {model.equation} adds: your code computes {a}·{names[first]} · "
+                f"{b}·{names[second]} where it has {a}·{names[first]} + {b}·{names[second]} — a * typed for a +.")
     return None
 
 
