@@ -344,3 +344,33 @@ FRESH6 = [
     for exercise_id, wrong, words in FRESH6])
 def test_fresh_round6_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+class UnbiasedInTraining(Module):
+    """Normalises with the unbiased variance: where momentum=None makes the first update copy the batch's
+    statistics, the buffers equal what it divides by, and no running-statistics reading may claim it."""
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            factor = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.lerp_(x.mean(DIMS), factor)
+            self.running_var.lerp_(x.var(DIMS), factor)
+        mean, var = x.mean(DIMS, keepdim=True), x.var(DIMS, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+@exercise("2.3")
+def test_running_statistics_reading_needs_buffers_unlike_the_batch():
+    from utils.checks.normalization.running import running_in_training_probe
+    x = torch.randn(4, 3, 2, 2)
+    batch = {"running_mean": x.mean(DIMS), "running_var": x.var(DIMS)}   # momentum 1: the batch's own
+    module = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        module.running_mean.copy_(batch["running_mean"])
+        module.running_var.copy_(batch["running_var"])
+    unbiased = (x - x.mean(DIMS, keepdim=True)) / torch.sqrt(x.var(DIMS, keepdim=True) + 1e-5)
+    assert running_in_training_probe(x, batch, module, 1e-5)(unbiased) is None
+    message = assert_diagnoses(checks.check_batch_norm_module, UnbiasedInTraining, "unbiased")
+    assert "running statistics" not in message
