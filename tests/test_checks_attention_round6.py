@@ -238,3 +238,133 @@ SCRATCH = {
 def test_round6_scratch(key):
     check, answer, words = SCRATCH[key]
     assert_diagnoses(check, answer, *words)
+
+
+# ===== written after this round's readings: kept as they were named (or not) then ================================
+
+def weights_mask_after_softmax(q, k, mask=None):
+    p = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    return p * mask if mask is not None else p  # hidden keys zeroed, the rest not renormalised
+
+
+def weights_sqrt_not_called(q, k, mask=None):
+    d_k = torch.tensor(float(q.shape[-1]))
+    scores = q @ k.transpose(-2, -1) / d_k.sqrt
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def weights_max_over_both_last(q, k, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores - scores.amax(dim=(-1, 3), keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+
+
+def softmax_backward_sum_times_rows_over_T(p, grad_p):
+    total = (grad_p * p).sum(-1, keepdim=True) * p.shape[0] / p.shape[-1]
+    return p * (grad_p - total)
+
+
+def softmax_backward_cummax(p, grad_p):
+    return p * (grad_p - (grad_p * p).cumsum(dim=-1).amax(-1, keepdim=True))
+
+
+class FunctionDQScaleDivided(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v):
+        p = attention_weights(q, k)
+        ctx.save_for_backward(q, k, v, p)
+        return p @ v
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, p = ctx.saved_tensors
+        c = 1 / math.sqrt(q.shape[-1])
+        grad_s = softmax_backward(p, grad_out @ v.mT)
+        return grad_s @ k / c, grad_s.mT @ q / c, p.mT @ grad_out
+
+
+class HeadsSoftmaxOverHeads(_Heads):
+    def forward(self, x, causal=False, key_padding_mask=None):
+        q, k, v = self.split(x)
+        T = x.shape[1]
+        allowed = torch.ones(T, T, dtype=torch.bool)
+        if causal:
+            allowed = allowed.tril()
+        if key_padding_mask is not None:
+            allowed = allowed & ~key_padding_mask[:, None, None, :]
+        scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+        return self.finish(scores.softmax(dim=self.n_heads) @ v)
+
+
+def tiled_range_plus_one_block(q, k, v, block_size=256):
+    n_blocks = math.ceil(k.shape[-2] / block_size)
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for b in range(n_blocks + 1):
+        start = b * block_size
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        correction = torch.exp(m - m_new)
+        e = torch.exp(s - m_new)
+        ell = correction * ell + e.sum(dim=-1, keepdim=True)
+        a = correction * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+    return a / ell
+
+
+def tiled_sum_started_at_zero_divided_early(q, k, v, block_size=256):
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        correction = torch.exp(m - m_new)
+        e = torch.exp(s - m_new)
+        a = (correction * a * ell + e @ v[..., start:start + block_size, :]) / ell  # normalised as it goes
+        ell = correction * ell + e.sum(dim=-1, keepdim=True)
+        m = m_new
+    return a
+
+
+def dft_no_division_at_all(n, dtype=torch.complex64):
+    j = torch.arange(n, dtype=torch.float64)
+    return torch.exp(-2j * math.pi * torch.outer(j, j)).to(dtype)
+
+
+FRESH = {
+    "1.1 the mask applied after the softmax": (checks.check_attention_weights, weights_mask_after_softmax),
+    "1.1 d_k.sqrt without its call": (checks.check_attention_weights, weights_sqrt_not_called),
+    "1.1 the max over dim=(-1, 3)": (checks.check_attention_weights, weights_max_over_both_last),
+    "1.2 the total times B / T": (checks.check_softmax_backward, softmax_backward_sum_times_rows_over_T),
+    "1.2 the largest partial sum": (checks.check_softmax_backward, softmax_backward_cummax),
+    "1.3 dQ and dK divided by c": (checks.check_attention_function, FunctionDQScaleDivided),
+    "1.4 softmax over dim=n_heads": (checks.check_multi_head_attention, HeadsSoftmaxOverHeads),
+    "1.5 range(n_blocks + 1)": (checks.check_tiled_attention, tiled_range_plus_one_block),
+    "1.5 divided by ℓ = 0 at the first block": (checks.check_tiled_attention, tiled_sum_started_at_zero_divided_early),
+    "1.6 no /n anywhere": (checks.check_fourier_mixing, (dft_no_division_at_all, mixing_ok)),
+}
+
+FRESH_WORDS = {  # None: not named when written (rejected, with a message that does not name the mistake)
+    "1.1 the mask applied after the softmax": ["after the softmax", "*before* the softmax"],
+    "1.1 d_k.sqrt without its call": ["`.sqrt` is written without"],
+    "1.1 the max over dim=(-1, 3)": ["listed twice", "3 and -1 are the same axis"],
+    "1.2 the total times B / T": ["p.shape[0] = 2", "row length"],
+    "1.2 the largest partial sum": None,
+    "1.3 dQ and dK divided by c": ["divided by the scale"],
+    "1.4 softmax over dim=n_heads": None,
+    "1.5 range(n_blocks + 1)": ["one step past the end", "range(0, n_blocks)"],
+    "1.5 divided by ℓ = 0 at the first block": ["division by zero", "`ell` (= ℓ"],
+    "1.6 no /n anywhere": ["−2π jk/n"],
+}
+
+
+@pytest.mark.parametrize("key", [pytest.param(key, marks=exercise(key.split()[0])) for key in FRESH])
+def test_round6_fresh(key):
+    check, answer = FRESH[key]
+    assert_diagnoses(check, answer, *(FRESH_WORDS[key] or ["re:."]))

@@ -185,7 +185,7 @@ def compare_answer(exercise: Exercise, got, expected: torch.Tensor, case: Case, 
         # the operation of their code that made the first NaN/inf, when it can be read, says more than any guess
         origin = nonfinite_origin(exercise.id, case, "NaN" if torch.isnan(got).any() else "inf", generic=False)
         message = nonfinite(got) if callable(nonfinite) else nonfinite
-        message = origin if decisive(origin) else " ".join(filter(None, (message, origin)))
+        message = origin if decisive(origin) else " ".join(filter(None, (origin, message)))  # the fact, then why
         if message:
             raise exercise.fail(message, case=case, name=name)
     exercise.compare(got, expected, case=case, equation=equation, name=name, axes=axes, **kwargs)
