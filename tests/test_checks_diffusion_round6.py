@@ -447,3 +447,27 @@ FRESH_2 = [
                  wrong[0].__name__) for exercise_id, wrong, words in FRESH_2])
 def test_round_6_second_fresh_wrong_answers_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+def embedding_log_left_out(t, dim):  # e^(−10000·i/half): 1, 0, 0, … as integer frequencies would be
+    half = dim // 2
+    frequencies = torch.exp(-10_000 * torch.arange(half) / half)
+    angles = t.float()[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@exercise("5.6")
+def test_frequencies_that_are_1_0_0_name_both_integer_truncation_and_underflow():
+    assert_diagnoses(checks.check_sinusoidal_embedding, embedding_log_left_out, "integer dtype",
+                     "the log of 10000 left out", "check which your code has")
+
+
+def q_sample_noise_multiplies_the_bracket(x0, t, noise, schedule):
+    alpha_bar_t = col(schedule.alpha_bars[t - 1])
+    return (alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt()) * noise
+
+
+@exercise("5.2")
+def test_an_input_multiplying_the_whole_bracket_is_named():
+    assert_diagnoses(checks.check_q_sample, q_sample_noise_multiplies_the_bracket, "a parenthesis is misplaced",
+                     "(√ᾱ_t·x_0 + √(1 − ᾱ_t))·ε")

@@ -217,7 +217,10 @@ def _frequency_problem(mine: torch.Tensor, want: torch.Tensor, half: int) -> str
     if torch.allclose(mine, want.trunc(), rtol=1e-2, atol=1e-6):  # 1, 0, 0, …: the fractions cut off
         return (f"{head}: they are eq. (5.17)'s truncated to whole numbers — an integer dtype somewhere: the "
                 f"frequencies (or the angles) were made int64 (.to(t.dtype), .long(), an integer torch.arange in a "
-                f"power). Convert t to float first, t.float()[:, None] * frequencies[None, :], and keep ω float.")
+                f"power). Convert t to float first, t.float()[:, None] * frequencies[None, :], and keep ω float"
+                + (". Or the frequencies after ω_0 underflow to 0: e^(−10000·i/(d/2)), the log of 10000 left out of "
+                   "torch.exp — 1, 0, 0, … either way, so check which your code has." if bool((mine[1:] == 0).all())
+                   else "."))
     if torch.allclose(mine, want.flip(0), rtol=1e-2, atol=1e-6):
         return f"{head}: the frequencies are in reverse order; ω_0 = 1 comes first, falling to ≈ 1/10000."
     factor = (mine / want).mean().item()

@@ -210,21 +210,28 @@ def affine_problem(model: Model, context: StepContext, got: torch.Tensor, basis:
 
 def multiplied_not_added(model: Model, context: StepContext, got: torch.Tensor, basis: dict[str, torch.Tensor], *,
                          names: dict[str, str]) -> str | None:
-    """Two terms of the equation multiplied where it adds them (``a * x0 * b * noise``, a * typed for a +): the
-    output is c·(x·y) per image, plus the other terms, with c the product of the two coefficients. Read for the
-    equations whose parts are the inputs' coefficients (q_sample, the posterior mean)."""
+    """A product of two inputs x·y in the output, read against the equation a·x + b·y (+ the other terms): the two
+    terms multiplied, a·x·b·y (a * typed for a +), or y multiplying the whole bracket, (a·x + b)·y (a parenthesis
+    closed after b). Read for the equations whose parts are the inputs' coefficients (q_sample, the posterior)."""
     if model.terms is not None or len(basis) < 2:
         return None
     expected = model.evaluate(context)
-    for first, second in itertools.combinations(basis, 2):
+    for first, second in itertools.permutations(basis, 2):
         others = {k: v for k, v in basis.items() if k not in (first, second)}
-        fit = fit_per_image(got, {"product": basis[first] * basis[second], **others})
-        if fit is None or not close(fit["product"], expected[first] * expected[second]) or \
-                not all(close(fit[k], expected[k]) for k in others):
+        fit = fit_per_image(got, {"product": basis[first] * basis[second], **basis})
+        if fit is None or not all(close(fit[k], expected[k]) for k in others):
             continue
         a, b = (model.expected_text(k) for k in (first, second))
-        return (f"you multiplied two terms that {model.equation} adds: your code computes {a}·{names[first]} · "
-                f"{b}·{names[second]} where it has {a}·{names[first]} + {b}·{names[second]} — a * typed for a +.")
+        x, y = names[first], names[second]
+        zero = torch.zeros_like(fit["product"])
+        if first < second and close(fit["product"], expected[first] * expected[second]) and \
+                close(fit[first], zero) and close(fit[second], zero):
+            return (f"you multiplied two terms that {model.equation} adds: your code computes {a}·{x} · {b}·{y} "
+                    f"where it has {a}·{x} + {b}·{y} — a * typed for a +.")
+        if close(fit["product"], expected[first]) and close(fit[second], expected[second]) and \
+                close(fit[first], zero):
+            return (f"a parenthesis is misplaced: your code computes ({a}·{x} + {b})·{y}, where {model.equation} has "
+                    f"{a}·{x} + {b}·{y} — {y} multiplies the whole bracket instead of {b} alone.")
     return None
 
 
