@@ -270,7 +270,7 @@ def test_backward_reference_passes():
     (backward_in_float32, ["dtype", "float64"]),
     (backward_nan, ["re:NaN|division by zero"]),  # core reads the op that made it (round 6)
     (backward_variance_path_twice, ["path through σ² (eq. (2.5)) is 2", "a factor 2 too many"]),
-    (backward_variance_path_from_x_hat_squared, ["wrong component along x̂", "the variance term"]),
+    (backward_variance_path_from_x_hat_squared, ["x̂·mean(g·x̂²)", "in place of −γ·s·x̂·mean(g·x̂)"]),
     (backward_means_over_every_value, ["over (N, C, H, W) (every value at once)", "(0, 2, 3)"]),
     (backward_divide_by_m_minus_1, ["divides by m − 1 = 99, instead of m = N·H·W = 100", "plain means"]),
     (backward_s_missing_on_the_mean_term, ["path through μ (eq. (2.6)) has the wrong factor in each channel",

@@ -374,3 +374,46 @@ def test_running_statistics_reading_needs_buffers_unlike_the_batch():
     assert running_in_training_probe(x, batch, module, 1e-5)(unbiased) is None
     message = assert_diagnoses(checks.check_batch_norm_module, UnbiasedInTraining, "unbiased")
     assert "running statistics" not in message
+
+
+# ================================================================================================ after the fresh ones
+def extra_backward_x_hat_squared(grad_out, x_hat, weight, inv_std):
+    g = grad_out
+    mean_g, mean_gx = g.mean(DIMS, keepdim=True), (g * x_hat).mean(DIMS, keepdim=True)
+    return per_channel(weight * inv_std) * (g - mean_g - x_hat ** 2 * mean_gx), (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+class ExtraInstanceEpsOnOutput(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        return ((x - mean) / var.sqrt() + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ExtraGroupEpsOnOutput(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        g = x.view(N, self.num_groups, -1)
+        mean, var = g.mean(-1, keepdim=True), g.var(-1, unbiased=False, keepdim=True)
+        x_hat = ((g - mean) / torch.sqrt(var) + self.eps).view(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ExtraRMSRootTwice(RMSNorm):
+    def forward(self, x):
+        rms = x.pow(2).mean(trailing(self), keepdim=True).sqrt()
+        return x / torch.sqrt(rms + rms_eps(self, x)) * self.weight
+
+
+EXTRA = [
+    ("2.1", extra_backward_x_hat_squared, ["x̂²·mean(g·x̂)", "in place of −γ·s·x̂·mean(g·x̂)"]),
+    ("2.5", ExtraInstanceEpsOnOutput, ["ε is added to the output", "under the root"]),
+    ("2.6", ExtraGroupEpsOnOutput, ["ε is added to the output", "under the root"]),
+    ("2.7", ExtraRMSRootTwice, ["root taken twice"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=wrong.__name__)
+    for exercise_id, wrong, words in EXTRA])
+def test_extra_round6_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

@@ -29,6 +29,8 @@ def eps_placement_probe(exercise: Exercise, run: Callable, x: torch.Tensor, spec
             fitting = eps_forms_fitting(spread, exercise.call(run, spread, case=case), forms, spec)
             common = fitting if common is None else common & fitting
             span += [low, high]
+        if common == {"no eps", "shifted"}:  # (x − μ)/√σ² + ε: ε moved out of the root onto the output
+            common = {"shifted"}
         if common is None or len(common) != 1 or "inside" in common:
             return None
         return eps_placement_message(next(iter(common)), spec, min(span), max(span))

@@ -55,8 +55,14 @@ class Paths:
         else:
             h, scale, g_text = self.g, self.gamma * self.s, "g"
         prefix = "s·" if self.gamma_inside else "γ·s·"
-        return {"x̂·mean(g)": (scale * self.x_hat * P.mean(h), f"{prefix}x̂·mean({g_text})"),
-                "mean(g·x̂)": (scale * P.mean(h * self.x_hat), f"{prefix}mean({g_text}·x̂)")}
+        x_hat = self.x_hat
+        return {"x̂·mean(g)": (scale * x_hat * P.mean(h), f"{prefix}x̂·mean({g_text})"),
+                "mean(g·x̂)": (scale * P.mean(h * x_hat), f"{prefix}mean({g_text}·x̂)"),
+                # a power too many: x̂ squared outside the mean, or inside it
+                "x̂²·mean(g·x̂)": (scale * x_hat ** 2 * P.mean(h * x_hat), f"{prefix}x̂²·mean({g_text}·x̂) (x̂ squared "
+                                                                          f"where the term has x̂ once)"),
+                "x̂·mean(g·x̂²)": (scale * x_hat * P.mean(h * x_hat ** 2), f"{prefix}x̂·mean({g_text}·x̂²) (x̂ squared "
+                                                                          f"inside the mean, where it has g·x̂)")}
 
 
 _PATH_NAMES = {"direct": "the direct path (through x̂)", "mean": "the path through μ (eq. (2.6))",

@@ -83,6 +83,7 @@ _MOMENTS = {
     "unbiased about your μ": "the unbiased variance (÷ (n − 1), what torch.var and x.var() give by default)",
     "standard deviation": _STD_AS_VARIANCE,
     "unbiased standard deviation": _STD_AS_VARIANCE.replace("σ = ", "the unbiased σ = "),
+    "root mean square": "the root mean square √mean(x²) used as the mean square, √(rms + ε) — the root taken twice",
 }
 _EPS_ON_PRECISION = ("ε is added to the precision 1/σ² under the root, √(1/σ² + ε): add it to σ² instead, "
                      "1/√(σ² + ε)")
@@ -121,6 +122,8 @@ def _moment(x: torch.Tensor, partition: Partition, kind: str, mu: torch.Tensor |
         return partition.mean(x.abs()) ** 2
     if kind == "squared mean":  # the mean and the square in the wrong order
         return partition.mean(x) ** 2
+    if kind == "root mean square":  # RMSNorm's rms taken for mean(x²)
+        return partition.mean(x * x).sqrt()
     if kind.endswith("standard deviation"):  # torch.std_mean's std taken for the variance
         variance = _moment(x, partition, "unbiased" if kind.startswith("unbiased") else "variance")
         return None if variance is None else variance.sqrt()
@@ -575,8 +578,11 @@ def eps_blind_forms(x: torch.Tensor, y: torch.Tensor, spec: NormSpec) -> list[st
         return None
     mu = -fit.b / fit.a
     mean = _which_mean(x, mu, spec, rtol)
-    if mean != (spec.partition if spec.centred else "zero"):
+    shifted_by_eps = _close(fit.b + fit.a * _centre(x, spec), torch.full_like(x, spec.eps), 0.05)
+    if mean != (spec.partition if spec.centred else "zero") and not shifted_by_eps:
         return None
+    if shifted_by_eps:  # the right μ, with ε added to the output: the factor is read about it
+        mu = _centre(x, spec)
     scale = _which_scale(x, fit.a, spec, rtol, mu)
     if scale is None or not scale.partition.same_as(spec.partition) or not _eps_blind(scale) or \
             scale.moment != ("variance" if spec.centred else "mean square"):
@@ -608,14 +614,21 @@ def eps_forms_fitting(x2: torch.Tensor, y2, forms: list[str], spec: NormSpec) ->
     if fit.residual > 1e-3:
         return set()
     M = _moment(xd, spec.partition, "variance" if spec.centred else "mean square")
-    return {form for form in ["inside", *forms]  # each group's factor on its own: they span many decades
-            if ((fit.a - (want := _FORMS[form][0](M, spec.eps))).abs() / want.abs()).max().item() < rtol}
+    fitting = {form for form in ["inside", *forms]  # each group's factor on its own: they span many decades
+               if ((fit.a - (want := _FORMS[form][0](M, spec.eps))).abs() / want.abs()).max().item() < rtol}
+    shift = fit.b + fit.a * _centre(xd, spec)  # what is added after normalising: ε itself, (x − μ)/√σ² + ε?
+    noise = 100 * torch.finfo(x2.dtype).eps * yd.abs().max().item()
+    if spec.eps > 20 * noise and (shift - spec.eps).abs().max().item() <= max(0.05 * spec.eps, noise):
+        fitting.add("shifted")
+    return fitting
 
 
 def eps_placement_message(form: str, spec: NormSpec, low: float, high: float) -> str:
     """The place of ε read from the spread inputs, said with its fix."""
     statistic = "σ²" if spec.centred else "mean(x²)"
-    said = (f"ε is missing under the square root (or far too small): divide by √({statistic} + ε)"
+    said = (f"ε is added to the output after normalising, {'(x − μ)' if spec.centred else 'x'}/√{statistic} + ε: "
+            f"it belongs under the root, divide by √({statistic} + ε)" if form == "shifted" else
+            f"ε is missing under the square root (or far too small): divide by √({statistic} + ε)"
             if form == "no eps" else _FORMS[form][1])
     if not spec.centred:
         said = said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)")
