@@ -471,3 +471,18 @@ def q_sample_noise_multiplies_the_bracket(x0, t, noise, schedule):
 def test_an_input_multiplying_the_whole_bracket_is_named():
     assert_diagnoses(checks.check_q_sample, q_sample_noise_multiplies_the_bracket, "a parenthesis is misplaced",
                      "(√ᾱ_t·x_0 + √(1 − ᾱ_t))·ε")
+
+
+def ddim_estimate_roots_as_power_half(eps, x_t, t, t_prev, schedule, clip=True):
+    alpha_bars = padded(schedule)
+    alpha_bar_t, alpha_bar_prev = col(alpha_bars[t]), col(alpha_bars[t_prev])
+    estimate = (x_t - (1 - alpha_bar_t) ** 1/2 * eps) / alpha_bar_t ** 1/2
+    if clip:
+        estimate = estimate.clamp(-1, 1)
+    return alpha_bar_prev.sqrt() * estimate + (1 - alpha_bar_prev).sqrt() * eps
+
+
+@exercise("5.5")
+def test_a_divisor_written_q_power_half_divides_by_q_and_then_by_2():
+    assert_diagnoses(checks.check_ddim_step, ddim_estimate_roots_as_power_half, "every square root is written",
+                     "`/ ᾱ_t ** 1/2` divides by ᾱ_t and then by 2", "`(1 − ᾱ_t) ** 1/2` is (1 − ᾱ_t)/2")

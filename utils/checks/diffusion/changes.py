@@ -215,24 +215,50 @@ def _inside_bracket_changes(model: Model) -> Iterator[Change]:
                              model.group_of(name))
 
 
+def _power_precedence_readings(factor: Factor) -> list[tuple[float, str]]:
+    """How ``q ** 1/2`` reads where √q belongs, as (scale of the coefficient, the code in words): ** binds tighter
+    than /, so ``q ** 1/2`` is q/2 and ``q ** -1/2`` is q⁻¹/2 (both halve), while ``x / q ** 1/2`` in a part the
+    equation divides by (x̂_0's √ᾱ_t) divides by q and then by 2 — that part doubles."""
+    q = factor.base_text()
+    if factor.power < 0:
+        return [(0.5, f"`{q} ** -1/2` (or `/ {q} ** 1/2`) is {q}⁻¹/2")]
+    return [(0.5, f"`{q} ** 1/2` is {q}/2"), (2.0, f"`/ {q} ** 1/2` divides by {q} and then by 2")]
+
+
 def _power_precedence_changes(model: Model) -> Iterator[Change]:
-    """A square root written ``q ** 1/2`` (or ``q ** -1/2``): ** binds tighter than /, so the code computes q/2
-    (q^−1/2, i.e. 1/(2q)) — the factor without its root, and the coefficient halved (doubled in a divisor)."""
+    """A square root written ``q ** 1/2`` (see :func:`_power_precedence_readings`): the factor without its root,
+    and the coefficient halved (or, as a divisor, doubled)."""
     for name, formula in model.parts.items():
         for i, factor in enumerate(formula.factors):
             if abs(factor.power) != 0.5 or factor.symbol == LAST or factor.inner != 1:
                 continue
             unrooted = replace(factor, power=2 * factor.power)
-            scale = 0.5 if factor.power > 0 else 2.0
-            wrong = replace(formula, factors=formula.factors[:i] + (unrooted,) + formula.factors[i + 1:],
-                            sign=formula.sign * scale)
-            code = f"{factor.base_text()} ** {'-' if factor.power < 0 else ''}1/2"
-            meant = f"{factor.base_text()}{'/2' if factor.power > 0 else '⁻¹/2'}"
-            yield Change({**model.parts, name: wrong},
-                         f"{model.labels[name]} is {scale:g} × {replace(wrong, sign=formula.sign)} instead of "
-                         f"{formula}: `{code}` computes {meant}, not {factor.text()}",
-                         "Operator precedence: ** binds tighter than /, so `q ** 1/2` is (q ** 1)/2. Write "
-                         "q ** 0.5, or .sqrt().", model.group_of(name))
+            for scale, code in _power_precedence_readings(factor):
+                wrong = replace(formula, factors=formula.factors[:i] + (unrooted,) + formula.factors[i + 1:],
+                                sign=formula.sign * scale)
+                yield Change({**model.parts, name: wrong},
+                             f"{model.labels[name]} is {scale:g} × {replace(wrong, sign=formula.sign)} instead of "
+                             f"{formula}: {code}, not {factor.text()}",
+                             "Operator precedence: ** binds tighter than /, so `q ** 1/2` is (q ** 1)/2. Write "
+                             "q ** 0.5, or .sqrt().", model.group_of(name))
+
+
+def _every_root_written_as_power_half(model: Model, members: tuple[str, ...]) -> Iterator[tuple[dict, str]]:
+    """Every square root of ``members`` written ``q ** 1/2``, each read either way it can be (at most three roots:
+    2³ readings): (the rewritten parts, what the code computes)."""
+    rooted = [(name, f) for name in members for f in model.parts[name].factors if abs(f.power) == 0.5
+              and f.symbol != LAST and f.inner == 1]
+    if len({name for name, _ in rooted}) < 2 or len(rooted) > 3:
+        return
+    for readings in itertools.product(*(_power_precedence_readings(f) for _, f in rooted)):
+        parts = {}
+        for name in members:
+            formula = model.parts[name]
+            chosen = [(f, scale) for (n, f), (scale, _) in zip(rooted, readings) if n == name]
+            parts[name] = replace(formula, factors=tuple(replace(f, power=2 * f.power) if any(f == c for c, _ in chosen)
+                                                         else f for f in formula.factors),
+                                  sign=formula.sign * math.prod(scale for _, scale in chosen))
+        yield parts, ", ".join(dict.fromkeys(code for _, code in readings))
 
 
 def _moved_root_changes(model: Model) -> Iterator[Change]:
@@ -391,18 +417,9 @@ def _group_changes(model: Model, group: str, members: tuple[str, ...]) -> Iterat
                          f"and α_{{t{offset:+d}}} in place of β_t and α_t){everywhere}",
                          "betas and alphas hold step t at index t − 1 (betas[t - 1] is β_t); only a padded "
                          "alpha_bars, with ᾱ_0 = 1 in front, is indexed by t itself.", label)
-    rooted = [(name, f) for name in members for f in model.parts[name].factors if abs(f.power) == 0.5
-              and f.symbol != LAST and f.inner == 1]
-    if len({name for name, _ in rooted}) > 1:  # every square root written `q ** 1/2`: q/2
-        halved = {name: replace(model.parts[name], factors=tuple(replace(f, power=2 * f.power) if (name, f) in rooted
-                                                                 else f for f in model.parts[name].factors),
-                                sign=model.parts[name].sign * math.prod(0.5 if f.power > 0 else 2.0
-                                                                        for n, f in rooted if n == name))
-                  for name in members}
-        shown_roots = ", ".join(dict.fromkeys(f"`{f.base_text()} ** {'-' if f.power < 0 else ''}1/2` is "
-                                              f"{f.base_text()}{'/2' if f.power > 0 else '⁻¹/2'}" for _, f in rooted))
+    for halved, codes in _every_root_written_as_power_half(model, members):  # every √q written `q ** 1/2`
         yield Change({**model.parts, **halved},
-                     f"{where}every square root is written `q ** 1/2`{everywhere}: {shown_roots}, not its square root",
+                     f"{where}every square root is written `q ** 1/2`{everywhere}: {codes}, not its square root",
                      "Operator precedence: ** binds tighter than /, so `q ** 1/2` is (q ** 1)/2. Write q ** 0.5, or "
                      ".sqrt().", label)
     if sum(f.symbol == "ᾱ" for f in factors) > 1:  # the ᾱ table alone misaligned: padded at the wrong end
