@@ -219,3 +219,29 @@ def test_overflow_reading_names_the_limit_of_the_dtype():
     births = trace_nonfinite(lambda x: torch.exp(x * 400), (X.double(),), {})
     assert "709.8" in origin_reading(births, "inf")
     assert math.isfinite(float(X.max()))
+
+
+class _RootBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs().sqrt()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 0.5 / x.abs().sqrt() * x.sign()  # 1/√|x| at x = 0: inf, then 0 · inf
+
+
+class _Root(nn.Module):
+    def forward(self, x):
+        return _RootBackward.apply(x)
+
+
+def test_a_nan_made_in_the_backward_pass_is_read_at_its_origin():
+    from utils.checks.core import nonfinite_origin, run_module
+    case = Case("a zero input")
+    run = run_module(EX, _Root(), torch.tensor([[0.0, 1.0, 4.0]]), case=case)
+    assert torch.isnan(run.input_grad).any()
+    reading = nonfinite_origin(EX.id, case)
+    assert "division by zero" in reading and "0 · ∞" in reading and "x.abs().sqrt()" in reading

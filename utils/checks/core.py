@@ -1193,6 +1193,7 @@ def run_module(exercise: Exercise, module: torch.nn.Module, x: torch.Tensor, gra
     x = x.detach().clone().requires_grad_()
     for parameter in module.parameters():
         parameter.grad = None
+    state = module_state(module)  # for reading a NaN/inf of the backward pass at its origin
     out = exercise.call(module, x, what=f"{type(module).__name__}.forward", case=case, **kwargs)
     if not isinstance(out, torch.Tensor):
         raise exercise.fail(f"forward returned a {type(out).__name__}, not a tensor. Did you forget to return it?",
@@ -1205,9 +1206,35 @@ def run_module(exercise: Exercise, module: torch.nn.Module, x: torch.Tensor, gra
         grad_out = exercise.randn(*out.shape, key=("grad_out", case.label if case else ""), dtype=out.dtype)
     if out.shape == grad_out.shape:
         exercise.call(out.backward, grad_out, what=f"{type(module).__name__} (its backward pass)", case=case)
+        _trace_backward(exercise, module, x, grad_out, out, state, case, kwargs)
     return ModuleRun(out.detach(), x.grad,
                      {name: p.grad for name, p in module.named_parameters()},
                      {name: b.detach().clone() for name, b in module.named_buffers()})
+
+
+def _trace_backward(exercise: Exercise, module, x, grad_out, out, state, case, kwargs) -> None:
+    """A backward pass that made NaN/inf in a gradient from a finite output: run forward and backward once more
+    (on a copy of the module, from its state before the forward) under the watch of :mod:`utils.checks.origins`,
+    so that the gradient's comparison can say where."""
+    grads = [x.grad, *(p.grad for p in module.parameters())]
+    if not torch.isfinite(out).all() or all(g is None or torch.isfinite(g).all() for g in grads):
+        return
+    both = _ForwardBackward(module, grad_out, kwargs)
+    again = x.detach().clone().requires_grad_()
+    births = trace_nonfinite(both, (again,), {}, {f"module.{name}": t for name, t in (state or {}).items()})
+    if births:
+        _BIRTHS[(exercise.id, case.label if case else None)] = births
+
+
+class _ForwardBackward(torch.nn.Module):
+    """One forward and backward of ``module`` as one call (a module, so the trace runs it on a copy)."""
+
+    def __init__(self, module: torch.nn.Module, grad_out: torch.Tensor, kwargs: dict):
+        super().__init__()
+        self.module, self.grad_out, self.kwargs = module, grad_out, kwargs
+
+    def forward(self, x):
+        self.module(x, **self.kwargs).backward(self.grad_out)
 
 
 def copy_parameters(source: torch.nn.Module, target: torch.nn.Module, exercise: Exercise,
