@@ -368,3 +368,9 @@ FRESH_WORDS = {  # None: not named when written (rejected, with a message that d
 def test_round6_fresh(key):
     check, answer = FRESH[key]
     assert_diagnoses(check, answer, *(FRESH_WORDS[key] or ["re:."]))
+
+
+@exercise("1.4")
+def test_a_softmax_over_an_axis_of_length_one_is_named():
+    """Fresh, unnamed when written ("a factor applied after the softmax"); named since: every weight is exactly 1."""
+    assert_diagnoses(checks.check_multi_head_attention, HeadsSoftmaxOverHeads, "axis of length 1", "H = 1")

@@ -210,6 +210,12 @@ def _row_sum_message(weights: torch.Tensor, facts: WeightsFacts) -> str | None:
     if abs(weights.sum().item() - 1) <= tolerance:
         return (f"{facts.who} sum to 1 over every entry at once (a sum without dim=): each query's row must sum to 1 "
                 f"over the keys, e / e.sum(dim=-1, keepdim=True) ({facts.equation}).")
+    ones = [axis for axis in range(weights.dim() - 2) if weights.shape[axis] == 1]
+    if ones and ((weights - 1).abs() <= tolerance).all():  # softmax over an axis of length 1: e^s / e^s = 1
+        which = " or ".join(f"axis {axis} ({names[axis]} = 1)" for axis in ones)
+        return (f"every one of {facts.who} is exactly 1: that is a softmax over an axis of length 1 (e^s / e^s), "
+                f"here {which}, not over the keys. A dim= given a size or a count (such as "
+                f"the number of heads) instead of an axis does this: softmax(dim=-1) ({facts.equation}).")
     allowed = facts.allowed_like(weights)
     first = int((sums - 1).abs().flatten().argmax())
     shown = f"(one sums to {sums.flatten()[first].item():.4g})"
