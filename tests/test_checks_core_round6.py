@@ -245,3 +245,20 @@ def test_a_nan_made_in_the_backward_pass_is_read_at_its_origin():
     assert torch.isnan(run.input_grad).any()
     reading = nonfinite_origin(EX.id, case)
     assert "division by zero" in reading and "0 · ∞" in reading and "x.abs().sqrt()" in reading
+
+
+def test_a_buffer_that_held_inf_before_the_call_is_no_news():
+    from utils.checks.origins import holds_nonfinite, module_state
+
+    class WithMask(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", torch.full((2, 2), float("-inf")).triu(1))
+
+        def forward(self, x):
+            return (x + self.mask).softmax(-1)
+    module = WithMask()
+    state = module_state(module)
+    result = module(torch.zeros(2, 2))
+    assert not holds_nonfinite(result, module, state)
+    assert holds_nonfinite(result, module, {"mask": torch.zeros(2, 2)})

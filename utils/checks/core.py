@@ -290,7 +290,7 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         raise CheckFailure(f"{where}: your {what} changed its input {', '.join(changed)} in place (an in-place "
                            f"operation such as *=, +=, [...] = or .add_ on an argument). The caller's tensors must "
                            f"stay as they were: compute into new tensors (y = p * g, not p *= g), or clone first.")
-    if holds_nonfinite(result, fn):  # only then: where the learner's code made its first NaN/inf, by a second run
+    if holds_nonfinite(result, fn, state):  # then only: a second run finds its first NaN/inf
         _BIRTHS[(exercise, label)] = trace_nonfinite(fn, args, kwargs, state)
     return result
 

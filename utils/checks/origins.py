@@ -163,14 +163,16 @@ def module_state(fn: Callable) -> dict | None:
         return {name: t.detach().clone() for name, t in [*owner.named_parameters(), *owner.named_buffers()]}
 
 
-def holds_nonfinite(result, fn: Callable) -> bool:
-    """Whether the call's result (or the state of its module, after the call) holds NaN/inf."""
+def holds_nonfinite(result, fn: Callable, state: dict | None = None) -> bool:
+    """Whether the call's result, or a parameter or buffer of its module that was finite before the call (``state``,
+    see :func:`module_state`; a mask buffer of −inf is no news), holds NaN/inf."""
     values = _values((result,), {})
     if isinstance(result, (list, tuple)):
         values += [item for item in result if isinstance(item, (list, tuple)) for item in item]
     owner = fn if isinstance(fn, torch.nn.Module) else getattr(fn, "__self__", None)
-    if isinstance(owner, torch.nn.Module):
-        values += [t for _, t in [*owner.named_parameters(), *owner.named_buffers()]]
+    if isinstance(owner, torch.nn.Module) and state is not None:
+        values += [t for name, t in [*owner.named_parameters(), *owner.named_buffers()]
+                   if name in state and not _has([state[name]], lambda t: ~torch.isfinite(t))]
     return _has(values, lambda t: ~torch.isfinite(t))
 
 
