@@ -262,3 +262,15 @@ def test_a_buffer_that_held_inf_before_the_call_is_no_news():
     result = module(torch.zeros(2, 2))
     assert not holds_nonfinite(result, module, state)
     assert holds_nonfinite(result, module, {"mask": torch.zeros(2, 2)})
+
+
+def test_an_axis_renumbered_by_an_earlier_reduction_is_not_read_as_a_size():
+    """`.sum(0).sum(2).sum(3)`: 3 is an axis of the 4-D input (and, by chance, the size C), gone by the third sum."""
+    from tests.checks_harness import assert_diagnoses
+    from utils.checks import normalization as checks
+
+    def chained(grad_out, x_hat, weight, inv_std):
+        grad_bias = grad_out.sum(0).sum(2).sum(3)
+        return grad_out, (grad_out * x_hat).sum(dim=(0, 2, 3)), grad_bias
+
+    assert_diagnoses(checks.check_batch_norm_backward, chained, "renumbered", "keepdim")

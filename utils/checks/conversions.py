@@ -279,6 +279,12 @@ def _size_as_axis_reading(ndim: int, got: int, line: str, values: dict, sizes) -
     names = [name for name, size in (sizes or {}).items() if size == got]
     holder = next((name for name, value in values.items() if (_is_int(value) and value == got) or (
         isinstance(value, (tuple, list, torch.Size)) and any(_is_int(v) and v == got for v in value))), None)
+    rank = max((value.dim() for value in values.values() if isinstance(value, torch.Tensor)), default=0)
+    if holder is None and ndim <= got < rank:  # a literal axis of the line's own larger tensor: axes renumbered
+        return (f" dim={got} is an axis of the {rank}-D tensor on this line, but the tensor it was applied to has "
+                f"only {ndim} axes by then: a reduction without keepdim removes its axis, so the axes after it are "
+                f"renumbered (in .sum(0).sum(2), the second sum's axis 2 is the original axis 3). Reduce over all the "
+                f"axes at once (dim=(0, 2, 3)) or keep them with keepdim=True.")
     if not names and holder is None:
         return (f" dim={got} names an axis that a {ndim}-D tensor does not have (its axes are 0…{ndim - 1}, or "
                 f"-{ndim}…-1 from the end).")
