@@ -274,3 +274,20 @@ def test_an_axis_renumbered_by_an_earlier_reduction_is_not_read_as_a_size():
         return grad_out, (grad_out * x_hat).sum(dim=(0, 2, 3)), grad_bias
 
     assert_diagnoses(checks.check_batch_norm_backward, chained, "renumbered", "keepdim")
+
+
+def test_a_parameter_cut_out_of_the_graph_is_named():
+    """`self.weight.data` in forward: the right output, but γ gets no gradient — nothing was 'not returned'."""
+    from tests.checks_harness import assert_diagnoses
+    from tests.solution_code import solution_namespace
+    from utils.checks import normalization as checks
+
+    RMSNorm = solution_namespace("02_normalization")["RMSNorm"]
+
+    class RMSNormWeightData(RMSNorm):
+        def forward(self, x):
+            eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+            dims = tuple(range(-len(self.normalized_shape), 0))
+            return x * torch.rsqrt((x * x).mean(dim=dims, keepdim=True) + eps) * self.weight.data
+
+    assert_diagnoses(checks.check_rms_norm, RMSNormWeightData, "received no gradient", ".data")

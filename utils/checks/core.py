@@ -1273,6 +1273,11 @@ def compare_runs(exercise: Exercise, got: ModuleRun, expected: ModuleRun, *, cas
     for name, expected_grad in expected.parameter_grads.items():
         if expected_grad is None:
             continue
+        if name in got.parameter_grads and got.parameter_grads[name] is None:  # a module has nothing to "return"
+            raise exercise.fail(f"your parameter `{name}` received no gradient (its .grad is None after backward): "
+                                f"your forward uses it outside the autograd graph — through `.data`, `.detach()`, "
+                                f"`.item()` or under torch.no_grad() — or not at all. Use `self.{name}` itself.",
+                                case=case)
         exercise.compare(got.parameter_grads.get(name), expected_grad, case=case, name=f"dL/d{name}",
                          equation=where, atol=atol, rtol=rtol)
     for name in buffers:
