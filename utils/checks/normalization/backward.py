@@ -97,6 +97,47 @@ _ORDER_HINT = ("backward returns the gradients in the order forward takes its in
                "grad_bias, None).")
 
 
+def _closed_form_backward(grad_out, x_hat, weight, inv_std) -> torch.Tensor:
+    """dL/dx of eq. (2.8), in float64, for any four tensors of the right shapes."""
+    g, xh = grad_out.double(), x_hat.double()
+    mean_g, mean_gx = g.mean(STATISTICS, keepdim=True), (g * xh).mean(STATISTICS, keepdim=True)
+    return _view(weight.double() * inv_std.double(), 4, (1,)) * (g - mean_g - xh * mean_gx)
+
+
+_ARGUMENTS = ("grad_out", "x_hat", "weight", "inv_std")
+
+
+def exchanged_arguments_probe(arguments: tuple, rtol: float):
+    """dL/dx that is eq. (2.8) with two same-shaped arguments of batch_norm_backward(grad_out, x_hat, weight,
+    inv_std) exchanged — a call with its arguments in another order: names the two; else None. Pairs whose
+    exchange gives the same dL/dx (γ and s enter only as γ·s) are not tried: they are not wrong."""
+    right = _closed_form_backward(*arguments)
+
+    def probe(got):
+        if not isinstance(got, torch.Tensor) or got.shape != right.shape:
+            return None
+        dx = got.detach().double()
+        for i in range(len(arguments)):
+            for j in range(i + 1, len(arguments)):
+                if arguments[i].shape != arguments[j].shape:
+                    continue
+                swapped = list(arguments)
+                swapped[i], swapped[j] = arguments[j], arguments[i]
+                other = _closed_form_backward(*swapped)
+                size = max(other.abs().max().item(), 1e-12)
+                if torch.allclose(other, right, rtol=rtol, atol=rtol * size) or \
+                        not torch.allclose(dx, other, rtol=rtol, atol=rtol * size):
+                    continue
+                order = list(_ARGUMENTS)
+                order[i], order[j] = order[j], order[i]
+                return (f"your dL/dx is exactly what eq. (2.8) gives with {_ARGUMENTS[i]} and {_ARGUMENTS[j]} "
+                        f"exchanged: the arguments reach batch_norm_backward in another order, as in "
+                        f"batch_norm_backward({', '.join(order)}). Its order is batch_norm_backward("
+                        f"{', '.join(_ARGUMENTS)}): pass them in that order.")
+        return None
+    return probe
+
+
 @one_thread
 def check_batch_norm_function(BatchNormFunction) -> None:
     """Exercise 2.2: ``BatchNormFunction.apply(x, weight, bias, eps)`` matches F.batch_norm (training mode) in
@@ -163,7 +204,8 @@ def check_batch_norm_function(BatchNormFunction) -> None:
             paths = _batch_norm_paths(x_hat, weight, inv_std, grad_out, case, spec=spec, alternatives=alternatives,
                                       bias=bias)
             EX.compare(grads[0], expected_grads[0], case=case, name=names[0], equation="eq. (2.8)", atol=atol,
-                       rtol=rtol, probes=[paths_probe(paths)], axes=IMAGE_AXES,
+                       rtol=rtol, probes=[exchanged_arguments_probe((grad_out, x_hat, weight, inv_std), 1e-4),
+                                          paths_probe(paths)], axes=IMAGE_AXES,
                        otherwise="does your batch_norm_backward pass the check of Exercise 2.1, and do you save x̂ and "
                                  "s = 1/√(σ² + ε) of the forward pass?")
             weight_probe, bias_probe = _parameter_gradient_probes(x_hat, grad_out, weight, inv_std, case, _ORDER_HINT)

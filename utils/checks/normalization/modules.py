@@ -183,7 +183,7 @@ def _trailing_spec(case: TrailingCase, method: str, equation: str, eps: float, e
     candidates = _unique(candidates + [columns]) if columns is not None else candidates
     return NormSpec(method, equation, right, f"dim={case.dims if len(case.dims) > 1 else case.dims[0]} (the last "
                     f"len(normalized_shape) axes)", tuple(candidates), eps, eps_text, centred, sizes=case.sizes,
-                    axes=case.axes)
+                    axes=case.axes, axis_count=len(dims))
 
 
 def _trailing_input(EX, case: TrailingCase) -> torch.Tensor:

@@ -203,7 +203,7 @@ def paths_problems(got: torch.Tensor, paths: Paths) -> str | None:
             if said and all(said.values()):  # only a recognised per-channel factor is worth saying; else read on
                 if len(said) == 3 and len(set(said.values())) == 1:
                     return next(iter(said.values()))  # one factor on every term
-                return "in your dL/dx, " + "; ".join(
+                return _bracket_sentence(said, paths) + "in your dL/dx, " + "; ".join(
                     f"{_PATH_NAMES[key]} has the wrong factor in each channel — {message[0].lower() + message[1:]}"
                     for key, message in said.items())
     for partition in paths.spec.candidates:  # means over the wrong values
@@ -233,6 +233,25 @@ def paths_problems(got: torch.Tensor, paths: Paths) -> str | None:
                 f"γ·s·Σ g·x̂·ε/(σ² + ε). That is the job of the variance term −{paths.terms['var']} "
                 f"({paths.equation}): check it.")
     return None
+
+
+def _bracket_sentence(said: dict, paths: Paths) -> str:
+    """"γ·s multiplies only the first term …" when the direct path is right and the other paths lack exactly the
+    common factor γ·s (or s): the factor written outside a bracket that does not hold every term; "" otherwise."""
+    missing = {values_message[1] for name, values_message in paths.per_group.items() if name in ("1/(γs)", "1/s")}
+    if paths.terms.get("direct") != "γ·s·g" or "direct" in said or not said or \
+            not all(message in missing for message in said.values()):
+        return ""
+    if set(said) == {"mean", "var"}:
+        return ("A bracket is missing: the common factor multiplies only the first term, as written γ·s·g − mean(g) "
+                "− x̂·mean(g·x̂) — operator precedence stops it there; put every term inside the parentheses, "
+                f"γ·s·(g − mean(g) − x̂·mean(g·x̂)) ({paths.equation}). ")
+    if set(said) == {"var"}:
+        return ("The bracket is closed too early: the common factor multiplies (g − mean(g)) but the last term "
+                "x̂·mean(g·x̂) stands outside the parentheses; close the bracket after it, "
+                f"γ·s·(g − mean(g) − x̂·mean(g·x̂)) ({paths.equation}). ")
+    return ("A term stands outside the bracket of the common factor: every term belongs inside the parentheses, "
+            f"γ·s·(g − mean(g) − x̂·mean(g·x̂)) ({paths.equation}). ")
 
 
 def paths_probe(paths: Paths):

@@ -159,7 +159,13 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
     from_x = "compute the statistics from the input x, before normalising"
     if kind == "running_mean":
         right = x.mean(STATISTICS)
-        candidates = {"the mean of every value of the batch": (x.mean().expand_as(right), every)}
+        other = ("the statistic of the other buffer: running_mean averages the batch mean x.mean(dim=(0, 2, 3)) — "
+                 "a line copied from the running_var update and left half-changed?")
+        candidates = {"the mean of every value of the batch": (x.mean().expand_as(right), every),
+                      "the unbiased batch variance, the batch variance where the batch mean belongs": (
+                          x.var(STATISTICS, unbiased=True), other),
+                      "the biased batch variance, the batch variance where the batch mean belongs": (
+                          x.var(STATISTICS, unbiased=False), other)}
         if output is not None:
             candidates["the mean of your output y (≈ β, since y is normalised)"] = (output.double().mean(STATISTICS),
                                                                                  from_x)
@@ -168,6 +174,10 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
         per_example = "it leaves out how the examples differ: take the variance over (N, H, W) at once"
         candidates = {
             "the variance of every value of the batch": (x.var().expand_as(right), every),
+            "the batch mean x.mean(dim=(0, 2, 3)), the batch mean where the batch variance belongs": (
+                x.mean(STATISTICS), "the statistic of the other buffer: running_var averages the unbiased batch "
+                                    "variance x.var(dim=(0, 2, 3), unbiased=True) — a line copied from the "
+                                    "running_mean update and left half-changed?"),
             "the unbiased variance of each example's channel over (H, W), averaged over the N examples": (
                 x.var((2, 3), unbiased=True).mean(0), per_example),
             "the biased variance of each example's channel over (H, W), averaged over the N examples": (
@@ -350,6 +360,8 @@ def check_batch_norm_module(BatchNorm2d) -> None:
                 spec = _batch_norm_spec(x, case, extra_means={
                     message: _view(mean.detach().reshape(C), 4, (1,)).expand(*x.shape)
                     for message, mean in running_means.items() if isinstance(mean, torch.Tensor) and mean.numel() == C})
+                if case.momentum is not None:
+                    spec = dataclasses.replace(spec, other_numbers={"momentum": case.momentum})
                 x_hat, inv_std = _statistics(x, case.eps)
                 EX.compare(x_hat_got, x_hat, case=step_case, name="output with γ = 1, β = 0", equation="eq. (2.1)",
                            probes=[running_in_training_probe(x, plain_before, plain, case.eps),

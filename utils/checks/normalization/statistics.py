@@ -32,6 +32,8 @@ class NormSpec:
     sizes: dict = field(default_factory=dict)  # the case's named sizes, to name a wrong count ("W", "N·H")
     axes: tuple = ()  # the names of x's axes, in order: a count that is one axis' size is said as x.shape[k]
     count_symbol: str = "n"  # how the chapter writes the number of values in a group (BatchNorm's is m)
+    axis_count: int = 0  # len(normalized_shape) for LayerNorm and RMSNorm: a sum divided by it divides by axes
+    other_numbers: dict = field(default_factory=dict)  # the case's other arguments, name → value: an ε equal to one
 
     @property
     def reduce(self) -> str:
@@ -85,6 +87,10 @@ _MOMENTS = {
     "unbiased standard deviation": _STD_AS_VARIANCE.replace("σ = ", "the unbiased σ = "),
     "root mean square": "the root mean square √mean(x²) used as the mean square, √(rms + ε) — the root taken twice",
 }
+# a sum divided by len(normalized_shape) = 1 is the plain sum: the count of axes taken for the count of values
+_BY_AXIS_COUNT = (" — if you divided the sum by len(normalized_shape), that is 1 here, the number of axes, not the "
+                  "number of values: divide by math.prod(normalized_shape) = {n}, the number of values normalised "
+                  "together, or take .mean over those dims")
 _EPS_ON_PRECISION = ("ε is added to the precision 1/σ² under the root, √(1/σ² + ε): add it to σ² instead, "
                      "1/√(σ² + ε)")
 _CLAMPED = "σ² is clamped, σ².clamp(min=ε), where ε belongs added to it: divide by √(σ² + ε)"
@@ -277,9 +283,14 @@ def group_count_text(spec: NormSpec) -> str:
 def wrong_count_message(count: float, spec: NormSpec, what: str) -> str | None:
     """"your μ divides its sum by N = 4, … instead of m = N·H·W = 100, the values of each group (N, H, W): …" for
     ``what`` ("your μ", "the means in your dL/dx") divided by a named count; None when the count is not named."""
+    if spec.axis_count > 1 and abs(count - spec.axis_count) < 1e-4 and spec.partition.size > spec.axis_count:
+        return (f"{what} divides its sum by {spec.axis_count} = len(normalized_shape), the number of axes, not the "
+                f"number of values in each group, {group_count_text(spec)}: divide by math.prod(normalized_shape) "
+                f"(or x.numel() of the group), or take the mean ({spec.code})")
     if abs(count - 1) < 1e-4 and spec.partition.size > 1:
         return (f"{what} is a sum, not a mean: divide it by {group_count_text(spec)}, the number of values in each "
-                f"group {spec.partition.name} — or take the mean ({spec.code})")
+                f"group {spec.partition.name} — or take the mean ({spec.code})" +
+                (_BY_AXIS_COUNT.format(n=spec.partition.size) if spec.axis_count == 1 else ""))
     n, symbol = spec.partition.size, spec.count_symbol
     if n > 1 and abs(count - n * n) < 1e-4 * n * n:  # ‖x‖/n squared: the L2 norm divided by n, not by √n
         return (f"{what} divides by {symbol}² = {n * n}, not by {symbol} = {n}: a root mean square is the L2 norm "
@@ -410,7 +421,10 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
         elif moment != expected_moment and scale.count is None:
             problems.append(f"you divide by {_MOMENTS[scale.moment]}; {spec.method} divides by "
                             f"{_MOMENTS[expected_moment]}" + (": x.var(..., unbiased=False), or ((x − μ)²).mean(...)"
-                                                             if spec.centred else ""))
+                                                             if spec.centred else "") +
+                            (_BY_AXIS_COUNT.format(n=spec.partition.size)
+                             if spec.axis_count == 1 and scale.moment in ("sum of squares", "squared deviations")
+                             else ""))
         if scale.count is not None:
             same = f" (the same numbers: your output is {math.sqrt(right.size / scale.count):.4g} × the right one)"
             problems.append((wrong_count_message(scale.count, spec, f"your {statistic}") or
@@ -419,8 +433,12 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
                             + same)
         elif scale.eps is not None:
             named = name_value(scale.eps, _NAMED_EPS, rtol=0.02)
-            problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named else "") +
-                            f" but should be {spec.eps:.3g} ({spec.eps_text})")
+            other = next((k for k, v in spec.other_numbers.items() if v and abs(v - spec.eps) > 0.02 * abs(v)
+                          and abs(scale.eps - v) <= 0.02 * abs(v)), None)
+            problems.append(f"your ε is {scale.eps:.3g}" + (f" (= {named})" if named and not other else "") +
+                            f" but should be {spec.eps:.3g} ({spec.eps_text})" +
+                            (f" — your ε is the {other} ({spec.other_numbers[other]:.3g}): the {other} is passed "
+                             f"where eps belongs, one argument in another's place; pass eps there" if other else ""))
         elif _eps_blind(scale):
             problems.append(_eps_candidates([f for f in scale.fitting if f in _EPS_BLIND], statistic, spec))
         elif scale.form == "no eps":

@@ -1,0 +1,142 @@
+"""Chapter 02, round 7: wrong answers of kinds no held-out set has, written before the readings they led to
+(``SCRATCH7``), and five written after them (``FRESH7``): a helper called with its arguments in another order, a
+number passed in another parameter's place, a running statistic fed the other buffer's statistic, the brackets of
+eq. (2.8), a sum divided by the number of axes. The words are what a helpful message must say."""
+import pytest
+import torch
+
+from tests.checks_harness import assert_diagnoses, exercise
+from tests.solution_code import solution_namespace
+from utils.checks import normalization as checks
+
+SOLVED = solution_namespace("02_normalization")
+DIMS = (0, 2, 3)
+Function, Module = SOLVED["BatchNormFunction"], SOLVED["BatchNorm2d"]
+LayerNorm, RMSNorm = SOLVED["LayerNorm"], SOLVED["RMSNorm"]
+backward = SOLVED["batch_norm_backward"]
+CHECKS = {"2.1": checks.check_batch_norm_backward, "2.2": checks.check_batch_norm_function,
+          "2.3": checks.check_batch_norm_module, "2.4": checks.check_layer_norm,
+          "2.5": checks.check_instance_norm, "2.6": checks.check_group_norm, "2.7": checks.check_rms_norm}
+
+
+def per_channel(t):
+    return t[None, :, None, None]
+
+
+def trailing(module):
+    return tuple(range(-len(module.normalized_shape), 0))
+
+
+def rms_eps(module, x):
+    return torch.finfo(x.dtype).eps if module.eps is None else module.eps
+
+
+def _means(g, x_hat):
+    return g.mean(DIMS, keepdim=True), (g * x_hat).mean(DIMS, keepdim=True)
+
+
+# ================================================================================================ scratch
+def scratch_backward_mean_term_outside(grad_out, x_hat, weight, inv_std):
+    g = grad_out
+    mean_g, mean_gx = _means(g, x_hat)
+    grad_x = per_channel(weight * inv_std) * (g - x_hat * mean_gx) - mean_g   # the mean term left outside
+    return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+def scratch_backward_s_bracket_early(grad_out, x_hat, weight, inv_std):
+    g = grad_out
+    mean_g, mean_gx = _means(g, x_hat)
+    grad_x = per_channel(weight) * (per_channel(inv_std) * (g - mean_g) - x_hat * mean_gx)
+    return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+class ScratchFunctionSavedReversed(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        return (*backward(x_hat, grad_out, inv_std, weight), None)   # arguments read off right to left
+
+
+class ScratchFunctionPositional(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        saved = ctx.saved_tensors
+        return (*backward(saved[0], grad_out, *saved[1:]), None)
+
+
+class ScratchModuleInitSwapped(Module):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__(num_features, eps, momentum)
+        self.eps, self.momentum = momentum, eps   # unpacked in the wrong order
+
+
+class ScratchModuleMeanFromVariance(Module):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                alpha = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                var = x.var(DIMS, unbiased=True)
+                self.running_mean.mul_(1 - alpha).add_(alpha * var)   # copy-paste: var where the mean belongs
+                self.running_var.mul_(1 - alpha).add_(alpha * var)
+            return Function.apply(x, self.weight, self.bias, self.eps)
+        mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchModuleVarFromMeanLerp(Module):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                alpha = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                mean = x.mean(DIMS)
+                self.running_mean.lerp_(mean, alpha)
+                self.running_var.lerp_(mean, alpha)
+            return Function.apply(x, self.weight, self.bias, self.eps)
+        mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class ScratchRMSSumOverAxisCount(RMSNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        ms = x.square().sum(dims, keepdim=True) / len(dims)
+        return x * torch.rsqrt(ms + rms_eps(self, x)) * self.weight
+
+
+class ScratchLayerVarOverAxisCount(LayerNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        mean = x.mean(dims, keepdim=True)
+        var = ((x - mean) ** 2).sum(dims, keepdim=True) / len(self.normalized_shape)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class ScratchLayerMeanOverAxisCount(LayerNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        mean = x.sum(dims, keepdim=True) / len(dims)
+        var = ((x - mean) ** 2).mean(dims, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+SCRATCH7 = [
+    ("2.1", scratch_backward_mean_term_outside, ["bracket", "γ·s·(g − mean(g) − x̂·mean(g·x̂))"]),
+    ("2.1", scratch_backward_s_bracket_early, ["bracket is closed too early"]),
+    ("2.2", ScratchFunctionSavedReversed, ["grad_out and x_hat exchanged", "batch_norm_backward(grad_out, x_hat"]),
+    ("2.2", ScratchFunctionPositional, ["grad_out and x_hat exchanged"]),
+    ("2.3", ScratchModuleInitSwapped, ["your ε is the momentum", "passed where eps belongs"]),
+    ("2.3", ScratchModuleMeanFromVariance, ["running_mean", "batch variance where the batch mean belongs"]),
+    ("2.3", ScratchModuleVarFromMeanLerp, ["running_var", "batch mean where the batch variance belongs"]),
+    ("2.7", ScratchRMSSumOverAxisCount, ["len(normalized_shape)", "number of axes", "math.prod(normalized_shape)"]),
+    ("2.4", ScratchLayerVarOverAxisCount, ["len(normalized_shape)", "number of axes"]),
+    ("2.4", ScratchLayerMeanOverAxisCount, ["len(normalized_shape)", "number of axes"]),
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=f"{exercise_id}-{i}")
+    for i, (exercise_id, wrong, words) in enumerate(SCRATCH7)])
+def test_scratch_round7_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)
