@@ -791,7 +791,7 @@ TILED_WRONG = [
     (dict(correction_bug="on the new terms"), ["keys 0–15, the first block", "multiplied by 0"]),
     (dict(correction_bug="after the update"), ["within each block your weights are right", "e^(m − m')"]),
     (dict(divide=False), ["your output is a, not a/ℓ"]),
-    (dict(slice_end="block_size"), ["ran over an empty tensor", "start:start + size"]),
+    (dict(slice_end="block_size"), ["ran over an empty tensor", "`[start:stop]` is empty", "not a length"]),
     (dict(exponent_scale="undone"), ["within each block", "a = 1"]),
 ]
 

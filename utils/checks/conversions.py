@@ -245,13 +245,17 @@ _EMPTY = re.compile(r"to have non-zero size|on tensors with no elements|numel\(\
 _NOT_METHODS = {"T", "mT", "H", "mH", "shape", "data", "grad", "real", "imag", "dtype", "device", "ndim"}
 
 
-def argument_reading(error: BaseException, line: str, values: dict, sizes: dict[str, int] | None = None) -> str:
+def argument_reading(error: BaseException, line: str, values: dict, sizes: dict[str, int] | None = None,
+                     fn=None) -> str:
     """What an argument of the failing line that is not what the call takes means: a method used without calling it
     (``x.sqrt * y``), a size where an axis belongs (``dim=self.normalized_shape``), an axis listed twice, and a
     slice left empty by a loop that runs one step past the end; "" when the error is none of these."""
     text = str(error)
     if isinstance(error, TypeError) and _UNCALLED.search(text):
         return _uncalled_reading(line)
+    called = call_reading(error, line, values, sizes, fn)
+    if called:
+        return called
     match = _DIM_RANGE.search(text)
     if match:
         return _size_as_axis_reading(int(match.group(2)) + 1, int(match.group(3)), line, values, sizes)
@@ -310,7 +314,7 @@ def _loop_past_end_reading(error: BaseException, sizes) -> str:
     frame = _frame(error)
     loop = _enclosing_range_loop(frame, learner_entry(error).tb_lineno) if frame is not None else None
     if loop is None:
-        return ""
+        return _empty_slice_reading(error, sizes)
     variable, stop_text, step_text = loop
     value = frame.f_locals.get(variable)
     if not _is_int(value):
@@ -323,7 +327,7 @@ def _loop_past_end_reading(error: BaseException, sizes) -> str:
         return (f" A reduction ran over an empty tensor, an empty slice: your loop range(…, {stop_text}, …) goes "
                 f"one step past the end, and at {at} the block starts after the last entry. Its stop is the length "
                 f"itself, range(0, {stop}).")
-    return ""  # an empty slice for another reason (its bounds): the generic reading says more
+    return _empty_slice_reading(error, sizes)  # an empty slice for another reason (its bounds)
 
 
 def _enclosing_range_loop(frame, lineno: int):
@@ -347,3 +351,214 @@ def _enclosing_range_loop(frame, lineno: int):
             if found is None or node.lineno > found[0]:
                 found = (node.lineno, node.target.id, ast.unparse(stop), step)
     return found[1:] if found else None
+
+
+# ---------------------------------------------------------------------------------------------- what a call takes
+_NOT_CALLABLE = re.compile(r"'(?:\w+\.)*(\w+)' object is not callable")
+_WRONG_KIND = re.compile(r"(?:(\w+)\(\): )?argument '(\w+)'(?: \(position (\d+)\))? must be ([\w.]+(?: of \w+)?), "
+                         r"not (\w+)")
+_SAVE_NON_TENSOR = re.compile(r"save_for_backward can only save variables, but argument (\d+) is of type (\w+)")
+_MIXED_IN_CALL = re.compile(r"scalar type (\w+) but got scalar type (\w+)|expected scalar type (\w+) but found (\w+)"
+                            r"|must have the same dtype|same dtype", re.IGNORECASE)
+_DEFAULT_BUILT = re.compile(r"torch\.(ones|zeros|empty|rand|randn|full|eye|linspace)\s*\(")
+_INSTEAD = {("torch.dtype", "Tensor"): "its dtype, `{name}.dtype`", ("tuple of ints", "Tensor"): "its shape, "
+            "`{name}.shape`", ("int", "Tensor"): "one number: a size (`{name}.shape[…]`) or `{name}.item()`"}
+
+
+def call_reading(error: BaseException, line: str, values: dict, sizes: dict[str, int] | None = None, fn=None) -> str:
+    """A call given what it does not take, read from the failing line: something that is not a function called
+    (``ctx.saved_tensors()``), an argument of the wrong kind (``torch.finfo(x)`` with a tensor x), a number given to
+    ``ctx.save_for_backward``, tensors of two dtypes in one call (``torch.polar(torch.ones(n, n), angle)``), and an
+    ``nn.Linear`` weight multiplied as if it were stored (in, out); "" when the error is none of these. ``fn``, the
+    learner's callable, is read for the line when the error was raised after their code returned (save_for_backward's
+    arguments are checked once forward has returned)."""
+    text = " ".join(str(error).split())
+    match = _NOT_CALLABLE.search(text)
+    if isinstance(error, TypeError) and match:
+        return _not_callable_reading(match.group(1), line, error)
+    match = _SAVE_NON_TENSOR.search(text)
+    if match:
+        return _saved_number_reading(int(match.group(1)), match.group(2), line if "save_for_backward" in line else
+                                     _source_line(fn, "save_for_backward"))
+    match = _WRONG_KIND.search(text)
+    if isinstance(error, TypeError) and match:
+        return _wrong_kind_reading(*match.groups(), line, values, sizes)
+    if isinstance(error, RuntimeError) and _MIXED_IN_CALL.search(text):
+        return _mixed_dtype_reading(line, values, text)
+    if isinstance(error, RuntimeError) and ("cannot be multiplied" in text or "mat1 and mat2" in text):
+        return _linear_weight_reading(line, values, sizes)
+    return ""
+
+
+def _not_callable_reading(kind: str, line: str, error: BaseException) -> str:
+    frame = _frame(error)
+    for found in re.finditer(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(", line):
+        parts = found.group(1).split(".")
+        value = frame.f_locals.get(parts[0], frame.f_globals.get(parts[0])) if frame is not None else None
+        for part in parts[1:]:
+            value = getattr(value, part, None)
+        if value is not None and type(value).__name__ == kind and not callable(value):
+            what = {"tuple": "a tuple", "Tensor": "a tensor", "Size": "a torch.Size", "int": "a number",
+                    "float": "a number", "list": "a list"}.get(kind, f"a {kind}")
+            return (f" `{found.group(1)}` is {what}, not a function: it is an attribute, read without calling it. "
+                    f"Drop the parentheses: `{found.group(1)}`, not `{found.group(1)}()`.")
+    return (f" A {kind} is called like a function: a value read as an attribute (ctx.saved_tensors, x.shape) takes "
+            f"no parentheses.")
+
+
+def _call_arguments(line: str, function: str) -> list[str] | None:
+    import ast
+    try:
+        tree = ast.parse(line.strip().removesuffix(":"), mode="exec")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(function):
+            return [ast.unparse(argument) for argument in node.args]
+    return None
+
+
+def _source_line(fn, needle: str) -> str:
+    """The first line of ``fn``'s autograd Function (its forward), or of ``fn`` itself, that holds ``needle``."""
+    owner = getattr(fn, "__self__", None)
+    for source in (getattr(owner, "forward", None), getattr(fn, "forward", None), fn):
+        try:
+            lines = inspect.getsource(source).splitlines() if source is not None else []
+        except (OSError, TypeError):
+            continue
+        found = [text.strip() for text in lines if needle in text]
+        if found:
+            return found[0]
+    return ""
+
+
+def _argument_source(line: str, function: str | None, argument: str, position) -> str | None:
+    """The source text of the argument named ``argument`` (or at 1-based ``position``) of the line's call to
+    ``function``."""
+    import ast
+    if not function:
+        return None
+    try:
+        tree = ast.parse(line.strip().removesuffix(":"), mode="exec")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and re.search(rf"(^|\.){function}$", ast.unparse(node.func)):
+            for keyword in node.keywords:
+                if keyword.arg == argument:
+                    return ast.unparse(keyword.value)
+            if position and int(position) <= len(node.args):
+                return ast.unparse(node.args[int(position) - 1])
+    return None
+
+
+def _saved_number_reading(index: int, kind: str, line: str) -> str:
+    arguments = _call_arguments(line, "save_for_backward") or []
+    name = arguments[index] if index < len(arguments) else None
+    article = "an" if kind[:1] in "aeiou" else "a"
+    said = f"`{name}` is {article} {kind}" if name else f"argument {index} (counting from 0) is {article} {kind}"
+    keep = re.sub(r"\W+", "_", name).strip("_") if name else "value"
+    keep = keep if keep.isidentifier() else "value"
+    return (f" ctx.save_for_backward takes only tensors, and {said}. Keep a number as an attribute "
+            f"of ctx instead: `ctx.{keep} = {name or 'value'}` in forward, read back as `ctx.{keep}` in backward.")
+
+
+def _wrong_kind_reading(function, argument: str, position, wanted: str, got: str, line: str, values: dict,
+                        sizes) -> str:
+    holders = [name for name, value in values.items() if type(value).__name__ == got]
+    given = _argument_source(line, function, argument, position)
+    name = given if given in holders else holders[0] if len(holders) == 1 else None
+    instead = _INSTEAD.get((wanted, got))
+    said = f"`{name}`, a {got}" + (f" of shape {show_shape(tuple(values[name].shape), sizes)}," if isinstance(
+        values.get(name), torch.Tensor) else ",") if name else f"a {got}"
+    advice = f" Pass {instead.format(name=name)}." if instead and name else ""
+    return (f" The call's argument `{argument}` takes a {wanted}, and {said} is given there.{advice}")
+
+
+def _mixed_dtype_reading(line: str, values: dict, text: str) -> str:
+    tensors = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}
+    dtypes = {value.dtype for value in tensors.values()}
+    if "complex" in text.lower() or any(dtype.is_complex for dtype in dtypes):
+        return ""  # real meets complex: exception_hint's reading says which to convert
+    built = [m for m in _DEFAULT_BUILT.finditer(line)]
+    if len(dtypes) == 1 and built:
+        (name, value), = list(tensors.items())[:1]
+        start = built[0].start()
+        depth, end = 0, start
+        for end in range(line.index("(", start), len(line)):
+            depth += {"(": 1, ")": -1}.get(line[end], 0)
+            if depth == 0:
+                break
+        call = line[start:end + 1]
+        default = torch.get_default_dtype()
+        if "dtype" not in call and value.dtype != default:  # x.double() @ torch.ones(…) with a float32 x: not this
+            cast = " (and `.float()` on the line casts to float32 too)" if re.search(
+                r"\.float\(\)|float32", line) else ""
+            return (f" `{call}` is built in the default dtype ({str(default).removeprefix('torch.')}), and `{name}` is "
+                    f"{str(value.dtype).removeprefix('torch.')}: one call met two dtypes{cast}. Build it in the "
+                    f"input's dtype, `dtype={name}.dtype` (or a *_like constructor such as torch.zeros_like({name})).")
+    if len(dtypes) == 2:
+        shown = ", ".join(f"`{name}` is {str(value.dtype).removeprefix('torch.')}" for name, value in tensors.items())
+        return (f" One call met two dtypes: {shown}. Build every tensor in the input's dtype (dtype=x.dtype, "
+                f"torch.zeros_like), never a hard-coded torch.float32 or .float().")
+    return ""
+
+
+def _linear_weight_reading(line: str, values: dict, sizes) -> str:
+    if "@" not in line and "matmul" not in line and "mm(" not in line:
+        return ""
+    for name, weight in values.items():
+        if not name.endswith("weight") or not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+            continue
+        out_features, in_features = weight.shape
+        others = [v for n, v in values.items() if n != name and isinstance(v, torch.Tensor) and v.dim() >= 1]
+        if out_features != in_features and any(v.shape[-1] == in_features for v in others) and \
+                re.search(rf"(@|m(?:at)?m(?:ul)?\([^,]+,)\s*{re.escape(name)}\b(?!\s*\.\s*(T|mT|t\(|transpose))", line):
+            layer = name.rsplit(".", 1)[0]
+            return (f" nn.Linear stores its weight as (out_features, in_features): `{name}` is "
+                    f"{show_shape((out_features, in_features), sizes)}, so `… @ {name}` does not fit an input whose "
+                    f"last axis is {in_features}. Call the layer, `{layer}(x)` (weight and bias together), or use "
+                    f"`x @ {name}.T`.")
+    return ""
+
+
+_SAFE_NODES = ("Name", "Constant", "BinOp", "UnaryOp", "Add", "Sub", "Mult", "FloorDiv", "USub", "Load", "Attribute",
+               "Subscript", "Index", "Expression")
+
+
+def _empty_slice_reading(error: BaseException, sizes) -> str:
+    """A reduction over an empty tensor where a slice of the learner's function, read with the values its names held
+    when it raised, ends before it starts: ``t[start:block]`` for ``t[start:start + block]``."""
+    import ast
+    import textwrap
+    frame = _frame(error)
+    if frame is None:
+        return ""
+    try:
+        lines, _ = inspect.getsourcelines(frame.f_code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return ""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Slice) or node.lower is None or node.upper is None:
+            continue
+        bounds = []
+        for bound in (node.lower, node.upper):
+            if any(type(n).__name__ not in _SAFE_NODES for n in ast.walk(bound)):
+                break
+            try:
+                value = eval(compile(ast.Expression(bound), "<slice>", "eval"), {}, dict(frame.f_locals))  # noqa: S307
+            except Exception:  # noqa: BLE001 - a name not bound yet: this slice says nothing
+                break
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = int(value)
+            if not _is_int(value):
+                break
+            bounds.append(value)
+        if len(bounds) == 2 and 0 < bounds[1] <= bounds[0]:
+            lower, upper = ast.unparse(node.lower), ast.unparse(node.upper)
+            return (f" A reduction ran over an empty tensor: your slice `[{lower}:{upper}]` is empty here ({lower} = "
+                    f"{bounds[0]}, {upper} = {bounds[1]}): a slice's end is an index, not a length, so once the "
+                    f"start reaches {bounds[1]} nothing is left. The end is the start plus the length, "
+                    f"`[{lower}:{lower} + {upper}]` where `{upper}` is the block's length.")
+    return ""

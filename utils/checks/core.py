@@ -275,7 +275,7 @@ def call(fn: Callable, *args, exercise: str, what: str, case=None, **kwargs):
         hint = exception_hint(error, sizes, operation, line=line, values=values,
                               case=case if isinstance(case, Case) else None)
         conversion = conversion_reading(error, line, values, sizes)  # Python's own: if mask:, math.sqrt(t), C / G
-        conversion = conversion or argument_reading(error, line, values, sizes)  # x.sqrt * y, dim=<a size>, …
+        conversion = conversion or argument_reading(error, line, values, sizes, fn)  # x.sqrt * y, dim=<a size>, …
         if conversion:
             hint = conversion
         elif isinstance(case, Case):
