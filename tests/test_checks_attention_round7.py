@@ -196,3 +196,76 @@ SCRATCH = {
 def test_round7_scratch(key):
     check, answer, words = SCRATCH[key]
     assert_diagnoses(check, answer, *words)
+
+
+# ===== written after this round's readings ========================================================================
+
+def weights_softmax_dtype_tensor(q, k, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -torch.inf)
+    return scores.softmax(dim=-1, dtype=q)
+
+
+def softmax_backward_shape_called(p, grad_p):
+    inner = (grad_p * p).sum(dim=len(p.shape()) - 1, keepdim=True)
+    return p * (grad_p - inner)
+
+
+class HeadsFunctionalLinearTransposed(_Heads):
+    def forward(self, x, causal=False, key_padding_mask=None):
+        q, k, v = nn.functional.linear(x, self.qkv.weight.T, self.qkv.bias).chunk(3, dim=-1)
+        return self.heads(q, k, v, causal, key_padding_mask)
+
+
+def tiled_end_clamped_without_start(q, k, v, block_size):
+    T = k.shape[-2]
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros_like(m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, T, block_size):
+        end = min(block_size, T)
+        s = q @ k[..., start:end, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        e = torch.exp(s - m_new)
+        ell = torch.exp(m - m_new) * ell + e.sum(dim=-1, keepdim=True)
+        a = torch.exp(m - m_new) * a + e @ v[..., start:end, :]
+        m = m_new
+    return a / ell
+
+
+def tiled_zeros_dtype_shape(q, k, v, block_size):
+    m = torch.full(q.shape[:-1] + (1,), -math.inf, dtype=q.dtype)
+    ell = torch.zeros(m.shape, dtype=m)
+    a = torch.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        e = torch.exp(s - m_new)
+        ell = torch.exp(m - m_new) * ell + e.sum(dim=-1, keepdim=True)
+        a = torch.exp(m - m_new) * a + e @ v[..., start:start + block_size, :]
+        m = m_new
+    return a / ell
+
+
+FRESH = {
+    "1.1 softmax(dim=-1, dtype=q)": (checks.check_attention_weights, weights_softmax_dtype_tensor),
+    "1.2 len(p.shape()) - 1": (checks.check_softmax_backward, softmax_backward_shape_called),
+    "1.4 F.linear(x, self.qkv.weight.T)": (checks.check_multi_head_attention, HeadsFunctionalLinearTransposed),
+    "1.5 end = min(block_size, T)": (checks.check_tiled_attention, tiled_end_clamped_without_start),
+    "1.5 torch.zeros(m.shape, dtype=m)": (checks.check_tiled_attention, tiled_zeros_dtype_shape),
+}
+
+FRESH_WORDS = {  # None: not named when written (rejected, with a message that does not name the mistake)
+    "1.1 softmax(dim=-1, dtype=q)": ["takes a torch.dtype", "`q.dtype`"],
+    "1.2 len(p.shape()) - 1": ["`p.shape` is a torch.Size", "Drop the parentheses"],
+    "1.4 F.linear(x, self.qkv.weight.T)": None,
+    "1.5 end = min(block_size, T)": ["`[start:end]` is empty", "not a length"],
+    "1.5 torch.zeros(m.shape, dtype=m)": ["takes a torch.dtype", "`m.dtype`"],
+}
+
+
+@pytest.mark.parametrize("key", [pytest.param(key, marks=exercise(key.split()[0])) for key in FRESH])
+def test_round7_fresh(key):
+    check, answer = FRESH[key]
+    assert_diagnoses(check, answer, *(FRESH_WORDS[key] or ["re:."]))
