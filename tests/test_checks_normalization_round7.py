@@ -140,3 +140,43 @@ SCRATCH7 = [
     for i, (exercise_id, wrong, words) in enumerate(SCRATCH7)])
 def test_scratch_round7_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+InstanceNorm, GroupNorm = SOLVED["InstanceNorm2d"], SOLVED["GroupNorm"]
+
+
+class ScratchInstanceWeightOnHeight(InstanceNorm):
+    def forward(self, x):
+        mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+        x_hat = (x - mean) * torch.rsqrt(var + self.eps)
+        return x_hat * self.weight[None, None, :, None] + per_channel(self.bias)
+
+
+class ScratchGroupVarMeanOnUngrouped(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        var, mean = torch.var_mean(x.view(N, self.num_groups, C // self.num_groups, H, W), dim=(2, 3, 4),
+                                   unbiased=False, keepdim=True)
+        x_hat = ((x - mean) * torch.rsqrt(var + self.eps)).view(N, C, H, W)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param("2.5", ScratchInstanceWeightOnHeight,
+                 ["`self.weight` lies along H", "self.weight[None, :, None, None]"],
+                 marks=exercise("2.5"), id="2.5-weight-on-H"),
+    pytest.param("2.6", ScratchGroupVarMeanOnUngrouped, ["grouped layout", "not to the ungrouped `x`"],
+                 marks=exercise("2.6"), id="2.6-grouped-statistics")])
+def test_broadcast_readings_say_where_the_tensor_lies(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+def test_new_operand_readings_stay_quiet_without_their_evidence():
+    from utils.checks.operands import Operand, _lies_along, _ungrouped
+    x = Operand((2, 6, 4, 4), "x")
+    assert _ungrouped(Operand((2, 4, 1, 1, 1), "mean"), x, {}) is None      # 4 does not divide C = 6
+    assert _ungrouped(Operand((2, 3, 1, 1), "mean"), x, {}) is None         # no axis more
+    assert _lies_along(Operand((1, 1, 4, 1)), (3, 4, 2, 4), [(1,)], [2], ["N", "C", "H", "W"]) == ""  # unnamed
+
+
+# ================================================================================================ fresh, after

@@ -400,7 +400,7 @@ def read_broadcast(a: Operand, b: Operand, sizes: dict[str, int] | None = None, 
     small, large = sorted((a, b), key=lambda o: (math.prod(o.shape), len(o.shape)))
     small = _with_origin(small, large, variables)
     message = _crossed(small, large, sizes, variables)
-    for reading in (_reordered, _misplaced, _split, _permuted):
+    for reading in (_reordered, _misplaced, _split, _permuted, _ungrouped):
         message = message or reading(small, large, sizes)
     return message or _clash(a, b, sizes)
 
@@ -484,7 +484,17 @@ def _misplaced(small: Operand, large: Operand, sizes) -> str | None:
     why = (" — it lacks the other's axes of size 1 (a mean or sum without keepdim=True, or a missing [..., None]?)"
            if lacks_ones else "")
     return (start + f"broadcasting lines shapes up from the last axis, so its {belong} met ({met}){why}: view "
-            f"{_who(small)} as {targets}, so that each size meets its own axis.")
+            f"{_who(small)} as {targets}, so that each size meets its own axis." + _lies_along(small, L, found, landed,
+                                                                                        names))
+
+
+def _lies_along(small: Operand, L, found, landed, names) -> str:
+    """A one-axis tensor viewed onto another axis: " Your `self.bias` lies along H, not C: [None, :, None, None]"."""
+    if len(landed) != 1 or not small.name or len(found[0]) != 1:
+        return ""
+    index = "[" + ", ".join(":" if i == found[0][0] else "None" for i in range(len(L))) + "]"
+    return (f" Your `{small.name}` lies along {names[landed[0]]} (axis {landed[0]}), not along {names[found[0][0]]}: "
+            f"index it as {small.name}{index}.")
 
 
 def _crossed(small: Operand, large: Operand, sizes, variables=()) -> str | None:
@@ -534,6 +544,26 @@ def _split(small: Operand, large: Operand, sizes) -> str | None:
                     f"{_name_of(size, sizes)} entries split over the axes ({', '.join(names[start:stop])}): "
                     f"reshape that tensor back, so that they lie on one axis, before combining the two (or view "
                     f"{name} as {target}).")
+    return None
+
+
+def _ungrouped(small: Operand, large: Operand, sizes) -> str | None:
+    """The small operand has one axis more than the large one and fits the large one with one axis split in two
+    (C as G·C/G): statistics of a grouped view (a reshape, then a reduction with keepdim=True) applied to the
+    tensor before the reshape."""
+    S, L = small.shape, large.shape
+    if len(S) != len(L) + 1:
+        return None
+    for k, size in enumerate(L):
+        if S[k] in (1, size) or size % S[k]:
+            continue
+        grouped = L[:k] + (S[k], size // S[k]) + L[k + 1:]
+        if all(s in (1, g) for s, g in zip(S, grouped)):
+            name = f"`{large.name}`" if large.name else "the other tensor"
+            return (f" {_Describe(small, sizes)} has the grouped layout {show_shape(grouped, sizes)}, one axis more "
+                    f"than {_describe(large, sizes)}, whose {_name_of(size, sizes)} is {S[k]} × {size // S[k]} on one "
+                    f"axis: apply it to the grouped tensor, not to the ungrouped {name} — combine the two in the "
+                    f"grouped shape {tuple_text(grouped)}, then reshape the result back to {tuple_text(L)}.")
     return None
 
 
