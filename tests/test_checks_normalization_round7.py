@@ -127,8 +127,10 @@ SCRATCH7 = [
     ("2.2", ScratchFunctionSavedReversed, ["grad_out and x_hat exchanged", "batch_norm_backward(grad_out, x_hat"]),
     ("2.2", ScratchFunctionPositional, ["grad_out and x_hat exchanged"]),
     ("2.3", ScratchModuleInitSwapped, ["your ε is the momentum", "passed where eps belongs"]),
-    ("2.3", ScratchModuleMeanFromVariance, ["running_mean", "batch variance where the batch mean belongs"]),
-    ("2.3", ScratchModuleVarFromMeanLerp, ["running_var", "batch mean where the batch variance belongs"]),
+    ("2.3", ScratchModuleMeanFromVariance,
+     ["running_mean averages in the unbiased batch variance instead of the batch mean", "other buffer"]),
+    ("2.3", ScratchModuleVarFromMeanLerp,
+     ["running_var averages in the batch mean", "instead of the unbiased batch variance"]),
     ("2.7", ScratchRMSSumOverAxisCount, ["len(normalized_shape)", "number of axes", "math.prod(normalized_shape)"]),
     ("2.4", ScratchLayerVarOverAxisCount, ["len(normalized_shape)", "number of axes"]),
     ("2.4", ScratchLayerMeanOverAxisCount, ["len(normalized_shape)", "number of axes"]),
@@ -180,3 +182,66 @@ def test_new_operand_readings_stay_quiet_without_their_evidence():
 
 
 # ================================================================================================ fresh, after
+def fresh_backward_expanded_scale(grad_out, x_hat, weight, inv_std):
+    g, scale = grad_out, per_channel(weight * inv_std)
+    mean_g, mean_gx = _means(g, x_hat)
+    grad_x = g * scale - scale * mean_g - x_hat * mean_gx
+    return grad_x, (g * x_hat).sum(DIMS), g.sum(DIMS)
+
+
+class FreshFunctionKeywordsCrossed(Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        grads = backward(grad_out=x_hat, x_hat=grad_out, weight=weight, inv_std=inv_std)
+        return (*grads, None)
+
+
+class FreshModuleVarFromSquaredMean(Module):
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                alpha = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                mean = x.mean(DIMS)
+                self.running_mean.lerp_(mean, alpha)
+                self.running_var.lerp_(mean ** 2, alpha)
+            return Function.apply(x, self.weight, self.bias, self.eps)
+        mean, var = per_channel(self.running_mean), per_channel(self.running_var)
+        return (x - mean) / torch.sqrt(var + self.eps) * per_channel(self.weight) + per_channel(self.bias)
+
+
+class FreshLayerMeanOverDim(LayerNorm):
+    def forward(self, x):
+        dims = trailing(self)
+        mean = x.sum(dims, keepdim=True) / x.dim()
+        var = ((x - mean) ** 2).mean(dims, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class FreshGroupSplitDefaultDim(GroupNorm):
+    def forward(self, x):
+        N, C, H, W = x.shape
+        parts = []
+        for part in torch.split(x, C // self.num_groups):
+            mean = part.mean((1, 2, 3), keepdim=True)
+            var = part.var((1, 2, 3), unbiased=False, keepdim=True)
+            parts.append((part - mean) / torch.sqrt(var + self.eps))
+        x_hat = torch.cat(parts, 1)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
+FRESH7 = [
+    ("2.1", fresh_backward_expanded_scale, ["bracket"]),
+    ("2.2", FreshFunctionKeywordsCrossed, ["grad_out and x_hat exchanged"]),
+    ("2.3", FreshModuleVarFromSquaredMean, ["running_var", "square of the batch mean"]),
+    ("2.4", FreshLayerMeanOverDim, ["x.dim()", "number of axes"]),
+    ("2.6", FreshGroupSplitDefaultDim, ["(C, H, W)", "(N, G, C/G, H, W)"]),  # unnamed: the set, not the cut
+]
+
+
+@pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param(exercise_id, wrong, words, marks=exercise(exercise_id), id=f"{exercise_id}-{i}")
+    for i, (exercise_id, wrong, words) in enumerate(FRESH7)])
+def test_fresh_round7_mistakes_are_named(exercise_id, wrong, words):
+    assert_diagnoses(CHECKS[exercise_id], wrong, *words)

@@ -162,9 +162,9 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
         other = ("the statistic of the other buffer: running_mean averages the batch mean x.mean(dim=(0, 2, 3)) — "
                  "a line copied from the running_var update and left half-changed?")
         candidates = {"the mean of every value of the batch": (x.mean().expand_as(right), every),
-                      "the unbiased batch variance, the batch variance where the batch mean belongs": (
+                      "the unbiased batch variance": (
                           x.var(STATISTICS, unbiased=True), other),
-                      "the biased batch variance, the batch variance where the batch mean belongs": (
+                      "the biased batch variance": (
                           x.var(STATISTICS, unbiased=False), other)}
         if output is not None:
             candidates["the mean of your output y (≈ β, since y is normalised)"] = (output.double().mean(STATISTICS),
@@ -174,7 +174,12 @@ def _averaged_statistic(old, new, x, kind: str, case: ModuleCase, alpha: float, 
         per_example = "it leaves out how the examples differ: take the variance over (N, H, W) at once"
         candidates = {
             "the variance of every value of the batch": (x.var().expand_as(right), every),
-            "the batch mean x.mean(dim=(0, 2, 3)), the batch mean where the batch variance belongs": (
+            "the square of the batch mean, (mean x)²,": (
+                x.mean(STATISTICS) ** 2, "the variance is the mean of the squared deviations from μ, not μ²: "
+                                         "x.var(dim=(0, 2, 3), unbiased=True)"),
+            "the mean square of the batch, mean(x²) (about 0 rather than about μ),": (
+                (x * x).mean(STATISTICS), "subtract μ before squaring: x.var(dim=(0, 2, 3), unbiased=True)"),
+            "the batch mean x.mean(dim=(0, 2, 3))": (
                 x.mean(STATISTICS), "the statistic of the other buffer: running_var averages the unbiased batch "
                                     "variance x.var(dim=(0, 2, 3), unbiased=True) — a line copied from the "
                                     "running_mean update and left half-changed?"),

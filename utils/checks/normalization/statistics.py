@@ -296,6 +296,9 @@ def wrong_count_message(count: float, spec: NormSpec, what: str) -> str | None:
         return (f"{what} divides by {symbol}² = {n * n}, not by {symbol} = {n}: a root mean square is the L2 norm "
                 f"divided by √{symbol}, ‖x‖/√{symbol} = √(mean(x²)), not ‖x‖/{symbol} ({spec.code})")
     said = count_text(count, spec)
+    if said is None and len(spec.axes) > 1 and abs(count - len(spec.axes)) < 1e-4 and spec.partition.size > count:
+        return (f"{what} divides its sum by {len(spec.axes)} = x.dim(), the number of axes of x, not the number of "
+                f"values in each group, {group_count_text(spec)}: take the mean over them ({spec.code})")
     if said is None or round(count) == spec.partition.size:
         return None
     symbol = spec.count_symbol
