@@ -198,6 +198,43 @@ def test_round7_scratch(key):
     assert_diagnoses(check, answer, *words)
 
 
+class FunctionDVFromRecomputedOutput(_Function):
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, p = ctx.saved_tensors
+        grad_q, grad_k, _ = _Function.backward(ctx, grad_out)
+        return grad_q, grad_k, p.transpose(-2, -1) @ (p @ v)  # Pᵀ O: the output, not its gradient
+
+
+class FunctionBothFromSavedOutput(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v):
+        p = attention_weights(q, k)
+        out = p @ v
+        ctx.save_for_backward(q, k, v, p, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, p, out = ctx.saved_tensors
+        scale = 1 / math.sqrt(q.shape[-1])
+        grad_s = softmax_backward(p, out @ v.transpose(-2, -1))
+        return scale * grad_s @ k, scale * grad_s.transpose(-2, -1) @ q, p.transpose(-2, -1) @ grad_out
+
+
+OUTPUT_FOR_GRADIENT = {
+    "1.3 dV = Pᵀ (P V)": (FunctionDVFromRecomputedOutput, "dV = Pᵀ dO"),
+    "1.3 dP = out Vᵀ with out saved": (FunctionBothFromSavedOutput, "dP = dO Vᵀ"),
+}
+
+
+@pytest.mark.parametrize("key", [pytest.param(key, marks=exercise("1.3")) for key in OUTPUT_FOR_GRADIENT])
+def test_round7_forward_output_where_its_gradient_belongs(key):
+    answer, where = OUTPUT_FOR_GRADIENT[key]
+    assert_diagnoses(checks.check_attention_function, answer, "forward output O instead of the upstream gradient dO",
+                     where)
+
+
 # ===== written after this round's readings ========================================================================
 
 def weights_softmax_dtype_tensor(q, k, mask=None):

@@ -494,9 +494,12 @@ def _mixed_dtype_reading(line: str, values: dict, text: str) -> str:
         if "dtype" not in call and value.dtype != default:  # x.double() @ torch.ones(…) with a float32 x: not this
             cast = " (and `.float()` on the line casts to float32 too)" if re.search(
                 r"\.float\(\)|float32", line) else ""
+            kind = built[0].group(1)
+            like = f" (or torch.{kind}_like({name}) where it has {name}'s shape)" if kind in (
+                "ones", "zeros", "empty", "rand", "randn") and tuple(value.shape) else ""
             return (f" `{call}` is built in the default dtype ({str(default).removeprefix('torch.')}), and `{name}` is "
                     f"{str(value.dtype).removeprefix('torch.')}: one call met two dtypes{cast}. Build it in the "
-                    f"input's dtype, `dtype={name}.dtype` (or a *_like constructor such as torch.zeros_like({name})).")
+                    f"input's dtype, `dtype={name}.dtype` {like}.")
     if len(dtypes) == 2:
         shown = ", ".join(f"`{name}` is {str(value.dtype).removeprefix('torch.')}" for name, value in tensors.items())
         return (f" One call met two dtypes: {shown}. Build every tensor in the input's dtype (dtype=x.dtype, "

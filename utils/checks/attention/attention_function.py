@@ -363,22 +363,29 @@ def check_attention_function(AttentionFunction) -> None:
                                                        "your forward output")])
         run_learner(EX_FUNCTION, out.backward, grad_out, what="AttentionFunction.backward", case=case)
         dq_terms, dk_terms = _gradient_terms(q, k, v, grad_out)
+        _, (dq_o, dk_o, dv_o) = _attention_gradients(q, k, v, expected_out.detach())  # dO replaced by O
+        output = ("backward used the forward output O instead of the upstream gradient dO: it matches eq. "
+                  "(1.9) computed with dO = O. The gradient arriving in backward(ctx, grad_out) is grad_out = dO "
+                  "= ∂L/∂O; use it in {} (O itself need not be saved).")
         square = q.shape == k.shape == v.shape  # some mix-ups only keep the shapes right when Tq = Tk
         gradients = [
             ("dL/dV", leaves[2], dv, "eq. (1.7), dV = Pᵀ dO",
              [_dv_weights_probe(q, k, v, grad_out, dv), _dv_rows_probe(grad_out, dv)],
              [Mistake(reference_attention_weights(q, k) @ grad_out, "dV = Pᵀ · dO (eq. (1.7)): the attention "
-                                                                    "weights need a transpose.") if square else None]),
+                                                                    "weights need a transpose.") if square else None,
+              Mistake(dv_o, output.format("dV = Pᵀ dO"))]),
             ("dL/dQ", leaves[0], dq, "eq. (1.9), dQ = c·dS·K",
              [_gradient_probe("dQ", dq_terms, case), _ds_probe("dQ", apply, q, k, v, grad_out, case),
               _dq_scores_probe(k, case)],
              [Mistake(dk, "you returned dK where dQ belongs: backward returns gradients in the order forward took "
-                          "its inputs, (q, k, v).") if square else None]),
+                          "its inputs, (q, k, v).") if square else None,
+              Mistake(dq_o, output.format("dP = dO Vᵀ"))]),
             ("dL/dK", leaves[1], dk, "eq. (1.9), dK = c·dSᵀ·Q",
              [_gradient_probe("dK", dk_terms, case), _ds_probe("dK", apply, q, k, v, grad_out, case),
               _dk_sum_probe()],
              [Mistake(dq, "you returned dQ where dK belongs: backward returns gradients in the order forward took "
-                          "its inputs, (q, k, v).") if square else None]),
+                          "its inputs, (q, k, v).") if square else None,
+              Mistake(dk_o, output.format("dP = dO Vᵀ"))]),
         ]
         for name, leaf, expected, equation, probes, mistakes in gradients:
             if leaf.grad is None:
