@@ -163,7 +163,19 @@ class ScratchGroupVarMeanOnUngrouped(GroupNorm):
         return x_hat * per_channel(self.weight) + per_channel(self.bias)
 
 
+class ScratchGroupChunkComprehension(GroupNorm):
+    def forward(self, x):
+        def normalise(block):
+            var, mean = torch.var_mean(block, dim=(1, 2, 3), unbiased=False, keepdim=True)
+            return (block - mean) * torch.rsqrt(var + self.eps)
+        x_hat = torch.cat([normalise(block) for block in x.chunk(self.num_groups)], dim=1)
+        return x_hat * per_channel(self.weight) + per_channel(self.bias)
+
+
 @pytest.mark.parametrize("exercise_id, wrong, words", [
+    pytest.param("2.6", ScratchGroupChunkComprehension,
+                 ["N·C on axis 1", "cut along dim=0 (the first axis) by default"],
+                 marks=exercise("2.6"), id="2.6-chunk-default-dim"),
     pytest.param("2.5", ScratchInstanceWeightOnHeight,
                  ["`self.weight` lies along H", "self.weight[None, :, None, None]"],
                  marks=exercise("2.5"), id="2.5-weight-on-H"),
@@ -174,7 +186,9 @@ def test_broadcast_readings_say_where_the_tensor_lies(exercise_id, wrong, words)
 
 
 def test_new_operand_readings_stay_quiet_without_their_evidence():
-    from utils.checks.operands import Operand, _lies_along, _ungrouped
+    from utils.checks.operands import Operand, _joined, _lies_along, _ungrouped
+    assert _joined(Operand((1, 6, 1, 1), "w"), Operand((1, 12, 4, 4), "x_hat"), {"C": 6, "H": 4}) is None  # 2 unnamed
+    assert _joined(Operand((1, 6, 1, 1), "w"), Operand((2, 12, 4, 4), "x_hat"), {"C": 6, "N": 2}) is None  # none lost
     x = Operand((2, 6, 4, 4), "x")
     assert _ungrouped(Operand((2, 4, 1, 1, 1), "mean"), x, {}) is None      # 4 does not divide C = 6
     assert _ungrouped(Operand((2, 3, 1, 1), "mean"), x, {}) is None         # no axis more

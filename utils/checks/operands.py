@@ -400,7 +400,7 @@ def read_broadcast(a: Operand, b: Operand, sizes: dict[str, int] | None = None, 
     small, large = sorted((a, b), key=lambda o: (math.prod(o.shape), len(o.shape)))
     small = _with_origin(small, large, variables)
     message = _crossed(small, large, sizes, variables)
-    for reading in (_reordered, _misplaced, _split, _permuted, _ungrouped):
+    for reading in (_reordered, _misplaced, _split, _permuted, _ungrouped, _joined):
         message = message or reading(small, large, sizes)
     return message or _clash(a, b, sizes)
 
@@ -565,6 +565,26 @@ def _ungrouped(small: Operand, large: Operand, sizes) -> str | None:
                     f"axis: apply it to the grouped tensor, not to the ungrouped {name} — combine the two in the "
                     f"grouped shape {tuple_text(grouped)}, then reshape the result back to {tuple_text(L)}.")
     return None
+
+
+def _joined(small: Operand, large: Operand, sizes) -> str | None:
+    """Same number of axes, one clash, where the large one holds a named size times the small one's and has lost
+    another axis to 1: pieces cut along one axis were joined along another (torch.chunk/split's default dim=0)."""
+    S, L = small.shape, large.shape
+    clashes = [k for k, (x, y) in enumerate(zip(S, L)) if x != y and 1 not in (x, y)]
+    if len(S) != len(L) or len(clashes) != 1 or 1 not in L:
+        return None
+    k = clashes[0]
+    if L[k] % S[k] or L[k] // S[k] < 2:
+        return None
+    q = L[k] // S[k]
+    named = [name for name, value in (sizes or {}).items() if value == q]
+    if not named:
+        return None
+    return (f" {_Describe(large, sizes)} holds {L[k]} = {named[0]}·{_name_of(S[k], sizes).split(' = ')[0]} on axis "
+            f"{k}, where {_describe(small, sizes)} has {_name_of(S[k], sizes)}: {named[0]} = {q} pieces were joined "
+            f"along that axis — pieces cut along another axis and concatenated along this one. torch.chunk and "
+            f"torch.split cut along dim=0 (the first axis) by default: pass the dim to cut along (dim={k}).")
 
 
 def _permuted(small: Operand, large: Operand, sizes) -> str | None:
