@@ -259,3 +259,23 @@ FRESH7 = [
     for i, (exercise_id, wrong, words) in enumerate(FRESH7)])
 def test_fresh_round7_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
+
+
+class ScratchLayerDimsFromNdim(LayerNorm):
+    def forward(self, x):
+        dims = tuple(range(x.dim() - len(self.normalized_shape) - 1, x.dim()))   # one axis early
+        mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+@exercise("2.4")
+def test_one_axis_too_many_is_said_only_for_the_axis_just_before():
+    assert_diagnoses(CHECKS["2.4"], ScratchLayerDimsFromNdim, "one axis too many", "T, the axis just before")
+    from utils.checks.normalization.cases import TrailingCase
+    from utils.checks.normalization.modules import _trailing_spec
+    from utils.checks.normalization.statistics import _extra_axis_note
+    case = TrailingCase("edges", shape=(2, 5, 8), normalized_shape=8)
+    spec = _trailing_spec(case, "LayerNorm", "eq. (2.10)", 1e-5, "eps", centred=True)
+    batch = next(p for p in spec.candidates if p.name.startswith("(B)"))
+    assert _extra_axis_note(batch, spec) == ""
+    assert _extra_axis_note(spec.partition, spec) == ""

@@ -393,7 +393,8 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
             and not mean_partition.same_as(right):
         problems.append(f"your mean μ and variance σ² are computed over {mean_partition.describe()}, but "
                         f"{spec.method}'s are over "
-                        f"{right.describe()}: {spec.reduce}" + _complement_note(mean_partition, spec))
+                        f"{right.describe()}: {spec.reduce}" + _complement_note(mean_partition, spec) +
+                        _extra_axis_note(mean_partition, spec))
     else:
         if mean_partition and not mean_partition.same_as(right):
             problems.append(f"your mean μ is over {mean_partition.describe()}, but {spec.method}'s is over "
@@ -454,6 +455,18 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
     if not problems:
         return None
     return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
+
+
+def _extra_axis_note(partition: Partition, spec: NormSpec) -> str:
+    """" — one axis too many: T …" when the values pooled are the last len(normalized_shape) axes and the one just
+    before them (a range of dims that starts one axis early); "" otherwise."""
+    got, right = _axis_names(partition), _axis_names(spec.partition)
+    if not spec.axis_count or not right or got[1:] != right or got[0] not in spec.axes or right[0] not in spec.axes \
+            or spec.axes.index(got[0]) != spec.axes.index(right[0]) - 1:
+        return ""
+    return (f" — one axis too many: {got[0]}, the axis just before normalized_shape, is pooled in (a range of dims "
+            f"that starts one axis early, such as range(-len(normalized_shape) - 1, 0)); the last len(normalized_shape)"
+            f" axes are range(-len(normalized_shape), 0)")
 
 
 def _axis_names(partition: Partition) -> list[str]:
