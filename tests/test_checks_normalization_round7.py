@@ -279,3 +279,13 @@ def test_one_axis_too_many_is_said_only_for_the_axis_just_before():
     batch = next(p for p in spec.candidates if p.name.startswith("(B)"))
     assert _extra_axis_note(batch, spec) == ""
     assert _extra_axis_note(spec.partition, spec) == ""
+
+
+class ScratchRMSTimesSqrt(RMSNorm):
+    def forward(self, x):
+        return x * (x.pow(2).mean(trailing(self), keepdim=True) + rms_eps(self, x)).sqrt() * self.weight
+
+
+@exercise("2.7")
+def test_multiplying_by_the_rms_says_divide_by_the_rms():
+    assert_diagnoses(CHECKS["2.7"], ScratchRMSTimesSqrt, "divide by the RMS", "torch.sqrt where torch.rsqrt belongs")

@@ -108,7 +108,8 @@ _FORMS = {
     "no sqrt": (lambda M, eps: 1 / (M + eps), "the square root is missing: divide by √(σ² + ε), not by σ² + ε"),
     "precision": (lambda M, eps: torch.sqrt(1 / M + eps), _EPS_ON_PRECISION),
     "clamp": (lambda M, eps: 1 / torch.sqrt(M.clamp(min=eps)), _CLAMPED),
-    "inverted": (lambda M, eps: torch.sqrt(M + eps), "you multiply by √(σ² + ε) where eq. divides by it"),
+    "inverted": (lambda M, eps: torch.sqrt(M + eps), "you multiply by √(σ² + ε) where the equation divides by it: "
+                                                     "torch.sqrt where torch.rsqrt belongs, or * where / belongs"),
     "inverted no sqrt": (lambda M, eps: M + eps, "you multiply by σ² + ε: divide by √(σ² + ε)"),
 }
 _NAMED_EPS = {"1e-5": 1e-5, "1e-6": 1e-6, "1e-8": 1e-8, "1e-3": 1e-3, "1e-12": 1e-12,
@@ -451,7 +452,8 @@ def _normalisation_message(x, fit: _AffineFit, mean, scale: _Scale | None, spec:
                             f"({spec.eps_text})")
         elif scale.form != "inside" and scale.moment != "mean |x|":  # an L1 average: where ε sits is moot
             said = _FORMS[scale.form][1]
-            problems.append(said if spec.centred else said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)"))
+            problems.append(said if spec.centred else said.replace("σ²", "mean(x²)").replace("σ", "√mean(x²)") +
+                            (" — divide by the RMS, √(mean(x²) + ε)" if scale.form == "inverted" else ""))
     if not problems:
         return None
     return ("with γ = 1 and β = 0, " + "; ".join(problems) + f" ({spec.equation}).")
