@@ -44,6 +44,7 @@ SETS = {
     "third": {"01": "tests.heldout.third_ch01", "02": "tests.heldout.third_ch02", "05": "tests.heldout.third_ch05"},
     "fourth": {"01": "tests.heldout.fourth_ch01", "02": "tests.heldout.fourth_ch02", "05": "tests.heldout.fourth_ch05"},
     "fifth": {"01": "tests.heldout.fifth_ch01", "02": "tests.heldout.fifth_ch02", "05": "tests.heldout.fifth_ch05"},
+    "sixth": {"01": "tests.heldout.sixth_ch01", "02": "tests.heldout.sixth_ch02", "05": "tests.heldout.sixth_ch05"},
 }
 CHAPTERS = SETS["first"]
 TIMEOUT_S = 90  # per wrong answer; a check that needs longer than this is itself a defect
