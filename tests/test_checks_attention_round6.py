@@ -12,49 +12,15 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
-from einops import rearrange
 
+from tests.attention_helpers import Heads as _Heads
+from tests.attention_helpers import (  # earlier cells, written right
+    attention_weights,
+    mixing_ok,
+    softmax_backward,
+)
 from tests.checks_harness import assert_diagnoses, exercise
 from utils.checks import attention as checks
-
-
-def attention_weights(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1)
-
-
-def softmax_backward(p, grad_p):
-    return p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True))
-
-
-def dft_matrix_ok(n, dtype=torch.complex64):
-    j = torch.arange(n, dtype=torch.float64)
-    angle = -2 * math.pi * torch.outer(j, j) / n
-    return torch.polar(torch.ones_like(angle), angle).to(dtype)
-
-
-def mixing_ok(x):
-    T, D = x.shape[-2:]
-    dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-    return (dft_matrix_ok(T, dtype) @ x.to(dtype) @ dft_matrix_ok(D, dtype)).real.to(x.dtype)
-
-
-class _Heads(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads = n_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return (rearrange(t, "B T (H Dh) -> B H T Dh", H=self.n_heads) for t in (q, k, v))
-
-    def finish(self, heads):
-        return self.out(rearrange(heads, "B H T Dh -> B T (H Dh)"))
 
 
 def _tiled(q, k, v, block_size, stop_extra=0, exp_ratio=False):

@@ -13,19 +13,9 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
+from tests.attention_helpers import attention_weights, softmax_backward  # earlier cells, written right
 from tests.checks_harness import assert_diagnoses, exercise
 from utils.checks import attention as checks
-
-
-def attention_weights(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1)
-
-
-def softmax_backward(p, grad_p):
-    return p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True))
 
 
 def _mixing(dft_matrix):

@@ -13,6 +13,13 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
+from tests.attention_helpers import (  # earlier cells, written right
+    attention,
+    attention_weights,
+    dft_matrix_ok,
+    mixing_ok,
+    softmax_backward,
+)
 from tests.checks_harness import assert_diagnoses, exercise
 from utils.checks import attention as checks
 from utils.checks.attention import coefficients, common, quantities, roles
@@ -20,23 +27,6 @@ from utils.checks.attention import softmax_backward as backward
 from utils.checks.operands import Operation
 
 CHAPTER = "01_attention"
-
-
-# ----- the helpers of earlier cells, written right ---------------------------------------------------------------
-
-def attention_weights(q, k, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1)
-
-
-def softmax_backward(p, grad_p):
-    return p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True))
-
-
-def attention(q, k, v, mask=None):
-    return attention_weights(q, k, mask) @ v
 
 
 # ===== 1.1 ========================================================================================================
@@ -310,18 +300,6 @@ def tiled_normalised_inside_the_loop(q, k, v, block_size=128):
 
 
 # ===== 1.6 ========================================================================================================
-
-def dft_matrix_ok(n, dtype=torch.complex64):
-    j = torch.arange(n, dtype=torch.float64)
-    angle = -2 * math.pi * torch.outer(j, j) / n
-    return torch.polar(torch.ones_like(angle), angle).to(dtype)
-
-
-def mixing_ok(x):
-    T, D = x.shape[-2:]
-    dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-    return (dft_matrix_ok(T, dtype) @ x.to(dtype) @ dft_matrix_ok(D, dtype)).real.to(x.dtype)
-
 
 def mixing_sizes_swapped(x):
     D, T = x.shape[-2:]  # the last two axes read in the wrong order

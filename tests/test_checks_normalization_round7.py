@@ -6,29 +6,20 @@ import pytest
 import torch
 
 from tests.checks_harness import assert_diagnoses, exercise
-from tests.solution_code import solution_namespace
-from utils.checks import normalization as checks
-
-SOLVED = solution_namespace("02_normalization")
-DIMS = (0, 2, 3)
-Function, Module = SOLVED["BatchNormFunction"], SOLVED["BatchNorm2d"]
-LayerNorm, RMSNorm = SOLVED["LayerNorm"], SOLVED["RMSNorm"]
-backward = SOLVED["batch_norm_backward"]
-CHECKS = {"2.1": checks.check_batch_norm_backward, "2.2": checks.check_batch_norm_function,
-          "2.3": checks.check_batch_norm_module, "2.4": checks.check_layer_norm,
-          "2.5": checks.check_instance_norm, "2.6": checks.check_group_norm, "2.7": checks.check_rms_norm}
-
-
-def per_channel(t):
-    return t[None, :, None, None]
-
-
-def trailing(module):
-    return tuple(range(-len(module.normalized_shape), 0))
-
-
-def rms_eps(module, x):
-    return torch.finfo(x.dtype).eps if module.eps is None else module.eps
+from tests.normalization_helpers import (
+    CHECKS,
+    DIMS,
+    Function,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    Module,
+    RMSNorm,
+    backward,
+    per_channel,
+    rms_eps,
+    trailing,
+)
 
 
 def _means(g, x_hat):
@@ -144,7 +135,6 @@ def test_scratch_round7_mistakes_are_named(exercise_id, wrong, words):
     assert_diagnoses(CHECKS[exercise_id], wrong, *words)
 
 
-InstanceNorm, GroupNorm = SOLVED["InstanceNorm2d"], SOLVED["GroupNorm"]
 
 
 class ScratchInstanceWeightOnHeight(InstanceNorm):
