@@ -777,3 +777,101 @@ def test_all_orders_of_space_to_depth():
     for order in itertools.permutations(range(3)):
         same = torch.equal(_space_to_depth(x, 2, order), F.pixel_unshuffle(x, 2))
         assert same == (order == (0, 1, 2))
+
+
+# ================================================================================================ fresh answers
+# Ten wrong answers written after the checks were done. Before any tuning, 5 were named (fresh_i_j_c_by_cat,
+# fresh_transposed_view, fresh_rule_batchnorm_family, fresh_rule_weight_shape, and fresh_field_backward_recursion
+# with a directional message); the other five got a generic or misleading message and led to the readings tested
+# here: a bias counted as 1, the bias as an extra input channel, a space-to-depth that mixes blocks (read from the
+# locality of the output in eval mode), untracked running statistics, and the sum divided by one side only.
+def fresh_i_j_c_by_cat(weight):
+    C_out, C, k, _ = weight.shape
+    return torch.cat([weight[:, :, i, j] for i in range(k) for j in range(k)], dim=1)[..., None, None]
+
+
+def fresh_transposed_view(weight):
+    return weight.view(weight.shape[0], -1, 1, 1).contiguous().transpose(0, 1)
+
+
+def fresh_bias_as_one(c_in, c_out, height, width, bias=True):
+    return c_in * c_out + int(bias), 2 * c_in * c_out * height * width
+
+
+def fresh_bias_as_input_channel(c_in, c_out, height, width, bias=True):
+    return c_in * c_out + (c_out if bias else 0), 2 * (c_in + int(bias)) * c_out * height * width
+
+
+def fresh_field_backward_recursion(layers):  # the output-to-input recursion, run from the input
+    side = 1
+    for kernel, stride in layers:
+        side = side * stride + (kernel - stride)
+    return side
+
+
+class FreshUnfoldNoPermute(Block):
+    def forward(self, x):
+        k = self.factor
+        B, C, H, W = x.shape
+        if k > 1:
+            x = x.unfold(2, k, k).unfold(3, k, k).reshape(B, C * k * k, H // k, W // k)
+        return F.relu(self.norm(self.conv(x)))
+
+
+class FreshFunctionalBatchNorm(Block):
+    def forward(self, x):
+        if self.factor > 1:
+            x = F.pixel_unshuffle(x, self.factor)
+        return F.relu(F.batch_norm(self.conv(x), None, None, self.norm.weight, self.norm.bias, training=True))
+
+
+class FreshSumOverHeight(Head):
+    def forward(self, x):
+        return self.conv(x).sum((2, 3)) / x.shape[2]
+
+
+def fresh_rule_batchnorm_family(model):
+    found = []
+    for name, module in model.named_modules():
+        if type(module) is nn.Conv2d:
+            if module.kernel_size != (1, 1):
+                found.append(f"{name}: {module.kernel_size} kernel")
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        elif list(module.parameters(recurse=False)):
+            found.append(f"{name}: {type(module).__name__}")
+    return found
+
+
+def fresh_rule_weight_shape(model):
+    return [f"{name} has a spatial kernel" for name, module in model.named_modules()
+            if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 4
+            and tuple(module.weight.shape[-2:]) != (1, 1)]
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_strided_to_pointwise, fresh_i_j_c_by_cat, ["(i, j, c)"]),
+    (checks.check_strided_to_pointwise, fresh_transposed_view, ["the transpose"]),
+    (checks.check_pointwise_cost, fresh_bias_as_one, ["bias as 1 parameter"]),
+    (checks.check_pointwise_cost, fresh_bias_as_input_channel, ["one more input channel"]),
+    (checks.check_receptive_field, fresh_field_backward_recursion, ["how layers combine"]),
+    (checks.check_pointwise_block, FreshUnfoldNoPermute, ["mixes pixels of different blocks", "permute"]),
+    (checks.check_pointwise_block, FreshFunctionalBatchNorm, ["never updated", "self.norm"]),
+    (checks.check_pointwise_head, FreshSumOverHeight, ["divided by H alone", "H·W"]),
+    (checks.check_rule_violations, fresh_rule_batchnorm_family, ["rejected", "GroupNorm"]),
+    (checks.check_rule_violations, fresh_rule_weight_shape, ["missed `classifier`", "dense"]),
+])
+def test_fresh_mistakes_named(check, wrong, words):
+    assert_diagnoses(check, wrong, *words)
+
+
+def test_passing_checks_are_fast():
+    import time
+    for check, answer in ((checks.check_strided_to_pointwise, SOLVED["strided_to_pointwise"]),
+                          (checks.check_pointwise_cost, SOLVED["pointwise_cost"]),
+                          (checks.check_receptive_field, SOLVED["receptive_field"]),
+                          (checks.check_pointwise_block, Block), (checks.check_pointwise_head, Head),
+                          (checks.check_rule_violations, SOLVED["rule_violations"])):
+        start = time.perf_counter()
+        assert_passes(check, answer)
+        assert time.perf_counter() - start < 1.0, check.__name__

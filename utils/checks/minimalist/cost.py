@@ -20,10 +20,12 @@ COST_EQUATION = "eq. (9.5): P = C_in·C_out + C_out·[bias], F = 2·C_in·C_out�
 
 def _terms(c_in, c_out, height, width, bias):
     b = 1.0 if bias else 0.0
-    return {"C_in·C_out": c_in * c_out, "C_out·[bias]": c_out * b, "C_in·[bias]": c_in * b, "C_out": c_out,
+    return {"C_in·C_out": c_in * c_out, "C_out·[bias]": c_out * b, "C_in·[bias]": c_in * b, "[bias]": b,
+            "C_out": c_out,
             "C_in": c_in, "1": 1.0, "C_in·C_out·H·W": c_in * c_out * height * width,
             "C_out·H·W·[bias]": c_out * height * width * b, "C_out·H·W": c_out * height * width,
             "C_in·C_out·H": c_in * c_out * height, "C_in·C_out·W": c_in * c_out * width,
+            "C_out·H·W·[bias]·2": 2 * c_out * height * width * b,
             "C_in·C_out·(H + W)": c_in * c_out * (height + width)}
 
 
@@ -38,7 +40,7 @@ def _read(fit: Fit) -> dict[str, float]:
     return {name: round(value, 3) for name, value in fit.coefficients.items() if abs(value) > 1e-6}
 
 
-PARAMETER_TERMS = ["C_in·C_out", "C_out·[bias]", "C_in·[bias]", "C_out", "C_in", "1", "C_in·C_out·H·W"]
+PARAMETER_TERMS = ["C_in·C_out", "C_out·[bias]", "C_in·[bias]", "[bias]", "C_out", "C_in", "1", "C_in·C_out·H·W"]
 FLOP_TERMS = ["C_in·C_out·H·W", "C_in·C_out", "C_out·H·W·[bias]", "C_out·H·W", "C_in·C_out·H", "C_in·C_out·W", "1"]
 
 
@@ -70,10 +72,14 @@ def parameter_reading(values: list[int]) -> str:
                         "inverted")
         elif always == 1 and bias_out == 0:
             said.append("you count the bias even when bias=False")
-        elif always == 0 and bias_out == 0 and bias_in == 0 and weights == 1:
+        elif always == 0 and bias_out == 0 and bias_in == 0 and weights == 1 and not found.get("[bias]"):
             said.append("you leave out the bias: with bias=True it adds C_out parameters, one per output channel")
         elif bias_out not in (0, 1) or always not in (0, 1):
             said.append(f"your bias term is {bias_out + always:g}·C_out; the bias has C_out entries")
+        if found.get("[bias]") == 1 and bias_out == 0:
+            said.append("you count the bias as 1 parameter; it has one entry per output channel, C_out")
+        elif found.get("[bias]"):
+            said.append(f"you add {found['[bias]']:g} when bias=True; the bias has C_out entries")
         if found.get("C_in"):
             said.append(f"you add {found['C_in']:g}·C_in, which no parameter of a 1×1 convolution has")
         if found.get("1"):
@@ -110,6 +116,10 @@ def flop_reading(values: list[int]) -> str:
         said.append("you count 2·C_in − 1 FLOPs per output without a bias and 2·C_in with one (an exact count of "
                     "the additions); the convention, FlopCounterMode's, is 2 FLOPs per multiply-accumulate, bias or "
                     "not")
+    elif bias_adds == 2:
+        said.append("you count 2·C_out·H·W more with a bias: the bias taken as one more input channel, "
+                    "2·(C_in + 1)·C_out·H·W; our convention, FlopCounterMode's, counts only the 2 FLOPs of each "
+                    "multiply-accumulate of the weights, bias or not")
     elif bias_adds == 1:
         said.append("you count the bias additions (C_out·H·W): our convention, FlopCounterMode's, counts only the "
                     "2 FLOPs of each multiply-accumulate")

@@ -7,13 +7,22 @@ BatchNorm, no ReLU, no BatchNorm, BatchNorm with its running statistics, a hand-
 channels in another order (eq. (9.3)); for the head a sum or a max over pixels, a softmax, a kept 1×1."""
 from __future__ import annotations
 
+import copy
 import itertools
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.checks.core import Mistake, compare_runs, copy_parameters, fit_temperature, one_thread, run_module
+from utils.checks.core import (
+    Mistake,
+    compare_runs,
+    constant_factor,
+    copy_parameters,
+    fit_temperature,
+    one_thread,
+    run_module,
+)
 from utils.checks.minimalist.cases import EX_BLOCK, EX_HEAD, BlockCase, order_name
 
 BLOCK_CASES = [BlockCase("B=4, c_in=3, c_out=5, k=2, 4×4", batch=4, c_in=3, c_out=5, factor=2, height=4, width=4),
@@ -107,11 +116,50 @@ def check_pointwise_block(PointwiseBlock) -> None:
         expected = run_module(EX_BLOCK, reference, x, grad_out=None, case=case)
         with torch.no_grad():
             mistakes = block_mistakes(reference, x, case)
+        _untracked_statistics(got, expected, case)
         compare_runs(EX_BLOCK, got, expected, case=case, equation=BLOCK_EQUATION, output_mistakes=mistakes,
                      buffers=("norm.running_mean", "norm.running_var"), axes=IMAGE_AXES,
-                     output_probes=[_nonnegative_probe])
+                     output_probes=[_nonnegative_probe, lambda out, block=block, x=x: _locality_probe(block, x, case)])
     EX_BLOCK.passed(f"{len(BLOCK_CASES)} blocks (k = 1 to 4, one image, float64): output, gradients and running "
                     f"statistics match s2d → 1×1 conv → BatchNorm → ReLU.")
+
+
+def _untracked_statistics(got, expected, case: BlockCase) -> None:
+    """Right output, but BatchNorm's running statistics still at their initial values: they were never tracked."""
+    mean, var = got.buffers.get("norm.running_mean"), got.buffers.get("norm.running_var")
+    if mean is None or var is None or got.output.shape != expected.output.shape or \
+            not torch.allclose(got.output, expected.output, atol=1e-4, rtol=1e-3):
+        return
+    if torch.all(mean == 0) and torch.all(var == 1) and not torch.all(expected.buffers["norm.running_mean"] == 0):
+        raise EX_BLOCK.fail("your output is right but BatchNorm's running statistics were never updated (still 0 "
+                            "and 1): F.batch_norm(y, None, None, ...) computes the batch statistics without tracking "
+                            "them, so eval mode would normalise with the wrong ones. Call self.norm(y).", case=case)
+
+
+def _locality_probe(block: nn.Module, x: torch.Tensor, case: BlockCase) -> str | None:
+    """In eval mode (BatchNorm a fixed affine map) output cell (h, w) of a right block depends on the k×k input
+    block (h, w) alone. A space-to-depth that mixes blocks (a reshape without its permute) shows here."""
+    k = case.factor
+    if k == 1 or x.shape[2] // k < 2:
+        return None
+    probe = copy.deepcopy(block).eval()
+    with torch.no_grad():
+        try:
+            before = probe(x)
+            moved = x.clone()
+            moved[:, :, k, 0] += 1.0  # a pixel of block (1, 0)
+            changed = (probe(moved) - before).abs().sum(dim=(0, 1)) > 1e-6  # (H/k, W/k)
+        except Exception:  # noqa: BLE001 - a probe never crashes; the comparison reports the learner's error
+            return None
+    if changed.dim() != 2 or not changed.any():
+        return None
+    cells = [tuple(cell) for cell in changed.nonzero().tolist()]
+    if cells != [(1, 0)]:
+        return (f"a pixel of the k×k input block (1, 0) changes your output at grid cells {cells[:4]}"
+                + ("…" if len(cells) > 4 else "") + ", not at (1, 0) alone: your space-to-depth mixes pixels of "
+                "different blocks. A reshape of x.unfold(…) or of a view (B, C, H/k, k, W/k, k) needs the permute "
+                "to (B, C, k, k, H/k, W/k) first; F.pixel_unshuffle(x, k) does it right (eq. (9.3)).")
+    return None
 
 
 def _nonnegative_probe(got: torch.Tensor) -> str | None:
@@ -122,8 +170,8 @@ def _nonnegative_probe(got: torch.Tensor) -> str | None:
 
 
 # ============================================================================================== 9.5
-HEAD_CASES = [BlockCase("B=4, c_in=8, 10 classes, 4×4", batch=4, c_in=8, c_out=10, factor=1, height=4, width=4),
-              BlockCase("B=3, c_in=6, 10 classes, 7×5", batch=3, c_in=6, c_out=10, factor=1, height=7, width=5),
+HEAD_CASES = [BlockCase("B=3, c_in=6, 10 classes, 7×5", batch=3, c_in=6, c_out=10, factor=1, height=7, width=5),
+              BlockCase("B=4, c_in=8, 10 classes, 4×4", batch=4, c_in=8, c_out=10, factor=1, height=4, width=4),
               BlockCase("B=2, c_in=3, 5 classes, 1×1 (the grid of the last block)", batch=2, c_in=3, c_out=5,
                         factor=1, height=1, width=1),
               BlockCase("B=1, c_in=4, 10 classes, 2×3 (one image)", batch=1, c_in=4, c_out=10, factor=1, height=2,
@@ -178,11 +226,30 @@ def check_pointwise_head(PointwiseHead) -> None:
             raise EX_HEAD.fail(f"your logits have shape {tuple(got.output.shape)}: the pooled 1×1 axes are kept. "
                                f"Return (B, n_classes): .mean(dim=(2, 3)) without keepdim (or .flatten(1)).",
                                case=case)
-        probes = [lambda out, logits=logits: _softmax_probe(out, logits)]
+        probes = [lambda out, logits=logits: _softmax_probe(out, logits),
+                  lambda out, logits=logits: _count_probe(out, logits, case)]
         compare_runs(EX_HEAD, got, expected, case=case, equation=HEAD_EQUATION, output_mistakes=mistakes,
                      output_probes=probes, axes=("B", "n_classes"))
     EX_HEAD.passed(f"{len(HEAD_CASES)} heads (1×1 grids, one image, float64): logits = the pixel average of the "
                    f"1×1 convolution, (B, n_classes), and their gradients.")
+
+
+def _count_probe(got: torch.Tensor, logits: torch.Tensor, case: BlockCase) -> str | None:
+    """Logits a constant multiple of the average: the sum divided by the wrong count of pixels."""
+    if got.shape != logits.shape or case.height == case.width:
+        return None
+    factor = constant_factor(got.detach().double(), logits.double())
+    if factor is None:
+        return None
+    H, W = case.height, case.width
+    readings = {H * W: "the sum over pixels, not divided", W: "the sum divided by H alone",
+                H: "the sum divided by W alone", 1 / H: "the average divided by H once more",
+                1 / W: "the average divided by W once more"}
+    for value, what in readings.items():
+        if abs(factor - value) < 1e-3 * abs(value):
+            return (f"your logits are {factor:.4g} × the average over pixels — {what}: divide the sum by H·W = "
+                    f"{H * W}, or use .mean(dim=(2, 3)).")
+    return None
 
 
 def _softmax_probe(got: torch.Tensor, logits: torch.Tensor) -> str | None:
