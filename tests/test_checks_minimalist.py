@@ -875,3 +875,31 @@ def test_passing_checks_are_fast():
         start = time.perf_counter()
         assert_passes(check, answer)
         assert time.perf_counter() - start < 1.0, check.__name__
+
+
+# ================================================================================================ non-finite, dtype
+def mapping_divides_by_zero(weight):
+    C_out, C, k, _ = weight.shape
+    return (weight / (weight - weight)).reshape(C_out, C * k * k, 1, 1)
+
+
+class HeadDividesByZero(Head):
+    def forward(self, x):
+        maps = self.conv(x)
+        return maps.sum((2, 3)) / (maps.shape[2] * maps.shape[3] - x.shape[2] * x.shape[3])
+
+
+class BlockInDouble(Block):
+    def forward(self, x):
+        if self.factor > 1:
+            x = F.pixel_unshuffle(x, self.factor)
+        return F.relu(self.norm(self.conv(x))).double()
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_strided_to_pointwise, mapping_divides_by_zero, ["inf", "division by zero"]),
+    (checks.check_pointwise_head, HeadDividesByZero, ["inf", "division by zero"]),
+    (checks.check_pointwise_block, BlockInDouble, ["float64"]),
+])
+def test_nonfinite_and_dtype_named(check, wrong, words):
+    assert_diagnoses(check, wrong, *words)

@@ -128,6 +128,7 @@ def _untracked_statistics(got, expected, case: BlockCase) -> None:
     """Right output, but BatchNorm's running statistics still at their initial values: they were never tracked."""
     mean, var = got.buffers.get("norm.running_mean"), got.buffers.get("norm.running_var")
     if mean is None or var is None or got.output.shape != expected.output.shape or \
+            got.output.dtype != expected.output.dtype or \
             not torch.allclose(got.output, expected.output, atol=1e-4, rtol=1e-3):
         return
     if torch.all(mean == 0) and torch.all(var == 1) and not torch.all(expected.buffers["norm.running_mean"] == 0):
