@@ -32,6 +32,8 @@ CASES = (
              inputs=(0, 0, 2), C=6, shape=(2, 6, 7, 7)),
     CellCase("three nodes: conv3x3(h_0), conv5x5(h_1), sep_conv3x3(h_0), C=5",
              ops=("conv3x3", "conv5x5", "sep_conv3x3"), inputs=(0, 1, 0), C=5, shape=(1, 5, 4, 4)),
+    CellCase("the same op twice: conv3x3(h_0), conv3x3(h_1), C=3", ops=("conv3x3", "conv3x3"), inputs=(0, 1), C=3,
+             shape=(2, 3, 4, 4)),
     CellCase("parameter-free: skip(h_0), max_pool3x3(h_1), C=2", ops=("skip", "max_pool3x3"), inputs=(0, 1), C=2,
              shape=(2, 2, 3, 3)),
 )
@@ -60,11 +62,38 @@ class ReferenceCell(nn.Module):
         return sum(states[1:])
 
 
+def _signature(module: nn.Module) -> list:
+    return [(type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False))) for m in module.modules()]
+
+
+def _describe(module: nn.Module) -> str:
+    return " → ".join(type(m).__name__ for m in module.modules() if not list(m.children())) or type(module).__name__
+
+
+def _node_problem(cell: nn.Module, case: CellCase) -> str | None:
+    """Node i's module, read from self.ops, is not make_op(ops[i-1], C)."""
+    ops = getattr(cell, "ops", None)
+    if not isinstance(ops, nn.ModuleList) or len(ops) != len(case.ops):
+        return None
+    for i, (name, module) in enumerate(zip(case.ops, ops), start=1):
+        if _signature(module) != _signature(make_op(name, case.C)):
+            matches = [other for other in dict.fromkeys(case.ops)
+                       if _signature(module) == _signature(make_op(other, case.C))]
+            said = f"a {matches[0]}" if matches else _describe(module)
+            return (f"node {i}'s operation should be {name} (make_op({name!r}, C)); yours is {said}. Build "
+                    f"self.ops in node order, one make_op(name, C) per entry of `ops`.")
+    if len({id(module) for module in ops}) < len(ops):
+        return ("some of your nodes share one module object: build a new make_op(name, C) for every node, so each "
+                "has its own weights.")
+    return None
+
+
 def _count_problem(cell: nn.Module, case: CellCase) -> str | None:
     want = sum(op_parameters(name, case.C) for name in case.ops)
     got = count(cell)
-    if got == want:
-        return None
+    node = _node_problem(cell, case)  # node by node first: it says which node, whatever the total
+    if node or got == want:
+        return node
     if got == 0 and want > 0:
         plain = [name for name, value in vars(cell).items() if isinstance(value, (list, tuple)) and value
                  and all(isinstance(v, nn.Module) for v in value)]

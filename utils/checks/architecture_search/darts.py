@@ -44,8 +44,12 @@ class ReferenceSuperCell(nn.Module):
             weights = torch.softmax(self.alphas, dim=0)
         elif variant == "raw alphas":
             weights = self.alphas
+        elif variant == "log_softmax":
+            weights = torch.log_softmax(self.alphas, dim=-1)
         elif variant == "sigmoid":
             weights = torch.sigmoid(self.alphas)
+        elif variant == "hard argmax":
+            weights = torch.nn.functional.one_hot(self.alphas.argmax(-1), len(OPS)).to(self.alphas.dtype)
         elif variant == "softmax over all":
             weights = torch.softmax(self.alphas.flatten(), dim=0).view_as(self.alphas)
         else:
@@ -79,10 +83,15 @@ MESSAGES = {
                      "torch.softmax(self.alphas, dim=-1).",
     "raw alphas": "you weight the operations by the raw alphas: eq. (7.8) weights them by softmax(alphas) over the "
                   "operations of each edge (positive, summing to 1 per edge).",
+    "log_softmax": "you weight the operations by log_softmax(alphas), the log-probabilities (negative numbers): eq. "
+                   "(7.8) weights them by the probabilities themselves, torch.softmax(self.alphas, dim=-1).",
     "sigmoid": "you weight the operations by sigmoid(alphas): eq. (7.8) uses a softmax over the operations of each "
                "edge, so the weights of one edge sum to 1 and compete.",
     "softmax over all": "your softmax runs over all edges and operations at once (a flattened alphas): eq. (7.8) "
                         "normalises each edge's row separately, torch.softmax(self.alphas, dim=-1).",
+    "hard argmax": "you keep only the strongest operation of each edge (an argmax, one-hot): eq. (7.8) mixes every "
+                   "operation with its softmax weight — an argmax has no gradient, so the search could never move the "
+                   "alphas. Discretise only after the search.",
     "previous only": "each of your edges into a node reads the previous state only: the edge from h_j must read "
                      "states[j] (node i has one edge from each of h_0 … h_{i-1}).",
     "reversed sources": "your edges are matched to the wrong sources: self.edges is stored node by node with sources "

@@ -22,6 +22,13 @@ def _diagnose(got: list, want: list, n: int, r: int, eta: int) -> str:
     want_n, want_r = [p[0] for p in want], [p[1] for p in want]
     if got_r == want_n[:len(got_r)] and got_n == want_r[:len(got_n)] and got_n != got_r:
         return "each rung is (steps, configurations): return (n_i, r_i), the number of configurations first."
+    if got_r and got_r == [r * eta ** (i + 1) for i in range(len(got_r))]:
+        return (f"your budgets start at r·η = {r * eta}: rung 0 trains min_steps = {r} step{'s' if r > 1 else ''} "
+                f"(r_i = r·η^i, i from 0).")
+    linear = [n if i == 0 else n // (eta * i) for i in range(len(got_n))]
+    if len(got_n) > 2 and got_n == linear:
+        return (f"your configuration counts {got_n[:5]}… divide n by η·i: each rung keeps 1/η of the previous rung, so "
+                f"n_i = ⌊n/η^i⌋ (n_i = n_i // eta at every rung).")
     if got and got[0] != (n, r):
         return (f"your first rung is {got[0]}; rung 0 is (n_configs, min_steps) = ({n}, {r}): every configuration "
                 f"starts, with the smallest budget.")
@@ -36,14 +43,14 @@ def _diagnose(got: list, want: list, n: int, r: int, eta: int) -> str:
         return (f"you round the survivors up ({got_n}); successive halving keeps ⌊n_i/η⌋ (floor: you cannot keep a "
                 f"fraction, and keeping more than 1/η of them breaks the cost bound of eq. (7.7)): n_i // eta.")
     if got_r and all(value == r for value in got_r) and len(got_r) > 1:
-        return f"every rung trains {r} steps: the survivors' budget grows by η each rung, r_i = r·η^i."
-    if got_r and got_r == [r * eta ** (i + 1) for i in range(len(got_r))]:
-        return f"your budgets start at r·η = {r * eta}: rung 0 trains min_steps = {r} steps (r_i = r·η^i, i from 0)."
+        return (f"every rung trains {r} step{'s' if r > 1 else ''}: the survivors' budget grows by η each rung, "
+                f"r_i = r·η^i.")
     if got_n and got_n == want_n[:len(got_n)] and got_r != want_r[:len(got_r)]:
         return f"your configuration counts are right; your budgets {got_r} should be {want_r} (r_i = r·η^i)."
     if got_r and got_r == want_r[:len(got_r)]:
         return f"your budgets are right; your configuration counts {got_n} should be {want_n} (n_i = ⌊n/η^i⌋)."
-    return f"your rungs {got} should be {want} (eq. (7.6): n_i = ⌊n/η^i⌋, r_i = r·η^i, while n_i ≥ 1)."
+    shown = f"{got[:6]}{'…' if len(got) > 6 else ''} ({len(got)} rungs)"
+    return f"your rungs {shown} should be {want} (eq. (7.6): n_i = ⌊n/η^i⌋, r_i = r·η^i, while n_i ≥ 1)."
 
 
 @one_thread
