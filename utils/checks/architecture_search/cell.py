@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -45,9 +46,9 @@ class ReferenceCell(nn.Module):
         self.inputs = tuple(inputs)
         self.ops = nn.ModuleList(make_op(name, C) for name in ops)
 
-    def forward(self, x, *, wiring="right"):
+    def forward(self, x, *, wiring="right", inputs=None):
         states = [x]
-        for i, (op, source) in enumerate(zip(self.ops, self.inputs), start=1):
+        for i, (op, source) in enumerate(zip(self.ops, inputs or self.inputs), start=1):
             if wiring == "chain":
                 source = i - 1
             elif wiring == "input":
@@ -115,6 +116,25 @@ def _count_problem(cell: nn.Module, case: CellCase) -> str | None:
             f"make_op(name, C) per node, nothing else).")
 
 
+def _wiring_mistakes(reference: ReferenceCell, x: torch.Tensor, case: CellCase, expected) -> list[Mistake]:
+    """Every other acyclic wiring of the same operations (node i reads some h_s, s < i): an output that matches one
+    of them says which node reads the wrong state."""
+    found = []
+    for inputs in itertools.product(*(range(i) for i in range(1, len(case.ops) + 1))):
+        if inputs == case.inputs:
+            continue
+        with torch.no_grad():
+            output = copy.deepcopy(reference)(x, inputs=inputs)
+        if torch.allclose(output, expected, atol=1e-5):
+            continue
+        wrong = [f"node {i} reads h_{s} where inputs[{i - 1}] = {t} says h_{t}"
+                 for i, (s, t) in enumerate(zip(inputs, case.inputs), start=1) if s != t]
+        found.append(Mistake(output, f"your cell computes the right operations wired differently: {'; '.join(wrong)}. "
+                                     f"Node i reads states[inputs[i-1]], where states[0] is the input x and "
+                                     f"states[j] node j's output (eq. (7.1))."))
+    return found
+
+
 @one_thread
 def check_cell(Cell) -> None:
     """Exercise 7.2: ``Cell(ops, inputs, C)`` has eq. (7.2)'s parameters and computes eq. (7.1)."""
@@ -150,6 +170,7 @@ def check_cell(Cell) -> None:
             Mistake(wrong["mean"], "you average the nodes; eq. (7.1) sums them."),
         ]
         mistakes = [m for m in mistakes if not torch.allclose(m.output, expected, atol=1e-5)]
+        mistakes += _wiring_mistakes(reference, x, case, expected)
         EX.compare(got, expected.detach(), case=case, equation="eq. (7.1)", mistakes=mistakes,
                    axes=("B", "C", "H", "W"), factors={"N (nodes)": float(len(case.ops))})
     EX.passed(f"{len(CASES)} genotypes: parameter counts match eq. (7.2) and outputs match eq. (7.1)")

@@ -60,6 +60,8 @@ class ReferenceSuperCell(nn.Module):
             sources = list(range(len(states)))
             if variant == "reversed sources":
                 sources = sources[::-1]
+            if variant == "counter reset":
+                edge = 0
             for j in sources:
                 state = states[-1] if variant == "previous only" else states[j]
                 node = node + sum(w * op(state) for w, op in zip(weights[edge], self.edges[edge]))
@@ -97,6 +99,9 @@ MESSAGES = {
     "reversed sources": "your edges are matched to the wrong sources: self.edges is stored node by node with sources "
                         "in increasing order (node 2: edge 1 from h_0, edge 2 from h_1); keep one running edge "
                         "counter in that order.",
+    "counter reset": "your edge index restarts at 0 for every node, so every node reuses the first edges' "
+                     "operations and alphas: the edges are stored node after node (node 2's are rows 1 and 2), so keep "
+                     "one counter that runs across all nodes.",
     "last": "you return the last node only; the cell's output sums every node, h_1 + … + h_N (eq. (7.1)).",
     "with input": "your output includes the cell's input h_0: sum the nodes h_1 … h_N only.",
 }

@@ -111,6 +111,9 @@ def _report_problem(reports: list, scenario: Scenario, accuracies: list, trains:
                     "trial.report(accuracy, step).")
         return ("you report the step as the value: trial.report(value, step) takes the accuracy first, then the "
                 "number of training steps done.")
+    if values and all(isinstance(v, (int, float)) and math.isclose(v, 100 * a) for v, a in zip(values, accuracies)):
+        return ("you report the accuracy in percent (×100): report the fraction trainer.accuracy(model) returns, in "
+                "[0, 1] — the study's values, the pruner's comparisons and the chapter's plots all use it.")
     if values != accuracies[:len(values)]:
         if len(values) == len(accuracies) and values[:-1] == accuracies[1:] and len(values) > 1:
             return "you report each accuracy before training its round: train, then measure, then report."

@@ -28,6 +28,7 @@ CASES = (
     TPECase("n=30, M=7, γ=0.1, σ=0.2", torch.float64, n=30, M=7, gamma=0.1, bandwidth=0.2),
     TPECase("n=2, M=5, γ=0.25 (one good, one bad)", torch.float64, n=2, M=5, gamma=0.25, bandwidth=0.8),
     TPECase("one candidate, n=11, γ=0.5, σ=0.4", torch.float64, n=11, M=1, gamma=0.5, bandwidth=0.4),
+    TPECase("n=4, M=6, a large γ=0.6 (⌈γn⌉ = 3 good, 1 bad)", torch.float64, n=4, M=6, gamma=0.6, bandwidth=0.6),
 )
 
 
@@ -86,6 +87,16 @@ def _mistakes(case: TPECase, candidates, x, y):
     if n_good + 1 < case.n:
         found.append(Mistake(ratio(candidates, x, y, g, s, n_good=n_good + 1),
                              f"you keep {n_good + 1} good observations, one more than ⌈γn⌉ = {n_good}."))
+    listed = {n_good, floor_good, n_good + 1}
+    for k in range(1, case.n):  # any other split: the k highest (or lowest) observations as the good ones
+        for descending in (True, False):
+            if (k in listed and descending) or (k == n_good and not descending):
+                continue
+            end = "highest" if descending else "lowest"
+            found.append(Mistake(ratio(candidates, x, y, g, s, n_good=k, descending=descending),
+                                 f"your ℓ is built from the {k} {end} observations; eq. (7.4) takes the ⌈γn⌉ = "
+                                 f"{n_good} highest (γ = {g:g}, n = {case.n}): n_good = math.ceil(gamma * n), "
+                                 f"argsort(descending=True)."))
     return right, found
 
 
