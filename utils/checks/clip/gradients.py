@@ -49,15 +49,14 @@ def _reading(got, basis, which: str, case: PairCase) -> str | None:
         return None
     a = fit.coefficients
     other = "v" if which == "u" else "u"
-    G = "G" if which == "u" else "Gᵀ"
     named = {"s": case.scale, "B": float(case.B_img), "2B": 2.0 * case.B_img, "2": 2.0, "2s": 2 * case.scale}
 
     def near(x, y):
         return abs(x - y) < 1e-3 * max(1.0, abs(y))
     if not (near(a["Pᵀ"], 0) and near(a["Qᵀ"], 0)):
         return (f"your dL/d{which} uses the transpose of the softmax matrices: row i of dL/d{which} mixes the "
-                f"{other}'s with the weights of {'row' if which == 'u' else 'column'} i of G — {G} @ {other} in "
-                f"{EQ}.")
+                f"{other}'s with the weights of {'row' if which == 'u' else 'column'} i of G — "
+                f"{'G @ v' if which == 'u' else 'G.T @ u'} in {EQ}.")
     if near(a["Q"], 0) and not near(a["P"], 0):
         return (f"your dL/d{which} has no Q term: it is the gradient of one direction only (the softmax over "
                 f"{'texts, P' if which == 'u' else 'images'}). {EQ}: both directions contribute, P = "
@@ -70,14 +69,14 @@ def _reading(got, basis, which: str, case: PairCase) -> str | None:
                 f"G = s/(2B) · (P + Q − 2I).")
     if near(a["P"], 1) and near(a["Q"], 1) and near(a["I"], -1):
         return "your identity term is −I: the labels enter once per direction, −2I in G = s/(2B)(P + Q − 2I)."
+    if near(a["P"], -1) and near(a["Q"], -1) and near(a["I"], 2):
+        return f"the sign of your dL/d{which} is flipped: it is (P + Q − 2I), probabilities minus labels ({EQ})."
     ratios = [a["P"], a["Q"], -a["I"] / 2]
     if all(near(r, ratios[0]) for r in ratios) and not near(ratios[0], 1):
         name = name_value(ratios[0], named)
         return (f"your dL/d{which} has the right shape but is {ratios[0]:.4g}"
                 f"{f' (= {name})' if name else ''} × the right one: check the factor s/(2B) in {EQ} "
                 f"(s from the logits, ½ from the mean of the two directions, 1/B from the mean over pairs).")
-    if near(a["P"], -1) and near(a["Q"], -1) and near(a["I"], 2):
-        return f"the sign of your dL/d{which} is flipped: it is (P + Q − 2I), probabilities minus labels ({EQ})."
     return None
 
 
