@@ -337,6 +337,20 @@ def test_field_mistakes_named(wrong, words):
     assert_diagnoses(checks.check_receptive_field, wrong, *words)
 
 
+@exercise("9.3")
+def test_field_as_a_float_is_named():
+    """A numpy float side (np.prod of no strides is 1.0) has the right value but is not a pixel count."""
+    import numpy as np
+
+    def field_numpy_product(layers):
+        side = 1
+        for index, (kernel, _) in enumerate(layers):
+            side += (kernel - 1) * np.prod([stride for _, stride in layers[:index]])
+        return side
+
+    assert_diagnoses(checks.check_receptive_field, field_numpy_product, "float", "np.prod", "int")
+
+
 # ================================================================================================ Exercise 9.4
 Block = SOLVED["PointwiseBlock"]
 

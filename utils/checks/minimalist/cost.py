@@ -224,6 +224,11 @@ def check_receptive_field(receptive_field) -> None:
         if number is None:
             raise EX_FIELD.fail(f"returned {got!r} ({type(got).__name__}): return the side as an integer.",
                                 case=label)
+        if isinstance(got, float) or (isinstance(got, torch.Tensor) and got.is_floating_point()):
+            raise EX_FIELD.fail(f"returned {got!r}, a {type(got).__name__}: the side is a count of pixels, so return "
+                                "an int (np.prod of an empty list of strides is the float 1.0, and a float jump "
+                                "makes the whole side a float: start the product from the int 1, or use math.prod).",
+                                case=label)
         got_all.append(number)
     want = [_field(layers) for layers in FIELD_CASES]
     if got_all == want:
