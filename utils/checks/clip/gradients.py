@@ -37,7 +37,7 @@ def _basis(mine, other, scale, transposed: bool):
         P, Q = Q, P
     c = scale / (2 * B)
     return {"P": c * P @ other, "Q": c * Q @ other, "I": c * other,
-            "Pᵀ": c * P.T @ other, "Qᵀ": c * Q.T @ other}
+            "Pᵀ": c * P.T @ other, "Qᵀ": c * Q.T @ other, "J": c * torch.ones_like(P) @ other}
 
 
 def _reading(got, basis, which: str, case: PairCase) -> str | None:
@@ -53,6 +53,12 @@ def _reading(got, basis, which: str, case: PairCase) -> str | None:
 
     def near(x, y):
         return abs(x - y) < 1e-3 * max(1.0, abs(y))
+    if not near(a["J"], 0) and near(a["P"], 1) and near(a["Q"], 1):
+        return (f"your labels term is a matrix of ones (torch.ones), which subtracts the mean of all "
+                f"{other}'s from every row: the labels are one-hot on the diagonal, −2I with torch.eye(B) ({EQ}).")
+    if near(a["Q"], 0) and near(a["Pᵀ"], 1) and near(a["P"], 1):
+        return ("you used Pᵀ where Q goes: the column softmax Q = S.softmax(dim=0) normalises each column of S; "
+                "it is not the transpose of the row softmax P (that would need S symmetric).")
     if not (near(a["Pᵀ"], 0) and near(a["Qᵀ"], 0)):
         return (f"your dL/d{which} uses the transpose of the softmax matrices: row i of dL/d{which} mixes the "
                 f"{other}'s with the weights of {'row' if which == 'u' else 'column'} i of G — "

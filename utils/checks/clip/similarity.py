@@ -48,7 +48,7 @@ def _logit_mistakes(f, g, case: PairCase) -> list[Mistake | None]:
         Mistake(min(case.theta, LOG_100) * cos, "you multiply by θ clamped at log 100: the scale is s = e^θ; "
                                                "clamp θ at log 100 and then exponentiate (or exp, then clamp at 100)."),
         Mistake(cos / s, "you divide by s = e^θ: the temperature is applied the wrong way round. s = 1/τ is the "
-                         "inverse temperature and *multiplies* the cosines (eq. (4.1)); dividing by τ = e^−θ is the "
+                         "inverse temperature and *multiplies* the cosines (eq. (4.1)); multiplying by τ = e^−θ is the "
                          "same."),
         Mistake(cos / math.exp(case.theta), "you divide by e^θ: s = e^θ multiplies the cosines (it is 1/τ)."),
         Mistake(cos, "your logits are the bare cosines: multiply by the logit scale s = min(e^θ, 100) (eq. (4.1))."),
@@ -67,6 +67,30 @@ def _logit_mistakes(f, g, case: PairCase) -> list[Mistake | None]:
                                "must score *highest*."),
     ]
     return [m if m is None else Mistake(m.output.to(case.dtype), m.hint) for m in mistakes]
+
+
+def _clamped_logits_probe(case: PairCase):
+    def probe(got):
+        top = got.detach().abs().max().item()
+        if math.exp(case.theta) > 100 and abs(top - 100) < 1e-4 and \
+                (got.detach().abs() > 100 - 1e-4).sum().item() > 1:
+            return ("several of your logits sit exactly at ±100: you clamp the logits; clamp the *scale*, "
+                    "s = min(e^θ, 100), and multiply the cosines by it (eq. (4.1)).")
+        return None
+    return probe
+
+
+def _one_norm_probe(f, g, case: PairCase):
+    """Logits proportional to the raw dot products f gᵀ: one number divided out for the whole batch."""
+    def probe(got):
+        raw = (f @ g.T).double()
+        ratio = got.detach().double() / raw
+        if case.B_img * case.B_txt > 1 and torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-4):
+            return ("your logits are proportional to the raw dot products f gᵀ: every pair is divided by the same "
+                    "number. Normalise each row by its own length, x.norm(dim=-1, keepdim=True) — x.norm() without "
+                    "dim is the norm of the whole batch.")
+        return None
+    return probe
 
 
 def _range_probe(case: PairCase):
@@ -91,7 +115,8 @@ def check_clip_logits(clip_logits) -> None:
         reference = [f.clone().requires_grad_(), g.clone().requires_grad_(), theta.clone().requires_grad_()]
         expected = reference[2].exp().clamp(max=100) * unit(reference[0]) @ unit(reference[1]).T
         EX.compare(got, expected, case=case, equation=EQ_LOGITS, name="logits", axes=("B_img", "B_txt"),
-                   mistakes=_logit_mistakes(f, g, case), probes=[_range_probe(case)],
+                   mistakes=_logit_mistakes(f, g, case),
+                   probes=[_clamped_logits_probe(case), _one_norm_probe(f, g, case), _range_probe(case)],
                    factors={"s = e^θ": case.scale, "θ": case.theta, "100": 100.0})
         if not got.requires_grad:
             raise EX.fail("your logits are not connected to the autograd graph: compute them from the inputs with "
@@ -199,7 +224,14 @@ def _probes(clip_loss, S: torch.Tensor, case: Case):
                     "together), so your labels do not follow the pairs: pair i is image i with text i, the labels "
                     "are the diagonal, torch.arange(B).")
         return None
-    return [shift, transpose, reorder] if S.shape[0] > 1 else []
+    def rescaled(got):
+        named = {"1/0.07": 1 / 0.07, "0.07": 0.07, "100": 100.0, "0.01": 0.01, "2": 2.0, "½": 0.5}
+        for name, c in named.items():
+            if close(symmetric_loss((c * S).double()), got.detach().double()):
+                return (f"your loss equals eq. (4.2) on the logits multiplied by {name}: the logits arrive already "
+                        f"scaled by s (eq. (4.1)); the loss takes them as they are, with no temperature of its own.")
+        return None
+    return [shift, transpose, reorder, rescaled] if S.shape[0] > 1 else []
 
 
 @one_thread

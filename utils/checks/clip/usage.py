@@ -49,6 +49,9 @@ def _class_mistakes(encode, names, templates) -> list[Mistake | None]:
         Mistake(normed.mean(1), "you do not renormalise the mean: the average of unit vectors is shorter than 1; "
                                 "normalise it again to put w_c back on the sphere (eq. (4.9)).") if K > 1 else None,
         Mistake(raw.mean(1), "nothing is normalised: eq. (4.9) normalises each prompt's embedding, then the mean."),
+        Mistake(unit(torch.nn.functional.normalize(raw, dim=1).mean(1)),
+                "you normalise across the templates (dim=0 of each class's (K, D) matrix): normalise each prompt's "
+                "embedding, a row, with dim=-1.") if K > 1 else None,
         Mistake(normed[:, 0], "you use only the first template: eq. (4.9) averages over all K templates.")
         if K > 1 else None,
         Mistake(unit(unit(template_major).mean(1)), "your prompts are grouped by template, not by class: you built "
