@@ -14,3 +14,6 @@ attention_shapes = st.fixed_dictionaries({"B": sizes(1, 3), "H": sizes(1, 3), "T
                                           "d": sizes(1, 8)})
 # (N, C, H, W): image batches
 image_shapes = st.fixed_dictionaries({"N": sizes(1, 4), "C": sizes(1, 5), "H": sizes(1, 4), "W": sizes(1, 4)})
+# (S, E, k): a routing group of S tokens, E experts, k choices per token (k ≤ E), for mixture of experts
+routing_shapes = st.integers(1, 8).flatmap(lambda E: st.fixed_dictionaries(
+    {"S": sizes(1, 24), "E": st.just(E), "k": st.integers(1, min(E, 3))}))
