@@ -23,6 +23,7 @@ The steps, each a function of its own so a chapter can check a learner's version
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -96,26 +97,44 @@ def load_balancing_loss(probs: torch.Tensor, indices: torch.Tensor) -> torch.Ten
 
 @dataclass
 class Routing:
-    """Everything one routing decision produced; tensors over S tokens, E experts, k choices, C slots."""
+    """Everything one routing decision produced; tensors over S tokens, E experts, k choices, C slots. The (S, E, C)
+    dispatch and combine tensors are built on first use (they grow like S², and the gather form never needs them)."""
 
     probs: torch.Tensor  # (S, E) softmax of the router's logits
     weights: torch.Tensor  # (S, k) gate weights of the chosen experts (renormalised for k > 1)
     indices: torch.Tensor  # (S, k) chosen experts, best first
+    positions: torch.Tensor  # (S, k) slot of each choice in its expert
     keep: torch.Tensor  # (S, k) bool, False where the choice overflowed its expert's capacity
-    dispatch: torch.Tensor  # (S, E, C) bool
-    combine: torch.Tensor  # (S, E, C) gate weights
     capacity: int  # C
     aux_loss: torch.Tensor  # scalar, eq. E · Σ m_e c_e
 
     @property
+    def num_experts(self) -> int:
+        return self.probs.shape[-1]
+
+    @functools.cached_property
+    def _tensors(self):
+        return dispatch_and_combine(self.weights, self.indices, self.num_experts, self.capacity)
+
+    @property
+    def dispatch(self) -> torch.Tensor:
+        """(S, E, C) bool: token s sits in slot c of expert e."""
+        return self._tensors[0]
+
+    @property
+    def combine(self) -> torch.Tensor:
+        """(S, E, C): the gate weight in dispatch's slot."""
+        return self._tensors[1]
+
+    @property
     def load(self) -> torch.Tensor:
         """(E,) tokens each expert processes (after capacity)."""
-        return self.dispatch.sum(dim=(0, 2))
+        return F.one_hot(self.indices[self.keep], self.num_experts).sum(dim=0)
 
     @property
     def demand(self) -> torch.Tensor:
         """(E,) (token, choice) pairs routed to each expert before capacity."""
-        return F.one_hot(self.indices.reshape(-1), self.probs.shape[-1]).sum(dim=0)
+        return F.one_hot(self.indices.reshape(-1), self.num_experts).sum(dim=0)
 
     @property
     def dropped_fraction(self) -> float:
@@ -130,12 +149,13 @@ class Routing:
 
 def route(logits: torch.Tensor, k: int = 2, capacity_factor: float | None = 1.25,
           renormalize: bool | None = None) -> Routing:
-    """Gate, capacity, dispatch/combine and auxiliary loss for ``logits`` (S, E)."""
+    """Gate, capacity, positions and auxiliary loss for ``logits`` (S, E); dispatch/combine on demand."""
     S, E = logits.shape
     probs, weights, indices = top_k_gating(logits, k, renormalize)
     capacity = expert_capacity(S, E, k, capacity_factor)
-    dispatch, combine, keep = dispatch_and_combine(weights, indices, E, capacity)
-    return Routing(probs, weights, indices, keep, dispatch, combine, capacity, load_balancing_loss(probs, indices))
+    positions = expert_positions(indices, E)
+    return Routing(probs, weights, indices, positions, positions < capacity, capacity,
+                   load_balancing_loss(probs, indices))
 
 
 def moe_forward(x: torch.Tensor, routing: Routing, experts) -> torch.Tensor:
