@@ -603,3 +603,21 @@ def test_recall_topk_past_the_end_raises_as_theirs():
         top = similarity.topk(k, dim=1).indices  # k may exceed B
         return (top == torch.arange(len(similarity))[:, None]).any(1).float().mean().item()
     assert_passes(checks.check_recall_at_k, recall_at_k)  # every case keeps k ≤ B
+
+
+@exercise("4.7")
+def test_recall_nan_is_said():
+    assert_diagnoses(checks.check_recall_at_k, lambda similarity, k: torch.tensor(float("nan")), "NaN")
+
+
+@exercise("4.3")
+def test_gradients_one_tensor_is_said():
+    assert_diagnoses(checks.check_clip_loss_gradients, lambda u, v, scale: u, "one tensor")
+
+
+@exercise("4.2")
+def test_loss_tuple_of_directions():
+    def clip_loss(logits):
+        labels = torch.arange(len(logits))
+        return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+    assert_diagnoses(checks.check_clip_loss, clip_loss, "tuple")

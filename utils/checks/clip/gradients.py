@@ -94,9 +94,9 @@ def check_clip_loss_gradients(clip_loss_gradients) -> None:
         expected = _reference(u, v, case.scale)
         got = EX.call(clip_loss_gradients, u.clone(), v.clone(), case.scale, case=case)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise EX.fail(f"return the tuple (grad_u, grad_v); you returned "
-                          f"{type(got).__name__ if not isinstance(got, (tuple, list)) else f'{len(got)} values'}.",
-                          case=case)
+            what = f"{len(got)} values" if isinstance(got, (tuple, list)) else \
+                "one tensor" if isinstance(got, torch.Tensor) else f"a {type(got).__name__}"
+            raise EX.fail(f"return the tuple (grad_u, grad_v); you returned {what}.", case=case)
         names = ("grad_u", "grad_v")
         tolerances = [tuple(10 * t for t in case.tolerance)] * 2
         moved = misplaced_results(got, expected, names, tolerances=tolerances)

@@ -153,6 +153,9 @@ def check_recall_at_k(recall_at_k) -> None:
             got = got.item()
         if not isinstance(got, (int, float)) or isinstance(got, bool):
             raise EX.fail(f"you returned a {type(got).__name__}: return a float (….mean().item()).", case=case)
+        if got != got or got in (float("inf"), float("-inf")):
+            raise EX.fail(f"you returned {got}: recall@k is a fraction of the B queries (hits.float().mean()); "
+                          f"a mean over an empty selection gives NaN.", case=case)
         got_all.append(float(got))
         expected_all.append(_recall(S, k))
         readings.append(_recall_readings(S, k))
