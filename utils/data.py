@@ -370,3 +370,25 @@ def captioned_images(name: str = "flickr8k", n_train: int = 6000, n_test: int = 
                            scenes.WordTokenizer.for_scenes(),
                            f"generated scenes (offline stand-in), {image_size}×{image_size}", scenes.class_names(),
                            test.images, test.label, test_held_out, probe.images, probe.label)
+
+
+@lru_cache(maxsize=2)
+def text_corpus(name: str = "karpathy/tiny_shakespeare", max_chars: int = 1_000_000) -> str:
+    """Real English text for character-level language models: ``name`` (a hub dataset with a ``text`` column;
+    Shakespeare's plays by default, public domain) when online; offline, the English text of Python's own
+    documentation topics (``pydoc_data.topics``, about 465k characters, in every Python install). Announced."""
+    if hub_reachable():
+        try:
+            import datasets
+
+            text = "\n".join(datasets.load_dataset(name, split="train")["text"])[:max_chars]
+            print(f"utils.data: {name} from the Hugging Face hub, {len(text):,} characters.")
+            return text
+        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+            print(f"utils.data: {name} could not be loaded ({type(error).__name__}: {error}); using pydoc_data.")
+    from pydoc_data.topics import topics
+
+    text = "\n".join(topics[key] for key in sorted(topics))[:max_chars]
+    print(f"utils.data: offline, so Python's documentation topics (pydoc_data, {len(text):,} characters) stand in "
+          f"for {name}.")
+    return text
