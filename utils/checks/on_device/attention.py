@@ -4,6 +4,8 @@ keys were rotated at, past and new in which order, along which axis; then token 
 whose logits must equal the full forward pass's."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 from utils import tiny_llama as tl
@@ -12,8 +14,19 @@ from utils.checks.on_device.cases import EX_CACHED as EX
 from utils.checks.on_device.cases import same
 
 
+AXES = ("B", "H_kv", "T", "Dh")
+
+
 class StepCase(Case):
-    pass
+    def explain(self, error: BaseException, line: str) -> str | None:
+        """A concatenation along the wrong axis of (B, H_kv, T, Dh) fails when the other axes differ: name it."""
+        found = re.search(r"except in dimension (\d+)", str(error))
+        if found and "cat" in line and int(found.group(1)) != 2:
+            axis = int(found.group(1))
+            name = AXES[axis] if axis < len(AXES) else str(axis)
+            return (f"You concatenated along dim {axis} ({name}); past and new keys are joined along time, dim 2 of "
+                    f"(B, H_kv, T, Dh): torch.cat([k_past, k_new], dim=2).")
+        return None
 
 
 SCHEDULES = [  # (B, the number of new tokens at each call): the first call is the prompt (prefill)
@@ -94,9 +107,15 @@ def _check_cache(attention, x, cos, sin, start, got_k, got_v, want_k, want_v, pa
         raise EX.fail("your cache holds the new keys first and the past after them; the cache is in position order: "
                       "torch.cat([k_past, k_new], dim=2).", case=label)
     new_k = got_k[:, :, start:]
+    B_, T_, _ = x.shape
+    unmoved = tl.apply_rope(attention.k_proj(x).view(B_, attention.n_kv_heads, T_, attention.head_dim), cos, sin, start)
+    if T_ > 1 and same(new_k, unmoved):
+        raise EX.fail("your keys come from k_proj(x).view(B, H_kv, T, Dh), which mixes tokens and heads: the "
+                      "projection's output is (B, T, H_kv·Dh), so view(B, T, H_kv, Dh).transpose(1, 2).", case=label)
     if same(new_k, raw_k):
-        raise EX.fail(f"the new keys in your cache are not rotated: keys are cached after RoPE (eq. (12.7)), rotated "
-                      f"once at their own positions {start}…{start + n_new - 1}.", case=label)
+        raise EX.fail(f"the new keys in your cache are not rotated (or rotated at position 0, which is the same): "
+                      f"keys are cached after RoPE (eq. (12.7)), rotated once at their own positions "
+                      f"{start}…{start + n_new - 1}: tl.apply_rope(k, cos, sin, start_pos).", case=label)
     if not same(new_k, want_k[:, :, start:]):
         p = _rotated_at(attention, raw_k, new_k, cos, sin, cos.shape[0] - n_new)
         if p is not None:
@@ -109,9 +128,9 @@ def _check_cache(attention, x, cos, sin, start, got_k, got_v, want_k, want_v, pa
     if not same(got_v[:, :, start:], raw_v):
         if same(got_v[:, :, start:], tl.apply_rope(raw_v, cos, sin, start)):
             raise EX.fail("you rotated the values; RoPE applies to queries and keys only.", case=label)
-    EX.compare(got_k, want_k, case=label, name="cached keys", equation="RoPE(k, start_pos…) after the past keys",
+    EX.compare(got_k, want_k, case=StepCase(label), name="cached keys", equation="RoPE(k, start_pos…) after the past keys",
                axes=("B", "H_kv", "T", "Dh"))
-    EX.compare(got_v, want_v, case=label, name="cached values", equation="the past values, then v_proj(x)",
+    EX.compare(got_v, want_v, case=StepCase(label), name="cached values", equation="the past values, then v_proj(x)",
                axes=("B", "H_kv", "T", "Dh"))
 
 
@@ -130,7 +149,7 @@ def _check_output(attention, x, cos, sin, start, got, k_all, v_all, label):
                                 "to attention.attend."))
         del n_new
     mistakes.append(Mistake(attention.attend(q, k_all, v_all), "you did not rotate the queries (eq. (12.7))."))
-    EX.compare(got, want, case=label, name="output", equation="attention.attend(RoPE(q, start_pos…), k, v)",
+    EX.compare(got, want, case=StepCase(label), name="output", equation="attention.attend(RoPE(q, start_pos…), k, v)",
                mistakes=mistakes, axes=("B", "T", "D"))
 
 
@@ -146,7 +165,7 @@ def _layer_checks(cached_attention, model: tl.TinyLlama) -> int:
             label = f"B={B}, start_pos={start}, T={T} new token(s)" + (" (the prompt)" if start == 0 else "")
             x = x_all[:, start:start + T]
             with torch.no_grad():
-                got = EX.call(cached_attention, attention, x, cos, sin, start, cache, case=label)
+                got = EX.call(cached_attention, attention, x, cos, sin, start, cache, case=StepCase(label))
                 out, (got_k, got_v) = _unpack(got, label)
                 want_out, (want_k, want_v) = attention(x, cos, sin, start, cache)
                 _check_cache(attention, x, cos, sin, start, got_k, got_v, want_k, want_v,

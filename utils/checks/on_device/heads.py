@@ -29,6 +29,9 @@ def check_repeat_kv(repeat_kv) -> None:
         expected = x.repeat_interleave(case.n_rep, dim=1)
         if got.shape == expected.shape and torch.equal(got, expected):
             continue
+        if tuple(got.shape) == (case.B, case.H_kv, case.T * case.n_rep, case.Dh) and case.n_rep > 1:
+            raise EX.fail(f"your output is {tuple(got.shape)}: you repeated along time (dim 2); the heads are dim 1 "
+                          f"of (B, H_kv, T, Dh) → (B, H_kv·n_rep, T, Dh).", case=case)
         if got.shape == expected.shape:
             sources = _source_heads(got, x)
             if None not in sources:

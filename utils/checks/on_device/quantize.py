@@ -57,29 +57,30 @@ def check_quantize_per_channel(quantize_per_channel) -> None:
                           f"broadcasts row by row (keepdim=True).", case=label)
         if not scale.is_floating_point():
             raise EX.fail(f"your scale is {scale.dtype}; it must stay a float tensor.", case=label)
-        q_int = q.to(torch.int64)
-        if q_int.abs().max() > q_max:
-            raise EX.fail(f"your integers reach {int(q_int.abs().max())}, beyond ±q_max = ±{q_max} for {bits} "
-                          f"bits (2^(bits−1) − 1).", case=label)
         row_max = weight.abs().amax(dim=1)
         used = (row_max / scale.reshape(-1)).tolist()  # what each row's largest weight was mapped to
         if all(abs(u - used[0]) < 1e-3 * max(1.0, abs(used[0])) for u in used) and abs(used[0] - q_max) > 1e-3:
             named = {2 ** (bits - 1): f"2^(bits−1) = {2 ** (bits - 1)}", 127: "127 whatever `bits` is",
-                     1: "1 (the scale is the row's max itself)", 255: "255 (the unsigned range)",
-                     2 ** bits - 1: f"2^bits − 1 = {2 ** bits - 1}"}
+                     1: "1 (the scale is the row's max itself)",
+                     2 ** bits - 1: f"2^bits − 1 = {2 ** bits - 1} (the unsigned range; a symmetric signed code "
+                                    f"reaches only 2^(bits−1) − 1)"}
             name = next((text for value, text in named.items() if abs(used[0] - value) < 1e-3), f"{used[0]:.4g}")
             raise EX.fail(f"your scale maps each row's largest |weight| to {name}; eq. (12.8) maps it to q_max = "
                           f"2^(bits−1) − 1 = {q_max}: scale = max|W_row| / {q_max}.", case=label)
+        q_int = q.to(torch.int64)
+        if q_int.abs().max() > q_max:
+            raise EX.fail(f"your integers reach {int(q_int.abs().max())}, beyond ±q_max = ±{q_max} for {bits} "
+                          f"bits (2^(bits−1) − 1).", case=label)
         if not torch.allclose(scale, want_scale, rtol=1e-5, atol=1e-12):
             raise EX.fail("your scale is one per row but not max|W_row| / q_max: eq. (12.8) uses the largest "
                           "magnitude of each row (abs before amax).", case=label)
         if torch.equal(q, want_q):
             continue
         ratio = weight / scale
-        if torch.equal(q_int, ratio.trunc().to(torch.int64)):
+        if torch.equal(q_int, ratio.trunc().clamp(-q_max, q_max).to(torch.int64)):
             raise EX.fail("your integers are truncated toward zero (.to(torch.int8) or int() on w / scale); eq. "
                           "(12.8) rounds to the nearest: torch.round(w / scale) first.", case=label)
-        if torch.equal(q_int, ratio.floor().to(torch.int64)):
+        if torch.equal(q_int, ratio.floor().clamp(-q_max, q_max).to(torch.int64)):
             raise EX.fail("your integers are rounded down (floor); eq. (12.8) rounds to the nearest.", case=label)
         wrong = (q_int != want_q.to(torch.int64)).nonzero()
         o, i = wrong[0].tolist()

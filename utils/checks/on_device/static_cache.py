@@ -56,6 +56,11 @@ def check_write_cache(write_cache) -> None:
                               f" (off by {shift:+d})." if not more else
                               ": write one time index only (cache[:, :, p:p+1], not cache[:, :, p:]).") +
                           " Overwrite exactly index `position` of dim 2.", case=label)
+        rest = torch.ones(T_max, dtype=torch.bool)
+        rest[position] = False
+        if torch.equal(got[:, :, position:position + 1], new) and not got[:, :, rest].any():
+            raise EX.fail("the new entry is right, but every other time index of your cache is zero: start from the "
+                          "cache you were given (its past keys), not from torch.zeros.", case=label)
         if len(others_kept) == T_max - 1 and position not in others_kept:
             EX.compare(got, expected, case=WriteCase(label), name="cache", axes=AXES,
                        equation="cache with cache[:, :, position] = new[:, :, 0]")
