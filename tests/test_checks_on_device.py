@@ -298,7 +298,8 @@ def write_in_place(cache, new, position):
 
 
 def write_off_by_one(cache, new, position):
-    return cache.index_copy(2, position + 1, new) if position + 1 < cache.shape[2] else cache.index_copy(2, position - 1, new)
+    shifted = position + 1 if position + 1 < cache.shape[2] else position - 1
+    return cache.index_copy(2, shifted, new)
 
 
 def write_first_sequence_only(cache, new, position):

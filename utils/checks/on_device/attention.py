@@ -13,7 +13,6 @@ from utils.checks.core import Case, CheckFailure, Mistake, one_thread
 from utils.checks.on_device.cases import EX_CACHED as EX
 from utils.checks.on_device.cases import same
 
-
 AXES = ("B", "H_kv", "T", "Dh")
 
 
@@ -128,10 +127,10 @@ def _check_cache(attention, x, cos, sin, start, got_k, got_v, want_k, want_v, pa
     if not same(got_v[:, :, start:], raw_v):
         if same(got_v[:, :, start:], tl.apply_rope(raw_v, cos, sin, start)):
             raise EX.fail("you rotated the values; RoPE applies to queries and keys only.", case=label)
-    EX.compare(got_k, want_k, case=StepCase(label), name="cached keys", equation="RoPE(k, start_pos…) after the past keys",
-               axes=("B", "H_kv", "T", "Dh"))
-    EX.compare(got_v, want_v, case=StepCase(label), name="cached values", equation="the past values, then v_proj(x)",
-               axes=("B", "H_kv", "T", "Dh"))
+    EX.compare(got_k, want_k, case=StepCase(label), name="cached keys",
+               equation="RoPE(k, start_pos…) after the past keys", axes=("B", "H_kv", "T", "Dh"))
+    EX.compare(got_v, want_v, case=StepCase(label), name="cached values",
+               equation="the past values, then v_proj(x)", axes=("B", "H_kv", "T", "Dh"))
 
 
 def _check_output(attention, x, cos, sin, start, got, k_all, v_all, label):
@@ -149,8 +148,8 @@ def _check_output(attention, x, cos, sin, start, got, k_all, v_all, label):
                                 "to attention.attend."))
         del n_new
     mistakes.append(Mistake(attention.attend(q, k_all, v_all), "you did not rotate the queries (eq. (12.7))."))
-    EX.compare(got, want, case=StepCase(label), name="output", equation="attention.attend(RoPE(q, start_pos…), k, v)",
-               mistakes=mistakes, axes=("B", "T", "D"))
+    EX.compare(got, want, case=StepCase(label), name="output",
+               equation="attention.attend(RoPE(q, start_pos…), k, v)", mistakes=mistakes, axes=("B", "T", "D"))
 
 
 def _layer_checks(cached_attention, model: tl.TinyLlama) -> int:

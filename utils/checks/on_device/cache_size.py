@@ -20,7 +20,8 @@ READINGS = [  # (what the learner did, the factor it multiplies eq. (12.4) by, p
     ("counted the keys and values twice (a factor 2 too many)", lambda c, T, b, n: 2),
     ("counted only the keys or only the values: eq. (12.4) has the factor 2 for both", lambda c, T, b, n: 0.5),
     ("used the query heads H (n_heads, or the width D = H·Dh) where eq. (12.4) has the key/value heads H_kv "
-     "(n_kv_heads): with grouped-query attention only H_kv heads are cached", lambda c, T, b, n: c.n_heads / c.n_kv_heads),
+     "(n_kv_heads): with grouped-query attention only H_kv heads are cached",
+     lambda c, T, b, n: c.n_heads / c.n_kv_heads),
     ("left out the layers L (every layer keeps its own cache)", lambda c, T, b, n: 1 / c.n_layers),
     ("left out the head width Dh", lambda c, T, b, n: 1 / c.head_dim),
     ("left out the key/value heads H_kv", lambda c, T, b, n: 1 / c.n_kv_heads),
