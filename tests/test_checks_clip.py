@@ -621,3 +621,12 @@ def test_loss_tuple_of_directions():
         labels = torch.arange(len(logits))
         return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
     assert_diagnoses(checks.check_clip_loss, clip_loss, "tuple")
+
+
+@exercise("4.5")
+def test_dual_encoder_stub_passes_through():
+    class DualEncoder(nn.Module):
+        def __init__(self, image_encoder, text_encoder, temperature=0.07):
+            super().__init__()
+            raise NotImplementedError("Exercise 4.5: write the body of `__init__`, then run the check cell below.")
+    assert_stub_passes_through(checks.check_dual_encoder, DualEncoder)
