@@ -32,8 +32,8 @@ def _loss_variants(probs: torch.Tensor, index: torch.Tensor) -> list[tuple[torch
     P = probs.mean(0)
     return [
         ((f * P).sum(), "your loss is Σ_i f_i P_i, N times too small: either it is not multiplied by the number of "
-                        "experts N, or you averaged over the experts (N · mean_i) where eq. (6.3) sums, N · Σ_i f_i P_i. "
-                        "Without N it is 1/N at perfect balance, so one weight α cannot fit every N."),
+                        "experts N, or you averaged over the experts (N · mean_i) where eq. (6.3) sums, "
+                        "N · Σ_i f_i P_i. Without N it is 1/N at perfect balance, so one weight α cannot fit every N."),
         ((f * P).mean(), "your loss is mean_i(f_i P_i), N² times too small: ℓ = N · Σ_i f_i P_i (eq. (6.3)), a SUM "
                          "over experts times N."),
         (N * N * (f * P).sum(), "your loss is N² · Σ_i f_i P_i, N times too large: multiply by N once (eq. (6.3))."),

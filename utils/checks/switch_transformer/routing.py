@@ -38,7 +38,8 @@ def _capacity_names(case: SwitchCase) -> dict[int, str]:
         (round(cf * S / N), "round(capacity_factor · S / N): eq. (6.6) rounds up (math.ceil)"),
         (math.ceil(cf * S / N) - 1, "one less than C: a token is kept when its slot (counting from 0) is < C — you "
                                    "counted slots from 1, or compared with ≤ C − 1"),
-        (math.ceil(cf * S / N) + 1, "one more than C: a token is kept when its slot, counting from 0, is < C (not ≤ C)"),
+        (math.ceil(cf * S / N) + 1, "one more than C: a token is kept when its slot, counting from 0, is < C "
+                                   "(not ≤ C)"),
         (math.ceil(S / N), "ceil(S / N): the capacity factor is missing from eq. (6.6)"),
         (math.ceil(cf * S), "ceil(capacity_factor · S): divide by the number of experts N, eq. (6.6)"),
         (math.ceil(cf * N), "ceil(capacity_factor · N): C is capacity_factor · S / N (tokens per expert), eq. (6.6)"),
