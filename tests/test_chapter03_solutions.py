@@ -121,3 +121,30 @@ def test_top1_keeps_the_probability_and_the_router_gradient():
     assert logits.grad.abs().max() > 0
     with pytest.raises(ValueError, match="k=5"):
         moe.top_k_gating(logits, 5)
+
+
+def test_switch_loss_is_the_top1_case_and_renormalize_can_be_forced():
+    logits = torch.randn(10, 4, dtype=torch.float64)
+    routing = moe.route(logits, k=1, capacity_factor=1.0)
+    f = F.one_hot(logits.argmax(-1), 4).double().mean(0)  # Switch: fraction dispatched to each expert
+    P = torch.softmax(logits, -1).mean(0)  # Switch: mean router probability
+    torch.testing.assert_close(routing.aux_loss, 4 * (f * P).sum())
+    _, raw, _ = moe.top_k_gating(logits, 2, renormalize=False)
+    torch.testing.assert_close(raw, torch.softmax(logits, -1).topk(2).values)
+    assert routing.load.sum() == int(routing.keep.sum()) and routing.demand.sum() == 10
+
+
+def test_einsum_and_gather_layers_agree_with_gradients():
+    torch.manual_seed(0)
+    gather = moe.MoELayer(6, 8, 4, k=2, capacity_factor=1.0).double()
+    einsum = moe.MoELayer(6, 8, 4, k=2, capacity_factor=1.0, einsum=True).double()
+    einsum.load_state_dict(gather.state_dict())
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    outputs = []
+    for layer in (gather, einsum):
+        y, routing = layer(x)
+        (y.square().sum() + routing.aux_loss).backward()
+        outputs.append((y, [p.grad for p in layer.parameters()]))
+    torch.testing.assert_close(outputs[0][0], outputs[1][0])
+    for a, b in zip(outputs[0][1], outputs[1][1]):
+        torch.testing.assert_close(a, b)
