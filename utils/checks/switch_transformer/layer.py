@@ -38,12 +38,14 @@ def inputs_for(case: SwitchCase):
     return x, router, experts
 
 
-def reference(x, router, experts, capacity_factor, *, router_dtype=torch.float32, scaled=True, dropped="zero"):
+def reference(x, router, experts, capacity_factor, *, router_dtype=torch.float32, scaled=True, dropped="zero",
+              gate_power=1):
     """The layer, and its classic wrong versions (router in x's dtype, no gate, dropped tokens passed through)."""
     logits = F.linear(x.to(router_dtype or x.dtype), router.weight.to(router_dtype or x.dtype)).float()
     routing = moe.route(logits, k=1, capacity_factor=capacity_factor)
     if not scaled:
         routing.weights = torch.ones_like(routing.weights)
+    routing.weights = routing.weights ** gate_power
     y = moe.moe_forward_indexed(x, routing, experts)
     if dropped == "pass":
         y = torch.where(routing.keep, y, x)
@@ -68,6 +70,9 @@ def check_switch_ffn(switch_ffn) -> None:
                 Mistake(reference(x, router, experts, case.capacity_factor, scaled=False),
                         "your expert outputs are not scaled by the gate: y_s = p_i · FFN_i(x_s) (eq. (6.1)). Without "
                         "p_i the router receives no gradient (eq. (6.2))."),
+                Mistake(reference(x, router, experts, case.capacity_factor, gate_power=2),
+                        "your expert outputs are scaled by the gate TWICE (p_i²): multiply by p_i once (eq. (6.1)) — "
+                        "is the gate applied both inside a helper and again outside?"),
                 Mistake(reference(x, router, experts, case.capacity_factor, router_dtype=None),
                         "your router runs in the activations' low precision (bfloat16): its logits are rounded, "
                         "some tokens go to another expert and the gates are off. Selective precision: compute the "

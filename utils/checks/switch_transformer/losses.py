@@ -95,6 +95,9 @@ def _z_variants(h: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
         ((h ** 2).mean(), "your loss is the mean of the squared logits: eq. (6.7) squares logsumexp_j h_sj, one "
                           "number per token, not each logit."),
         ((h ** 2).sum(-1).mean(), "your loss is Σ_j h_sj² averaged over tokens: eq. (6.7) squares logsumexp_j h_sj."),
+        ((torch.logsumexp(h.softmax(-1), -1) ** 2).mean(),
+         "you apply logsumexp to the PROBABILITIES (after a softmax): the z-loss takes the raw router logits h, "
+         "logsumexp_j h_sj (eq. (6.7))."),
         ((h.sum(-1) ** 2).mean(), "you square the SUM of the logits: eq. (6.7) squares log Σ_j exp h_sj."),
         ((torch.logsumexp(h, 0) ** 2).mean() if S > 1 else None,
          "your logsumexp runs over the tokens (dim=0): it runs over each token's N experts, dim=-1."),
