@@ -418,6 +418,35 @@ def test_rms_mistakes_named(wrong, words):
     assert_diagnoses(checks.check_rms_norm, wrong, *words)
 
 
+def rms_eps_squared(x, weight, eps):
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps ** 2) * weight
+
+
+def rms_no_eps(x, weight, eps):
+    return x / x.pow(2).mean(-1, keepdim=True).sqrt() * weight
+
+
+def write_adds(cache, new, position):
+    return cache.index_add(2, position, new)
+
+
+def cached_scales_queries(attention, x, cos, sin, start_pos, cache):
+    out, kv = solved()["cached_attention"](attention, x, cos, sin, start_pos, cache)
+    q = attention.q_proj(x).view(x.shape[0], x.shape[1], attention.n_heads, attention.head_dim).transpose(1, 2)
+    q = tl.apply_rope(q, cos, sin, start_pos) / attention.head_dim ** 0.5
+    return attention.attend(q, *kv), kv
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_rms_norm, rms_eps_squared, ("ε²",)),
+    (checks.check_rms_norm, rms_no_eps, ("left out ε",)),
+    (checks.check_write_cache, write_adds, ("old value plus",)),
+    (checks.check_cached_attention, cached_scales_queries, ("1/√Dh",)),
+])
+def test_mistakes_added_after_the_fresh_set(check, wrong, words):
+    assert_diagnoses(check, wrong, *words)
+
+
 @exercise("12.5")
 def test_rms_abs_mean_rejected_and_stub():
     assert_diagnoses(checks.check_rms_norm, rms_abs_mean, "re:rsqrt|mean\\(x²\\)")

@@ -148,6 +148,11 @@ def _check_output(attention, x, cos, sin, start, got, k_all, v_all, label):
                                 "to attention.attend."))
         del n_new
     mistakes.append(Mistake(attention.attend(q, k_all, v_all), "you did not rotate the queries (eq. (12.7))."))
+    rotated = tl.apply_rope(q, cos, sin, start)
+    for factor, text in ((attention.head_dim ** -0.5, "1/√Dh"), (attention.head_dim ** 0.5, "√Dh")):
+        mistakes.append(Mistake(attention.attend(rotated * factor, k_all, v_all),
+                                f"you scaled the queries by {text}: attention.attend already divides the scores by "
+                                f"√Dh (scaled_dot_product_attention), so pass the rotated q as it is."))
     EX.compare(got, want, case=StepCase(label), name="output",
                equation="attention.attend(RoPE(q, start_pos…), k, v)", mistakes=mistakes, axes=("B", "T", "D"))
 

@@ -36,6 +36,8 @@ def _mistakes(x, weight, eps):
     yield Mistake(x * torch.sqrt(ms + eps) * weight, "you multiplied by the root mean square; divide by it "
                   "(rsqrt, or 1 / sqrt).")
     yield Mistake(x / (ms + eps) * weight, "you divided by mean(x²) + ε without the square root.")
+    yield Mistake(x * torch.rsqrt(ms + eps ** 2) * weight, "you added ε², not ε, inside the root.")
+    yield Mistake(x * torch.rsqrt(ms) * weight, "you left out ε: rsqrt(mean(x²) + ε) keeps an all-zero row finite.")
 
 
 @one_thread

@@ -56,6 +56,9 @@ def check_write_cache(write_cache) -> None:
                               f" (off by {shift:+d})." if not more else
                               ": write one time index only (cache[:, :, p:p+1], not cache[:, :, p:]).") +
                           " Overwrite exactly index `position` of dim 2.", case=label)
+        if torch.allclose(got, cache.index_add(2, pos, new)):
+            raise EX.fail(f"at time index {position} your cache holds the old value plus the new one (index_add, +=): "
+                          f"overwrite it (index_copy, or = on a clone).", case=label)
         rest = torch.ones(T_max, dtype=torch.bool)
         rest[position] = False
         if torch.equal(got[:, :, position:position + 1], new) and not got[:, :, rest].any():
