@@ -51,9 +51,9 @@ class CfCCase(Case):
         return {"B": self.batch, "D_in": self.inputs, "D": self.hidden}
 
 
-CASES = [CfCCase("B=4, D_in=3, D=5, ts=1.0"),
-         CfCCase("B=3, D_in=2, D=4, ts of shape (B, 1): 0.2, 1.0, 3.0", batch=3, inputs=2, hidden=4, units=5,
-                 gaps=(0.2, 1.0, 3.0)),
+CASES = [CfCCase("B=3, D_in=2, D=4, ts of shape (B, 1): 0.2, 1.0, 3.0", batch=3, inputs=2, hidden=4, units=5,
+                 gaps=(0.2, 1.0, 3.0)),  # first: with ts = 1 a swap of the two time heads looks like swapped g, h
+         CfCCase("B=4, D_in=3, D=5, ts=1.0"),
          CfCCase("B=1, D_in=4, D=3, ts=2.5", batch=1, inputs=4, hidden=3, units=7, gaps=(2.5,)),
          CfCCase("B=2, D_in=3, D=3, float64, ts (B, 1)", dtype=torch.float64, batch=2, inputs=3, hidden=3, units=4,
                  gaps=(0.5, 1.7))]
@@ -105,11 +105,12 @@ def _gate_reading(got, ref, u, hx, ts) -> str | None:
         t = torch.as_tensor(ts, dtype=torch.float64).expand_as(f)[usable]
         basis = {"f·t": f[usable] * t, "b": b[usable], "1": torch.ones_like(logit)}
         if not torch.allclose(t, t.flatten()[0].expand_as(t)):
-            basis["f"] = f[usable]
+            basis["f"], basis["b·t"] = f[usable], b[usable] * t
         fit = fit_linear(logit, basis)
-        expected = {"f·t": -1.0, "b": 1.0, "1": 0.0, "f": 0.0}
+        expected = {"f·t": -1.0, "b": 1.0, "1": 0.0, "f": 0.0, "b·t": 0.0}
         said = compare_coefficients(fit, {k: expected[k] for k in basis}, rtol=1e-3,
-                                    names={"f·t": "f·ts", "b": "b", "1": "a constant", "f": "f (without ts)"})
+                                    names={"f·t": "f·ts", "b": "b", "1": "a constant", "f": "f (without ts)",
+                                           "b·t": "b·ts"})
         if said:
             return f"reading your gate as σ(logit): {said} Eq. (8.6)'s gate is σ(−f·ts + b)."
     return None

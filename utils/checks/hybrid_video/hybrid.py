@@ -36,6 +36,8 @@ def _mistakes(model, video, gaps) -> list[Mistake]:
                            "the liquid module runs before the transformer: the chapter's order is encoder → "
                            "transformer → liquid → decoder."))
     if model.transformer is not None:
+        twice = _compose(model, video, gaps, ("transformer", "transformer", "liquid"))
+        out.append(Mistake(twice, "the transformer runs twice: one layer, z = self.transformer(z), once."))
         out.append(Mistake(_compose(model, video, gaps, skip=("transformer",)),
                            "the transformer is never used: when self.transformer is not None, z = "
                            "self.transformer(z) after the encoder."))

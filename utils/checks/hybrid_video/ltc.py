@@ -80,6 +80,9 @@ def mistakes(x, f, case: LtcCase) -> list[Mistake]:
         "you use τ where 1/τ goes: the leak conductance in eq. (8.3)'s denominator is Δ·(1/τ + f).")
     add(_steps(x, f, tau, A, delta, L, lambda x, o, d: (x + d * o * A) / (1 + d / tau + o)),
         "Δ multiplies only 1/τ in your denominator: eq. (8.3) has 1 + Δ·(1/τ + f), Δ times both conductances.")
+    add(_steps(x, f, tau, A, delta, L, lambda x, o, d: (x + d * (o * A - o * x)) / (1 + d / tau)),
+        "only the leak is implicit: you keep f·x explicit in the numerator, (x + Δ·(f·A − f·x)) / (1 + Δ/τ). In eq. "
+        "(8.3) both terms in x are implicit: (x + Δ·f·A) / (1 + Δ·(1/τ + f)).")
     frozen = f(x)
     add(_steps(x, lambda _: frozen, tau, A, delta, L, fused),
         "you evaluate f once, before the loop: eq. (8.3) calls f on each unfold's current state, f(x_k, I).")
