@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.checks_harness import assert_diagnoses
-from tests.test_checks_hybrid_video import SOLVED, cell, hybrid, per_frame
+from tests.test_checks_hybrid_video import cell, hybrid, per_frame
 from utils.checks import hybrid_video as checks
 
 CHAPTER = "08_hybrid_video"
