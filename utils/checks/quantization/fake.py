@@ -157,9 +157,12 @@ def _compare_gradient(EX, case, got, expected, grad_out, masks):
                 Mistake(torch.zeros_like(grad_out), "your gradient is zero everywhere: autograd through round "
                                                      "gives 0 — the straight-through estimator passes grad_out "
                                                      "where the value was not clipped."),
-                Mistake(grad_out * masks["strict"], "your mask uses strict inequalities: values that round exactly "
-                                                    "onto q_min or q_max are inside the range, (q >= q_min) & "
-                                                    "(q <= q_max)."),
+                Mistake(grad_out * masks["strict"],
+                        "your mask uses strict inequalities: values that round exactly onto q_min or q_max are inside "
+                        "the range, (q >= q_min) & (q <= q_max)." if not torch.equal(masks["strict"], masks["x range"])
+                        else "your mask drops values that round onto q_min or q_max: either strict inequalities on q, "
+                             "or a test of x against s·(q_min − z), s·(q_max − z) before rounding. Eq. (11.5) tests "
+                             "the rounded q: (q >= q_min) & (q <= q_max)."),
                 Mistake(grad_out * ~masks["eq. (11.5)"], "your mask is inverted: the gradient passes where the "
                                                          "value was NOT clipped.")]
     if not torch.equal(masks["x range"], masks["eq. (11.5)"]):

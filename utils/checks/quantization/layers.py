@@ -93,7 +93,7 @@ def check_quant_linear(QuantLinear) -> None:
                     "your row scale is max|W_i·|/(2^b − 1), the unsigned count of steps; the symmetric scale divides "
                     "by 2^(b−1) − 1."),
         ]
-        if case.in_features == case.out_features:
+        if True:  # axis 1 (per input column) broadcasts for any shape
             mistakes.append(Mistake(F.linear(inputs, _quantized(weight, case.bits, axis=1), bias),
                                     "your scales are per column (per input feature, axis 1); per-channel weight "
                                     "quantization uses one scale per output row (axis 0), the axis that factors "
@@ -196,8 +196,12 @@ def check_swap_linears(swap_linears) -> None:
         raise EX.fail(f"modules that are not Linears were replaced or removed: {changed}. Leave them as they are.")
     if count != len(originals):
         raise EX.fail(f"you returned {count!r}; return the number of Linears replaced, {len(originals)} here.")
-    with torch.no_grad():
-        got = _forward(model, x)
+    try:
+        with torch.no_grad():
+            got = _forward(model, x)
+    except RuntimeError as error:
+        raise EX.fail(f"the model no longer runs after your swap ({' '.join(str(error).split())[:120]}): each "
+                      f"make(linear) must take the place of the linear it was made from.") from None
     if not torch.allclose(got, expected):
         raise EX.fail("the model computes something else after the swap: put make(linear) in the place of the "
                       "linear it was made from.")
