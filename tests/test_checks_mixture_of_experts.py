@@ -427,8 +427,9 @@ def dispatch_returns_bool(weights, indices, positions, keep, num_experts, capaci
 
 
 @exercise("3.4")
-def test_bool_dispatch_is_accepted():
-    assert_passes(checks.check_dispatch_combine, dispatch_returns_bool)
+def test_bool_dispatch_is_named():
+    """The exercise asks for weights' dtype: eq. (3.5)'s einsums cannot mix a bool dispatch with float tokens."""
+    assert_diagnoses(checks.check_dispatch_combine, dispatch_returns_bool, "bool", "dtype")
 
 
 # ================================================================================================ Exercise 3.5

@@ -210,8 +210,11 @@ def check_dispatch_combine(dispatch_combine) -> None:
         args = (r.weights.clone(), r.indices.clone(), positions.clone(), r.keep.clone(), case.E, r.capacity)
         got = expect_tuple(EX, EX.call(dispatch_combine, *args, case=case), ("dispatch", "combine"), case)
         got_dispatch, got_combine = (ensure_tensor(EX, t, n, case) for t, n in zip(got, ("dispatch", "combine")))
-        if got_dispatch.dtype == torch.bool:
-            got_dispatch = got_dispatch.to(case.dtype)
+        if got_dispatch.dtype == torch.bool:  # right slots perhaps, but the einsums of eq. (3.5) need one float dtype
+            raise EX.fail(f"your dispatch is a bool tensor; return it in weights' dtype ({case.dtype}), 0.0/1.0: the "
+                          "einsums of eq. (3.5) multiply it with the float tokens x, and torch.einsum does not mix "
+                          "bool with float (`.to(weights.dtype)`, or build it from one_hot(...).to(weights.dtype)).",
+                          case=case)
         dispatch, combine = r.dispatch.to(case.dtype), r.combine
         clamped = positions.clamp(max=r.capacity - 1)
         expert_hot = F.one_hot(r.indices, case.E).to(case.dtype)
