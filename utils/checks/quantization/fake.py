@@ -41,6 +41,8 @@ FAKE_CASES = (
              scale=0.2, zero=5, spread=1.5),
     FakeCase("per channel, axis 0 of a square (5, 5) weight, q ∈ [0, 3]", shape=(5, 5), q_min=0, q_max=3, axis=0,
              scale=0.4, zero=1, spread=1.0),
+    FakeCase("per channel, the last axis of (3, 4, 5), q ∈ [−2, 1]", shape=(3, 4, 5), q_min=-2, q_max=1, axis=2,
+             scale=0.5, zero=0, spread=1.0),
     FakeCase("a single value", shape=(1,), q_min=0, q_max=255, scale=0.1, zero=100, spread=3.0),
 )
 

@@ -93,6 +93,14 @@ def check_quant_linear(QuantLinear) -> None:
                     "your row scale is max|W_i·|/(2^b − 1), the unsigned count of steps; the symmetric scale divides "
                     "by 2^(b−1) − 1."),
         ]
+        row_low, row_high = weight.amin(1).clamp(max=0), weight.amax(1).clamp(min=0)
+        affine_scale = ((row_high - row_low) / (2 ** case.bits - 1)).clamp_min(1e-8)
+        affine_zero = (-torch.round(row_low / affine_scale)).clamp(0, 2 ** case.bits - 1).to(torch.int32)
+        mistakes.append(Mistake(F.linear(inputs, library_fake_quantize(weight, affine_scale, affine_zero, 0,
+                                                                       2 ** case.bits - 1, 0), bias),
+                                "you quantize each row with the affine (asymmetric) rule of eq. (11.2); QuantLinear's "
+                                "weights are symmetric: z = 0, scale max|W_i·|/(2^(b−1) − 1), q ∈ [−2^(b−1), "
+                                "2^(b−1) − 1]."))
         if True:  # axis 1 (per input column) broadcasts for any shape
             mistakes.append(Mistake(F.linear(inputs, _quantized(weight, case.bits, axis=1), bias),
                                     "your scales are per column (per input feature, axis 1); per-channel weight "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from utils.checks.core import Case, Mistake, one_thread
+from utils.checks.core import Case, Mistake, name_value, one_thread
 from utils.checks.quantization.cases import EX_LSQ, lsq_reference
 
 
@@ -143,6 +143,15 @@ def _compare_gradients(EX, case, got_x, want_x, got_step, want_step, x, step, gr
         mistakes.append(Mistake(want_step * whole / g, "your g uses N = all values of x; with one step per row, N is "
                                                        "the number of values that share a step: x.numel() // "
                                                        "step.numel()."))
+    factors = {"g = 1/√(N·Q_P)": g, "√N": math.sqrt(N), "√Q_P": math.sqrt(q_pos), "√(N/Q_P)": math.sqrt(N / q_pos),
+               "N": float(N)}
+    if got_step.numel() == 1 and want_step.abs().item() > 1e-9 and torch.isfinite(got_step).all():
+        ratio = (got_step / want_step).item()
+        name = name_value(ratio, factors, rtol=1e-4)
+        if name and abs(ratio - 1) > 1e-4:
+            raise EX.fail(f"your step gradient is {ratio:.4g} (= {name}) × eq. (11.7)'s: g = 1/√(N·Q_P) is off by "
+                          f"that factor — check that N counts the values sharing the step and that Q_P sits inside "
+                          f"the square root.", case=case, name="dL/ds")
     EX.compare(got_step, want_step, case=case, name="dL/ds", equation="g·Σ eq. (11.6) with g = 1/√(N·Q_P), eq. (11.7)",
                mistakes=mistakes, factors={"g = 1/√(N·Q_P)": g, "√N": math.sqrt(N), "√Q_P": math.sqrt(q_pos),
                                            "√(N/Q_P)": math.sqrt(N / q_pos), "N": float(N)})

@@ -54,6 +54,8 @@ def check_mse_range(mse_range) -> None:
         max_abs = values.abs().amax(dim=1)
         b = case.bits
         mistakes = [
+            Mistake(torch.round(expected / max_abs.clamp_min(1e-12) * case.grid),
+                    "you return the index k of the best candidate; return the bound itself, α = k/grid · max|x|."),
             Mistake(max_abs, "you return max|x| (the min-max observer): search the candidates α_k = k/grid·max|x| "
                              "for the least quantization MSE."),
             Mistake(reference_mse_range(values, b, case.grid, q_pos=2 ** (b - 1)),

@@ -168,6 +168,10 @@ def _compare_zero(EX, case, low, high, got_scale, got_zero, zero_point):
         raise EX.fail(f"your zero point is {got_zero.tolist()}: computed from α, not from the widened α' = min(α, 0) "
                       f"(with an all-positive range, 0 must map to q_min: z = 0). Expected {zero_point.tolist()}.",
                       case=case, name="zero_point")
+    if torch.equal(got_zero, (torch.round(-low.clamp(max=0)) / scale_or(got_scale)).clamp(0, 2 ** case.bits - 1)
+                   .to(torch.int32)):
+        raise EX.fail(f"your zero point is {got_zero.tolist()}: you round α' before dividing by s; round the "
+                      f"quotient: z = q_min − ⌊α'/s⌉. Expected {zero_point.tolist()}.", case=case, name="zero_point")
     if ((got_zero < 0) | (got_zero > 2 ** case.bits - 1)).any():
         raise EX.fail(f"your zero point {got_zero.tolist()} lies outside [0, 2^b − 1]; clamp it into "
                       f"[q_min, q_max].", case=case, name="zero_point")
