@@ -126,7 +126,7 @@ def check_fake_quantize(FakeQuantize) -> None:
         reference = x.clone().requires_grad_()
         library_fake_quantize(reference, scale, zero, case.q_min, case.q_max, case.axis).backward(grad_out)
         _compare_gradient(EX, case, leaf.grad, reference.grad, grad_out, _masks(x, scale, zero, case))
-    EX.passed(f"{len(FAKE_CASES)} cases (per tensor and per channel on axes 0 and 1, 2–8 bits, z ≠ 0) match "
+    EX.passed(f"{len(FAKE_CASES)} cases (per tensor and per channel on axes 0, 1 and 2, 2–8 bits, z ≠ 0) match "
               f"torch.fake_quantize_per_tensor_affine / per_channel_affine: values and straight-through gradients")
 
 

@@ -148,6 +148,10 @@ def _compare_gradients(EX, case, got_x, want_x, got_step, want_step, x, step, gr
     if got_step.numel() == 1 and want_step.abs().item() > 1e-9 and torch.isfinite(got_step).all():
         ratio = (got_step / want_step).item()
         name = name_value(ratio, factors, rtol=1e-4)
+        if name and name.startswith("1/g"):
+            raise EX.fail(f"your step gradient is {ratio:.4g} (= 1/g) × eq. (11.7)'s: the gradient scale g = "
+                          f"1/√(N·Q_P) is missing — use step = scale_gradient(self.step, g) wherever s enters.",
+                          case=case, name="dL/ds")
         if name and abs(ratio - 1) > 1e-4:
             raise EX.fail(f"your step gradient is {ratio:.4g} (= {name}) × eq. (11.7)'s: g = 1/√(N·Q_P) is off by "
                           f"that factor — check that N counts the values sharing the step and that Q_P sits inside "
