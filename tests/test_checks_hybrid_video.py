@@ -159,6 +159,22 @@ def ltc_mean_over_neurons(x, f, tau, A, dt, unfolds=6):
     return x
 
 
+def ltc_A_times_tau(x, f, tau, A, dt, unfolds=6):  # decays at the right rate, settles at the wrong place
+    delta = dt / unfolds
+    for _ in range(unfolds):
+        o = f(x)
+        x = (x + delta * o * A * tau) / (1 + delta * (1 / tau + o))
+    return x
+
+
+def ltc_squared_state(x, f, tau, A, dt, unfolds=6):  # not affine in x even for a constant f
+    delta = dt / unfolds
+    for _ in range(unfolds):
+        o = f(x)
+        x = (x + delta * o * A) / (1 + delta * (1 / tau + o * x * x))
+    return x
+
+
 @exercise("8.1")
 def test_ltc_reference_passes():
     assert_passes(checks.check_ltc_update, SOLVED["ltc_update"])
@@ -189,6 +205,8 @@ def test_ltc_stub_passes_through():
     (ltc_returns_nothing, ["forget to return"]),
     (ltc_no_update, ["eq. (8.3)"]),
     (ltc_mean_over_neurons, ["eq. (8.3)"]),
+    (ltc_A_times_tau, ["settles at", "numerator"]),
+    (ltc_squared_state, ["not an affine map"]),
 ])
 def test_ltc_wrong_answers_are_named(wrong, words):
     assert_diagnoses(checks.check_ltc_update, wrong, *words)
@@ -286,6 +304,12 @@ def cfc_only_g(self, input, hx, ts):
     return gate * g + (1 - gate) * g
 
 
+def cfc_g_detached(self, input, hx, ts):
+    z = self.backbone(torch.cat([input, hx], dim=1))
+    gate = torch.sigmoid(-self.time_a(z) * ts + self.time_b(z))
+    return gate * torch.tanh(self.ff2(z)).detach() + (1 - gate) * torch.tanh(self.ff1(z))
+
+
 def cfc_exp_gate(self, input, hx, ts):
     z, g, h, f, b = _parts(self, input, hx)
     gate = torch.exp(-f * ts + b)
@@ -317,6 +341,7 @@ def test_cfc_stub_passes_through():
     (cfc_only_g, ["both terms use g"]),
     (cfc_exp_gate, ["re:not a mix|strictly between 0 and 1"]),
     (cfc_sigmoid_heads, ["eq. (8.6)"]),
+    (cfc_g_detached, ["no gradient reaches ff2"]),
 ])
 def test_cfc_wrong_answers_are_named(forward, words):
     assert_diagnoses(checks.check_cfc_cell, cell(forward), *words)
