@@ -449,8 +449,26 @@ def test_mistakes_added_after_the_fresh_set(check, wrong, words):
 
 @exercise("12.5")
 def test_rms_abs_mean_rejected_and_stub():
-    assert_diagnoses(checks.check_rms_norm, rms_abs_mean, "re:rsqrt|mean\\(x²\\)")
+    assert_diagnoses(checks.check_rms_norm, rms_abs_mean, "mean(|x|)²", "mean of x²")
     assert_stub_passes_through(checks.check_rms_norm, stub)
+
+
+def rms_centred_variance(x, weight, eps):
+    return x * torch.rsqrt(x.var(dim=-1, keepdim=True, unbiased=False) + eps) * weight
+
+
+def rms_square_of_mean(x, weight, eps):
+    return x * torch.rsqrt(x.mean(dim=-1, keepdim=True) ** 2 + eps) * weight
+
+
+@exercise("12.5")
+@pytest.mark.parametrize("wrong, words", [
+    (rms_centred_variance, ["m = the variance", "subtracted the mean"]),
+    (rms_square_of_mean, ["m = mean(x)²", "square of the mean"]),
+])
+def test_rms_statistic_read_from_the_output(wrong, words):
+    """The statistic m of y = x·γ/√(m + ε) is read back per row and named, whatever code produced it."""
+    assert_diagnoses(checks.check_rms_norm, wrong, *words)
 
 
 # ================================================================================================ Exercise 12.6
