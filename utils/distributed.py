@@ -372,7 +372,27 @@ def _peak_tracker():
     each stage once per micro-batch); the process-wide peak, by category, is all we read."""
     from torch.distributed._tools.mem_tracker import MemTracker
 
+    class NoModules:  # stands in for MemTracker's module tracker: no hooks on modules or their inputs at all
+        parents: set = set()
+        is_bw = False
+
+        def register_user_hooks(self, *hooks):
+            pass
+
+        def clear_user_hooks(self):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            pass
+
     class PeakTracker(MemTracker):
+        def __init__(self):
+            super().__init__()
+            self._mod_tracker = NoModules()  # its backward hooks on a stage's leaf inputs break ScheduleGPipe
+
         def _pre_fw_hook(self, module, inputs):
             pass
 

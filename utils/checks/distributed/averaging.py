@@ -16,6 +16,8 @@ from utils.checks.distributed.workers import averaging_worker
 
 WORLD_SIZE = 3
 EQUATION = "eq. (10.1): the average over ranks, (1/N) Σ_r g_r"
+NONE = ("A parameter with requires_grad=False (or unused in the loss) has .grad None: skip it "
+        "(`if p.grad is None: continue`).")
 HANG = "Every rank must call all_reduce for the same tensors in the same order (a rank that skips one waits forever)."
 
 
@@ -79,6 +81,14 @@ def _diagnose(results: list[list[dict]], exercise, bucket_cap=None) -> None:
                                     f"it must change the gradients in place (p.grad /= N after "
                                     f"dist.all_reduce(p.grad)), as DDP does; the return value is ignored.",
                                     case=label)
+            trainable = {nm for nm, rg in zip(case["names"], case["requires_grad"]) if rg}
+            unchanged = all("was not averaged" in r for r in by_reading) and \
+                set(sum(by_reading.values(), [])) >= trainable
+            if unchanged and case["calls"]:
+                raise exercise.fail(f"your {len(case['calls'])} all_reduce call(s) did not change the gradients: "
+                                    f"all_reduce works in place on the tensor you give it, so you reduced a copy "
+                                    f"(torch.cat(...), .clone(), p.data) and did not write it back into p.grad.",
+                                    case=label)
             all_names = [nm for nm, rg in zip(case["names"], case["requires_grad"]) if rg]
             parts = []
             for reading, names in by_reading.items():
@@ -88,8 +98,8 @@ def _diagnose(results: list[list[dict]], exercise, bucket_cap=None) -> None:
             extra = ""
             if bucket_cap and any("not averaged" in r for r in by_reading):
                 missing = by_reading.get("was not averaged (it is still this rank's own gradient)", [])
-                first_layers = all_names[:len(missing)] == missing or set(missing) == set(all_names[:len(missing)])
-                if missing and first_layers:
+                numels = {nm: k for nm, k, rg in zip(case["names"], case["numels"], case["requires_grad"]) if rg}
+                if missing and set(missing) == set(_leftover(all_names, numels, bucket_cap)):
                     extra = (" These are the first parameters of the model, the last ones in reverse order: the "
                              "bucket left over after the loop was never sent — flush it after the loop.")
                 elif missing:
@@ -99,10 +109,21 @@ def _diagnose(results: list[list[dict]], exercise, bucket_cap=None) -> None:
                                 case=label)
 
 
+def _leftover(names: list[str], numels: dict[str, int], cap: int) -> list[str]:
+    """The parameters of the last bucket when it never reached the cap (walking in reverse), else []."""
+    bucket, size = [], 0
+    for name in reversed(names):
+        bucket.append(name)
+        size += numels[name]
+        if size >= cap:
+            bucket, size = [], 0
+    return bucket
+
+
 def check_average_gradients(average_gradients) -> None:
     """Exercise 10.3: three models on 3 ranks, against DistributedDataParallel's gradients."""
     results = run_on_ranks(EX_AVERAGE, averaging_worker, WORLD_SIZE, (distributed.reference(average_gradients),),
-                           hang_hint=HANG)
+                           hang_hint=HANG, none_hint=NONE)
     _diagnose(results, EX_AVERAGE)
     EX_AVERAGE.passed(f"on {WORLD_SIZE} ranks, three models (one with a frozen layer), every gradient equals "
                       f"DistributedDataParallel's average to 1e-12 (float64)")
@@ -124,7 +145,8 @@ def check_average_gradients_bucketed(average_gradients_bucketed) -> None:
     caps = (40, 1_000_000)
     reference = distributed.reference(average_gradients_bucketed)
     for cap in caps:
-        results = run_on_ranks(EX_BUCKETS, averaging_worker, WORLD_SIZE, (reference, cap), hang_hint=HANG)
+        results = run_on_ranks(EX_BUCKETS, averaging_worker, WORLD_SIZE, (reference, cap), hang_hint=HANG,
+                               none_hint=NONE)
         _diagnose(results, EX_BUCKETS, bucket_cap=cap)
         for case in results[0]:
             numels = [k for k, rg in zip(case["numels"], case["requires_grad"]) if rg]

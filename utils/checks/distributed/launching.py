@@ -5,10 +5,6 @@ from utils import distributed
 from utils.checks.core import CheckFailure, Exercise, LearnerError
 
 HINTS = [  # (text in the rank's error, what to say)
-    ("'NoneType'", "A parameter with requires_grad=False (or unused in the loss) has .grad None: skip it "
-                   "(`if p.grad is None: continue`)."),
-    ("AVG", "gloo has no averaging reduction: all_reduce with the default op (SUM), then divide by "
-            "dist.get_world_size()."),
     ("PREMUL_SUM", "gloo has no pre-multiplied sum: all_reduce with the default op (SUM), then divide."),
     ("must be a leaf", "Only leaf tensors take requires_grad_(): call it on the tensor you received, before using it."),
     ("does not require grad", "A tensor you call backward() on is not connected to the graph: on rank 1, call "
@@ -29,10 +25,10 @@ HINTS = [  # (text in the rank's error, what to say)
 
 
 def run_on_ranks(exercise: Exercise, worker, world_size: int, args: tuple, *, hang_hint: str,
-                 timeout: float = 45.0, collective_timeout: float = 15.0) -> list:
+                 none_hint: str = "", timeout: float = 45.0, collective_timeout: float = 15.0) -> list:
     """``distributed.launch`` for a check: a rank's exception becomes :class:`LearnerError` (their traceback and
-    line in the message), a hang becomes :class:`CheckFailure` with ``hang_hint``; a stub's NotImplementedError
-    passes through."""
+    line in the message), a hang becomes :class:`CheckFailure` with ``hang_hint``; ``none_hint`` says what a None
+    where a tensor belongs means in this exercise; a stub's NotImplementedError passes through."""
     try:
         return distributed.launch(worker, world_size, args=args, timeout=timeout,
                                   collective_timeout=collective_timeout)
@@ -42,7 +38,7 @@ def run_on_ranks(exercise: Exercise, worker, world_size: int, args: tuple, *, ha
     except distributed.RankError as error:
         text = str(error)
         head, _, trace = text.partition("\n\nThe traceback on rank")
-        hints = " ".join(hint for needle, hint in HINTS if needle in head)
+        hints = " ".join(hint for needle, hint in HINTS + [("NoneType", none_hint)] if needle in head and hint)
         if "Timed out" in head or "Connection closed" in head:
             hints += " " + hang_hint
         raise LearnerError(f"Exercise {exercise.id}: your {exercise.name} failed on {head}"

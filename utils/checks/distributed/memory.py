@@ -105,13 +105,19 @@ def _diagnose(got, want, stage, mixed) -> None:
             said.append(f"you use the {'fp32' if mixed else 'mixed-precision'} bytes (params, grads, optimizer = "
                         f"{tuple(other.values())}) where mixed_precision={mixed} needs {tuple(parts.values())}")
         elif c["Ψ"] + c["Ψ/N"] == 16:
-            combo = _parts_for(c["Ψ/N"], mixed)
-            got_stage = next((s for s, p in STAGE_PARTS.items() if set(p) == set(combo[0])), None) if combo else None
-            sharded = _said(combo[0]) if combo else f"{c['Ψ/N']:g} bytes per parameter"
+            combos = _parts_for(c["Ψ/N"], mixed)  # parameters and gradients have equal sizes: maybe ambiguous
+            stages = [s for s, p in STAGE_PARTS.items() if any(set(p) == set(combo) for combo in combos)]
+            if len(combos) == 1:
+                sharded = _said(combos[0])
+            elif combos:
+                sharded = " or ".join(_said(combo) for combo in combos) + " (parameters and gradients have the " \
+                                                                           "same size: the numbers cannot tell which)"
+            else:
+                sharded = f"{c['Ψ/N']:g} bytes per parameter"
             text = f"you shard {sharded} (÷ N); stage {stage} shards {_said(STAGE_PARTS[stage])}"
-            if got_stage is not None and got_stage != stage:
-                text += f" — that is stage {got_stage}'s rule: stage s shards the first s of (optimizer state, " \
-                        f"gradients, parameters)"
+            if stages and stage not in stages:
+                text += f" — {'that is' if len(combos) == 1 else 'it may be'} stage {stages[0]}'s rule: stage s " \
+                        f"shards the first s of (optimizer state, gradients, parameters)"
             said.append(text)
         else:
             said.append(f"you count {c['Ψ'] + c['Ψ/N']:g} bytes per parameter in all ({c['Ψ']:g} replicated + "

@@ -17,6 +17,8 @@ from utils.checks.distributed.workers import gpipe_data, gpipe_model, gpipe_work
 HANG = ("In GPipe's schedule rank 0 sends m activations, then receives m gradients; rank 1 receives m activations, "
         "then sends m gradients — the same number of each, in the same order, with buffers of the right shape "
         "(B/m, hidden).")
+NONE = ("On rank 1, x.grad is None after the backward unless the received activation requires a gradient: call "
+        "x.requires_grad_() after dist.recv(x, src=0), before the stage uses it.")
 EQUATION = "eq. (10.6): Σ_j ∇(L_j / m), the full batch's gradient"
 
 
@@ -39,7 +41,7 @@ def _shuffled_targets_gradients(case, rank):
 def check_gpipe_step(gpipe_step) -> None:
     """Exercise 10.5: three (batch, m) cases on 2 ranks; gradients and loss against ScheduleGPipe's."""
     results = run_on_ranks(EX_GPIPE, gpipe_worker, 2, (distributed.reference(gpipe_step),), hang_hint=HANG,
-                           timeout=40, collective_timeout=12)
+                           none_hint=NONE, timeout=40, collective_timeout=12)
     for index, case in enumerate(results[0]):
         batch, m = case["case"][:2]
         label = f"batch {batch}, m = {m} micro-batches"

@@ -6,6 +6,7 @@ rank's gradient shard with fully_shard's: a sum instead of the mean, another ran
 padding left in are each named."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -35,14 +36,9 @@ def _gather_reading(got, full, n) -> str:
     if got.shape != full.shape:
         return f"has shape {tuple(got.shape)}; the full parameter is {tuple(full.shape)}"
     blocks = list(full.chunk(n))
-    order = []
-    start = 0
-    for size in [len(b) for b in blocks]:
-        piece = got[start:start + size]
-        owner = next((k for k, b in enumerate(blocks) if b.shape == piece.shape and torch.allclose(b, piece)), None)
-        order.append(owner)
-        start += size
-    if None not in order and order != list(range(len(blocks))):
+    order = next((list(p) for p in itertools.permutations(range(len(blocks)))
+                  if torch.allclose(torch.cat([blocks[k] for k in p]), got)), None)
+    if order is not None and order != list(range(len(blocks))):
         return (f"holds the ranks' shards in the order {order}: rank r's rows go at rows r·⌈rows/N⌉ onwards — "
                 f"concatenate the gathered pieces in rank order")
     if any(torch.equal(got, b.repeat(n, *[1] * (b.dim() - 1))[:rows]) for b in blocks if len(b)):
