@@ -52,6 +52,10 @@ def _read(got, ddp, local, rank_locals, n) -> str | None:
             return "is another rank's own gradient (a broadcast, not an all_reduce sum)"
     if _close(got, torch.zeros_like(got)):
         return "is zero: the gradient was cleared or overwritten"
+    scale = (got.flatten() @ ddp.flatten() / (ddp.flatten() @ ddp.flatten()).clamp_min(1e-300)).item()
+    if abs(scale) > 1e-12 and _close(got, ddp * scale):
+        return (f"is {scale:.4g} × DDP's average, the sum divided by {n / scale:.4g} instead of N = {n}: divide the "
+                f"all_reduce sum by dist.get_world_size()")
     return "differs from DDP's average (not a sum, a factor or a rank's own gradient)"
 
 

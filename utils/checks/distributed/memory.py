@@ -74,6 +74,17 @@ def _diagnose(got, want, stage, mixed) -> None:
         ("Ψ", [p for p, _, _ in POINTS]), ("Ψ/N", [p / k for p, k, _ in POINTS]), ("A", [a for _, _, a in POINTS]),
         ("A/N", [a / k for _, k, a in POINTS]), ("1", [1.0] * len(POINTS)))}
     fit = fit_linear(torch.tensor(got, dtype=torch.float64), basis)
+    if not fit.exact:  # the usual ways out of the form: a second ÷ N, or ÷ (N − 1)
+        for extra, reading in (("Ψ/N²", "a Ψ/N² term: something is divided by N twice (a sharded part, or the "
+                                        "whole sum divided by N once more)"),
+                               ("Ψ/(N−1)", "a Ψ/(N − 1) term: you divide by N − 1; a part sharded over N ranks is "
+                                           "divided by N")):
+            values = [p / k ** 2 if extra == "Ψ/N²" else p / max(k - 1, 1) for p, k, _ in POINTS]
+            wider = fit_linear(torch.tensor(got, dtype=torch.float64),
+                               {**basis, extra: torch.tensor(values, dtype=torch.float64),
+                                "A/N²": torch.tensor([a / k ** 2 for _, k, a in POINTS], dtype=torch.float64)})
+            if wider.exact and abs(wider.coefficients[extra]) > 1e-6:
+                raise CheckFailure(head + f"Your answer has {reading}. ({EQUATION}.)")
     ratio = [g / w for g, w in zip(got, want) if w]
     if ratio and all(abs(r - ratio[0]) < 1e-6 * abs(ratio[0]) for r in ratio):
         for name, value in (("GB (10⁹)", 1e-9), ("GiB (2³⁰)", 2 ** -30), ("MB (10⁶)", 1e-6), ("MiB (2²⁰)", 2 ** -20),

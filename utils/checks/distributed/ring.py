@@ -120,5 +120,14 @@ def _compare_bytes(bytes_sent, n, size, element_size, label) -> None:
         for value_ratio, reading in readings.items():
             if abs(ratio - value_ratio) < 1e-9:
                 raise EX_RING.fail(head + reading + ".", case=label)
+        sends = ratio * n  # in chunks of S/N
+        if abs(sends - round(sends)) < 1e-9 and round(sends) > 0:
+            raise EX_RING.fail(head + f"That is {round(sends)} chunks of S/N; each phase sends N − 1 = {n - 1}, so "
+                                      f"2(N−1) = {2 * (n - 1)} in all: count one chunk per step of each phase "
+                                      f"(a phase has N − 1 steps).", case=label)
+        if abs(sends * element_size - round(sends * element_size)) < 1e-9:
+            raise EX_RING.fail(head + f"That is {round(sends * element_size)} chunks counted in elements: count "
+                                      f"bytes (× element_size() = {element_size}), one chunk per step, "
+                                      f"2(N−1) = {2 * (n - 1)} chunks in all.", case=label)
         raise EX_RING.fail(head + f"Yours is {ratio:.4g}·S: add chunk.numel() * chunk.element_size() once for each "
                                   f"chunk a rank sends, over both phases.", case=label)
