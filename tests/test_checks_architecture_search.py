@@ -439,6 +439,11 @@ def halving_linear(n, r, eta):
     return rungs
 
 
+def halving_float_log(n, r, eta):
+    """The number of rungs from a float logarithm: int(4.999…) = 4 for n = 243, η = 3."""
+    return [(n // eta ** i, r * eta ** i) for i in range(int(math.log(n, eta)) + 1)]
+
+
 @exercise("7.4")
 def test_halving_reference_passes():
     assert_passes(checks.check_successive_halving, NS["successive_halving"])
@@ -459,6 +464,7 @@ def test_halving_stub_passes_through():
     (halving_budget_starts_high, ("rung 0 trains min_steps",)),
     (halving_swapped_pairs, ("number of configurations first",)),
     (halving_linear, ("η·i", "⌊n/η^i⌋")),
+    (halving_float_log, ("exact power", "int() rounds down")),
 ])
 def test_halving_mistakes_are_named(wrong, words):
     assert_diagnoses(checks.check_successive_halving, wrong, *words)

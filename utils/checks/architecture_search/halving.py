@@ -6,7 +6,9 @@ import math
 from utils.checks.architecture_search.reference import EX_HALVING
 from utils.checks.core import one_thread
 
-CASES = ((81, 1, 3), (27, 10, 3), (100, 5, 3), (64, 4, 2), (1, 5, 3), (2, 7, 3), (10, 3, 4), (30, 2, 3))
+# (n_configs, min_steps, eta); 243 = 3⁵ and 1000 = 10³: exact powers whose float log(n, η) falls just short
+CASES = ((81, 1, 3), (27, 10, 3), (100, 5, 3), (64, 4, 2), (1, 5, 3), (2, 7, 3), (10, 3, 4), (30, 2, 3), (243, 1, 3),
+         (1000, 2, 10))
 
 
 def rungs(n: int, r: int, eta: int) -> list[tuple[int, int]]:
@@ -35,6 +37,10 @@ def _diagnose(got: list, want: list, n: int, r: int, eta: int) -> str:
     if got_n == want_n + [0] * (len(got) - len(want)) and len(got) > len(want):
         return (f"your last rung{'s hold' if len(got) - len(want) > 1 else ' holds'} 0 configurations: stop when "
                 f"none is left (while n_i >= 1).")
+    if got[:len(want) - 1] == want[:-1] and len(got) == len(want) - 1 and math.log(n, eta) % 1 > 0.5:
+        return (f"you stop one rung early, and only where n = {n} is an exact power of η = {eta}: in floating point "
+                f"math.log({n}, {eta}) = {math.log(n, eta)!r}, which int() rounds down. Count the rungs with integers "
+                f"(while n_i >= 1: …; n_i //= eta), or round the logarithm.")
     if got[:len(want) - 1] == want[:-1] and len(got) == len(want) - 1:
         return (f"you stop one rung early: the last rung, {want[-1]}, still holds {want[-1][0]} configuration"
                 f"{'s' if want[-1][0] > 1 else ''} (the loop condition is n_i >= 1, not n_i > 1 or n_i >= eta).")
